@@ -1,0 +1,29 @@
+#pragma once
+// Model checkpoints as safetensors: parameters under their PyTorch state_dict names, and in
+// the metadata the model's name ("lethe.model") and whatever the caller adds (the data spec,
+// the training settings). Loading checks that every name, dtype and shape matches the model.
+#include <map>
+#include <memory>
+#include <string>
+
+#include "nn/module.h"
+
+namespace lethe {
+
+void save_checkpoint(const std::string& path, Module& model, const std::string& model_name,
+                     const std::map<std::string, std::string>& metadata = {});
+
+struct LoadedModel {
+  std::string model_name;
+  std::unique_ptr<Module> model;
+  std::map<std::string, std::string> metadata;
+};
+
+// Builds the model named in the file (or `expected_model` when the file names none, as a
+// PyTorch export would) and copies the stored parameters into it.
+LoadedModel load_checkpoint(const std::string& path, const std::string& expected_model = "mnist-cnn");
+
+// Copies the parameters stored in `path` into an existing model (names and shapes must match).
+void load_parameters(const std::string& path, Module& model);
+
+}  // namespace lethe

@@ -1,0 +1,24 @@
+#pragma once
+// The paper's models, built by name.
+#include <memory>
+#include <string>
+
+#include "nn/module.h"
+
+namespace lethe {
+
+// The MNIST CNN of method.md: Conv(1,32,5,p2) ReLU MaxPool2 Conv(32,32,5,p2) ReLU MaxPool2
+// Flatten Linear(1568,50) ReLU Linear(50,10). Names "0.weight" ... "9.bias" as nn.Sequential.
+std::unique_ptr<Sequential> make_mnist_cnn(Rng& rng);
+
+// Builds a model by its CLI name ("mnist-cnn"); throws a UsageError listing the known names.
+std::unique_ptr<Module> make_model(const std::string& name, Rng& rng);
+
+// Input geometry [channels, height, width] and class count the named model expects.
+struct ModelSpec {
+  std::string name;
+  int64_t channels, height, width, classes;
+};
+ModelSpec model_spec(const std::string& name);
+
+}  // namespace lethe

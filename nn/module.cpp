@@ -1,0 +1,135 @@
+#include "nn/module.h"
+
+#include <cmath>
+
+#include "nn/ops.h"
+#include "util/error.h"
+
+namespace lethe {
+
+std::vector<NamedParameter> Module::named_parameters() {
+  std::vector<NamedParameter> out;
+  collect_parameters("", out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() {
+  std::vector<Tensor> out;
+  for (auto& p : named_parameters()) out.push_back(p.tensor);
+  return out;
+}
+
+int64_t Module::parameter_count() {
+  int64_t n = 0;
+  for (auto& p : named_parameters()) n += p.tensor.numel();
+  return n;
+}
+
+void Module::zero_grad() {
+  for (auto& p : named_parameters()) p.tensor.zero_grad();
+}
+
+Device Module::device() {
+  auto params = named_parameters();
+  return params.empty() ? Device::CPU : params.front().tensor.device();
+}
+
+void init_uniform_fan_in(Tensor& t, int64_t fan_in, Rng& rng) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  std::vector<float> values(static_cast<size_t>(t.numel()));
+  for (auto& v : values) v = static_cast<float>(rng.uniform(-bound, bound));
+  t.copy_(Tensor::from_vector(t.shape(), values));
+}
+
+static void move_parameter(Tensor& t, Device device) {
+  if (!t.defined() || t.device() == device) return;
+  const bool rg = t.requires_grad();
+  t = t.detach().to(device);
+  t.set_requires_grad(rg);
+}
+
+// ---- Linear ----
+Linear::Linear(int64_t in, int64_t out, Rng& rng, bool with_bias) {
+  if (in < 1 || out < 1) fail("Linear({}, {}): sizes must be positive", in, out);
+  weight = Tensor::empty({out, in});
+  init_uniform_fan_in(weight, in, rng);
+  weight.set_requires_grad(true);
+  if (with_bias) {
+    bias = Tensor::empty({out});
+    init_uniform_fan_in(bias, in, rng);
+    bias.set_requires_grad(true);
+  }
+}
+Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+std::string Linear::describe() const {
+  return fmt::format("Linear({}, {}{})", weight.size(1), weight.size(0), bias.defined() ? "" : ", bias=False");
+}
+void Linear::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
+  out.push_back({prefix + "weight", weight});
+  if (bias.defined()) out.push_back({prefix + "bias", bias});
+}
+void Linear::to(Device device) {
+  move_parameter(weight, device);
+  move_parameter(bias, device);
+}
+
+// ---- Conv2d ----
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride_, int64_t padding_, Rng& rng,
+               bool with_bias)
+    : stride(stride_), padding(padding_) {
+  if (in_channels < 1 || out_channels < 1 || kernel < 1 || stride < 1 || padding < 0)
+    fail("Conv2d({}, {}, kernel={}, stride={}, padding={}): invalid geometry", in_channels, out_channels, kernel, stride,
+         padding);
+  const int64_t fan_in = in_channels * kernel * kernel;
+  weight = Tensor::empty({out_channels, in_channels, kernel, kernel});
+  init_uniform_fan_in(weight, fan_in, rng);
+  weight.set_requires_grad(true);
+  if (with_bias) {
+    bias = Tensor::empty({out_channels});
+    init_uniform_fan_in(bias, fan_in, rng);
+    bias.set_requires_grad(true);
+  }
+}
+Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight, bias, stride, padding); }
+std::string Conv2d::describe() const {
+  return fmt::format("Conv2d({}, {}, kernel_size={}, stride={}, padding={})", weight.size(1), weight.size(0),
+                     weight.size(2), stride, padding);
+}
+void Conv2d::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
+  out.push_back({prefix + "weight", weight});
+  if (bias.defined()) out.push_back({prefix + "bias", bias});
+}
+void Conv2d::to(Device device) {
+  move_parameter(weight, device);
+  move_parameter(bias, device);
+}
+
+// ---- stateless layers ----
+Tensor ReLU::forward(const Tensor& x) { return relu(x); }
+Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, kernel_, stride_); }
+std::string MaxPool2d::describe() const { return fmt::format("MaxPool2d(kernel_size={}, stride={})", kernel_, stride_); }
+Tensor Flatten::forward(const Tensor& x) { return flatten(x); }
+
+// ---- Sequential ----
+Sequential& Sequential::add(std::unique_ptr<Module> layer) {
+  layers_.push_back(std::move(layer));
+  return *this;
+}
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor h = x;
+  for (auto& layer : layers_) h = layer->forward(h);
+  return h;
+}
+std::string Sequential::describe() const {
+  std::string s = "Sequential(\n";
+  for (size_t i = 0; i < layers_.size(); ++i) s += fmt::format("  ({}): {}\n", i, layers_[i]->describe());
+  return s + ")";
+}
+void Sequential::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->collect_parameters(fmt::format("{}{}.", prefix, i), out);
+}
+void Sequential::to(Device device) {
+  for (auto& layer : layers_) layer->to(device);
+}
+
+}  // namespace lethe

@@ -1,0 +1,56 @@
+#pragma once
+// Differentiable operations. Each runs on the device its inputs live on (all inputs of one op on
+// one device) and records a backward closure when an input requires a gradient.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "nn/tensor.h"
+
+namespace lethe {
+
+// Class labels for a batch, kept on the host and copied to a device the first time a kernel
+// there needs them.
+class Labels {
+ public:
+  Labels() = default;
+  explicit Labels(std::vector<int32_t> values) : host_(std::move(values)) {}
+  int64_t size() const { return static_cast<int64_t>(host_.size()); }
+  const std::vector<int32_t>& host() const { return host_; }
+  const int32_t* on(Device device) const;
+
+ private:
+  std::vector<int32_t> host_;
+  mutable std::shared_ptr<Storage> device_copy_;
+};
+
+// ---- elementwise (same shapes) ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& a, float alpha);
+Tensor relu(const Tensor& x);
+
+// ---- reductions to a 0-d tensor ----
+Tensor sum(const Tensor& x);
+Tensor mean(const Tensor& x);
+
+// ---- layers ----
+// x [n, in], w [out, in], b [out] or undefined -> [n, out]
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+// x [n, c, h, w], w [co, c, kh, kw], b [co] or undefined -> [n, co, ho, wo]
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding);
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride);
+Tensor flatten(const Tensor& x);  // [n, ...] -> [n, prod(...)]
+
+// ---- losses ----
+Tensor log_softmax(const Tensor& x);                          // rows of [n, k]
+Tensor nll_loss(const Tensor& logp, const Labels& labels);    // per-example [n]
+Tensor cross_entropy(const Tensor& logits, const Labels& labels);  // per-example [n], fused
+
+// ---- no-autograd helpers ----
+void add_inplace(Tensor& acc, const Tensor& g, float alpha = 1.0f);  // acc += alpha g
+bool all_finite(const Tensor& x);
+
+}  // namespace lethe

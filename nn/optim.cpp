@@ -1,0 +1,55 @@
+#include "nn/optim.h"
+
+#include "nn/dispatch.h"
+#include "util/error.h"
+
+
+namespace lethe {
+
+Optimizer::Optimizer(std::vector<Tensor> params) : params_(std::move(params)) {
+  for (auto& p : params_)
+    if (!p.defined() || !p.requires_grad()) fail("optimiser given a tensor that does not require a gradient");
+}
+
+void Optimizer::zero_grad() {
+  for (auto& p : params_) p.zero_grad();
+}
+
+Adam::Adam(std::vector<Tensor> params, AdamHyper hyper) : Optimizer(std::move(params)), hyper_(hyper) {
+  if (!(hyper.lr > 0) || !(hyper.beta1 >= 0 && hyper.beta1 < 1) || !(hyper.beta2 >= 0 && hyper.beta2 < 1) ||
+      !(hyper.eps > 0) || !(hyper.weight_decay >= 0))
+    throw UsageError(fmt::format("Adam: invalid hyper-parameters lr={} betas=({}, {}) eps={} weight_decay={}", hyper.lr,
+                                 hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay));
+  for (auto& p : params_) {
+    m_.push_back(Tensor::zeros(p.shape(), p.device()));
+    v_.push_back(Tensor::zeros(p.shape(), p.device()));
+  }
+}
+
+void Adam::step() {
+  ++step_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    LETHE_DISPATCH(p.device(), adam_step, p.numel(), hyper_, step_, p.data(), g.data(), m_[i].data(), v_[i].data());
+  }
+}
+
+Sgd::Sgd(std::vector<Tensor> params, SgdHyper hyper) : Optimizer(std::move(params)), hyper_(hyper) {
+  if (!(hyper.lr > 0) || !(hyper.momentum >= 0) || !(hyper.weight_decay >= 0))
+    throw UsageError(fmt::format("SGD: invalid hyper-parameters lr={} momentum={} weight_decay={}", hyper.lr,
+                                 hyper.momentum, hyper.weight_decay));
+  for (auto& p : params_) momentum_.push_back(Tensor::zeros(p.shape(), p.device()));
+}
+
+void Sgd::step() {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    LETHE_DISPATCH(p.device(), sgd_step, p.numel(), hyper_, p.data(), g.data(), momentum_[i].data());
+  }
+}
+
+}  // namespace lethe

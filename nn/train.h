@@ -1,0 +1,52 @@
+#pragma once
+// Training and evaluation of a classifier on an ImageSet, on any device.
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "datasets/mnist.h"
+#include "kernels/cpu/optim.h"
+#include "nn/module.h"
+#include "nn/ops.h"
+
+namespace lethe {
+
+struct EpochStats {
+  int epoch = 0;       // 1-based
+  int epochs = 0;
+  double loss = 0;     // mean training loss over the epoch
+  double accuracy = 0; // training accuracy over the epoch (predictions made during training)
+  double seconds = 0;
+};
+
+struct TrainOptions {
+  int epochs = 20;
+  int64_t batch = 64;
+  AdamHyper adam;
+  uint64_t seed = 0;  // batch order
+  // Called after each batch with (batches done, batches per epoch) and after each epoch.
+  std::function<void(int64_t, int64_t)> on_batch;
+  std::function<void(const EpochStats&)> on_epoch;
+};
+
+// Copies batch `idx` of `set` into a [b, c, h, w] tensor and its labels, on `device`.
+Tensor batch_images(const data::ImageSet& set, std::span<const int64_t> idx, Device device, Labels* labels);
+
+// Adam on the mean cross-entropy, shuffled batches; stops with an Error naming the epoch and
+// batch when the loss or a gradient stops being finite.
+std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& train, const TrainOptions& options);
+
+struct EvalResult {
+  int64_t n = 0;
+  double accuracy = 0;
+  double mean_loss = 0;
+  std::vector<int32_t> predictions;  // per example
+  std::vector<float> losses;         // per-example cross-entropy
+  std::vector<int64_t> confusion;    // classes x classes, row = true label, column = prediction
+  int32_t classes = 0;
+  std::vector<double> per_class_accuracy;
+};
+
+EvalResult evaluate(Module& model, const data::ImageSet& set, int64_t batch = 500);
+
+}  // namespace lethe

@@ -1,0 +1,80 @@
+#include "tools/lethe/cli.h"
+
+#include <cstdio>
+
+#include "kernels/cpu/blas.h"
+#include "kernels/device.h"
+#include "util/error.h"
+
+namespace lethe::cli {
+
+Device resolve_device(const std::string& name) {
+  if (name == "cpu") return Device::CPU;
+  if (name == "cuda") {
+    if (!device::cuda_available()) fail("--device cuda: {}", device::cuda_unavailable_reason());
+    return Device::CUDA;
+  }
+  if (name == "auto") return device::cuda_available() ? Device::CUDA : Device::CPU;
+  throw UsageError(fmt::format("--device: unknown device '{}' (known: cpu, cuda, auto)", name));
+}
+
+Device setup(const GlobalOptions& global) {
+  if (global.threads < 0) throw UsageError(fmt::format("--threads {}: must be >= 0", global.threads));
+  cpu::set_num_threads(global.threads);
+  return resolve_device(global.device);
+}
+
+void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
+  cmd->add_option("--dataset", spec.dataset, "Dataset: mnist")->capture_default_str();
+  cmd->add_option("--data", spec.dir, "Folder with the dataset's files (MNIST: the four IDX files)")
+      ->capture_default_str();
+  cmd->add_option("--subset", spec.subset, "Training examples drawn (seeded) from the training split; 0 = all")
+      ->capture_default_str();
+  cmd->add_option("--noise", spec.noise, "Noise injected into D: none | label (1<->7 p=0.4, 6<->9 p=0.3) | input "
+                                         "(salt-and-pepper on 30% of classes 1,7,6,9)")
+      ->capture_default_str();
+}
+
+std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, const std::vector<float>& mean) {
+  std::string mean_str;
+  for (size_t i = 0; i < mean.size(); ++i) mean_str += fmt::format("{}{:.9g}", i ? "," : "", mean[i]);
+  return {{"lethe.data.dataset", spec.dataset},
+          {"lethe.data.subset", std::to_string(spec.subset)},
+          {"lethe.data.noise", spec.noise},
+          {"lethe.data.seed", std::to_string(spec.seed)},
+          {"lethe.data.mean", mean_str}};
+}
+
+bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::DataSpec& spec, std::vector<float>& mean) {
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = meta.find(key);
+    return it == meta.end() ? nullptr : &it->second;
+  };
+  const std::string *dataset = get("lethe.data.dataset"), *subset = get("lethe.data.subset"),
+                    *noise = get("lethe.data.noise"), *seed = get("lethe.data.seed"), *m = get("lethe.data.mean");
+  if (!dataset || !subset || !noise || !seed || !m) return false;
+  try {
+    spec.dataset = *dataset;
+    spec.subset = std::stoll(*subset);
+    spec.noise = *noise;
+    spec.seed = std::stoull(*seed);
+    mean.clear();
+    size_t pos = 0;
+    while (pos < m->size()) {
+      size_t end = m->find(',', pos);
+      if (end == std::string::npos) end = m->size();
+      mean.push_back(std::stof(m->substr(pos, end - pos)));
+      pos = end + 1;
+    }
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !mean.empty();
+}
+
+void print_result(const std::string& text) {
+  std::fputs(text.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace lethe::cli

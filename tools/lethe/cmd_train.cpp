@@ -1,0 +1,100 @@
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/checkpoint.h"
+#include "nn/models.h"
+#include "nn/train.h"
+#include "tools/lethe/cli.h"
+#include "util/error.h"
+
+namespace lethe::cli {
+namespace {
+
+struct TrainArgs {
+  data::DataSpec spec;
+  std::string model = "mnist-cnn";
+  int epochs = 20;
+  int64_t batch = 64;
+  float lr = 1e-3f;
+  float weight_decay = 0.0f;
+  std::string out;
+  bool json = false;
+};
+
+void run_train(const GlobalOptions& global, TrainArgs& a) {
+  const Device device = setup(global);
+  a.spec.seed = global.seed;
+  model_spec(a.model);  // unknown model: usage error before any work
+  if (a.epochs < 0) throw UsageError(fmt::format("--epochs {}: must be >= 0", a.epochs));
+  if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
+  if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
+  Progress progress(global.quiet);
+  const auto t0 = std::chrono::steady_clock::now();
+  data::PreparedData d = data::prepare_data(a.spec);
+  progress.line(fmt::format("data: {} training examples (noise: {}, {} corrupted), {} test examples", d.train.n,
+                            a.spec.noise, std::count(d.noisy.begin(), d.noisy.end(), 1), d.test.n));
+
+  Rng init_rng = Rng(global.seed).fork(2);
+  auto model = make_model(a.model, init_rng);
+  model->to(device);
+  progress.line(fmt::format("model: {} ({} parameters) on {}", a.model, model->parameter_count(), device_name(device)));
+
+  TrainOptions opt;
+  opt.epochs = a.epochs;
+  opt.batch = a.batch;
+  opt.adam.lr = a.lr;
+  opt.adam.weight_decay = a.weight_decay;
+  opt.seed = Rng(global.seed).fork(3).next_u64();
+  opt.on_batch = [&](int64_t done, int64_t total) { progress.update("train", done, total); };
+  opt.on_epoch = [&](const EpochStats& s) {
+    progress.line(fmt::format("epoch {:>3}/{}  loss {:.4f}  train acc {:.4f}  {:.2f}s", s.epoch, s.epochs, s.loss,
+                              s.accuracy, s.seconds));
+  };
+  const auto history = train_classifier(*model, d.train, opt);
+  const EvalResult test = evaluate(*model, d.test);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  auto meta = data_metadata(a.spec, d.mean);
+  meta["lethe.train.epochs"] = std::to_string(a.epochs);
+  meta["lethe.train.batch"] = std::to_string(a.batch);
+  meta["lethe.train.lr"] = fmt::format("{}", a.lr);
+  meta["lethe.train.test_accuracy"] = fmt::format("{:.6f}", test.accuracy);
+  save_checkpoint(a.out, *model, a.model, meta);
+
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.model;
+    j["out"] = a.out;
+    j["device"] = device_name(device);
+    j["n_train"] = d.train.n;
+    j["epochs"] = a.epochs;
+    j["test_accuracy"] = test.accuracy;
+    j["train_loss"] = history.empty() ? 0.0 : history.back().loss;
+    j["seconds"] = seconds;
+    j["epoch_seconds"] = nlohmann::json::array();
+    for (const auto& h : history) j["epoch_seconds"].push_back(h.seconds);
+    print_result(j.dump(2) + "\n");
+  } else {
+    print_result(fmt::format("test accuracy {:.4f} ({} examples)\nsaved {}\n", test.accuracy, test.n, a.out));
+  }
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("train", "Train a model on the training set D (seeded subset, optional noise)");
+  auto a = std::make_shared<TrainArgs>();
+  a->spec.dir = "data/mnist";
+  add_data_options(cmd, a->spec);
+  cmd->add_option("--model", a->model, "Architecture: mnist-cnn")->capture_default_str();
+  cmd->add_option("--epochs", a->epochs, "Passes over D")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "Examples per Adam step")->capture_default_str();
+  cmd->add_option("--lr", a->lr, "Adam learning rate")->capture_default_str();
+  cmd->add_option("--weight-decay", a->weight_decay, "L2 weight decay")->capture_default_str();
+  cmd->add_option("--out", a->out, "Checkpoint to write (safetensors; written atomically)")->required();
+  cmd->add_flag("--json", a->json, "Print one JSON document on stdout instead of text");
+  cmd->callback([&global, a] { run_train(global, *a); });
+}
+
+}  // namespace lethe::cli

@@ -1,0 +1,46 @@
+// lethe: find the training examples behind a model's failures and make the model forget them.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "kernels/cpu/blas.h"
+#include "tools/lethe/cli.h"
+#include "util/error.h"
+
+int main(int argc, char** argv) {
+  using namespace lethe;
+  CLI::App app{"lethe " LETHE_VERSION
+               " - repairs neural networks: finds the training examples that cause a model's failures "
+               "and makes the model forget them.",
+               "lethe"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.set_version_flag("--version", LETHE_VERSION);
+  cli::GlobalOptions global;
+  app.add_option("--device", global.device, "Where to run: cpu | cuda | auto (the GPU when one is present)")
+      ->capture_default_str();
+  app.add_option("--threads", global.threads, "CPU threads for OpenMP and BLAS (0 = all cores)")->capture_default_str();
+  app.add_option("--seed", global.seed, "Seed for every random choice (subset, noise, init, batch order)")
+      ->capture_default_str();
+  app.add_flag("--quiet", global.quiet, "No progress on stderr");
+  app.footer("Run `lethe <command> --help` for a command's options. Results go to stdout, progress to stderr.");
+
+  cli::add_fetch_data_command(app, global);
+  cli::add_train_command(app, global);
+  cli::add_eval_command(app, global);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "lethe: error: %s (see `lethe --help`)\n", e.what());
+    return 2;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "lethe: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lethe: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,74 @@
+#include "util/atomic_file.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "util/error.h"
+
+namespace lethe {
+namespace {
+
+std::string temporary_name_for(const std::string& path) {
+  std::random_device rd;
+  return fmt::format("{}.tmp-{}-{:08x}", path, static_cast<long>(::getpid()), rd());
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  if (fs::is_directory(target)) fail("cannot write '{}': it is a directory", path);
+  const std::string tmp = temporary_name_for(path);
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail("cannot write '{}': {}", path, std::strerror(errno));
+  auto discard = [&] {
+    if (f) std::fclose(f);
+    f = nullptr;
+    std::remove(tmp.c_str());
+  };
+  try {
+    writer(f);
+    if (std::fflush(f) != 0) fail("cannot write '{}': {}", path, std::strerror(errno));
+    if (::fsync(::fileno(f)) != 0) fail("cannot write '{}': {}", path, std::strerror(errno));
+    const int rc = std::fclose(f);
+    f = nullptr;
+    if (rc != 0) fail("cannot write '{}': {}", path, std::strerror(errno));
+  } catch (...) {
+    discard();
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    fail("cannot write '{}': rename failed: {}", path, std::strerror(err));
+  }
+}
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  write_file_atomic(path, [&](std::FILE* f) {
+    if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size())
+      fail("cannot write '{}': {}", path, std::strerror(errno));
+  });
+}
+
+std::string read_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail("cannot read '{}': no such file", path);
+  if (fs::is_directory(path, ec)) fail("cannot read '{}': it is a directory", path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read '{}': {}", path, std::strerror(errno));
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) fail("cannot read '{}': read error", path);
+  return bytes;
+}
+
+}  // namespace lethe

@@ -1,0 +1,23 @@
+#pragma once
+// Outputs appear complete or not at all: bytes go to a temporary file beside the target, are
+// flushed and fsync'ed, and only then renamed over it. A failure at any step removes the
+// temporary file, leaves an existing target untouched and throws an Error naming the path.
+#include <cstddef>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace lethe {
+
+// Writes `bytes` to `path` atomically.
+void write_file_atomic(const std::string& path, std::string_view bytes);
+
+// Streams into a temporary file through `writer` (called with a FILE*), then renames it into
+// place. If `writer` throws, nothing is left behind and the exception propagates.
+void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer);
+
+// Reads a whole file; throws an Error naming the path if it cannot.
+std::string read_file(const std::string& path);
+
+}  // namespace lethe
