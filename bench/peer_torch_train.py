@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Peer timing: one MNIST-CNN training epoch in PyTorch (CPU), the same work as
+lethe_bench's BM_MnistCnnEpoch: 3000 synthetic 28x28 examples, batch 64, Adam lr 1e-3.
+
+    /usr/bin/python3 bench/peer_torch_train.py --threads 2 --repeats 5
+
+Prints the median epoch seconds and examples/s. Needs Debian's python3-torch (1.13)."""
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+
+def mnist_cnn():
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),
+        nn.Conv2d(32, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),
+        nn.Flatten(), nn.Linear(1568, 50), nn.ReLU(), nn.Linear(50, 10))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=64)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.rand(args.n, 1, 28, 28) - 0.1
+    y = torch.randint(0, 10, (args.n,))
+    model = mnist_cnn()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def epoch():
+        perm = torch.randperm(args.n)
+        correct = 0
+        for i in range(0, args.n, args.batch):
+            idx = perm[i:i + args.batch]
+            logits = model(x[idx])
+            loss = loss_fn(logits, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            correct += (logits.argmax(1) == y[idx]).sum().item()  # lethe's loop tracks accuracy too
+        return correct
+
+    epoch()  # warm-up
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    print(f"torch {torch.__version__} threads={args.threads} mkldnn={torch.backends.mkldnn.is_available()} "
+          f"epoch median {med:.3f}s ({args.n / med:.0f} examples/s) over {args.repeats}: "
+          + " ".join(f"{t:.3f}" for t in times))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# The one command for a GPU machine: build lethe with the CUDA backend (Release, build-gpu/), run
+# the CUDA tests, then every test, then the benchmarks if they were built, and print a summary.
+# Exits non-zero when a step fails (2 when a dependency is missing before anything is built).
+#
+# Made for a machine with the CUDA 13 toolkit, CMake and ninja but no package registry. What
+# the build needs beyond those comes from source trees or a prebuilt prefix carried along in
+# third_party_src/ at the repository root:
+#   third_party_src/googletest/   GoogleTest source (Debian: /usr/src/googletest)   required
+#   third_party_src/benchmark/    Google Benchmark source                           optional
+#   third_party_src/fmt/ json/ CLI11/   source trees, used when the system lacks them
+#   third_party_src/prefix/       an install prefix (include/, lib/) for what has no source tree
+#                                 here, e.g. OpenBLAS (cblas.h, libopenblas.so) and stb headers
+# It first says what it found and where, and stops with a clear list when something required
+# is missing. cuDNN is looked for in the CUDA toolkit, $CUDNN_ROOT, then the nvidia-cudnn
+# Python wheel (PyTorch's), whose unversioned libcudnn.so link is missing and supplied here.
+#
+# Environment: LETHE_GPU_BUILD (build folder, default build-gpu), LETHE_GPU_LOG_DIR (where the
+# logs and summary go, default <build>/logs), LETHE_CUDA_ARCHITECTURES (default: the GPU's own,
+# else "80;90"), LETHE_BENCH_ARGS (extra lethe_bench flags), JOBS (default: all cores).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${LETHE_GPU_BUILD:-$ROOT/build-gpu}"
+SRC="$ROOT/third_party_src"
+DEPS="$BUILD/_deps"
+PREFIX="$DEPS/prefix"
+LOGS="${LETHE_GPU_LOG_DIR:-$BUILD/logs}"
+JOBS="${JOBS:-$(nproc)}"
+CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+mkdir -p "$DEPS" "$LOGS"
+SUMMARY="$LOGS/summary.txt"
+: >"$SUMMARY"
+
+say() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
+section() { printf '\n== %s ==\n' "$*"; }
+# record STEP STATUS SECONDS
+results=()
+record() { results+=("$(printf '%-22s %-5s %5ss' "$1" "$2" "$3")"); }
+
+# ---- 1. tools ----------------------------------------------------------------------------------
+section "tools"
+missing=()
+NVCC="$(command -v nvcc || true)"
+[[ -z "$NVCC" && -x "$CUDA_HOME/bin/nvcc" ]] && NVCC="$CUDA_HOME/bin/nvcc"
+for tool in cmake ninja c++; do command -v "$tool" >/dev/null || missing+=("$tool (not on PATH)"); done
+[[ -n "$NVCC" ]] || missing+=("nvcc (neither on PATH nor at $CUDA_HOME/bin)")
+[[ -n "$NVCC" ]] && say "nvcc:   $("$NVCC" --version | tail -1)"
+command -v cmake >/dev/null && say "cmake:  $(cmake --version | head -1)"
+command -v ninja >/dev/null && say "ninja:  $(ninja --version)"
+if command -v nvidia-smi >/dev/null; then
+  say "gpu:    $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)"
+else
+  say "gpu:    nvidia-smi not found (the CUDA tests will skip if no device is visible)"
+fi
+ls "$CUDA_HOME"/lib64/libcublas.so* >/dev/null 2>&1 || say "note:   no libcublas in $CUDA_HOME/lib64; CMake's CUDA::cublas may not be found"
+
+# ---- 2. dependencies ---------------------------------------------------------------------------
+section "dependencies"
+SEARCH_ROOTS=(/usr/lib /usr/share /usr/include /usr/local/lib /usr/local/share /usr/local/include "$PREFIX" "$SRC/prefix")
+# find_first NAME-PATTERN [PATH-PATTERN]: the first file so named under the search roots.
+find_first() {
+  local root hit
+  for root in "${SEARCH_ROOTS[@]}"; do
+    [[ -d "$root" ]] || continue
+    if [[ $# -gt 1 ]]; then
+      hit="$(find "$root" -maxdepth 7 -name "$1" -path "$2" -print -quit 2>/dev/null || true)"
+    else
+      hit="$(find "$root" -maxdepth 7 -name "$1" -print -quit 2>/dev/null || true)"
+    fi
+    [[ -n "$hit" ]] && { printf '%s\n' "$hit"; return 0; }
+  done
+  return 1
+}
+
+# Source trees to build into $PREFIX: "package|directory names|cmake options".
+declare -A source_dir=()
+check_cmake_package() {  # NAME CONFIG-FILE REQUIRED DIRS...
+  local name="$1" config="$2" required="$3" dir found
+  shift 3
+  if found="$(find_first "$config")"; then
+    say "$(printf '%-14s found   %s' "$name" "$found")"
+    return 0
+  fi
+  for dir in "$@"; do
+    if [[ -f "$SRC/$dir/CMakeLists.txt" ]]; then
+      source_dir[$name]="$SRC/$dir"
+      say "$(printf '%-14s source  %s (built into %s)' "$name" "$SRC/$dir" "$PREFIX")"
+      return 0
+    fi
+  done
+  if [[ "$required" == required ]]; then
+    missing+=("$name: no $config installed and no source tree at third_party_src/{$(IFS=,; echo "$*")}")
+  else
+    say "$(printf '%-14s absent  (optional; skipped)' "$name")"
+  fi
+  return 1
+}
+
+check_cmake_package GTest GTestConfig.cmake required googletest || true
+have_benchmark=0
+check_cmake_package benchmark benchmarkConfig.cmake optional benchmark && have_benchmark=1
+check_cmake_package fmt fmt-config.cmake required fmt || true
+check_cmake_package nlohmann_json nlohmann_jsonConfig.cmake required json nlohmann_json || true
+check_cmake_package CLI11 CLI11Config.cmake required CLI11 cli11 || true
+
+if hit="$(find_first stb_image_write.h)"; then say "$(printf '%-14s found   %s' stb "$hit")"
+else missing+=("stb: no stb_image_write.h (put it in third_party_src/prefix/include/stb/)"); fi
+if hit="$(find_first cblas.h)"; then say "$(printf '%-14s found   %s' cblas.h "$hit")"
+else missing+=("OpenBLAS: no cblas.h (put it in third_party_src/prefix/include/)"); fi
+if hit="$(find_first 'libopenblas.so*')"; then say "$(printf '%-14s found   %s' libopenblas "$hit")"
+else missing+=("OpenBLAS: no libopenblas.so (put it in third_party_src/prefix/lib/)"); fi
+
+# cuDNN: the toolkit, $CUDNN_ROOT, or the Python wheel.
+cudnn_include="" cudnn_lib=""
+for dir in "${CUDNN_ROOT:-}" "$CUDA_HOME" /usr /usr/local; do
+  [[ -n "$dir" ]] || continue
+  for inc in "$dir/include" "$dir/include/x86_64-linux-gnu"; do [[ -f "$inc/cudnn.h" ]] && { cudnn_include="$inc"; break; }; done
+  for lib in "$dir/lib64" "$dir/lib" "$dir/lib/x86_64-linux-gnu"; do
+    compgen -G "$lib/libcudnn.so*" >/dev/null && { cudnn_lib="$lib"; break; }
+  done
+  [[ -n "$cudnn_include" && -n "$cudnn_lib" ]] && break
+  cudnn_include="" cudnn_lib=""
+done
+if [[ -z "$cudnn_lib" ]] && command -v python3 >/dev/null; then
+  wheel="$(python3 -c 'import importlib.util as u; s = u.find_spec("nvidia.cudnn"); print(list(s.submodule_search_locations)[0] if s else "")' 2>/dev/null || true)"
+  if [[ -n "$wheel" && -f "$wheel/include/cudnn.h" ]] && compgen -G "$wheel/lib/libcudnn.so*" >/dev/null; then
+    cudnn_include="$wheel/include" cudnn_lib="$wheel/lib"
+  fi
+fi
+CUDNN_ARGS=()
+if [[ -n "$cudnn_lib" ]]; then
+  say "$(printf '%-14s found   %s, %s' cuDNN "$cudnn_include" "$cudnn_lib")"
+  # A wheel ships only libcudnn.so.9; CMake's find_library wants the unversioned name.
+  shim="$DEPS/cudnn"
+  mkdir -p "$shim/lib"
+  ln -sfn "$cudnn_include" "$shim/include"
+  cudnn_sos=("$cudnn_lib"/libcudnn.so*)
+  ln -sfn "${cudnn_sos[0]}" "$shim/lib/libcudnn.so"
+  CUDNN_ARGS=(-DCUDNN_ROOT="$shim")
+else
+  missing+=("cuDNN: no cudnn.h + libcudnn.so in $CUDA_HOME, \$CUDNN_ROOT or the nvidia-cudnn Python wheel")
+fi
+
+if ((${#missing[@]})); then
+  say ""
+  say "MISSING — nothing was built:"
+  for m in "${missing[@]}"; do say "  - $m"; done
+  exit 2
+fi
+
+# The runtime finds cuDNN's sub-libraries (it dlopens them), the carried OpenBLAS and the
+# built dependencies through this path.
+export LD_LIBRARY_PATH="${cudnn_lib:+$cudnn_lib:}$PREFIX/lib:$PREFIX/lib64:$SRC/prefix/lib:$CUDA_HOME/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+# ---- 3. build the dependencies from source -----------------------------------------------------
+section "dependencies from source"
+build_source() {  # NAME CMAKE-OPTIONS...
+  local name="$1" src="${source_dir[$1]:-}"
+  shift
+  [[ -n "$src" ]] || return 0
+  local stamp="$DEPS/$name.installed"
+  [[ -f "$stamp" ]] && { echo "$name: already installed"; return 0; }
+  echo "$name: building from $src"
+  echo "==== $name ($src)" >>"$LOGS/deps.log"
+  if ! {
+    cmake -S "$src" -B "$DEPS/build-$name" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" \
+      -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_POSITION_INDEPENDENT_CODE=ON "$@" &&
+      cmake --build "$DEPS/build-$name" -j "$JOBS" &&
+      cmake --install "$DEPS/build-$name"
+  } >>"$LOGS/deps.log" 2>&1; then
+    echo "$name: build failed; the end of $LOGS/deps.log:"
+    tail -30 "$LOGS/deps.log"
+    return 1
+  fi
+  touch "$stamp"
+}
+t0=$SECONDS
+: >"$LOGS/deps.log"
+deps_ok=PASS
+{
+  build_source GTest -DBUILD_GMOCK=OFF -DINSTALL_GTEST=ON &&
+    build_source benchmark -DBENCHMARK_ENABLE_TESTING=OFF -DBENCHMARK_ENABLE_GTEST_TESTS=OFF \
+      -DBENCHMARK_ENABLE_WERROR=OFF -DBENCHMARK_ENABLE_INSTALL=ON &&
+    build_source fmt -DFMT_TEST=OFF -DFMT_DOC=OFF -DFMT_INSTALL=ON &&
+    build_source nlohmann_json -DJSON_BuildTests=OFF -DJSON_Install=ON &&
+    build_source CLI11 -DCLI11_BUILD_TESTS=OFF -DCLI11_BUILD_EXAMPLES=OFF -DCLI11_BUILD_DOCS=OFF
+} || deps_ok=FAIL
+record "dependencies" "$deps_ok" $((SECONDS - t0))
+
+print_summary() {
+  section "summary"
+  for line in "${results[@]}"; do say "$line"; done
+}
+if [[ "$deps_ok" != PASS ]]; then print_summary; exit 1; fi
+
+# ---- 4. configure and build --------------------------------------------------------------------
+section "configure"
+arch="${LETHE_CUDA_ARCHITECTURES:-}"
+if [[ -z "$arch" ]] && command -v nvidia-smi >/dev/null; then
+  cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')"
+  [[ "$cap" =~ ^[0-9]+$ ]] && arch="$cap"
+fi
+arch="${arch:-80;90}"
+bench_flag=OFF
+((have_benchmark)) && bench_flag=ON
+t0=$SECONDS
+status=PASS
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLETHE_CUDA=ON \
+  -DCMAKE_CUDA_COMPILER="$NVCC" -DLETHE_CUDA_ARCHITECTURES="$arch" -DLETHE_BUILD_BENCH="$bench_flag" \
+  -DCMAKE_PREFIX_PATH="$PREFIX;$SRC/prefix" "${CUDNN_ARGS[@]}" >"$LOGS/configure.log" 2>&1 || status=FAIL
+record "configure (sm $arch)" "$status" $((SECONDS - t0))
+if [[ "$status" != PASS ]]; then
+  tail -40 "$LOGS/configure.log"
+  print_summary
+  exit 1
+fi
+
+section "build"
+t0=$SECONDS
+status=PASS
+cmake --build "$BUILD" -j "$JOBS" >"$LOGS/build.log" 2>&1 || status=FAIL
+record "build" "$status" $((SECONDS - t0))
+if [[ "$status" != PASS ]]; then
+  grep -E -m 40 "error|Error|FAILED" "$LOGS/build.log" || tail -40 "$LOGS/build.log"
+  print_summary
+  exit 1
+fi
+
+# ---- 5. tests and benchmarks -------------------------------------------------------------------
+failed=0
+# run_step NAME LOG COMMAND...: runs it (10 minutes at most), prints the lines that matter.
+run_step() {
+  local name="$1" log="$2"
+  shift 2
+  section "$name"
+  local t0=$SECONDS rc=0
+  timeout 600 "$@" >"$log" 2>&1 || rc=$?
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|error:|tests? (ran|skipped)|SKIPPED \]" "$log" | head -80 || true
+  if ((rc != 0)); then
+    echo "($name exited with $rc; the end of $log:)"
+    tail -25 "$log"
+    failed=1
+    record "$name" FAIL $((SECONDS - t0))
+  else
+    record "$name" PASS $((SECONDS - t0))
+  fi
+}
+
+TESTS="$BUILD/lethe_tests"
+if [[ -x "$TESTS" ]]; then
+  run_step "CUDA tests" "$LOGS/cuda-tests.log" "$TESTS" --gtest_filter='*Cuda*'
+  cuda_skips="$(grep -c '^\[  SKIPPED \]' "$LOGS/cuda-tests.log" || true)"
+  ((cuda_skips > 0)) && say "note: $cuda_skips CUDA test lines report SKIPPED (no usable GPU?)"
+  run_step "all tests" "$LOGS/all-tests.log" "$TESTS"
+else
+  say "lethe_tests was not built"
+  record "tests" FAIL 0
+  failed=1
+fi
+
+BENCH="$BUILD/lethe_bench"
+if [[ -x "$BENCH" ]]; then
+  # Short runs: this is a smoke run with figures, not a careful measurement.
+  # shellcheck disable=SC2086
+  run_step "benchmarks" "$LOGS/bench.log" "$BENCH" --benchmark_min_time=0.05 ${LETHE_BENCH_ARGS:-}
+  grep -E "^[A-Za-z_].*(ns|us|ms)" "$LOGS/bench.log" | head -60 || true
+else
+  record "benchmarks" SKIP 0
+fi
+
+print_summary
+say "logs: $LOGS"
+exit "$failed"
