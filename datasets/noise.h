@@ -1,0 +1,77 @@
+#pragma once
+// Simulated training-set corruption (method.md, "Noise"), each kind returning a ground-truth
+// mask (one byte per example, 1 = corrupted) against which cause identification is scored.
+// Every function touches only the examples in its scope: labels outside the listed classes, and
+// images not chosen, keep their exact bits. Apply noise to pixels still in [0,1], i.e. before
+// mean subtraction; the image noises check this and refuse otherwise.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "datasets/mnist.h"
+#include "util/rng.h"
+
+namespace lethe::data {
+
+// ---- annotation noise ----
+
+// A symmetric pair: labels a become b, and labels b become a, each with probability p.
+struct LabelFlip {
+  int a, b;
+  double p;
+};
+
+// One direction only: labels `from` become `to` with probability p.
+struct LabelMap {
+  int from, to;
+  double p;
+};
+
+// The paper's MNIST annotation noise: 1<->7 with p = 0.4, 6<->9 with p = 0.3.
+std::vector<LabelFlip> mnist_label_flips();
+// The paper's CIFAR-10 annotation noise: plane<->bird 0.4, cat->dog 0.4, dog->cat 0.3
+// (classes 0 airplane, 2 bird, 3 cat, 5 dog).
+std::vector<LabelMap> cifar10_label_maps();
+
+// Each LabelFlip as its two LabelMaps.
+std::vector<LabelMap> both_directions(const std::vector<LabelFlip>& flips);
+
+// Changes labels as listed. Each example is decided once, from its label on entry, so a label
+// moved by one entry is never moved again by another (cat->dog and dog->cat can both be listed).
+// A class may be the `from` of at most one entry. Mask: 1 where the label changed.
+std::vector<uint8_t> map_labels(ImageSet& set, const std::vector<LabelMap>& maps, Rng& rng);
+// map_labels(set, both_directions(flips), rng); a class may appear in at most one pair.
+std::vector<uint8_t> flip_labels(ImageSet& set, const std::vector<LabelFlip>& flips, Rng& rng);
+
+// ---- random input noise ----
+// Both choose exactly round(fraction * m) of the m images whose label is in `classes` (a
+// seeded choice), corrupt them and keep their labels. Mask: 1 for each chosen image.
+
+// The paper's noisy classes: MNIST {1,7,6,9}; CIFAR-10 {airplane, bird, cat, dog} = {0,2,3,5}.
+inline const std::vector<int> kMnistNoisyClasses = {1, 7, 6, 9};
+inline const std::vector<int> kCifar10NoisyClasses = {0, 2, 3, 5};
+
+// The paper gives no magnitudes; these are lethe's defaults.
+inline constexpr double kDefaultNoisyFraction = 0.3;  // paper: 30% of those classes' images
+// Fraction of each chosen image's values set to 0 or 1 (each with probability 1/2). At 0.3 a
+// 28x28 digit stays legible to a person but is far from the clean training distribution.
+inline constexpr double kDefaultSaltPepperAmount = 0.3;
+// Standard deviation of the added noise on the [0,1] pixel scale (result clamped to [0,1]):
+// strong enough to hide fine texture on a 32x32 image, weak enough to keep the object visible.
+inline constexpr double kDefaultGaussianSigma = 0.2;
+
+// MNIST: each value of a chosen image is, with probability `amount`, set to 0 or 1.
+std::vector<uint8_t> salt_and_pepper(ImageSet& set, const std::vector<int>& classes,
+                                     double fraction, double amount, Rng& rng);
+// CIFAR-10: each value of a chosen image gets N(0, sigma^2) added, then is clamped to [0,1].
+std::vector<uint8_t> gaussian_noise(ImageSet& set, const std::vector<int>& classes,
+                                    double fraction, double sigma, Rng& rng);
+
+// ---- masks on disk ----
+
+// One line per example, "0" or "1", written atomically.
+void save_mask(const std::string& path, const std::vector<uint8_t>& mask);
+// Reads a mask written by save_mask; throws naming the file and line on anything else.
+std::vector<uint8_t> load_mask(const std::string& path);
+
+}  // namespace lethe::data
