@@ -48,6 +48,13 @@ static void move_parameter(Tensor& t, Device device) {
   t.set_requires_grad(rg);
 }
 
+Tensor CapturableLayer::record_capture(const Tensor& x, Tensor y) {
+  if (!capture) return y;
+  capture->input = x.detach();
+  capture->grad_output = Tensor();
+  return tap(y, [c = capture](const Tensor& g) { c->grad_output = g; });
+}
+
 // ---- Linear ----
 Linear::Linear(int64_t in, int64_t out, Rng& rng, bool with_bias) {
   if (in < 1 || out < 1) fail("Linear({}, {}): sizes must be positive", in, out);
@@ -60,7 +67,7 @@ Linear::Linear(int64_t in, int64_t out, Rng& rng, bool with_bias) {
     bias.set_requires_grad(true);
   }
 }
-Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) { return record_capture(x, linear(x, weight, bias)); }
 std::string Linear::describe() const {
   return fmt::format("Linear({}, {}{})", weight.size(1), weight.size(0), bias.defined() ? "" : ", bias=False");
 }
@@ -90,7 +97,7 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_
     bias.set_requires_grad(true);
   }
 }
-Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight, bias, stride, padding); }
+Tensor Conv2d::forward(const Tensor& x) { return record_capture(x, conv2d(x, weight, bias, stride, padding)); }
 std::string Conv2d::describe() const {
   return fmt::format("Conv2d({}, {}, kernel_size={}, stride={}, padding={})", weight.size(1), weight.size(0),
                      weight.size(2), stride, padding);

@@ -33,7 +33,25 @@ class Module {
   Device device();
 };
 
-class Linear : public Module {
+// What a Linear or Conv2d layer records while a capture is attached: its input activations and,
+// after a backward pass, the gradient of the loss with respect to its output. For a loss that is
+// a sum over examples, row i of grad_output is example i's own output gradient, which with the
+// input gives every per-example quantity (repair/per_example.h).
+struct LayerCapture {
+  Tensor input;
+  Tensor grad_output;
+};
+
+// A layer whose parameters the per-example engine understands.
+class CapturableLayer : public Module {
+ public:
+  LayerCapture* capture = nullptr;  // when set, forward() records into it
+
+ protected:
+  Tensor record_capture(const Tensor& x, Tensor y);
+};
+
+class Linear : public CapturableLayer {
  public:
   Linear(int64_t in, int64_t out, Rng& rng, bool bias = true);
   Tensor forward(const Tensor& x) override;
@@ -43,7 +61,7 @@ class Linear : public Module {
   Tensor weight, bias;
 };
 
-class Conv2d : public Module {
+class Conv2d : public CapturableLayer {
  public:
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding, Rng& rng,
          bool bias = true);

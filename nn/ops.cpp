@@ -227,6 +227,16 @@ Tensor cross_entropy(const Tensor& logits, const Labels& labels) {
   return losses;
 }
 
+Tensor tap(const Tensor& y, std::function<void(const Tensor&)> on_grad) {
+  if (!y.requires_grad()) return y;
+  Tensor out = y.detach();
+  record(out, "tap", {y}, [on_grad = std::move(on_grad)](const Tensor& g) {
+    on_grad(g);
+    return std::vector<Tensor>{g};
+  });
+  return out;
+}
+
 // ---- no-autograd helpers ----
 void add_inplace(Tensor& acc, const Tensor& g, float alpha) {
   same_shape("add_inplace", acc, g);

@@ -2,6 +2,7 @@
 // Differentiable operations. Each runs on the device its inputs live on (all inputs of one op on
 // one device) and records a backward closure when an input requires a gradient.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -48,6 +49,10 @@ Tensor flatten(const Tensor& x);  // [n, ...] -> [n, prod(...)]
 Tensor log_softmax(const Tensor& x);                          // rows of [n, k]
 Tensor nll_loss(const Tensor& logp, const Labels& labels);    // per-example [n]
 Tensor cross_entropy(const Tensor& logits, const Labels& labels);  // per-example [n], fused
+
+// Identity whose backward pass hands the incoming gradient to `on_grad` before passing it on:
+// how the per-example engine sees each layer's output gradient.
+Tensor tap(const Tensor& y, std::function<void(const Tensor&)> on_grad);
 
 // ---- no-autograd helpers ----
 void add_inplace(Tensor& acc, const Tensor& g, float alpha = 1.0f);  // acc += alpha g

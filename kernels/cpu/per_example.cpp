@@ -1,0 +1,176 @@
+#include "kernels/cpu/per_example.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/conv.h"
+
+namespace lethe::cpu {
+namespace {
+
+std::vector<float>& thread_buffer(int slot, size_t size) {
+  thread_local std::vector<float> buffers[3];
+  auto& b = buffers[slot];
+  if (b.size() < size) b.resize(size);
+  return b;
+}
+
+// Adds per-thread double partials into `acc` in thread order (reproducible for a thread count).
+void reduce_partials(const std::vector<std::vector<double>>& partials, double* acc, int64_t n) {
+  for (const auto& p : partials)
+    if (!p.empty())
+      for (int64_t j = 0; j < n; ++j) acc[j] += p[static_cast<size_t>(j)];
+}
+
+}  // namespace
+
+void linear_per_example(const LinearDims& dm, const float* a, const float* d, const PerExampleRequest& req) {
+  const int64_t n = dm.n, in = dm.in, out = dm.out;
+  const double sc = req.scale;
+  if (req.dots && req.q > 0) {
+    // <g_i, v> = sc * (d_i^T V_w a_i + d_i . v_b): T = d V_w is one GEMM per query.
+    std::vector<float> t(static_cast<size_t>(n * in));
+    for (int64_t j = 0; j < req.q; ++j) {
+      const float* v = req.queries + j * req.ld_queries;
+      gemm(false, false, n, in, out, 1.0f, d, out, v, in, 0.0f, t.data(), in);
+#pragma omp parallel for schedule(static) if (n * in > 16384)
+      for (int64_t i = 0; i < n; ++i) {
+        double s = 0;
+        for (int64_t k = 0; k < in; ++k) s += static_cast<double>(t[i * in + k]) * a[i * in + k];
+        if (dm.bias)
+          for (int64_t o = 0; o < out; ++o) s += static_cast<double>(d[i * out + o]) * v[out * in + o];
+        req.dots[i * req.q + j] += sc * s;
+      }
+    }
+  }
+  if (req.sq_norms) {
+    // ||d_i a_i^T||^2 = ||d_i||^2 ||a_i||^2.
+    for (int64_t i = 0; i < n; ++i) {
+      double dd = 0, aa = 0;
+      for (int64_t o = 0; o < out; ++o) dd += static_cast<double>(d[i * out + o]) * d[i * out + o];
+      for (int64_t k = 0; k < in; ++k) aa += static_cast<double>(a[i * in + k]) * a[i * in + k];
+      req.sq_norms[i] += sc * sc * dd * (aa + (dm.bias ? 1.0 : 0.0));
+    }
+  }
+  if (req.sq_sum) {
+    // sum_i (d_io a_ik)^2 = ((d∘d)^T (a∘a))_ok.
+    std::vector<float> d2(static_cast<size_t>(n * out)), a2(static_cast<size_t>(n * in)), w(static_cast<size_t>(out * in));
+    for (int64_t j = 0; j < n * out; ++j) d2[j] = d[j] * d[j];
+    for (int64_t j = 0; j < n * in; ++j) a2[j] = a[j] * a[j];
+    gemm(true, false, out, in, n, 1.0f, d2.data(), out, a2.data(), in, 0.0f, w.data(), in);
+    const double sc2 = sc * sc;
+    for (int64_t j = 0; j < out * in; ++j) req.sq_sum[j] += sc2 * w[j];
+    if (dm.bias)
+      for (int64_t o = 0; o < out; ++o) {
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += d2[i * out + o];
+        req.sq_sum[out * in + o] += sc2 * s;
+      }
+  }
+  if (req.grads) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      float* g = req.grads + i * req.ld_grads;
+      for (int64_t o = 0; o < out; ++o) {
+        const float dv = req.scale * d[i * out + o];
+        for (int64_t k = 0; k < in; ++k) g[o * in + k] = dv * a[i * in + k];
+        if (dm.bias) g[out * in + o] = dv;
+      }
+    }
+  }
+}
+
+void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const float* d, const PerExampleRequest& req) {
+  const int64_t rows = s.col_rows(), cols = s.col_cols();
+  const int64_t in_size = s.c * s.h * s.w, out_size = s.co * cols;
+  const int64_t pw = s.co * rows, p = pw + (bias ? s.co : 0);
+  const int threads = omp_get_max_threads();
+  std::vector<std::vector<double>> sq_partials(static_cast<size_t>(threads));
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num();
+    std::vector<double>* sq_acc = nullptr;
+    if (req.sq_sum) {
+      sq_partials[static_cast<size_t>(t)].assign(static_cast<size_t>(p), 0.0);
+      sq_acc = &sq_partials[static_cast<size_t>(t)];
+    }
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < s.n; ++i) {
+      float* col = thread_buffer(0, static_cast<size_t>(rows * cols)).data();
+      im2col(s, a + i * in_size, col);
+      // The gradient lands straight in the output row when one is wanted, else in scratch.
+      float* g = req.grads ? req.grads + i * req.ld_grads : thread_buffer(1, static_cast<size_t>(p)).data();
+      const float* di = d + i * out_size;
+      gemm(false, true, s.co, rows, cols, req.scale, di, cols, col, cols, 0.0f, g, rows);
+      if (bias)
+        for (int64_t o = 0; o < s.co; ++o) {
+          double sum = 0;
+          for (int64_t t2 = 0; t2 < cols; ++t2) sum += di[o * cols + t2];
+          g[pw + o] = static_cast<float>(req.scale * sum);
+        }
+      if (req.dots)
+        for (int64_t j = 0; j < req.q; ++j) {
+          const float* v = req.queries + j * req.ld_queries;
+          double dot = 0;
+          for (int64_t k = 0; k < p; ++k) dot += static_cast<double>(g[k]) * v[k];
+          req.dots[i * req.q + j] += dot;
+        }
+      if (req.sq_norms) {
+        double nn = 0;
+        for (int64_t k = 0; k < p; ++k) nn += static_cast<double>(g[k]) * g[k];
+        req.sq_norms[i] += nn;
+      }
+      if (sq_acc)
+        for (int64_t k = 0; k < p; ++k) (*sq_acc)[static_cast<size_t>(k)] += static_cast<double>(g[k]) * g[k];
+    }
+  }
+  if (req.sq_sum) reduce_partials(sq_partials, req.sq_sum, p);
+}
+
+void linear_kfac_accumulate(const LinearDims& dm, const float* a, const float* d, double* A, double* G) {
+  const int64_t n = dm.n, in = dm.in, out = dm.out, ain = in + (dm.bias ? 1 : 0);
+  std::vector<float> abar(static_cast<size_t>(n * ain));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t k = 0; k < in; ++k) abar[i * ain + k] = a[i * in + k];
+    if (dm.bias) abar[i * ain + in] = 1.0f;
+  }
+  std::vector<float> aa(static_cast<size_t>(ain * ain)), dd(static_cast<size_t>(out * out));
+  gemm(true, false, ain, ain, n, 1.0f, abar.data(), ain, abar.data(), ain, 0.0f, aa.data(), ain);
+  gemm(true, false, out, out, n, 1.0f, d, out, d, out, 0.0f, dd.data(), out);
+  for (int64_t j = 0; j < ain * ain; ++j) A[j] += aa[j];
+  for (int64_t j = 0; j < out * out; ++j) G[j] += dd[j];
+}
+
+void conv2d_kfac_accumulate(const Conv2dShape& s, bool bias, const float* a, const float* d, double* A, double* G) {
+  const int64_t rows = s.col_rows(), cols = s.col_cols(), arows = rows + (bias ? 1 : 0);
+  const int64_t in_size = s.c * s.h * s.w, out_size = s.co * cols;
+  const int threads = omp_get_max_threads();
+  std::vector<std::vector<float>> a_part(static_cast<size_t>(threads)), g_part(static_cast<size_t>(threads));
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num();
+    auto& ap = a_part[static_cast<size_t>(t)];
+    auto& gp = g_part[static_cast<size_t>(t)];
+    ap.assign(static_cast<size_t>(arows * arows), 0.0f);
+    gp.assign(static_cast<size_t>(s.co * s.co), 0.0f);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < s.n; ++i) {
+      float* col = thread_buffer(2, static_cast<size_t>(arows * cols)).data();
+      im2col(s, a + i * in_size, col);
+      if (bias) std::fill(col + rows * cols, col + arows * cols, 1.0f);  // the homogeneous coordinate
+      gemm(false, true, arows, arows, cols, 1.0f, col, cols, col, cols, 1.0f, ap.data(), arows);
+      const float* di = d + i * out_size;
+      gemm(false, true, s.co, s.co, cols, 1.0f / static_cast<float>(cols), di, cols, di, cols, 1.0f, gp.data(), s.co);
+    }
+  }
+  for (int t = 0; t < threads; ++t) {
+    for (int64_t j = 0; j < arows * arows; ++j) A[j] += a_part[static_cast<size_t>(t)][static_cast<size_t>(j)];
+    for (int64_t j = 0; j < s.co * s.co; ++j) G[j] += g_part[static_cast<size_t>(t)][static_cast<size_t>(j)];
+  }
+}
+
+}  // namespace lethe::cpu

@@ -1,0 +1,170 @@
+#include "repair/kfac.h"
+
+#include <cblas.h>
+
+#include <cmath>
+
+#include "repair/per_example.h"
+#include "datasets/transforms.h"
+#include "nn/train.h"
+#include "util/error.h"
+#include "util/rng.h"
+
+extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
+                        double* work, const int* lwork, int* iwork, const int* liwork, int* info);
+
+namespace lethe::repair {
+
+void symmetric_eigen(int64_t n64, std::vector<double>& a, std::vector<double>& w) {
+  LETHE_CHECK(n64 > 0 && n64 < 46341, "symmetric_eigen: size {}", n64);
+  const int n = static_cast<int>(n64);
+  LETHE_CHECK(static_cast<int64_t>(a.size()) == n64 * n64, "symmetric_eigen: {} values for {}x{}", a.size(), n, n);
+  w.assign(static_cast<size_t>(n), 0.0);
+  // Row-major symmetric == column-major symmetric; LAPACK returns eigenvectors in columns
+  // (column-major), i.e. rows of our row-major view: transpose after.
+  int lwork = -1, liwork = -1, info = 0;
+  double work_query = 0;
+  int iwork_query = 0;
+  dsyevd_("V", "U", &n, a.data(), &n, w.data(), &work_query, &lwork, &iwork_query, &liwork, &info);
+  lwork = static_cast<int>(work_query);
+  liwork = iwork_query;
+  std::vector<double> work(static_cast<size_t>(lwork));
+  std::vector<int> iwork(static_cast<size_t>(liwork));
+  dsyevd_("V", "U", &n, a.data(), &n, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
+  if (info != 0) fail("symmetric eigendecomposition of a {}x{} matrix failed (LAPACK info {})", n, n, info);
+  for (int i = 0; i < n; ++i)
+    for (int j = i + 1; j < n; ++j) std::swap(a[static_cast<size_t>(i) * n + j], a[static_cast<size_t>(j) * n + i]);
+}
+
+Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt) {
+  if (set.n == 0) fail("KFAC factors of an empty set");
+  PerExampleEngine engine(model);
+  auto blocks = engine.kfac_blocks();
+  Rng rng(fisher.seed);
+  const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
+  const Device device = model.device();
+  int64_t done = 0;
+  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
+    Labels labels;
+    Tensor logits = engine.forward(batch_images(set, idx, device, &labels));
+    for (int s = 0; s < draws; ++s) {
+      if (fisher.kind == FisherKind::Sampled) {
+        engine.backward(logits, sample_labels(logits, rng));
+      } else {
+        engine.backward(logits, labels);
+      }
+      engine.kfac_accumulate(blocks);
+    }
+    done += static_cast<int64_t>(idx.size());
+    if (opt.progress) opt.progress(done, set.n);
+  }
+  Kfac kfac;
+  kfac.num_params = engine.num_params();
+  const double norm = 1.0 / (static_cast<double>(set.n) * draws);
+  for (auto& b : blocks) {
+    KfacLayer l;
+    l.name = b.weight_name;
+    l.offset = b.offset;
+    l.out = b.out;
+    l.in = b.in;
+    l.bias = b.bias;
+    l.A = std::move(b.A);
+    l.G = std::move(b.G);
+    for (auto& x : l.A) x *= norm;
+    for (auto& x : l.G) x *= norm;
+    l.QA = l.A;
+    symmetric_eigen(l.a_dim(), l.QA, l.lA);
+    l.QG = l.G;
+    symmetric_eigen(l.out, l.QG, l.lG);
+    kfac.layers.push_back(std::move(l));
+  }
+  return kfac;
+}
+
+namespace {
+
+// The layer's segment of θ as the matrix [W | b] of shape [out, a_dim].
+std::vector<double> gather_matrix(const KfacLayer& l, const std::vector<double>& v) {
+  const int64_t ad = l.a_dim();
+  std::vector<double> m(static_cast<size_t>(l.out * ad));
+  for (int64_t o = 0; o < l.out; ++o) {
+    for (int64_t k = 0; k < l.in; ++k) m[o * ad + k] = v[static_cast<size_t>(l.offset + o * l.in + k)];
+    if (l.bias) m[o * ad + l.in] = v[static_cast<size_t>(l.offset + l.out * l.in + o)];
+  }
+  return m;
+}
+
+void scatter_matrix(const KfacLayer& l, const std::vector<double>& m, std::vector<double>& v) {
+  const int64_t ad = l.a_dim();
+  for (int64_t o = 0; o < l.out; ++o) {
+    for (int64_t k = 0; k < l.in; ++k) v[static_cast<size_t>(l.offset + o * l.in + k)] = m[o * ad + k];
+    if (l.bias) v[static_cast<size_t>(l.offset + l.out * l.in + o)] = m[o * ad + l.in];
+  }
+}
+
+// C = op(X) op(Y), row-major doubles.
+std::vector<double> matmul(bool tx, bool ty, int64_t m, int64_t n, int64_t k, const std::vector<double>& x,
+                           const std::vector<double>& y) {
+  std::vector<double> c(static_cast<size_t>(m * n));
+  cblas_dgemm(CblasRowMajor, tx ? CblasTrans : CblasNoTrans, ty ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), 1.0, x.data(), static_cast<int>(tx ? m : k), y.data(),
+              static_cast<int>(ty ? k : n), 0.0, c.data(), static_cast<int>(n));
+  return c;
+}
+
+void check_vector(const Kfac& kfac, const std::vector<double>& v) {
+  if (static_cast<int64_t>(v.size()) != kfac.num_params)
+    fail("KFAC: vector of {} values for {} parameters", v.size(), kfac.num_params);
+}
+
+}  // namespace
+
+std::vector<double> kfac_apply(const Kfac& kfac, const std::vector<double>& v, double damping, double power) {
+  check_vector(kfac, v);
+  std::vector<double> out(v.size(), 0.0);
+  for (const auto& l : kfac.layers) {
+    const int64_t ad = l.a_dim();
+    // (A ⊗ G) vec(M) = G M A for M = [W | b] ([out, ad]); in the eigenbases the operator is
+    // diagonal with entries lG_o lA_k.
+    auto m = gather_matrix(l, v);
+    auto t = matmul(true, false, l.out, ad, l.out, l.QG, m);  // QGᵀ M
+    t = matmul(false, false, l.out, ad, ad, t, l.QA);          // QGᵀ M QA
+    for (int64_t o = 0; o < l.out; ++o)
+      for (int64_t k = 0; k < ad; ++k) {
+        const double lam = std::max(0.0, l.lG[o]) * std::max(0.0, l.lA[k]) + damping;
+        if (lam <= 0) fail("KFAC: non-positive damped eigenvalue in layer {} (use --damping > 0)", l.name);
+        t[o * ad + k] *= std::pow(lam, power);
+      }
+    t = matmul(false, false, l.out, ad, l.out, l.QG, t);  // QG T
+    t = matmul(false, true, l.out, ad, ad, t, l.QA);      // QG T QAᵀ
+    scatter_matrix(l, t, out);
+  }
+  return out;
+}
+
+std::vector<double> kfac_multiply(const Kfac& kfac, const std::vector<double>& v) {
+  check_vector(kfac, v);
+  std::vector<double> out(v.size(), 0.0);
+  for (const auto& l : kfac.layers) {
+    const int64_t ad = l.a_dim();
+    auto m = gather_matrix(l, v);
+    auto t = matmul(false, false, l.out, ad, l.out, l.G, m);
+    t = matmul(false, false, l.out, ad, ad, t, l.A);
+    scatter_matrix(l, t, out);
+  }
+  return out;
+}
+
+std::vector<double> kfac_diagonal(const Kfac& kfac) {
+  std::vector<double> out(static_cast<size_t>(kfac.num_params), 0.0);
+  for (const auto& l : kfac.layers) {
+    const int64_t ad = l.a_dim();
+    std::vector<double> m(static_cast<size_t>(l.out * ad));
+    for (int64_t o = 0; o < l.out; ++o)
+      for (int64_t k = 0; k < ad; ++k) m[o * ad + k] = l.G[o * l.out + o] * l.A[k * ad + k];
+    scatter_matrix(l, m, out);
+  }
+  return out;
+}
+
+}  // namespace lethe::repair

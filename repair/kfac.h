@@ -1,0 +1,45 @@
+#pragma once
+// KFAC: the Fisher of each Linear/Conv2d layer approximated as A ⊗ G (Martens & Grosse 2015;
+// Grosse & Martens 2016 for convolutions), with A = E[ā āᵀ] over layer inputs (ā carries a 1
+// for the bias) and G = E[d dᵀ] over output gradients. Both factors are eigendecomposed in double
+// precision, so damped inverses and powers cost two small matrix products per layer.
+#include <vector>
+
+#include "datasets/mnist.h"
+#include "nn/module.h"
+#include "repair/quantities.h"
+
+namespace lethe::repair {
+
+struct KfacLayer {
+  std::string name;
+  int64_t offset = 0;       // weight's start in θ; the bias follows
+  int64_t out = 0, in = 0;  // weight as [out, in]
+  bool bias = false;
+  int64_t a_dim() const { return in + (bias ? 1 : 0); }
+  std::vector<double> A, G;            // normalised factors (row-major)
+  std::vector<double> QA, lA, QG, lG;  // eigenvectors (columns) and eigenvalues
+};
+
+struct Kfac {
+  std::vector<KfacLayer> layers;
+  int64_t num_params = 0;
+};
+
+// Factors over `set` (labels as `fisher` says), eigendecomposed.
+Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher = {}, const PassOptions& opt = {});
+
+// (A ⊗ G + damping I)^power v per layer, for v laid out as θ; power -1 is the damped inverse.
+std::vector<double> kfac_apply(const Kfac& kfac, const std::vector<double>& v, double damping, double power = -1.0);
+
+// The diagonal of A ⊗ G (for an EWC anchor): diag(G)_o diag(A)_k.
+std::vector<double> kfac_diagonal(const Kfac& kfac);
+
+// (A ⊗ G) v without damping: the quadratic form's matrix-vector product, for a KFAC-EWC anchor.
+std::vector<double> kfac_multiply(const Kfac& kfac, const std::vector<double>& v);
+
+// Symmetric eigendecomposition in double (LAPACK dsyevd): `a` (n x n, row-major) becomes the
+// eigenvectors as columns; eigenvalues ascending in `w`.
+void symmetric_eigen(int64_t n, std::vector<double>& a, std::vector<double>& w);
+
+}  // namespace lethe::repair

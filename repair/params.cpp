@@ -1,0 +1,62 @@
+#include "repair/params.h"
+
+#include <cstring>
+
+#include "util/error.h"
+
+namespace lethe::repair {
+
+ParamLayout ParamLayout::of(Module& model) {
+  ParamLayout l;
+  for (auto& p : model.named_parameters()) {
+    l.names.push_back(p.name);
+    l.shapes.push_back(p.tensor.shape());
+    l.offsets.push_back(l.total);
+    l.total += p.tensor.numel();
+  }
+  return l;
+}
+
+int64_t ParamLayout::offset_of(const std::string& name) const {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name) return offsets[i];
+  fail("model has no parameter named '{}'", name);
+}
+
+std::vector<float> flatten_params(Module& model) {
+  std::vector<float> theta;
+  for (auto& p : model.named_parameters()) {
+    const auto v = p.tensor.to_vector();
+    theta.insert(theta.end(), v.begin(), v.end());
+  }
+  return theta;
+}
+
+void assign_params(Module& model, const std::vector<float>& theta) {
+  int64_t offset = 0;
+  for (auto& p : model.named_parameters()) {
+    const int64_t n = p.tensor.numel();
+    if (offset + n > static_cast<int64_t>(theta.size()))
+      fail("assign_params: vector of {} values for a model of more parameters", theta.size());
+    p.tensor.copy_(Tensor::from_vector(p.tensor.shape(), std::span<const float>(theta.data() + offset, static_cast<size_t>(n))));
+    offset += n;
+  }
+  if (offset != static_cast<int64_t>(theta.size()))
+    fail("assign_params: vector of {} values for a model of {} parameters", theta.size(), offset);
+}
+
+std::vector<float> flatten_grads(Module& model) {
+  std::vector<float> g;
+  for (auto& p : model.named_parameters()) {
+    Tensor grad = p.tensor.grad();
+    if (grad.defined()) {
+      const auto v = grad.to_vector();
+      g.insert(g.end(), v.begin(), v.end());
+    } else {
+      g.insert(g.end(), static_cast<size_t>(p.tensor.numel()), 0.0f);
+    }
+  }
+  return g;
+}
+
+}  // namespace lethe::repair

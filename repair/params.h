@@ -1,0 +1,26 @@
+#pragma once
+// A model's parameters as one flat vector θ of length P, in named_parameters() order (each
+// layer's weight, then its bias). Every repair quantity (gradients, Fisher, queries, scores'
+// search directions) is laid out this way.
+#include <string>
+#include <vector>
+
+#include "nn/module.h"
+
+namespace lethe::repair {
+
+struct ParamLayout {
+  std::vector<std::string> names;
+  std::vector<Shape> shapes;
+  std::vector<int64_t> offsets;  // start of each parameter in θ
+  int64_t total = 0;
+  static ParamLayout of(Module& model);
+  int64_t offset_of(const std::string& name) const;  // throws if absent
+};
+
+std::vector<float> flatten_params(Module& model);
+void assign_params(Module& model, const std::vector<float>& theta);
+// Accumulated .grad of every parameter (zeros where there is none).
+std::vector<float> flatten_grads(Module& model);
+
+}  // namespace lethe::repair

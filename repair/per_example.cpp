@@ -1,0 +1,137 @@
+#include "repair/per_example.h"
+
+#include "nn/autograd.h"
+#include "util/error.h"
+
+namespace lethe::repair {
+namespace {
+
+// Every parameterised layer reachable through Sequential nesting, in parameter order.
+void find_layers(Module& m, std::vector<Module*>& out) {
+  if (auto* seq = dynamic_cast<Sequential*>(&m)) {
+    for (size_t i = 0; i < seq->size(); ++i) find_layers(seq->layer(i), out);
+    return;
+  }
+  std::vector<NamedParameter> params;
+  m.collect_parameters("", params);
+  if (!params.empty()) out.push_back(&m);
+}
+
+Conv2dShape conv_shape(const Conv2d& conv, const Tensor& input) {
+  Conv2dShape s;
+  s.n = input.size(0), s.c = input.size(1), s.h = input.size(2), s.w = input.size(3);
+  s.co = conv.weight.size(0), s.kh = conv.weight.size(2), s.kw = conv.weight.size(3);
+  s.stride = conv.stride, s.pad = conv.padding;
+  return s;
+}
+
+}  // namespace
+
+PerExampleEngine::PerExampleEngine(Module& model) : model_(model), layout_(ParamLayout::of(model)) {
+  std::vector<Module*> found;
+  find_layers(model, found);
+  int64_t expected_offset = 0;
+  for (Module* m : found) {
+    auto* cap = dynamic_cast<CapturableLayer*>(m);
+    if (!cap) fail("per-example engine: layer {} has parameters but is not Linear or Conv2d", m->describe());
+    auto layer = std::make_unique<Layer>();
+    layer->module = cap;
+    layer->is_conv = dynamic_cast<Conv2d*>(m) != nullptr;
+    layer->offset = expected_offset;
+    std::vector<NamedParameter> params;
+    m->collect_parameters("", params);
+    for (auto& p : params) expected_offset += p.tensor.numel();
+    cap->capture = &layer->capture;
+    layers_.push_back(std::move(layer));
+  }
+  LETHE_CHECK(expected_offset == layout_.total, "per-example engine: layer parameters ({}) do not tile θ ({})",
+              expected_offset, layout_.total);
+}
+
+PerExampleEngine::~PerExampleEngine() {
+  for (auto& l : layers_) l->module->capture = nullptr;
+}
+
+Tensor PerExampleEngine::forward(const Tensor& x) {
+  batch_ = x.size(0);
+  return model_.forward(x);
+}
+
+std::vector<float> PerExampleEngine::backward(const Tensor& logits, const Labels& labels, const std::vector<float>* weights) {
+  Tensor losses = cross_entropy(logits, labels);
+  std::vector<float> seed(static_cast<size_t>(losses.numel()), 1.0f);
+  if (weights) {
+    if (weights->size() != seed.size()) fail("per-example engine: {} weights for {} examples", weights->size(), seed.size());
+    seed = *weights;
+  }
+  // Parameter gradients are a by-product here; they are dropped so repeated calls do not pile up.
+  model_.zero_grad();
+  losses.backward(Tensor::from_vector(losses.shape(), seed, losses.device()));
+  model_.zero_grad();
+  for (auto& l : layers_)
+    if (!l->capture.grad_output.defined()) fail("per-example engine: layer {} received no gradient", l->module->describe());
+  return losses.to_vector();
+}
+
+void PerExampleEngine::accumulate(const cpu::PerExampleRequest& req) const {
+  for (const auto& l : layers_) {
+    cpu::PerExampleRequest r = req;
+    if (r.queries) r.queries += l->offset;
+    if (r.sq_sum) r.sq_sum += l->offset;
+    if (r.grads) r.grads += l->offset;
+    const Tensor a = l->capture.input.to(Device::CPU);
+    const Tensor d = l->capture.grad_output.to(Device::CPU);
+    if (l->is_conv) {
+      auto* conv = static_cast<Conv2d*>(l->module);
+      cpu::conv2d_per_example(conv_shape(*conv, a), conv->bias.defined(), a.data(), d.data(), r);
+    } else {
+      auto* lin = static_cast<Linear*>(l->module);
+      cpu::LinearDims dims{a.size(0), a.size(1), d.size(1), lin->bias.defined()};
+      cpu::linear_per_example(dims, a.data(), d.data(), r);
+    }
+  }
+}
+
+std::vector<PerExampleEngine::KfacBlock> PerExampleEngine::kfac_blocks() const {
+  std::vector<KfacBlock> blocks;
+  for (const auto& l : layers_) {
+    KfacBlock b;
+    b.offset = l->offset;
+    if (l->is_conv) {
+      auto* conv = static_cast<Conv2d*>(l->module);
+      b.out = conv->weight.size(0);
+      b.in = conv->weight.numel() / b.out;
+      b.bias = conv->bias.defined();
+    } else {
+      auto* lin = static_cast<Linear*>(l->module);
+      b.out = lin->weight.size(0);
+      b.in = lin->weight.size(1);
+      b.bias = lin->bias.defined();
+    }
+    b.weight_name = l->module->describe();
+    const int64_t ain = b.in + (b.bias ? 1 : 0);
+    b.A.assign(static_cast<size_t>(ain * ain), 0.0);
+    b.G.assign(static_cast<size_t>(b.out * b.out), 0.0);
+    blocks.push_back(std::move(b));
+  }
+  return blocks;
+}
+
+void PerExampleEngine::kfac_accumulate(std::vector<KfacBlock>& blocks) const {
+  LETHE_CHECK(blocks.size() == layers_.size(), "kfac_accumulate: {} blocks for {} layers", blocks.size(), layers_.size());
+  for (size_t k = 0; k < layers_.size(); ++k) {
+    const auto& l = layers_[k];
+    const Tensor a = l->capture.input.to(Device::CPU);
+    const Tensor d = l->capture.grad_output.to(Device::CPU);
+    if (l->is_conv) {
+      auto* conv = static_cast<Conv2d*>(l->module);
+      cpu::conv2d_kfac_accumulate(conv_shape(*conv, a), blocks[k].bias, a.data(), d.data(), blocks[k].A.data(),
+                                  blocks[k].G.data());
+    } else {
+      cpu::LinearDims dims{a.size(0), a.size(1), d.size(1), blocks[k].bias};
+      cpu::linear_kfac_accumulate(dims, a.data(), d.data(), blocks[k].A.data(), blocks[k].G.data());
+    }
+  }
+}
+
+}  // namespace lethe::repair

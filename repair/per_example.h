@@ -1,0 +1,63 @@
+#pragma once
+// The per-example engine: one batched forward/backward pass of the summed loss over a
+// Sequential model of Linear/Conv2d layers (with any parameter-free layers between), with every
+// such layer's input and output gradient captured, and from them the per-example quantities of
+// kernels/cpu/per_example.h over the whole flattened parameter vector.
+#include <memory>
+#include <vector>
+
+#include "kernels/cpu/per_example.h"
+#include "nn/module.h"
+#include "nn/ops.h"
+#include "repair/params.h"
+
+namespace lethe::repair {
+
+class PerExampleEngine {
+ public:
+  // The model must be a Sequential whose parameters all belong to Linear or Conv2d layers.
+  explicit PerExampleEngine(Module& model);
+  ~PerExampleEngine();
+  PerExampleEngine(const PerExampleEngine&) = delete;
+  PerExampleEngine& operator=(const PerExampleEngine&) = delete;
+
+  const ParamLayout& layout() const { return layout_; }
+  int64_t num_params() const { return layout_.total; }
+
+  // Forward pass with capture on; returns the logits [n, classes] (still attached to the graph).
+  Tensor forward(const Tensor& x);
+  // Backward pass of sum_i weight_i * ℓ(logits_i, labels_i) (weights default to 1), which leaves
+  // every layer's per-example output gradients in place; returns the per-example losses.
+  // May be called several times on the same logits (e.g. one per sampled label set).
+  std::vector<float> backward(const Tensor& logits, const Labels& labels, const std::vector<float>* weights = nullptr);
+  int64_t batch_size() const { return batch_; }
+
+  // Adds the current batch's per-example quantities; pointers in `req` index the whole θ
+  // (this call offsets them per layer). `req.dots`/`sq_norms` are indexed by batch row.
+  void accumulate(const cpu::PerExampleRequest& req) const;
+
+  // KFAC statistics of the current batch, per capturable layer (in model order).
+  struct KfacBlock {
+    std::string weight_name;
+    int64_t offset = 0;        // of the weight in θ; the bias (if any) follows it
+    int64_t out = 0, in = 0;   // weight as a matrix [out, in] (conv: in = c*kh*kw)
+    bool bias = false;
+    std::vector<double> A, G;  // (in + bias)^2 and out^2, sums over examples
+  };
+  std::vector<KfacBlock> kfac_blocks() const;  // empty accumulators, shaped
+  void kfac_accumulate(std::vector<KfacBlock>& blocks) const;
+
+ private:
+  struct Layer {
+    CapturableLayer* module;
+    bool is_conv;
+    int64_t offset;
+    LayerCapture capture;
+  };
+  Module& model_;
+  ParamLayout layout_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  int64_t batch_ = 0;
+};
+
+}  // namespace lethe::repair

@@ -1,0 +1,214 @@
+#include "repair/quantities.h"
+
+#include <cmath>
+
+#include "datasets/transforms.h"
+#include "nn/autograd.h"
+#include "nn/train.h"
+#include "repair/per_example.h"
+#include "util/error.h"
+#include "util/rng.h"
+
+namespace lethe::repair {
+namespace {
+
+void check_batch(const PassOptions& opt) {
+  if (opt.batch < 1) throw UsageError(fmt::format("batch size {}: must be >= 1", opt.batch));
+}
+
+// Runs `body(engine, idx, logits, labels)` for every batch of `set`, reporting progress.
+template <typename Body>
+void for_each_batch(Module& model, const data::ImageSet& set, const PassOptions& opt, PerExampleEngine& engine,
+                    Body&& body) {
+  check_batch(opt);
+  const Device device = model.device();
+  int64_t done = 0;
+  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
+    Labels labels;
+    Tensor x = batch_images(set, idx, device, &labels);
+    Tensor logits = engine.forward(x);
+    body(idx, logits, labels);
+    done += static_cast<int64_t>(idx.size());
+    if (opt.progress) opt.progress(done, set.n);
+  }
+}
+
+}  // namespace
+
+Labels sample_labels(const Tensor& logits, Rng& rng) {
+  const auto z = logits.to_vector();
+  const int64_t n = logits.size(0), k = logits.size(1);
+  std::vector<int32_t> y(static_cast<size_t>(n));
+  std::vector<double> p(static_cast<size_t>(k));
+  for (int64_t i = 0; i < n; ++i) {
+    double zmax = z[i * k];
+    for (int64_t j = 1; j < k; ++j) zmax = std::max<double>(zmax, z[i * k + j]);
+    double total = 0;
+    for (int64_t j = 0; j < k; ++j) total += p[j] = std::exp(z[i * k + j] - zmax);
+    double u = rng.uniform() * total;
+    int32_t pick = static_cast<int32_t>(k - 1);
+    for (int64_t j = 0; j < k; ++j) {
+      u -= p[j];
+      if (u < 0) {
+        pick = static_cast<int32_t>(j);
+        break;
+      }
+    }
+    y[i] = pick;
+  }
+  return Labels(std::move(y));
+}
+
+
+FisherKind parse_fisher_kind(const std::string& name) {
+  if (name == "empirical") return FisherKind::Empirical;
+  if (name == "sampled") return FisherKind::Sampled;
+  throw UsageError(fmt::format("--fisher: unknown kind '{}' (known: empirical, sampled)", name));
+}
+
+std::vector<float> per_example_losses(Module& model, const data::ImageSet& set, const PassOptions& opt) {
+  check_batch(opt);
+  NoGradGuard no_grad;
+  std::vector<float> out(static_cast<size_t>(set.n));
+  const Device device = model.device();
+  int64_t done = 0;
+  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
+    Labels labels;
+    Tensor logits = model.forward(batch_images(set, idx, device, &labels));
+    const auto l = cross_entropy(logits, labels).to_vector();
+    for (size_t i = 0; i < idx.size(); ++i) out[static_cast<size_t>(idx[i])] = l[i];
+    done += static_cast<int64_t>(idx.size());
+    if (opt.progress) opt.progress(done, set.n);
+  }
+  return out;
+}
+
+std::vector<double> summed_gradient(Module& model, const data::ImageSet& set, const PassOptions& opt) {
+  check_batch(opt);
+  const Device device = model.device();
+  model.zero_grad();
+  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
+    Labels labels;
+    Tensor logits = model.forward(batch_images(set, idx, device, &labels));
+    sum(cross_entropy(logits, labels)).backward();  // .grad accumulates over batches
+  }
+  const auto g = flatten_grads(model);
+  model.zero_grad();
+  return std::vector<double>(g.begin(), g.end());
+}
+
+std::vector<float> per_example_gradients(Module& model, const data::ImageSet& set, int64_t begin, int64_t end,
+                                         const PassOptions& opt) {
+  if (begin < 0 || end > set.n || begin > end) fail("per_example_gradients: range [{}, {}) outside [0, {})", begin, end, set.n);
+  PerExampleEngine engine(model);
+  const int64_t p = engine.num_params();
+  std::vector<float> out(static_cast<size_t>((end - begin) * p));
+  check_batch(opt);
+  const Device device = model.device();
+  for (int64_t start = begin; start < end; start += opt.batch) {
+    std::vector<int64_t> idx;
+    for (int64_t i = start; i < std::min(end, start + opt.batch); ++i) idx.push_back(i);
+    Labels labels;
+    Tensor logits = engine.forward(batch_images(set, idx, device, &labels));
+    engine.backward(logits, labels);
+    cpu::PerExampleRequest req;
+    req.grads = out.data() + (start - begin) * p;
+    req.ld_grads = p;
+    engine.accumulate(req);
+  }
+  return out;
+}
+
+std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, const std::vector<float>& queries,
+                                     int64_t q, const PassOptions& opt) {
+  PerExampleEngine engine(model);
+  const int64_t p = engine.num_params();
+  if (q < 1 || static_cast<int64_t>(queries.size()) != q * p)
+    fail("per_example_dots: {} query values for {} queries of {} parameters", queries.size(), q, p);
+  std::vector<double> out(static_cast<size_t>(set.n * q), 0.0);
+  std::vector<double> batch_dots;
+  for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
+    engine.backward(logits, labels);
+    batch_dots.assign(idx.size() * static_cast<size_t>(q), 0.0);
+    cpu::PerExampleRequest req;
+    req.queries = queries.data();
+    req.q = q;
+    req.ld_queries = p;
+    req.dots = batch_dots.data();
+    engine.accumulate(req);
+    for (size_t i = 0; i < idx.size(); ++i)
+      for (int64_t j = 0; j < q; ++j) out[static_cast<size_t>(idx[i] * q + j)] = batch_dots[i * q + j];
+  });
+  return out;
+}
+
+std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& set, const PassOptions& opt) {
+  PerExampleEngine engine(model);
+  std::vector<double> out(static_cast<size_t>(set.n), 0.0);
+  std::vector<double> batch_norms;
+  for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
+    engine.backward(logits, labels);
+    batch_norms.assign(idx.size(), 0.0);
+    cpu::PerExampleRequest req;
+    req.sq_norms = batch_norms.data();
+    engine.accumulate(req);
+    for (size_t i = 0; i < idx.size(); ++i) out[static_cast<size_t>(idx[i])] = batch_norms[i];
+  });
+  return out;
+}
+
+std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, const FisherOptions& fisher,
+                                    const PassOptions& opt) {
+  if (set.n == 0) fail("diagonal Fisher of an empty set");
+  if (fisher.kind == FisherKind::Sampled && fisher.mc_samples < 1)
+    throw UsageError(fmt::format("--mc-samples {}: must be >= 1", fisher.mc_samples));
+  PerExampleEngine engine(model);
+  std::vector<double> acc(static_cast<size_t>(engine.num_params()), 0.0);
+  Rng rng(fisher.seed);
+  const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
+  for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>&, const Tensor& logits, const Labels& labels) {
+    for (int s = 0; s < draws; ++s) {
+      if (fisher.kind == FisherKind::Sampled)
+        engine.backward(logits, sample_labels(logits, rng));
+      else
+        engine.backward(logits, labels);
+      cpu::PerExampleRequest req;
+      req.sq_sum = acc.data();
+      engine.accumulate(req);
+    }
+  });
+  const double norm = 1.0 / (static_cast<double>(set.n) * draws);
+  for (auto& v : acc) v *= norm;
+  return acc;
+}
+
+std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
+                                          const PassOptions& opt) {
+  PerExampleEngine engine(model);
+  const int64_t p = engine.num_params();
+  if (static_cast<int64_t>(v.size()) != p) fail("fisher_vector_product: vector of {} for {} parameters", v.size(), p);
+  const std::vector<float> vf(v.begin(), v.end());
+  std::vector<double> out(static_cast<size_t>(p), 0.0);
+  for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
+    engine.backward(logits, labels);
+    std::vector<double> s(idx.size(), 0.0);
+    cpu::PerExampleRequest req;
+    req.queries = vf.data();
+    req.q = 1;
+    req.ld_queries = p;
+    req.dots = s.data();
+    engine.accumulate(req);
+    // Σ_i s_i g_i is the gradient of Σ_i s_i ℓ_i: a second backward pass with weights s.
+    std::vector<float> w(s.begin(), s.end());
+    Tensor losses = cross_entropy(logits, labels);
+    model.zero_grad();
+    losses.backward(Tensor::from_vector(losses.shape(), w, losses.device()));
+    const auto g = flatten_grads(model);
+    for (int64_t j = 0; j < p; ++j) out[static_cast<size_t>(j)] += g[static_cast<size_t>(j)];
+    model.zero_grad();
+  });
+  for (auto& x : out) x /= static_cast<double>(set.n);
+  return out;
+}
+
+}  // namespace lethe::repair

@@ -1,0 +1,59 @@
+#pragma once
+// Dataset-level per-example quantities: the engine run over a whole ImageSet in batches.
+// Results do not depend on the batch size beyond float rounding (tests check it).
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "datasets/mnist.h"
+#include "nn/module.h"
+#include "nn/ops.h"
+#include "util/rng.h"
+
+namespace lethe::repair {
+
+struct PassOptions {
+  int64_t batch = 256;
+  std::function<void(int64_t done, int64_t total)> progress;  // examples processed
+};
+
+// Which labels the Fisher's gradients use: the given ones (empirical Fisher) or labels drawn
+// from the model's predictive distribution (the true Fisher, Monte Carlo).
+enum class FisherKind { Empirical, Sampled };
+FisherKind parse_fisher_kind(const std::string& name);  // empirical | sampled
+
+struct FisherOptions {
+  FisherKind kind = FisherKind::Empirical;
+  int mc_samples = 1;  // label draws per example (Sampled)
+  uint64_t seed = 0;
+};
+
+// Labels drawn from softmax(logits) row by row (for the sampled Fisher).
+Labels sample_labels(const Tensor& logits, Rng& rng);
+
+// ℓ(z_i; θ) for every example, forward passes only.
+std::vector<float> per_example_losses(Module& model, const data::ImageSet& set, const PassOptions& opt = {});
+
+// ∇ℓ(S; θ) = Σ_{z in S} ∇ℓ(z; θ), flattened (ParamLayout order).
+std::vector<double> summed_gradient(Module& model, const data::ImageSet& set, const PassOptions& opt = {});
+
+// Per-example gradients of examples [begin, end) as rows of a [(end-begin), P] matrix.
+std::vector<float> per_example_gradients(Module& model, const data::ImageSet& set, int64_t begin, int64_t end,
+                                         const PassOptions& opt = {});
+
+// <∇ℓ(z_i), v_j> for every example i and query j: queries is [q, P]; result [n, q] (row-major).
+std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, const std::vector<float>& queries,
+                                     int64_t q, const PassOptions& opt = {});
+
+// ||∇ℓ(z_i)||² for every example.
+std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& set, const PassOptions& opt = {});
+
+// Diagonal Fisher (1/N) Σ_i E[g_i ∘ g_i], over P parameters.
+std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, const FisherOptions& fisher = {},
+                                    const PassOptions& opt = {});
+
+// Empirical-Fisher-vector product (1/N) Σ_i g_i <g_i, v>: one forward and two backward passes a batch.
+std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
+                                          const PassOptions& opt = {});
+
+}  // namespace lethe::repair

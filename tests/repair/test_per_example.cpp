@@ -1,0 +1,286 @@
+// Per-example quantities against their definitions: a loop of single-example backward passes
+// through the autograd. The engine's float32 arithmetic differs from the loop's only in
+// summation order, so agreement is asserted to 1e-4 relative (plus a small absolute floor).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "datasets/mnist.h"
+#include "nn/models.h"
+#include "nn/train.h"
+#include "repair/kfac.h"
+#include "repair/params.h"
+#include "repair/quantities.h"
+
+namespace lethe::repair {
+namespace {
+
+data::ImageSet random_images(int64_t n, int64_t c, int64_t h, int64_t w, uint64_t seed) {
+  data::ImageSet s;
+  s.n = n, s.channels = c, s.height = h, s.width = w;
+  Rng rng(seed);
+  for (int64_t i = 0; i < n * c * h * w; ++i) s.pixels.push_back(static_cast<float>(rng.uniform(-0.5, 1.0)));
+  for (int64_t i = 0; i < n; ++i) s.labels.push_back(static_cast<int32_t>(rng.below(10)));
+  for (int64_t i = 0; i < n; ++i) s.source_index.push_back(i);
+  return s;
+}
+
+// A small net with the awkward geometry: stride-2 padded conv, no-bias linear.
+std::unique_ptr<Sequential> small_net(Rng& rng) {
+  auto net = std::make_unique<Sequential>();
+  net->add(std::make_unique<Conv2d>(2, 3, 3, 2, 1, rng))
+      .add(std::make_unique<ReLU>())
+      .add(std::make_unique<Conv2d>(3, 4, 3, 1, 0, rng))
+      .add(std::make_unique<ReLU>())
+      .add(std::make_unique<Flatten>())
+      .add(std::make_unique<Linear>(4 * 3 * 2, 7, rng, /*bias=*/false))
+      .add(std::make_unique<ReLU>())
+      .add(std::make_unique<Linear>(7, 10, rng));
+  return net;
+}
+
+// g_i by one backward pass per example.
+std::vector<std::vector<double>> loop_gradients(Module& model, const data::ImageSet& set) {
+  std::vector<std::vector<double>> g;
+  for (int64_t i = 0; i < set.n; ++i) {
+    std::vector<int64_t> idx{i};
+    Labels labels;
+    Tensor x = batch_images(set, idx, Device::CPU, &labels);
+    model.zero_grad();
+    sum(cross_entropy(model.forward(x), labels)).backward();
+    const auto gi = flatten_grads(model);
+    g.emplace_back(gi.begin(), gi.end());
+  }
+  model.zero_grad();
+  return g;
+}
+
+void expect_close(double got, double want, const std::string& what) {
+  EXPECT_NEAR(got, want, 1e-4 * std::abs(want) + 1e-6) << what;
+}
+
+struct Case {
+  const char* name;
+  std::function<std::unique_ptr<Module>(Rng&)> make;
+  int64_t c, h, w;
+};
+
+class PerExample : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    Rng rng(21);
+    if (GetParam() == 0) {
+      model_ = make_mnist_cnn(rng);
+      set_ = random_images(9, 1, 28, 28, 22);
+    } else {
+      model_ = small_net(rng);
+      set_ = random_images(11, 2, 9, 8, 23);
+    }
+    ref_ = loop_gradients(*model_, set_);
+    p_ = static_cast<int64_t>(ref_[0].size());
+  }
+  std::unique_ptr<Module> model_;
+  data::ImageSet set_;
+  std::vector<std::vector<double>> ref_;
+  int64_t p_ = 0;
+};
+
+TEST_P(PerExample, GradientsMatchTheLoopForEveryBatchSize) {
+  for (int64_t batch : {1, 4, 64}) {
+    PassOptions opt;
+    opt.batch = batch;
+    const auto g = per_example_gradients(*model_, set_, 0, set_.n, opt);
+    ASSERT_EQ(static_cast<int64_t>(g.size()), set_.n * p_);
+    for (int64_t i = 0; i < set_.n; ++i)
+      for (int64_t j = 0; j < p_; j += 7)
+        ASSERT_NEAR(g[i * p_ + j], ref_[i][j], 1e-4 * std::abs(ref_[i][j]) + 1e-6) << "example " << i << " param " << j
+                                                                                   << " batch " << batch;
+  }
+  // A sub-range gives the same rows.
+  const auto part = per_example_gradients(*model_, set_, 3, 5);
+  for (int64_t j = 0; j < p_; j += 5) expect_close(part[p_ + j], ref_[4][j], "range row");
+}
+
+TEST_P(PerExample, DotsWithSeveralQueries) {
+  Rng rng(24);
+  const int64_t q = 3;
+  std::vector<float> queries(static_cast<size_t>(q * p_));
+  for (auto& v : queries) v = static_cast<float>(rng.uniform(-1, 1));
+  for (int64_t batch : {2, 5, 100}) {
+    PassOptions opt;
+    opt.batch = batch;
+    const auto dots = per_example_dots(*model_, set_, queries, q, opt);
+    for (int64_t i = 0; i < set_.n; ++i)
+      for (int64_t j = 0; j < q; ++j) {
+        double want = 0;
+        for (int64_t k = 0; k < p_; ++k) want += ref_[i][k] * queries[j * p_ + k];
+        expect_close(dots[i * q + j], want, fmt::format("dot example {} query {} batch {}", i, j, batch));
+      }
+  }
+}
+
+TEST_P(PerExample, SquaredNorms) {
+  const auto norms = per_example_sq_norms(*model_, set_, PassOptions{3, {}});
+  for (int64_t i = 0; i < set_.n; ++i) {
+    double want = 0;
+    for (double v : ref_[i]) want += v * v;
+    expect_close(norms[i], want, fmt::format("norm of example {}", i));
+  }
+}
+
+TEST_P(PerExample, EmpiricalDiagonalFisher) {
+  const auto f = diagonal_fisher(*model_, set_, {}, PassOptions{4, {}});
+  ASSERT_EQ(static_cast<int64_t>(f.size()), p_);
+  for (int64_t j = 0; j < p_; ++j) {
+    double want = 0;
+    for (const auto& g : ref_) want += g[j] * g[j];
+    want /= static_cast<double>(set_.n);
+    ASSERT_NEAR(f[j], want, 1e-4 * want + 1e-9) << "parameter " << j;
+  }
+}
+
+TEST_P(PerExample, SummedGradientAndFisherVectorProduct) {
+  const auto total = summed_gradient(*model_, set_, PassOptions{4, {}});
+  for (int64_t j = 0; j < p_; j += 3) {
+    double want = 0;
+    for (const auto& g : ref_) want += g[j];
+    expect_close(total[j], want, fmt::format("summed gradient {}", j));
+  }
+  Rng rng(25);
+  std::vector<double> v(static_cast<size_t>(p_));
+  for (auto& x : v) x = rng.uniform(-1, 1);
+  const auto fv = fisher_vector_product(*model_, set_, v, PassOptions{4, {}});
+  std::vector<double> s(static_cast<size_t>(set_.n));
+  for (int64_t i = 0; i < set_.n; ++i)
+    for (int64_t k = 0; k < p_; ++k) s[i] += ref_[i][k] * v[k];
+  for (int64_t j = 0; j < p_; j += 3) {
+    double want = 0;
+    for (int64_t i = 0; i < set_.n; ++i) want += ref_[i][j] * s[i];
+    want /= static_cast<double>(set_.n);
+    EXPECT_NEAR(fv[j], want, 2e-4 * std::abs(want) + 1e-6) << "Fv " << j;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, PerExample, ::testing::Values(0, 1),
+                         [](const auto& info) { return info.param == 0 ? std::string("MnistCnn") : std::string("SmallNet"); });
+
+TEST(PerExampleFisher, SampledFisherIsUnbiasedForTheTrueFisherOnOneLinearLayer) {
+  // One linear layer on one example: the true Fisher's diagonal is
+  // E_{y~p}[(p - e_y)_o^2] a_k^2 = p_o (1 - p_o) a_k^2; many label draws must approach it.
+  Rng rng(26);
+  auto net = std::make_unique<Sequential>();
+  net->add(std::make_unique<Flatten>()).add(std::make_unique<Linear>(4, 3, rng));
+  data::ImageSet set = random_images(1, 1, 2, 2, 27);
+  set.labels[0] = 0;
+  FisherOptions fo;
+  fo.kind = FisherKind::Sampled;
+  fo.mc_samples = 20000;
+  fo.seed = 28;
+  const auto f = diagonal_fisher(*net, set, fo);
+  Tensor logits;
+  {
+    std::vector<int64_t> idx{0};
+    logits = net->forward(batch_images(set, idx, Device::CPU, nullptr));
+  }
+  const auto z = logits.to_vector();
+  double zmax = std::max({z[0], z[1], z[2]}), tot = 0;
+  for (float v : z) tot += std::exp(v - zmax);
+  for (int o = 0; o < 3; ++o) {
+    const double p = std::exp(z[o] - zmax) / tot;
+    for (int k = 0; k < 4; ++k) {
+      const double a = set.pixels[k];
+      const double want = p * (1 - p) * a * a;
+      // Monte Carlo: the estimate's std is below want/sqrt(20000)*few; 5% is far outside it.
+      EXPECT_NEAR(f[o * 4 + k], want, 0.05 * want + 1e-7) << o << "," << k;
+    }
+  }
+}
+
+TEST(Kfac, LinearFactorsAndInverseMatchADenseSolve) {
+  Rng rng(29);
+  auto net = std::make_unique<Sequential>();
+  net->add(std::make_unique<Flatten>()).add(std::make_unique<Linear>(3, 4, rng));
+  data::ImageSet set = random_images(50, 1, 1, 3, 30);
+  for (auto& y : set.labels) y %= 4;
+  set.num_classes = 4;
+  Kfac k = kfac_factors(*net, set);
+  ASSERT_EQ(k.layers.size(), 1u);
+  const auto& l = k.layers[0];
+  // A = E[ā āᵀ] with ā = [x, 1].
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) {
+      double want = 0;
+      for (int64_t i = 0; i < set.n; ++i) {
+        const double ar = r < 3 ? set.pixels[i * 3 + r] : 1.0, ac = c < 3 ? set.pixels[i * 3 + c] : 1.0;
+        want += ar * ac / set.n;
+      }
+      EXPECT_NEAR(l.A[r * 4 + c], want, 1e-5);
+    }
+  // (A ⊗ G + δI)^{-1} v against a dense solve of the 16x16 system in θ's layout [W (4x3), b (4)].
+  const double damping = 0.1;
+  const int64_t p = k.num_params;
+  auto index = [&](int64_t o, int64_t kk) { return kk < 3 ? o * 3 + kk : 12 + o; };
+  std::vector<double> m(static_cast<size_t>(p * p), 0.0);
+  for (int64_t o = 0; o < 4; ++o)
+    for (int64_t kk = 0; kk < 4; ++kk)
+      for (int64_t o2 = 0; o2 < 4; ++o2)
+        for (int64_t k2 = 0; k2 < 4; ++k2)
+          m[index(o, kk) * p + index(o2, k2)] = l.G[o * 4 + o2] * l.A[kk * 4 + k2] + (index(o, kk) == index(o2, k2) ? damping : 0);
+  std::vector<double> v(static_cast<size_t>(p));
+  for (auto& x : v) x = rng.uniform(-1, 1);
+  const auto x = kfac_apply(k, v, damping);
+  // Check M x == v.
+  for (int64_t r = 0; r < p; ++r) {
+    double mx = 0;
+    for (int64_t c = 0; c < p; ++c) mx += m[r * p + c] * x[c];
+    EXPECT_NEAR(mx, v[r], 1e-8) << "row " << r;
+  }
+  // kfac_multiply is the undamped operator.
+  const auto y = kfac_multiply(k, v);
+  for (int64_t r = 0; r < p; ++r) {
+    double mv = 0;
+    for (int64_t c = 0; c < p; ++c) mv += (m[r * p + c] - (r == c ? damping : 0)) * v[c];
+    EXPECT_NEAR(y[r], mv, 1e-9) << "row " << r;
+  }
+}
+
+TEST(Kfac, ConvFactorsMatchTheirDefinition) {
+  // Conv A = E_i[Σ_t ā_it ā_itᵀ]: its trace is E_i[Σ_t ||ā_it||²], computable from the unfolded
+  // input directly; G's trace is E_i[Σ_t ||d_it||²]/T.
+  Rng rng(31);
+  auto net = std::make_unique<Sequential>();
+  net->add(std::make_unique<Conv2d>(1, 2, 3, 1, 1, rng)).add(std::make_unique<Flatten>()).add(std::make_unique<Linear>(2 * 4 * 4, 10, rng));
+  data::ImageSet set = random_images(6, 1, 4, 4, 32);
+  Kfac k = kfac_factors(*net, set);
+  const auto& l = k.layers[0];
+  ASSERT_EQ(l.a_dim(), 10);
+  double trace_a = 0;
+  for (int j = 0; j < 10; ++j) trace_a += l.A[j * 10 + j];
+  double want = 0;  // Σ_t ||patch_t||² + T (the bias coordinate), averaged over examples
+  for (int64_t i = 0; i < set.n; ++i)
+    for (int oy = 0; oy < 4; ++oy)
+      for (int ox = 0; ox < 4; ++ox) {
+        for (int ky = 0; ky < 3; ++ky)
+          for (int kx = 0; kx < 3; ++kx) {
+            const int iy = oy - 1 + ky, ix = ox - 1 + kx;
+            if (iy < 0 || iy >= 4 || ix < 0 || ix >= 4) continue;
+            const double v = set.pixels[i * 16 + iy * 4 + ix];
+            want += v * v;
+          }
+        want += 1.0;
+      }
+  want /= set.n;
+  EXPECT_NEAR(trace_a, want, 1e-4 * want);
+  // Eigenvalues reconstruct A.
+  for (int r = 0; r < 10; ++r)
+    for (int c = 0; c < 10; ++c) {
+      double rec = 0;
+      for (int j = 0; j < 10; ++j) rec += l.QA[r * 10 + j] * l.lA[j] * l.QA[c * 10 + j];
+      EXPECT_NEAR(rec, l.A[r * 10 + c], 1e-9 * (1 + std::abs(l.A[r * 10 + c])));
+    }
+}
+
+}  // namespace
+}  // namespace lethe::repair
