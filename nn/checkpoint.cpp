@@ -16,6 +16,8 @@ void copy_into(const SafetensorsFile& file, Module& model, const std::string& pa
   for (const auto& a : file.arrays)
     if (!expected.count(a.name) && a.name.rfind("__", 0) != 0)
       fail("checkpoint '{}': unexpected tensor '{}' for this model", path, a.name);
+  // Validate every entry before copying any, so a bad file leaves the model untouched.
+  std::vector<const NamedArray*> sources;
   for (auto& p : params) {
     const NamedArray* a = file.find(p.name);
     if (!a) fail("checkpoint '{}': missing tensor '{}'", path, p.name);
@@ -24,9 +26,10 @@ void copy_into(const SafetensorsFile& file, Module& model, const std::string& pa
     if (a->shape != p.tensor.shape())
       fail("checkpoint '{}': tensor '{}' has shape {}, the model needs {}", path, p.name, shape_str(a->shape),
            shape_str(p.tensor.shape()));
-    auto values = a->values<float>();
-    p.tensor.copy_(Tensor::from_vector(p.tensor.shape(), values));
+    sources.push_back(a);
   }
+  for (size_t i = 0; i < params.size(); ++i)
+    params[i].tensor.copy_(Tensor::from_vector(params[i].tensor.shape(), sources[i]->values<float>()));
 }
 
 }  // namespace

@@ -25,7 +25,11 @@ struct TrainArgs {
 void run_train(const GlobalOptions& global, TrainArgs& a) {
   const Device device = setup(global);
   a.spec.seed = global.seed;
-  model_spec(a.model);  // unknown model: usage error before any work
+  try {
+    model_spec(a.model);  // unknown model: usage error before any work
+  } catch (const UsageError& e) {
+    throw UsageError(fmt::format("--model: {}", e.what()));
+  }
   if (a.epochs < 0) throw UsageError(fmt::format("--epochs {}: must be >= 0", a.epochs));
   if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));

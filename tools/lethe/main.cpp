@@ -2,6 +2,9 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "kernels/cpu/blas.h"
 #include "tools/lethe/cli.h"
@@ -33,7 +36,16 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::fprintf(stderr, "lethe: error: %s (see `lethe --help`)\n", e.what());
+    std::string what = e.what();
+    // With no subcommand recognised, CLI11 only says one is required; name the word at fault.
+    if (app.get_subcommands().empty() && !app.remaining().empty()) {
+      const std::string word = app.remaining().front();
+      std::string known;
+      for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) known += (known.empty() ? "" : ", ") + sub->get_name();
+      what = word.rfind('-', 0) == 0 ? fmt::format("unknown option '{}'", word)
+                                     : fmt::format("unknown command '{}' (known: {})", word, known);
+    }
+    std::fprintf(stderr, "lethe: error: %s (see `lethe --help`)\n", what.c_str());
     return 2;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "lethe: error: %s\n", e.what());
