@@ -84,6 +84,8 @@ class MaxPool2d : public Module {
   MaxPool2d(int64_t kernel, int64_t stride) : kernel_(kernel), stride_(stride) {}
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  int64_t kernel() const { return kernel_; }
+  int64_t stride() const { return stride_; }
 
  private:
   int64_t kernel_, stride_;

@@ -5,6 +5,8 @@
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
 #include "nn/train.h"
+#include "repair/jvp.h"
+#include "repair/params.h"
 #include "repair/per_example.h"
 #include "util/error.h"
 #include "util/rng.h"
@@ -207,6 +209,40 @@ std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& s
     for (int64_t j = 0; j < p; ++j) out[static_cast<size_t>(j)] += g[static_cast<size_t>(j)];
     model.zero_grad();
   });
+  for (auto& x : out) x /= static_cast<double>(set.n);
+  return out;
+}
+
+std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
+                                       const PassOptions& opt) {
+  check_batch(opt);
+  const std::vector<float> vf(v.begin(), v.end());
+  const int64_t p = ParamLayout::of(model).total;
+  if (static_cast<int64_t>(v.size()) != p) fail("ggn_vector_product: vector of {} for {} parameters", v.size(), p);
+  std::vector<double> out(static_cast<size_t>(p), 0.0);
+  const Device device = model.device();
+  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
+    Tensor x = batch_images(set, idx, device, nullptr);
+    const auto [z, dz] = jvp(model, x, vf);
+    // u_i = H_i ż_i = p_i ∘ ż_i − p_i (p_i · ż_i), from the logits in double.
+    const auto zv = z.to_vector(), dzv = dz.to_vector();
+    const int64_t b = z.size(0), k = z.size(1);
+    std::vector<float> u(zv.size());
+    for (int64_t i = 0; i < b; ++i) {
+      double zmax = zv[i * k], total = 0, pd = 0;
+      for (int64_t j = 1; j < k; ++j) zmax = std::max<double>(zmax, zv[i * k + j]);
+      std::vector<double> prob(static_cast<size_t>(k));
+      for (int64_t j = 0; j < k; ++j) total += prob[j] = std::exp(zv[i * k + j] - zmax);
+      for (int64_t j = 0; j < k; ++j) pd += (prob[j] /= total) * dzv[i * k + j];
+      for (int64_t j = 0; j < k; ++j) u[i * k + j] = static_cast<float>(prob[j] * (dzv[i * k + j] - pd));
+    }
+    model.zero_grad();
+    Tensor logits = model.forward(x);
+    logits.backward(Tensor::from_vector(logits.shape(), u, device));  // Σ_i J_iᵀ u_i
+    const auto g = flatten_grads(model);
+    for (int64_t j = 0; j < p; ++j) out[static_cast<size_t>(j)] += g[static_cast<size_t>(j)];
+    model.zero_grad();
+  }
   for (auto& x : out) x /= static_cast<double>(set.n);
   return out;
 }

@@ -56,4 +56,9 @@ std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, co
 std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
                                           const PassOptions& opt = {});
 
+// Gauss-Newton-vector product (1/N) Σ_i J_iᵀ H_i J_i v, H_i the softmax cross-entropy's Hessian
+// in the logits (diag(p) − p pᵀ): the true Fisher's product, exact rather than sampled.
+std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
+                                       const PassOptions& opt = {});
+
 }  // namespace lethe::repair

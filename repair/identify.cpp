@@ -1,0 +1,375 @@
+#include "repair/identify.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "datasets/transforms.h"
+#include "nn/autograd.h"
+#include "nn/checkpoint.h"
+#include "nn/optim.h"
+#include "nn/train.h"
+#include "repair/kfac.h"
+#include "repair/params.h"
+#include "util/error.h"
+
+namespace lethe::repair {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+std::vector<float> to_float(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
+
+// Restores the model's parameters when scoring ends, however it ends.
+class ParamsGuard {
+ public:
+  explicit ParamsGuard(Module& m) : model_(m), saved_(flatten_params(m)) {}
+  ~ParamsGuard() {
+    try {
+      assign_params(model_, saved_);
+      model_.zero_grad();
+    } catch (...) {
+    }
+  }
+  const std::vector<float>& saved() const { return saved_; }
+
+ private:
+  Module& model_;
+  std::vector<float> saved_;
+};
+
+void report(const IdentifyOptions& o, const std::string& line) {
+  if (o.log) o.log(line);
+}
+
+PassOptions pass(const IdentifyOptions& o, const std::string& stage) {
+  PassOptions p;
+  p.batch = o.batch;
+  if (o.progress) p.progress = [&o, stage](int64_t d, int64_t t) { o.progress(stage, d, t); };
+  return p;
+}
+
+// Sum of the cross-entropy over `set` (one or more batches), differentiable.
+Tensor summed_loss(Module& model, const data::ImageSet& set, int64_t batch, Device device) {
+  Tensor total;
+  for (const auto& idx : data::sequential_batches(set.n, batch)) {
+    Labels labels;
+    Tensor l = sum(cross_entropy(model.forward(batch_images(set, idx, device, &labels)), labels));
+    total = total.defined() ? add(total, l) : l;
+  }
+  return total;
+}
+
+double loss_value(Module& model, const data::ImageSet& set, int64_t batch, Device device) {
+  NoGradGuard ng;
+  return static_cast<double>(summed_loss(model, set, batch, device).item());
+}
+
+// ---- EWC-influence ----
+std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const data::ImageSet& fq,
+                               const IdentifyOptions& o, bool kfac_anchor, IdentifyResult& result) {
+  const Device device = model.device();
+  const double n = static_cast<double>(train.n);
+  const auto theta_hat = flatten_params(model);
+  const auto layout = ParamLayout::of(model);
+
+  // The anchor: (N/2)(θ−θ̂)ᵀ F (θ−θ̂) + (λ/2)||θ−θ̂||²; its gradient is (N F + λ I)(θ−θ̂).
+  std::vector<double> fisher_diag;
+  Kfac kfac;
+  if (kfac_anchor) {
+    kfac = kfac_factors(model, train, o.fisher, pass(o, "kfac"));
+  } else {
+    fisher_diag = diagonal_fisher(model, train, o.fisher, pass(o, "fisher"));
+  }
+  std::vector<Tensor> coef, anchor;  // per parameter, on the model's device (diagonal anchor)
+  auto params = model.parameters();
+  if (!kfac_anchor) {
+    for (size_t k = 0; k < params.size(); ++k) {
+      const int64_t off = layout.offsets[k], cnt = params[k].numel();
+      std::vector<float> c(static_cast<size_t>(cnt)), a(static_cast<size_t>(cnt));
+      for (int64_t j = 0; j < cnt; ++j) {
+        c[j] = static_cast<float>(n * fisher_diag[off + j] + o.lambda);
+        a[j] = theta_hat[off + j];
+      }
+      coef.push_back(Tensor::from_vector(params[k].shape(), c, device));
+      anchor.push_back(Tensor::from_vector(params[k].shape(), a, device));
+    }
+  }
+
+  // Fq: a seeded held-out part decides when to stop.
+  std::vector<int64_t> order(static_cast<size_t>(fq.n));
+  std::iota(order.begin(), order.end(), 0);
+  Rng rng = Rng(o.seed).fork(5);
+  rng.shuffle(order);
+  const int64_t n_val = fq.n >= 2 && o.holdout > 0 ? std::max<int64_t>(1, std::llround(o.holdout * fq.n)) : 0;
+  std::vector<int64_t> val_idx(order.begin(), order.begin() + n_val), upd_idx(order.begin() + n_val, order.end());
+  std::sort(val_idx.begin(), val_idx.end());
+  std::sort(upd_idx.begin(), upd_idx.end());
+  const data::ImageSet fq_update = data::take(fq, upd_idx), fq_val = data::take(fq, val_idx);
+
+  AdamHyper hyper;
+  hyper.lr = static_cast<float>(o.lr);
+  Adam adam(params, hyper);
+  auto held_out = [&] { return n_val ? loss_value(model, fq_val, o.batch, device) : 0.0; };
+  double best = held_out();
+  const double start_val = best, start_fq = loss_value(model, fq_update, o.batch, device);
+  std::vector<float> best_theta = theta_hat;
+  int best_step = 0, since_best = 0, step = 0;
+  for (step = 1; step <= o.max_steps; ++step) {
+    adam.zero_grad();
+    Tensor loss = summed_loss(model, fq_update, o.batch, device);
+    const float lv = loss.item();
+    if (!std::isfinite(lv)) fail("ewc: the loss on Fq became {} at update step {} (try a smaller --ewc-lr)", lv, step);
+    loss.backward();
+    {
+      NoGradGuard ng;
+      if (kfac_anchor) {
+        const auto theta = flatten_params(model);
+        std::vector<double> delta(theta.size());
+        for (size_t j = 0; j < theta.size(); ++j) delta[j] = static_cast<double>(theta[j]) - theta_hat[j];
+        auto g = kfac_multiply(kfac, delta);
+        for (size_t j = 0; j < g.size(); ++j) g[j] = n * g[j] + o.lambda * delta[j];
+        for (size_t k = 0; k < params.size(); ++k) {
+          Tensor grad = params[k].grad();
+          const int64_t off = layout.offsets[k], cnt = params[k].numel();
+          std::vector<float> gk(g.begin() + off, g.begin() + off + cnt);
+          add_inplace(grad, Tensor::from_vector(params[k].shape(), gk, device));
+        }
+      } else {
+        for (size_t k = 0; k < params.size(); ++k) {
+          Tensor grad = params[k].grad();
+          add_inplace(grad, mul(coef[k], sub(params[k], anchor[k])));
+        }
+      }
+      for (auto& p : params)
+        if (!all_finite(p.grad())) fail("ewc: a non-finite gradient appeared at update step {}", step);
+    }
+    adam.step();
+    if (o.progress) o.progress("ewc update", step, o.max_steps);
+    if (!n_val) {
+      best_theta = flatten_params(model);
+      best_step = step;
+      continue;
+    }
+    const double v = held_out();
+    if (!std::isfinite(v)) fail("ewc: the held-out Fq loss became {} at update step {}", v, step);
+    if (v < best) {
+      best = v;
+      best_theta = flatten_params(model);
+      best_step = step;
+      since_best = 0;
+    } else if (++since_best >= o.patience) {
+      break;
+    }
+  }
+  result.stats["update_steps"] = std::min(step, o.max_steps);
+  result.stats["best_step"] = best_step;
+  result.stats["fq_holdout_loss_before"] = start_val;
+  result.stats["fq_holdout_loss_after"] = best;
+  result.stats["fq_update_loss_before"] = start_fq;
+  report(o, fmt::format("ewc: {} update steps, best at {} (held-out Fq loss {:.4f} -> {:.4f})", result.stats["update_steps"],
+                        best_step, start_val, best));
+
+  // r(z) = ℓ(z; θ*) − ℓ(z; θ̂).
+  assign_params(model, best_theta);
+  const auto after = per_example_losses(model, train, pass(o, "score θ*"));
+  assign_params(model, theta_hat);
+  const auto before = per_example_losses(model, train, pass(o, "score θ̂"));
+  std::vector<double> r(after.size());
+  for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<double>(after[i]) - static_cast<double>(before[i]);
+  return r;
+}
+
+// ---- linear influence: v = (F̂ + δI)⁻¹ ∇ℓ(Fq) ----
+std::vector<double> solve_linear(Module& model, const data::ImageSet& train, const std::vector<double>& b,
+                                 const IdentifyOptions& o, IdentifyResult& result) {
+  const std::string& s = o.solver;
+  if (s == "kfac") {
+    Kfac k = kfac_factors(model, train, o.fisher, pass(o, "kfac"));
+    return kfac_apply(k, b, o.damping);
+  }
+  const auto diag = diagonal_fisher(model, train, o.fisher, pass(o, "fisher"));
+  if (s == "diag") {
+    std::vector<double> v(b.size());
+    for (size_t j = 0; j < b.size(); ++j) v[j] = b[j] / (diag[j] + o.damping);
+    return v;
+  }
+  auto damped_fvp = [&](const data::ImageSet& set, const std::vector<double>& x) {
+    PassOptions p;
+    p.batch = o.batch;
+    auto y = o.curvature == "ggn" ? ggn_vector_product(model, set, x, p) : fisher_vector_product(model, set, x, p);
+    for (size_t j = 0; j < y.size(); ++j) y[j] += o.damping * x[j];
+    return y;
+  };
+  const double diag_max = *std::max_element(diag.begin(), diag.end()) + o.damping;
+  const double bnorm = std::sqrt(dot(b, b));
+  if (s == "cg") {
+    // Conjugate gradient on the full empirical Fisher, warm-started at the diagonal solve.
+    std::vector<double> x(b.size());
+    for (size_t j = 0; j < b.size(); ++j) x[j] = b[j] / (diag[j] + o.damping);
+    auto ax = damped_fvp(train, x);
+    std::vector<double> r(b.size()), p(b.size());
+    for (size_t j = 0; j < b.size(); ++j) p[j] = r[j] = b[j] - ax[j];
+    double rr = dot(r, r);
+    int it = 0;
+    for (it = 1; it <= o.iterations && std::sqrt(rr) > 1e-6 * bnorm; ++it) {
+      const auto ap = damped_fvp(train, p);
+      const double alpha = rr / dot(p, ap);
+      for (size_t j = 0; j < x.size(); ++j) {
+        x[j] += alpha * p[j];
+        r[j] -= alpha * ap[j];
+      }
+      const double rr_new = dot(r, r);
+      for (size_t j = 0; j < p.size(); ++j) p[j] = r[j] + rr_new / rr * p[j];
+      rr = rr_new;
+      if (o.progress) o.progress("cg", it, o.iterations);
+    }
+    result.stats["cg_iterations"] = it - 1;
+    result.stats["cg_relative_residual"] = std::sqrt(rr) / bnorm;
+    return x;
+  }
+  // Stochastic solvers: Fisher-vector products on seeded random mini-batches of D.
+  Rng rng = Rng(o.seed).fork(6);
+  auto minibatch = [&] {
+    std::vector<int64_t> idx;
+    const int64_t m = std::min(o.solver_batch, train.n);
+    for (int64_t i = 0; i < m; ++i) idx.push_back(static_cast<int64_t>(rng.below(static_cast<uint64_t>(train.n))));
+    return data::take(train, idx);
+  };
+  if (s == "lissa") {
+    // v_{t+1} = b + v_t − (F̂_B + δI) v_t / scale; v = v_T / scale. The scale must exceed the
+    // operator's largest eigenvalue; the diagonal's maximum times a margin is a cheap bound proxy.
+    const double scale = o.lissa_scale > 0 ? o.lissa_scale : 10.0 * diag_max;
+    std::vector<double> v = b;
+    for (int it = 1; it <= o.iterations; ++it) {
+      const auto hv = damped_fvp(minibatch(), v);
+      for (size_t j = 0; j < v.size(); ++j) v[j] = b[j] + v[j] - hv[j] / scale;
+      if (o.progress) o.progress("lissa", it, o.iterations);
+    }
+    for (auto& x : v) x /= scale;
+    result.stats["lissa_scale"] = scale;
+    return v;
+  }
+  if (s == "gd") {
+    // Gradient descent on ½ vᵀ(F̂+δI)v − bᵀv from the diagonal solve.
+    const double eta = o.gd_lr > 0 ? o.gd_lr : 1.0 / (10.0 * diag_max);
+    std::vector<double> v(b.size());
+    for (size_t j = 0; j < b.size(); ++j) v[j] = b[j] / (diag[j] + o.damping);
+    for (int it = 1; it <= o.iterations; ++it) {
+      const auto hv = damped_fvp(minibatch(), v);
+      for (size_t j = 0; j < v.size(); ++j) v[j] -= eta * (hv[j] - b[j]);
+      if (o.progress) o.progress("gd", it, o.iterations);
+    }
+    result.stats["gd_lr"] = eta;
+    return v;
+  }
+  throw UsageError(fmt::format("--solver: unknown solver '{}' (known: diag, kfac, cg, lissa, gd)", s));
+}
+
+std::vector<double> negated_dots(Module& model, const data::ImageSet& train, const std::vector<double>& v,
+                                 const IdentifyOptions& o) {
+  auto d = per_example_dots(model, train, to_float(v), 1, pass(o, "score"));
+  for (auto& x : d) x = -x;
+  return d;
+}
+
+}  // namespace
+
+const std::vector<std::string>& identify_methods() {
+  static const std::vector<std::string> m = {"ewc", "kfac-ewc", "linear", "tracin", "gradcos", "loss", "random"};
+  return m;
+}
+
+const std::vector<std::string>& linear_solvers() {
+  static const std::vector<std::string> s = {"diag", "kfac", "cg", "lissa", "gd"};
+  return s;
+}
+
+void validate(const IdentifyOptions& o, int64_t n_train, int64_t n_fq) {
+  const auto& methods = identify_methods();
+  if (std::find(methods.begin(), methods.end(), o.method) == methods.end())
+    throw UsageError(fmt::format("--method: unknown method '{}' (known: ewc, kfac-ewc, linear, tracin, gradcos, loss, random)", o.method));
+  const auto& solvers = linear_solvers();
+  if (std::find(solvers.begin(), solvers.end(), o.solver) == solvers.end())
+    throw UsageError(fmt::format("--solver: unknown solver '{}' (known: diag, kfac, cg, lissa, gd)", o.solver));
+  if (o.curvature != "fisher" && o.curvature != "ggn")
+    throw UsageError(fmt::format("--curvature: unknown '{}' (known: fisher, ggn)", o.curvature));
+  if (o.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", o.batch));
+  if (!(o.lr > 0)) throw UsageError(fmt::format("--ewc-lr {}: must be > 0", o.lr));
+  if (o.max_steps < 1) throw UsageError(fmt::format("--max-steps {}: must be >= 1", o.max_steps));
+  if (o.patience < 1) throw UsageError(fmt::format("--patience {}: must be >= 1", o.patience));
+  if (!(o.holdout >= 0 && o.holdout < 1)) throw UsageError(fmt::format("--holdout {}: must be in [0, 1)", o.holdout));
+  if (!(o.lambda >= 0)) throw UsageError(fmt::format("--lambda {}: must be >= 0", o.lambda));
+  if (!(o.damping >= 0)) throw UsageError(fmt::format("--damping {}: must be >= 0", o.damping));
+  if (o.iterations < 1) throw UsageError(fmt::format("--iterations {}: must be >= 1", o.iterations));
+  if (o.solver_batch < 1) throw UsageError(fmt::format("--solver-batch {}: must be >= 1", o.solver_batch));
+  if (o.fisher.mc_samples < 1) throw UsageError(fmt::format("--mc-samples {}: must be >= 1", o.fisher.mc_samples));
+  if (!o.checkpoint_lrs.empty() && o.checkpoint_lrs.size() != o.checkpoints.size())
+    throw UsageError(fmt::format("--checkpoint-lrs: {} rates for {} checkpoints", o.checkpoint_lrs.size(), o.checkpoints.size()));
+  if (n_train < 1) fail("the training set is empty");
+  const bool needs_fq = o.method != "loss" && o.method != "random";
+  if (needs_fq && n_fq < 1) fail("the query failure set Fq is empty: the model makes no mistakes to explain");
+}
+
+IdentifyResult identify(Module& model, const data::ImageSet& train, const data::ImageSet& fq, const IdentifyOptions& o) {
+  validate(o, train.n, fq.n);
+  if (fq.n > 0 && (fq.channels != train.channels || fq.height != train.height || fq.width != train.width))
+    fail("failures are {}x{}x{} images but the training set's are {}x{}x{}", fq.channels, fq.height, fq.width,
+         train.channels, train.height, train.width);
+  if (fq.n > 0 && fq.num_classes != train.num_classes)
+    fail("failures have {} classes, the training set {}", fq.num_classes, train.num_classes);
+  IdentifyResult result;
+  result.method = o.method;
+  ParamsGuard guard(model);
+  const auto t0 = Clock::now();
+  if (o.method == "ewc" || o.method == "kfac-ewc") {
+    result.scores = ewc_scores(model, train, fq, o, o.method == "kfac-ewc", result);
+  } else if (o.method == "linear") {
+    const auto b = summed_gradient(model, fq, pass(o, "grad Fq"));
+    const auto v = solve_linear(model, train, b, o, result);
+    result.scores = negated_dots(model, train, v, o);
+  } else if (o.method == "tracin") {
+    result.scores.assign(static_cast<size_t>(train.n), 0.0);
+    auto add_checkpoint = [&](double lr) {
+      const auto b = summed_gradient(model, fq, pass(o, "grad Fq"));
+      const auto r = negated_dots(model, train, b, o);
+      for (size_t i = 0; i < r.size(); ++i) result.scores[i] += lr * r[i];
+    };
+    add_checkpoint(1.0);
+    for (size_t c = 0; c < o.checkpoints.size(); ++c) {
+      load_parameters(o.checkpoints[c], model);
+      add_checkpoint(o.checkpoint_lrs.empty() ? 1.0 : o.checkpoint_lrs[c]);
+    }
+    result.stats["checkpoints"] = 1.0 + static_cast<double>(o.checkpoints.size());
+  } else if (o.method == "gradcos") {
+    const auto b = summed_gradient(model, fq, pass(o, "grad Fq"));
+    const double bn = std::sqrt(dot(b, b));
+    const auto d = per_example_dots(model, train, to_float(b), 1, pass(o, "score"));
+    const auto nn = per_example_sq_norms(model, train, pass(o, "norms"));
+    result.scores.resize(d.size());
+    for (size_t i = 0; i < d.size(); ++i) {
+      const double denom = std::sqrt(nn[i]) * bn;
+      result.scores[i] = denom > 0 ? -d[i] / denom : 0.0;
+    }
+  } else if (o.method == "loss") {
+    const auto l = per_example_losses(model, train, pass(o, "score"));
+    result.scores.assign(l.begin(), l.end());
+  } else {  // random
+    Rng rng = Rng(o.seed).fork(7);
+    result.scores.resize(static_cast<size_t>(train.n));
+    for (auto& s : result.scores) s = rng.uniform();
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (double s : result.scores)
+    if (!std::isfinite(s)) fail("{}: a score came out {} (the model or the solver diverged)", o.method, s);
+  return result;
+}
+
+}  // namespace lethe::repair

@@ -1,0 +1,66 @@
+#pragma once
+// Step I of the repair: score every training example by how much it causes the failures Fq
+// (larger = stronger cause). Methods and their equations: shared/docs/method.md.
+//   ewc       EWC-influence: a continual-learning update on Fq anchored by the diagonal Fisher,
+//             r(z) = ℓ(z; θ*) − ℓ(z; θ̂)
+//   kfac-ewc  the same anchored by the KFAC Fisher
+//   linear    r(z) = −∇ℓ(z)ᵀ (F̂ + δI)⁻¹ ∇ℓ(Fq), solver diag | kfac | cg | lissa | gd
+//   tracin    r(z) = −Σ_c η_c ∇ℓ_c(z)ᵀ ∇ℓ_c(Fq) over checkpoints c (the final model alone by default)
+//   gradcos   r(z) = −cos(∇ℓ(z), ∇ℓ(Fq))
+//   loss      r(z) = ℓ(z; θ̂)
+//   random    seeded uniform scores (the floor every method must beat)
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "datasets/mnist.h"
+#include "nn/module.h"
+#include "repair/quantities.h"
+
+namespace lethe::repair {
+
+const std::vector<std::string>& identify_methods();
+const std::vector<std::string>& linear_solvers();
+
+struct IdentifyOptions {
+  std::string method = "ewc";
+  int64_t batch = 256;    // examples per pass over D
+  FisherOptions fisher;   // which Fisher anchors ewc/kfac-ewc and preconditions linear
+  // ewc, kfac-ewc
+  double lambda = 0.0;    // extra L2 anchor (paper: 0)
+  double lr = 1e-3;       // Adam step size of the update on Fq
+  int max_steps = 200;
+  int patience = 20;      // steps without a better held-out Fq loss before stopping
+  double holdout = 0.1;   // fraction of Fq held out for early stopping
+  // linear
+  std::string solver = "diag";
+  double damping = 1e-3;  // δ
+  std::string curvature = "fisher";  // cg/lissa/gd products: fisher (empirical) | ggn (Gauss-Newton = true Fisher)
+  int iterations = 30;    // cg / lissa / gd
+  int64_t solver_batch = 256;  // examples per stochastic Fisher-vector product (lissa, gd)
+  double lissa_scale = 0; // LiSSA's scale (0: chosen from the Fisher's diagonal)
+  double gd_lr = 0;       // GD's step (0: chosen from the Fisher's diagonal)
+  // tracin
+  std::vector<std::string> checkpoints;  // extra checkpoints (safetensors) besides the model
+  std::vector<double> checkpoint_lrs;    // their learning rates (default 1 each)
+  uint64_t seed = 0;
+  std::function<void(const std::string& stage, int64_t done, int64_t total)> progress;
+  std::function<void(const std::string& line)> log;
+};
+
+struct IdentifyResult {
+  std::string method;
+  std::vector<double> scores;            // r(z) for every example of D
+  double seconds = 0;
+  std::map<std::string, double> stats;   // method-specific figures (steps, losses, residuals)
+};
+
+// Validates options (UsageError on bad ones) without running anything.
+void validate(const IdentifyOptions& options, int64_t n_train, int64_t n_fq);
+
+// Scores D against Fq. The model's parameters are left exactly as they were.
+IdentifyResult identify(Module& model, const data::ImageSet& train, const data::ImageSet& fq,
+                        const IdentifyOptions& options);
+
+}  // namespace lethe::repair
