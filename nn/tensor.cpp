@@ -1,5 +1,6 @@
 #include "nn/tensor.h"
 
+#include <cstdio>
 #include <cstring>
 
 #include "kernels/device.h"
@@ -43,7 +44,14 @@ std::shared_ptr<Storage> allocate_storage(int64_t bytes, Device device) {
   if (device == Device::CPU) {
     storage->block = std::shared_ptr<void>(device::host_alloc(static_cast<size_t>(bytes)), device::host_free);
   } else {
-    storage->block = std::shared_ptr<void>(device::cuda_alloc(static_cast<size_t>(bytes)), device::cuda_free);
+    // A deleter must not throw: a failed release (a driver fault at exit) is reported, not fatal.
+    storage->block = std::shared_ptr<void>(device::cuda_alloc(static_cast<size_t>(bytes)), [](void* p) noexcept {
+      try {
+        device::cuda_free(p);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "lethe: warning: %s\n", e.what());
+      }
+    });
   }
   return storage;
 }

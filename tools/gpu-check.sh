@@ -34,9 +34,9 @@ SUMMARY="$LOGS/summary.txt"
 
 say() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
 section() { printf '\n== %s ==\n' "$*"; }
-# record STEP STATUS SECONDS
+# record STEP STATUS SECONDS [DETAIL]
 results=()
-record() { results+=("$(printf '%-22s %-5s %5ss' "$1" "$2" "$3")"); }
+record() { results+=("$(printf '%-22s %-5s %5ss  %s' "$1" "$2" "$3" "${4:-}")"); }
 
 # ---- 1. tools ----------------------------------------------------------------------------------
 section "tools"
@@ -155,6 +155,8 @@ export LD_LIBRARY_PATH="${cudnn_lib:+$cudnn_lib:}$PREFIX/lib:$PREFIX/lib64:$SRC/
 
 # ---- 3. build the dependencies from source -----------------------------------------------------
 section "dependencies from source"
+# CMAKE_POLICY_VERSION_MINIMUM: CMake 4 (pip's) refuses projects that ask for a policy level
+# below 3.5, as older releases of these libraries do; older CMake ignores the variable.
 build_source() {  # NAME CMAKE-OPTIONS...
   local name="$1" src="${source_dir[$1]:-}"
   shift
@@ -165,7 +167,8 @@ build_source() {  # NAME CMAKE-OPTIONS...
   echo "==== $name ($src)" >>"$LOGS/deps.log"
   if ! {
     cmake -S "$src" -B "$DEPS/build-$name" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" \
-      -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_POSITION_INDEPENDENT_CODE=ON "$@" &&
+      -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
+      -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "$@" &&
       cmake --build "$DEPS/build-$name" -j "$JOBS" &&
       cmake --install "$DEPS/build-$name"
   } >>"$LOGS/deps.log" 2>&1; then
@@ -229,30 +232,56 @@ fi
 
 # ---- 5. tests and benchmarks -------------------------------------------------------------------
 failed=0
-# run_step NAME LOG COMMAND...: runs it (10 minutes at most), prints the lines that matter.
+# The lines of a GoogleTest log that matter: totals, failures with their messages, and why
+# tests skipped (the first reason; they usually share it).
+gtest_digest() {
+  grep -E '^\[==========\] .* ran|^\[  PASSED  \]|^\[  SKIPPED \] [0-9]+ tests?,|^\[  FAILED  \]' "$1" || true
+  grep -A4 -E ': Failure$' "$1" | head -60 || true
+  local reason
+  reason="$(grep -m1 -A1 -E ': Skipped$' "$1" | tail -1 || true)"
+  [[ -n "$reason" ]] && echo "first skip reason: $reason"
+  return 0
+}
+# "N passed, N skipped, N failed" from a GoogleTest log.
+gtest_counts() {
+  local passed skipped failed
+  passed="$(grep -oE '^\[  PASSED  \] [0-9]+' "$1" | grep -oE '[0-9]+$' || echo 0)"
+  skipped="$(grep -oE '^\[  SKIPPED \] [0-9]+ tests?,' "$1" | grep -oE '[0-9]+' || echo 0)"
+  failed="$(grep -oE '^ *[0-9]+ FAILED TESTS?' "$1" | grep -oE '[0-9]+' || echo 0)"
+  echo "${passed} passed, ${skipped} skipped, ${failed} failed"
+}
+
+# run_step NAME LOG DIGEST COMMAND...: runs it (10 minutes at most) and prints its digest.
 run_step() {
-  local name="$1" log="$2"
-  shift 2
+  local name="$1" log="$2" digest="$3"
+  shift 3
   section "$name"
-  local t0=$SECONDS rc=0
+  local t0=$SECONDS rc=0 detail=""
   timeout 600 "$@" >"$log" 2>&1 || rc=$?
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|error:|tests? (ran|skipped)|SKIPPED \]" "$log" | head -80 || true
+  if [[ "$digest" == gtest ]]; then
+    gtest_digest "$log"
+    if grep -qE '^\[==========\] .* ran' "$log"; then
+      detail="$(gtest_counts "$log")"
+    else
+      detail="did not finish (exit $rc) in: $(grep -E '^\[ RUN      \]' "$log" | tail -1 | sed 's/^\[ RUN      \] //')"
+    fi
+  else
+    grep -E '^[A-Za-z_].*[0-9.]+ (ns|us|ms|s) ' "$log" | head -60 || true
+  fi
   if ((rc != 0)); then
     echo "($name exited with $rc; the end of $log:)"
-    tail -25 "$log"
+    tail -15 "$log"
     failed=1
-    record "$name" FAIL $((SECONDS - t0))
+    record "$name" FAIL $((SECONDS - t0)) "$detail"
   else
-    record "$name" PASS $((SECONDS - t0))
+    record "$name" PASS $((SECONDS - t0)) "$detail"
   fi
 }
 
 TESTS="$BUILD/lethe_tests"
 if [[ -x "$TESTS" ]]; then
-  run_step "CUDA tests" "$LOGS/cuda-tests.log" "$TESTS" --gtest_filter='*Cuda*'
-  cuda_skips="$(grep -c '^\[  SKIPPED \]' "$LOGS/cuda-tests.log" || true)"
-  ((cuda_skips > 0)) && say "note: $cuda_skips CUDA test lines report SKIPPED (no usable GPU?)"
-  run_step "all tests" "$LOGS/all-tests.log" "$TESTS"
+  run_step "CUDA tests" "$LOGS/cuda-tests.log" gtest "$TESTS" --gtest_filter='*Cuda*'
+  run_step "all tests" "$LOGS/all-tests.log" gtest "$TESTS"
 else
   say "lethe_tests was not built"
   record "tests" FAIL 0
@@ -263,8 +292,7 @@ BENCH="$BUILD/lethe_bench"
 if [[ -x "$BENCH" ]]; then
   # Short runs: this is a smoke run with figures, not a careful measurement.
   # shellcheck disable=SC2086
-  run_step "benchmarks" "$LOGS/bench.log" "$BENCH" --benchmark_min_time=0.05 ${LETHE_BENCH_ARGS:-}
-  grep -E "^[A-Za-z_].*(ns|us|ms)" "$LOGS/bench.log" | head -60 || true
+  run_step "benchmarks" "$LOGS/bench.log" bench "$BENCH" --benchmark_min_time=0.05 ${LETHE_BENCH_ARGS:-}
 else
   record "benchmarks" SKIP 0
 fi

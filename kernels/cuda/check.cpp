@@ -1,0 +1,32 @@
+#include "kernels/cuda/check.cuh"
+
+#include "util/error.h"
+
+namespace lethe::cuda::detail {
+
+void throw_cuda_error(cudaError_t status, const char* call, const char* file, int line) {
+  // Clear the runtime's last error so that the next, unrelated check does not report it again
+  // (a sticky error, e.g. an illegal address, stays set regardless and needs a process restart).
+  cudaGetLastError();
+  fail("CUDA call {} failed: {} ({}) ({}:{})", call, cudaGetErrorName(status), cudaGetErrorString(status), file,
+       line);
+}
+
+void throw_cublas_error(cublasStatus_t status, const char* call, const char* file, int line) {
+  fail("cuBLAS call {} failed: {} ({}) ({}:{})", call, cublasGetStatusName(status), cublasGetStatusString(status),
+       file, line);
+}
+
+void throw_cudnn_error(cudnnStatus_t status, const char* call, const char* file, int line) {
+  // cuDNN 9 keeps a more specific message for the last failure on this thread.
+  char detail[512] = {0};
+  cudnnGetLastErrorString(detail, sizeof(detail));
+  fail("cuDNN call {} failed: {}{}{} ({}:{})", call, cudnnGetErrorString(status), detail[0] ? ": " : "", detail,
+       file, line);
+}
+
+void throw_invalid_argument(const std::string& what, const char* condition, const char* file, int line) {
+  fail("{} ({}:{}: check `{}` failed)", what, file, line, condition);
+}
+
+}  // namespace lethe::cuda::detail

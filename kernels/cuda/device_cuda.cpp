@@ -1,0 +1,65 @@
+// The CUDA half of kernels/device.h: whether a GPU is usable, and synchronous copies. (The CPU
+// build defines these in kernels/cpu/device_cpu.cpp instead; cuda_alloc/cuda_free live beside
+// the caching allocator in allocator.cpp.)
+#include <string>
+
+#include "kernels/cuda/check.cuh"
+#include "kernels/cuda/context.cuh"
+#include "kernels/device.h"
+
+namespace lethe::device {
+namespace {
+
+struct Probe {
+  bool available = false;
+  std::string reason;
+};
+
+// Asked once: the answer cannot change while the process runs, and asking a machine without a
+// driver is slow. Nothing here may throw: "no GPU" is an answer, not an error.
+const Probe& probe() {
+  static const Probe result = [] {
+    Probe p;
+    try {
+      int count = 0;
+      const cudaError_t status = cudaGetDeviceCount(&count);
+      if (status != cudaSuccess) {
+        cudaGetLastError();
+        p.reason = std::string("no CUDA device found: ") + cudaGetErrorString(status);
+      } else if (count < 1) {
+        p.reason = "no CUDA device found: cudaGetDeviceCount reported 0 devices";
+      } else {
+        p.available = true;
+      }
+    } catch (...) {
+      p.reason = "no CUDA device found: the CUDA runtime failed while probing for one";
+    }
+    return p;
+  }();
+  return result;
+}
+
+// Synchronous from the host's point of view, yet on the context's stream: a copy is ordered
+// after the kernels that produced its source, and the host may reuse its buffer on return.
+void copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (bytes == 0) return;
+  const cudaStream_t stream = cuda::stream();
+  LETHE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
+  LETHE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+}  // namespace
+
+bool cuda_available() { return probe().available; }
+const char* cuda_unavailable_reason() { return probe().reason.c_str(); }
+
+void copy_host_to_cuda(void* dst, const void* src, size_t bytes) { copy(dst, src, bytes, cudaMemcpyHostToDevice); }
+void copy_cuda_to_host(void* dst, const void* src, size_t bytes) { copy(dst, src, bytes, cudaMemcpyDeviceToHost); }
+void copy_cuda_to_cuda(void* dst, const void* src, size_t bytes) { copy(dst, src, bytes, cudaMemcpyDeviceToDevice); }
+
+// Nothing can be pending without a device, so this is then a no-op, as in the CPU-only build.
+void cuda_synchronize() {
+  if (cuda_available()) LETHE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+}
+
+}  // namespace lethe::device

@@ -1,0 +1,590 @@
+// Every CUDA kernel against its CPU twin on the same random inputs (odd sizes included), with an
+// absolute + relative tolerance: |cuda - cpu| <= atol + rtol * |cpu|, NaN matching NaN. A
+// failure prints the first mismatches. Tolerances, by kind of op:
+//   - pure data movement and gathers that add in the CPU's order (im2col, col2im, pooling,
+//     relu, nll): exact (0, 0);
+//   - elementwise arithmetic: nvcc may fuse a*b + c into one FMA where the CPU rounds twice, a
+//     difference of an ulp or two: rtol 1e-6 with a tiny atol for results near zero;
+//   - sums accumulated in double on both sides (sum, sum_rows, bias gradients): only the final
+//     rounding to float can differ: rtol 1e-6;
+//   - float dot products (gemm, conv): the two backends add in different orders, each partial
+//     sum rounding at ~6e-8 relative; over K terms of magnitude <= 1 the error bound grows like
+//     K * 6e-8, so atol 1e-4 covers K in the hundreds with a wide margin, and rtol 1e-4 the
+//     larger outputs;
+//   - exp/log in the losses: CUDA's expf is within 2 ulp, glibc's within 1: rtol 1e-5.
+//
+// The file builds in both configurations: without LETHE_WITH_CUDA one test skips with the
+// reason, so the suite reports the CUDA backend as skipped rather than silently absent.
+#include <gtest/gtest.h>
+
+#include "kernels/device.h"
+
+#ifndef LETHE_WITH_CUDA
+
+TEST(CudaKernels, SkippedWithoutCudaBackend) { GTEST_SKIP() << lethe::device::cuda_unavailable_reason(); }
+
+#else
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/conv.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/loss.h"
+#include "kernels/cpu/optim.h"
+#include "kernels/cpu/pool.h"
+#include "kernels/cuda/kernels.h"
+#include "util/error.h"
+#include "util/rng.h"
+
+namespace {
+
+namespace dev = lethe::device;
+using lethe::Conv2dShape;
+using lethe::Pool2dShape;
+
+std::vector<float> random_floats(int64_t n, uint64_t seed, double lo = -1.0, double hi = 1.0) {
+  lethe::Rng rng(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = static_cast<float>(rng.uniform(lo, hi));
+  return v;
+}
+
+std::vector<int32_t> random_labels(int64_t n, int64_t k, uint64_t seed) {
+  lethe::Rng rng(seed);
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  for (int32_t& x : v) x = static_cast<int32_t>(rng.below(static_cast<uint64_t>(k)));
+  return v;
+}
+
+// A device array for one test, freed on scope exit. Outputs start as NaN so that an element a
+// kernel forgot to write shows up as a mismatch instead of a lucky zero.
+template <class T>
+class DeviceArray {
+ public:
+  explicit DeviceArray(const std::vector<T>& host) : size_(host.size()) {
+    ptr_ = static_cast<T*>(dev::cuda_alloc(bytes()));
+    dev::copy_host_to_cuda(ptr_, host.data(), bytes());
+  }
+  static DeviceArray poisoned(size_t size) {
+    return DeviceArray(std::vector<T>(size, std::numeric_limits<T>::quiet_NaN()));
+  }
+  ~DeviceArray() { dev::cuda_free(ptr_); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  DeviceArray(DeviceArray&& other) noexcept : ptr_(other.ptr_), size_(other.size_) { other.ptr_ = nullptr; }
+
+  T* get() const { return ptr_; }
+  std::vector<T> to_host() const {
+    std::vector<T> host(size_);
+    dev::copy_cuda_to_host(host.data(), ptr_, bytes());
+    return host;
+  }
+
+ private:
+  size_t bytes() const { return size_ * sizeof(T); }
+  T* ptr_ = nullptr;
+  size_t size_ = 0;
+};
+
+using DeviceFloats = DeviceArray<float>;
+
+::testing::AssertionResult all_close(const std::vector<float>& cpu, const std::vector<float>& cuda, double atol,
+                                     double rtol) {
+  if (cpu.size() != cuda.size())
+    return ::testing::AssertionFailure() << "sizes differ: cpu " << cpu.size() << ", cuda " << cuda.size();
+  constexpr int kShown = 8;
+  int64_t mismatches = 0;
+  std::ostringstream first;
+  first.precision(9);
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const double a = cpu[i], b = cuda[i];
+    const bool both_nan = std::isnan(a) && std::isnan(b);
+    const bool same_inf = std::isinf(a) && a == b;
+    if (both_nan || same_inf || std::abs(a - b) <= atol + rtol * std::abs(a)) continue;
+    if (mismatches++ < kShown)
+      first << "\n  [" << i << "] cpu " << a << "  cuda " << b << "  |diff| " << std::abs(a - b);
+  }
+  if (mismatches == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << mismatches << " of " << cpu.size() << " elements differ (atol " << atol
+                                       << ", rtol " << rtol << "); first:" << first.str();
+}
+
+std::string describe(const Conv2dShape& s) {
+  std::ostringstream out;
+  out << "n=" << s.n << " c=" << s.c << " h=" << s.h << " w=" << s.w << " co=" << s.co << " k=" << s.kh << "x" << s.kw
+      << " stride=" << s.stride << " pad=" << s.pad;
+  return out.str();
+}
+
+Conv2dShape conv_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t co, int64_t kh, int64_t kw, int64_t stride,
+                       int64_t pad) {
+  Conv2dShape s;
+  s.n = n, s.c = c, s.h = h, s.w = w, s.co = co, s.kh = kh, s.kw = kw, s.stride = stride, s.pad = pad;
+  return s;
+}
+
+// The convolution shapes every conv test runs: the odd strided, padded case first.
+std::vector<Conv2dShape> conv_shapes() {
+  return {conv_shape(3, 5, 11, 9, 7, 3, 3, 2, 1), conv_shape(2, 3, 8, 8, 4, 1, 1, 1, 0),
+          conv_shape(4, 6, 13, 10, 5, 5, 5, 1, 2), conv_shape(1, 2, 7, 12, 3, 3, 2, 3, 0),
+          conv_shape(5, 1, 28, 28, 8, 5, 5, 1, 0)};
+}
+
+constexpr double kDotAtol = 1e-4, kDotRtol = 1e-4;
+constexpr double kMapAtol = 1e-7, kMapRtol = 1e-6;
+constexpr double kSumRtol = 1e-6;
+constexpr double kExpAtol = 1e-6, kExpRtol = 1e-5;
+
+// ---- backend and memory -------------------------------------------------------------------------
+
+// Runs on every machine, GPU or not: the probe must answer, not throw, and say why not.
+TEST(CudaBackend, ReportsWhetherAGpuIsUsable) {
+  if (dev::cuda_available()) {
+    EXPECT_STREQ(dev::cuda_unavailable_reason(), "");
+  } else {
+    EXPECT_NE(std::string(dev::cuda_unavailable_reason()).find("no CUDA device found"), std::string::npos)
+        << dev::cuda_unavailable_reason();
+    EXPECT_THROW(dev::cuda_alloc(16), lethe::Error);
+  }
+}
+
+TEST(CudaAllocator, ReusesAFreedBlockOfTheSameBucket) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  void* first = dev::cuda_alloc(1000);
+  dev::cuda_free(first);
+  const auto before = lethe::cuda::memory_stats();
+  void* second = dev::cuda_alloc(1000);
+  const auto after = lethe::cuda::memory_stats();
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(after.cache_hits, before.cache_hits + 1);
+  EXPECT_EQ(after.device_mallocs, before.device_mallocs);
+  dev::cuda_free(second);
+}
+
+TEST(CudaAllocator, OutOfMemoryNamesTheRequestedSize) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const size_t huge = size_t{1} << 50;  // a petabyte: no device has it
+  try {
+    dev::cuda_alloc(huge);
+    FAIL() << "allocating 1 PiB succeeded";
+  } catch (const lethe::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(std::to_string(huge)), std::string::npos) << what;
+    EXPECT_NE(what.find("free"), std::string::npos) << what;
+  }
+  // The allocator still works after the failure.
+  void* p = dev::cuda_alloc(64);
+  EXPECT_NE(p, nullptr);
+  dev::cuda_free(p);
+}
+
+TEST(CudaCopies, RoundTripHostDeviceDeviceHost) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const auto host = random_floats(12345, 1);
+  DeviceFloats a(host);
+  auto b = DeviceFloats::poisoned(host.size());
+  dev::copy_cuda_to_cuda(b.get(), a.get(), host.size() * sizeof(float));
+  EXPECT_TRUE(all_close(host, b.to_host(), 0, 0));
+}
+
+// ---- gemm ---------------------------------------------------------------------------------------
+
+TEST(CudaGemm, MatchesCpuForEveryTransposeWithPaddedLeadingDimensions) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const int64_t m = 37, n = 29, k = 53, pad = 3;
+  const float alpha = 0.75f, beta = 0.5f;
+  for (const bool ta : {false, true})
+    for (const bool tb : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "trans_a=" << ta << " trans_b=" << tb);
+      // Row-major storage of op(A)'s source: [m, k] or [k, m], each row padded by `pad`.
+      const int64_t a_rows = ta ? k : m, a_cols = ta ? m : k, lda = a_cols + pad;
+      const int64_t b_rows = tb ? n : k, b_cols = tb ? k : n, ldb = b_cols + pad;
+      const int64_t ldc = n + pad;
+      const auto a = random_floats(a_rows * lda, 10);
+      const auto b = random_floats(b_rows * ldb, 11);
+      auto c_cpu = random_floats(m * ldc, 12);
+      DeviceFloats a_d(a), b_d(b), c_d(c_cpu);
+      lethe::cpu::gemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c_cpu.data(), ldc);
+      lethe::cuda::gemm(ta, tb, m, n, k, alpha, a_d.get(), lda, b_d.get(), ldb, beta, c_d.get(), ldc);
+      // The padding columns of C must be left alone: comparing all of C checks that too.
+      EXPECT_TRUE(all_close(c_cpu, c_d.to_host(), kDotAtol, kDotRtol));
+    }
+}
+
+// ---- elementwise --------------------------------------------------------------------------------
+
+TEST(CudaElementwise, MapsMatchCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const int64_t n = 100003;
+  const auto a = random_floats(n, 20), b = random_floats(n, 21);
+  DeviceFloats a_d(a), b_d(b);
+  std::vector<float> y(static_cast<size_t>(n));
+
+  auto y_d = DeviceFloats::poisoned(a.size());
+  lethe::cpu::fill(n, 2.5f, y.data());
+  lethe::cuda::fill(n, 2.5f, y_d.get());
+  EXPECT_TRUE(all_close(y, y_d.to_host(), 0, 0)) << "fill";
+
+  y = b;
+  DeviceFloats axpy_d(b);
+  lethe::cpu::axpy(n, -0.3f, a.data(), y.data());
+  lethe::cuda::axpy(n, -0.3f, a_d.get(), axpy_d.get());
+  EXPECT_TRUE(all_close(y, axpy_d.to_host(), kMapAtol, kMapRtol)) << "axpy";
+
+  lethe::cpu::scale(n, 1.7f, a.data(), y.data());
+  lethe::cuda::scale(n, 1.7f, a_d.get(), y_d.get());
+  EXPECT_TRUE(all_close(y, y_d.to_host(), 0, 0)) << "scale";
+
+  lethe::cpu::add(n, a.data(), b.data(), y.data());
+  lethe::cuda::add(n, a_d.get(), b_d.get(), y_d.get());
+  EXPECT_TRUE(all_close(y, y_d.to_host(), 0, 0)) << "add";
+
+  lethe::cpu::sub(n, a.data(), b.data(), y.data());
+  lethe::cuda::sub(n, a_d.get(), b_d.get(), y_d.get());
+  EXPECT_TRUE(all_close(y, y_d.to_host(), 0, 0)) << "sub";
+
+  lethe::cpu::mul(n, a.data(), b.data(), y.data());
+  lethe::cuda::mul(n, a_d.get(), b_d.get(), y_d.get());
+  EXPECT_TRUE(all_close(y, y_d.to_host(), 0, 0)) << "mul";
+
+  lethe::cpu::relu_forward(n, a.data(), y.data());
+  lethe::cuda::relu_forward(n, a_d.get(), y_d.get());
+  EXPECT_TRUE(all_close(y, y_d.to_host(), 0, 0)) << "relu_forward";
+
+  std::vector<float> dx(static_cast<size_t>(n));
+  auto dx_d = DeviceFloats::poisoned(a.size());
+  lethe::cpu::relu_backward(n, y.data(), b.data(), dx.data());
+  lethe::cuda::relu_backward(n, y_d.get(), b_d.get(), dx_d.get());
+  EXPECT_TRUE(all_close(dx, dx_d.to_host(), 0, 0)) << "relu_backward";
+}
+
+TEST(CudaElementwise, AddRowBiasMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{37, 11}, {1, 1000}, {513, 3}}) {
+    SCOPED_TRACE(::testing::Message() << rows << "x" << cols);
+    auto y = random_floats(rows * cols, 30);
+    const auto bias = random_floats(cols, 31);
+    DeviceFloats y_d(y), bias_d(bias);
+    lethe::cpu::add_row_bias(rows, cols, bias.data(), y.data());
+    lethe::cuda::add_row_bias(rows, cols, bias_d.get(), y_d.get());
+    EXPECT_TRUE(all_close(y, y_d.to_host(), 0, 0));
+  }
+}
+
+// ---- reductions ---------------------------------------------------------------------------------
+
+TEST(CudaReduce, SumMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const int64_t n : {int64_t{0}, int64_t{1}, int64_t{255}, int64_t{1000003}}) {
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    const auto x = random_floats(std::max<int64_t>(n, 1), 40, -1.0, 3.0);
+    DeviceFloats x_d(x);
+    auto out_d = DeviceFloats::poisoned(1);
+    std::vector<float> out(1);
+    lethe::cpu::sum(n, x.data(), out.data());
+    lethe::cuda::sum(n, x_d.get(), out_d.get());
+    EXPECT_TRUE(all_close(out, out_d.to_host(), 0, kSumRtol));
+  }
+}
+
+TEST(CudaReduce, SumRowsMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const auto& [rows, cols] :
+       std::vector<std::pair<int64_t, int64_t>>{{1000, 37}, {3, 5000}, {1, 1}, {0, 7}, {100003, 10}}) {
+    SCOPED_TRACE(::testing::Message() << rows << "x" << cols);
+    const auto dy = random_floats(std::max<int64_t>(rows * cols, 1), 41);
+    DeviceFloats dy_d(dy);
+    auto db_d = DeviceFloats::poisoned(static_cast<size_t>(cols));
+    std::vector<float> db(static_cast<size_t>(cols));
+    lethe::cpu::sum_rows(rows, cols, dy.data(), db.data());
+    lethe::cuda::sum_rows(rows, cols, dy_d.get(), db_d.get());
+    EXPECT_TRUE(all_close(db, db_d.to_host(), 1e-6, kSumRtol));
+  }
+}
+
+TEST(CudaReduce, AllFiniteFindsEveryKindOfNonFinite) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const int64_t n = 300007;
+  auto x = random_floats(n, 42);
+  {
+    DeviceFloats x_d(x);
+    EXPECT_EQ(lethe::cuda::all_finite(n, x_d.get()), lethe::cpu::all_finite(n, x.data()));
+    EXPECT_TRUE(lethe::cuda::all_finite(n, x_d.get()));
+    EXPECT_TRUE(lethe::cuda::all_finite(0, x_d.get()));
+  }
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (const auto& [where, value] : std::vector<std::pair<int64_t, float>>{{n - 1, nan}, {0, inf}, {n / 2, -inf}}) {
+    SCOPED_TRACE(::testing::Message() << "x[" << where << "] = " << value);
+    auto bad = x;
+    bad[static_cast<size_t>(where)] = value;
+    DeviceFloats bad_d(bad);
+    EXPECT_EQ(lethe::cuda::all_finite(n, bad_d.get()), lethe::cpu::all_finite(n, bad.data()));
+    EXPECT_FALSE(lethe::cuda::all_finite(n, bad_d.get()));
+  }
+}
+
+// Indices past 2^31 (8.6 GB of floats): skipped where the device has not that much free memory.
+TEST(CudaReduce, IndicesPast32BitsReachEveryElement) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const int64_t n = (int64_t{1} << 31) + 7;
+  float* x = nullptr;
+  try {
+    x = static_cast<float*>(dev::cuda_alloc(static_cast<size_t>(n) * sizeof(float)));
+  } catch (const lethe::Error& e) {
+    GTEST_SKIP() << "not enough device memory for the 64-bit index test: " << e.what();
+  }
+  lethe::cuda::fill(n, 1.0f, x);
+  DeviceFloats total = DeviceFloats::poisoned(1);
+  lethe::cuda::sum(n, x, total.get());
+  EXPECT_EQ(total.to_host()[0], static_cast<float>(static_cast<double>(n)));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  dev::copy_host_to_cuda(x + (n - 2), &nan, sizeof(float));  // an element only a 64-bit index reaches
+  EXPECT_FALSE(lethe::cuda::all_finite(n, x));
+  dev::cuda_free(x);
+  lethe::cuda::release_cached_memory();
+}
+
+// ---- convolution --------------------------------------------------------------------------------
+
+TEST(CudaConv, Im2colAndCol2imMatchCpuExactly) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (Conv2dShape s : conv_shapes()) {
+    s.n = 1;
+    SCOPED_TRACE(describe(s));
+    const int64_t image = s.c * s.h * s.w, col_size = s.col_rows() * s.col_cols();
+    const auto x = random_floats(image, 50);
+    DeviceFloats x_d(x);
+    std::vector<float> col(static_cast<size_t>(col_size));
+    auto col_d = DeviceFloats::poisoned(col.size());
+    lethe::cpu::im2col(s, x.data(), col.data());
+    lethe::cuda::im2col(s, x_d.get(), col_d.get());
+    EXPECT_TRUE(all_close(col, col_d.to_host(), 0, 0)) << "im2col";
+
+    const auto dcol = random_floats(col_size, 51);
+    DeviceFloats dcol_d(dcol);
+    std::vector<float> dx(static_cast<size_t>(image));
+    auto dx_d = DeviceFloats::poisoned(dx.size());
+    lethe::cpu::col2im(s, dcol.data(), dx.data());
+    lethe::cuda::col2im(s, dcol_d.get(), dx_d.get());
+    EXPECT_TRUE(all_close(dx, dx_d.to_host(), 0, 0)) << "col2im";
+  }
+}
+
+TEST(CudaConv, ForwardMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const Conv2dShape& s : conv_shapes()) {
+    SCOPED_TRACE(describe(s));
+    const auto x = random_floats(s.n * s.c * s.h * s.w, 60);
+    const auto w = random_floats(s.co * s.c * s.kh * s.kw, 61);
+    const auto b = random_floats(s.co, 62);
+    DeviceFloats x_d(x), w_d(w), b_d(b);
+    const size_t out = static_cast<size_t>(s.n * s.co * s.ho() * s.wo());
+    for (const bool with_bias : {true, false}) {
+      SCOPED_TRACE(with_bias ? "with bias" : "without bias");
+      std::vector<float> y(out);
+      auto y_d = DeviceFloats::poisoned(out);
+      lethe::cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, y.data());
+      lethe::cuda::conv2d_forward(s, x_d.get(), w_d.get(), with_bias ? b_d.get() : nullptr, y_d.get());
+      EXPECT_TRUE(all_close(y, y_d.to_host(), kDotAtol, kDotRtol));
+    }
+  }
+}
+
+TEST(CudaConv, BackwardMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const Conv2dShape& s : conv_shapes()) {
+    SCOPED_TRACE(describe(s));
+    const int64_t in = s.n * s.c * s.h * s.w, weights = s.co * s.c * s.kh * s.kw, out = s.n * s.co * s.ho() * s.wo();
+    const auto x = random_floats(in, 70), w = random_floats(weights, 71), dy = random_floats(out, 72);
+    DeviceFloats x_d(x), w_d(w), dy_d(dy);
+    std::vector<float> dx(static_cast<size_t>(in)), dw(static_cast<size_t>(weights)), db(static_cast<size_t>(s.co));
+    lethe::cpu::conv2d_backward(s, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+
+    auto dx_d = DeviceFloats::poisoned(dx.size()), dw_d = DeviceFloats::poisoned(dw.size()),
+         db_d = DeviceFloats::poisoned(db.size());
+    lethe::cuda::conv2d_backward(s, x_d.get(), w_d.get(), dy_d.get(), dx_d.get(), dw_d.get(), db_d.get());
+    EXPECT_TRUE(all_close(dx, dx_d.to_host(), kDotAtol, kDotRtol)) << "dx";
+    EXPECT_TRUE(all_close(dw, dw_d.to_host(), kDotAtol, kDotRtol)) << "dw";
+    EXPECT_TRUE(all_close(db, db_d.to_host(), 1e-6, kSumRtol)) << "db";
+
+    // Each output alone (the others null): nothing else is touched, the asked one still right.
+    auto dw_only = DeviceFloats::poisoned(dw.size());
+    lethe::cuda::conv2d_backward(s, x_d.get(), w_d.get(), dy_d.get(), nullptr, dw_only.get(), nullptr);
+    EXPECT_TRUE(all_close(dw, dw_only.to_host(), kDotAtol, kDotRtol)) << "dw alone";
+    auto dx_only = DeviceFloats::poisoned(dx.size());
+    lethe::cuda::conv2d_backward(s, x_d.get(), w_d.get(), dy_d.get(), dx_only.get(), nullptr, nullptr);
+    EXPECT_TRUE(all_close(dx, dx_only.to_host(), kDotAtol, kDotRtol)) << "dx alone";
+    auto db_only = DeviceFloats::poisoned(db.size());
+    lethe::cuda::conv2d_backward(s, x_d.get(), w_d.get(), dy_d.get(), nullptr, nullptr, db_only.get());
+    EXPECT_TRUE(all_close(db, db_only.to_host(), 1e-6, kSumRtol)) << "db alone";
+  }
+}
+
+// ---- pooling ------------------------------------------------------------------------------------
+
+// Inputs drawn from four values, so most windows hold ties and the first-maximum rule decides
+// where each gradient goes; the gathers add in the CPU's order, so the match is exact.
+TEST(CudaPool, MaxPoolMatchesCpuExactlyWithTies) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const auto& [k, stride] : std::vector<std::pair<int64_t, int64_t>>{{2, 2}, {3, 2}, {3, 1}, {2, 3}}) {
+    Pool2dShape s;
+    s.n = 3, s.c = 5, s.h = 11, s.w = 9, s.k = k, s.stride = stride;
+    SCOPED_TRACE(::testing::Message() << "k=" << k << " stride=" << stride);
+    const int64_t in = s.n * s.c * s.h * s.w, out = s.n * s.c * s.ho() * s.wo();
+    lethe::Rng rng(80);
+    std::vector<float> x(static_cast<size_t>(in));
+    for (float& v : x) v = static_cast<float>(rng.below(4));
+    const auto dy = random_floats(out, 81);
+    DeviceFloats x_d(x), dy_d(dy);
+    std::vector<float> y(static_cast<size_t>(out)), dx(static_cast<size_t>(in));
+    auto y_d = DeviceFloats::poisoned(y.size()), dx_d = DeviceFloats::poisoned(dx.size());
+    lethe::cpu::maxpool2d_forward(s, x.data(), y.data());
+    lethe::cuda::maxpool2d_forward(s, x_d.get(), y_d.get());
+    EXPECT_TRUE(all_close(y, y_d.to_host(), 0, 0)) << "forward";
+    lethe::cpu::maxpool2d_backward(s, x.data(), y.data(), dy.data(), dx.data());
+    lethe::cuda::maxpool2d_backward(s, x_d.get(), y_d.get(), dy_d.get(), dx_d.get());
+    EXPECT_TRUE(all_close(dx, dx_d.to_host(), 0, 0)) << "backward";
+  }
+}
+
+// ---- losses -------------------------------------------------------------------------------------
+
+// Shapes: a batch of 10-class rows, a few wide rows (more classes than a warp has lanes, many
+// times over), and logits scaled up so that exp would overflow without the max subtracted.
+struct LossCase {
+  int64_t n, k;
+  double scale;
+};
+const std::vector<LossCase> kLossCases = {{37, 10, 3.0}, {5, 1000, 3.0}, {64, 33, 80.0}, {1, 1, 1.0}};
+
+TEST(CudaLoss, SoftmaxCrossEntropyMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const auto& c : kLossCases) {
+    SCOPED_TRACE(::testing::Message() << "n=" << c.n << " k=" << c.k << " scale=" << c.scale);
+    const auto logits = random_floats(c.n * c.k, 90, -c.scale, c.scale);
+    const auto labels = random_labels(c.n, c.k, 91);
+    const auto dloss = random_floats(c.n, 92);
+    DeviceFloats logits_d(logits), dloss_d(dloss);
+    DeviceArray<int32_t> labels_d(labels);
+    std::vector<float> losses(static_cast<size_t>(c.n)), probs(static_cast<size_t>(c.n * c.k));
+    auto losses_d = DeviceFloats::poisoned(losses.size()), probs_d = DeviceFloats::poisoned(probs.size());
+    lethe::cpu::softmax_xent_forward(c.n, c.k, logits.data(), labels.data(), losses.data(), probs.data());
+    lethe::cuda::softmax_xent_forward(c.n, c.k, logits_d.get(), labels_d.get(), losses_d.get(), probs_d.get());
+    EXPECT_TRUE(all_close(losses, losses_d.to_host(), kExpAtol, kExpRtol)) << "losses";
+    EXPECT_TRUE(all_close(probs, probs_d.to_host(), kExpAtol, kExpRtol)) << "probs";
+
+    std::vector<float> dlogits(probs.size());
+    auto dlogits_d = DeviceFloats::poisoned(probs.size());
+    lethe::cpu::softmax_xent_backward(c.n, c.k, probs.data(), labels.data(), dloss.data(), dlogits.data());
+    lethe::cuda::softmax_xent_backward(c.n, c.k, probs_d.get(), labels_d.get(), dloss_d.get(), dlogits_d.get());
+    EXPECT_TRUE(all_close(dlogits, dlogits_d.to_host(), kExpAtol, kExpRtol)) << "dlogits";
+  }
+}
+
+TEST(CudaLoss, LogSoftmaxMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const auto& c : kLossCases) {
+    SCOPED_TRACE(::testing::Message() << "n=" << c.n << " k=" << c.k << " scale=" << c.scale);
+    const auto x = random_floats(c.n * c.k, 100, -c.scale, c.scale);
+    const auto dy = random_floats(c.n * c.k, 101);
+    DeviceFloats x_d(x), dy_d(dy);
+    std::vector<float> y(x.size()), dx(x.size());
+    auto y_d = DeviceFloats::poisoned(x.size()), dx_d = DeviceFloats::poisoned(x.size());
+    lethe::cpu::log_softmax_forward(c.n, c.k, x.data(), y.data());
+    lethe::cuda::log_softmax_forward(c.n, c.k, x_d.get(), y_d.get());
+    EXPECT_TRUE(all_close(y, y_d.to_host(), kExpAtol, kExpRtol)) << "forward";
+    lethe::cpu::log_softmax_backward(c.n, c.k, y.data(), dy.data(), dx.data());
+    lethe::cuda::log_softmax_backward(c.n, c.k, y_d.get(), dy_d.get(), dx_d.get());
+    EXPECT_TRUE(all_close(dx, dx_d.to_host(), kExpAtol, kExpRtol)) << "backward";
+  }
+}
+
+TEST(CudaLoss, NllMatchesCpuExactly) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const int64_t n = 53, k = 17;
+  const auto logp = random_floats(n * k, 110, -5.0, 0.0);
+  const auto labels = random_labels(n, k, 111);
+  const auto dloss = random_floats(n, 112);
+  DeviceFloats logp_d(logp), dloss_d(dloss);
+  DeviceArray<int32_t> labels_d(labels);
+  std::vector<float> losses(static_cast<size_t>(n)), dlogp(logp.size());
+  auto losses_d = DeviceFloats::poisoned(losses.size()), dlogp_d = DeviceFloats::poisoned(dlogp.size());
+  lethe::cpu::nll_forward(n, k, logp.data(), labels.data(), losses.data());
+  lethe::cuda::nll_forward(n, k, logp_d.get(), labels_d.get(), losses_d.get());
+  EXPECT_TRUE(all_close(losses, losses_d.to_host(), 0, 0)) << "forward";
+  lethe::cpu::nll_backward(n, k, labels.data(), dloss.data(), dlogp.data());
+  lethe::cuda::nll_backward(n, k, labels_d.get(), dloss_d.get(), dlogp_d.get());
+  EXPECT_TRUE(all_close(dlogp, dlogp_d.to_host(), 0, 0)) << "backward";
+}
+
+// The CPU leaves an out-of-range label undefined; the CUDA kernels promise a NaN loss and no
+// out-of-bounds access.
+TEST(CudaLoss, OutOfRangeLabelGivesNaNLoss) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const int64_t n = 2, k = 3;
+  DeviceFloats logits_d(random_floats(n * k, 120));
+  DeviceArray<int32_t> labels_d(std::vector<int32_t>{1, 7});
+  auto losses_d = DeviceFloats::poisoned(n), probs_d = DeviceFloats::poisoned(n * k);
+  lethe::cuda::softmax_xent_forward(n, k, logits_d.get(), labels_d.get(), losses_d.get(), probs_d.get());
+  const auto losses = losses_d.to_host();
+  EXPECT_TRUE(std::isfinite(losses[0]));
+  EXPECT_TRUE(std::isnan(losses[1]));
+  lethe::cuda::nll_forward(n, k, logits_d.get(), labels_d.get(), losses_d.get());
+  EXPECT_TRUE(std::isnan(losses_d.to_host()[1]));
+}
+
+// ---- optimisers ---------------------------------------------------------------------------------
+
+TEST(CudaOptim, AdamMatchesCpuOverSeveralSteps) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const int64_t n = 10007;
+  lethe::AdamHyper h;
+  h.lr = 1e-2f, h.weight_decay = 1e-2f;
+  auto param = random_floats(n, 130);
+  std::vector<float> m(param.size(), 0.0f), v(param.size(), 0.0f);
+  DeviceFloats param_d(param), m_d(m), v_d(v);
+  for (int64_t step = 1; step <= 5; ++step) {
+    const auto grad = random_floats(n, 131 + static_cast<uint64_t>(step));
+    DeviceFloats grad_d(grad);
+    lethe::cpu::adam_step(n, h, step, param.data(), grad.data(), m.data(), v.data());
+    lethe::cuda::adam_step(n, h, step, param_d.get(), grad_d.get(), m_d.get(), v_d.get());
+  }
+  EXPECT_TRUE(all_close(param, param_d.to_host(), 1e-6, 1e-5)) << "param";
+  EXPECT_TRUE(all_close(m, m_d.to_host(), 1e-7, 1e-5)) << "m";
+  EXPECT_TRUE(all_close(v, v_d.to_host(), 1e-9, 1e-5)) << "v";
+}
+
+TEST(CudaOptim, SgdMatchesCpuWithAndWithoutMomentum) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const int64_t n = 10007;
+  for (const float momentum : {0.9f, 0.0f}) {
+    SCOPED_TRACE(::testing::Message() << "momentum=" << momentum);
+    lethe::SgdHyper h;
+    h.lr = 0.05f, h.momentum = momentum, h.weight_decay = 1e-4f;
+    auto param = random_floats(n, 140);
+    std::vector<float> buf(param.size(), 0.0f);
+    DeviceFloats param_d(param), buf_d(buf);
+    for (int step = 0; step < 3; ++step) {
+      const auto grad = random_floats(n, 141 + static_cast<uint64_t>(step));
+      DeviceFloats grad_d(grad);
+      // Without momentum the buffer is never read: the CPU gets none, so the CUDA side gets none.
+      lethe::cpu::sgd_step(n, h, param.data(), grad.data(), momentum != 0.0f ? buf.data() : nullptr);
+      lethe::cuda::sgd_step(n, h, param_d.get(), grad_d.get(), momentum != 0.0f ? buf_d.get() : nullptr);
+    }
+    EXPECT_TRUE(all_close(param, param_d.to_host(), kMapAtol, 1e-5)) << "param";
+    if (momentum != 0.0f) {
+      EXPECT_TRUE(all_close(buf, buf_d.to_host(), kMapAtol, 1e-5)) << "momentum buffer";
+    }
+  }
+}
+
+}  // namespace
+
+#endif  // LETHE_WITH_CUDA
