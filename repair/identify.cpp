@@ -49,6 +49,15 @@ void report(const IdentifyOptions& o, const std::string& line) {
   if (o.log) o.log(line);
 }
 
+SolverContext solver_context(const IdentifyOptions& o) {
+  SolverContext c;
+  c.batch = o.batch;
+  c.fisher = o.fisher;
+  c.seed = o.seed;
+  c.progress = o.progress;
+  return c;
+}
+
 PassOptions pass(const IdentifyOptions& o, const std::string& stage) {
   PassOptions p;
   p.batch = o.batch;
@@ -187,92 +196,6 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
   return r;
 }
 
-// ---- linear influence: v = (F̂ + δI)⁻¹ ∇ℓ(Fq) ----
-std::vector<double> solve_linear(Module& model, const data::ImageSet& train, const std::vector<double>& b,
-                                 const IdentifyOptions& o, IdentifyResult& result) {
-  const std::string& s = o.solver;
-  if (s == "kfac") {
-    Kfac k = kfac_factors(model, train, o.fisher, pass(o, "kfac"));
-    return kfac_apply(k, b, o.damping);
-  }
-  const auto diag = diagonal_fisher(model, train, o.fisher, pass(o, "fisher"));
-  if (s == "diag") {
-    std::vector<double> v(b.size());
-    for (size_t j = 0; j < b.size(); ++j) v[j] = b[j] / (diag[j] + o.damping);
-    return v;
-  }
-  auto damped_fvp = [&](const data::ImageSet& set, const std::vector<double>& x) {
-    PassOptions p;
-    p.batch = o.batch;
-    auto y = o.curvature == "ggn" ? ggn_vector_product(model, set, x, p) : fisher_vector_product(model, set, x, p);
-    for (size_t j = 0; j < y.size(); ++j) y[j] += o.damping * x[j];
-    return y;
-  };
-  const double diag_max = *std::max_element(diag.begin(), diag.end()) + o.damping;
-  const double bnorm = std::sqrt(dot(b, b));
-  if (s == "cg") {
-    // Conjugate gradient on the full empirical Fisher, warm-started at the diagonal solve.
-    std::vector<double> x(b.size());
-    for (size_t j = 0; j < b.size(); ++j) x[j] = b[j] / (diag[j] + o.damping);
-    auto ax = damped_fvp(train, x);
-    std::vector<double> r(b.size()), p(b.size());
-    for (size_t j = 0; j < b.size(); ++j) p[j] = r[j] = b[j] - ax[j];
-    double rr = dot(r, r);
-    int it = 0;
-    for (it = 1; it <= o.iterations && std::sqrt(rr) > 1e-6 * bnorm; ++it) {
-      const auto ap = damped_fvp(train, p);
-      const double alpha = rr / dot(p, ap);
-      for (size_t j = 0; j < x.size(); ++j) {
-        x[j] += alpha * p[j];
-        r[j] -= alpha * ap[j];
-      }
-      const double rr_new = dot(r, r);
-      for (size_t j = 0; j < p.size(); ++j) p[j] = r[j] + rr_new / rr * p[j];
-      rr = rr_new;
-      if (o.progress) o.progress("cg", it, o.iterations);
-    }
-    result.stats["cg_iterations"] = it - 1;
-    result.stats["cg_relative_residual"] = std::sqrt(rr) / bnorm;
-    return x;
-  }
-  // Stochastic solvers: Fisher-vector products on seeded random mini-batches of D.
-  Rng rng = Rng(o.seed).fork(6);
-  auto minibatch = [&] {
-    std::vector<int64_t> idx;
-    const int64_t m = std::min(o.solver_batch, train.n);
-    for (int64_t i = 0; i < m; ++i) idx.push_back(static_cast<int64_t>(rng.below(static_cast<uint64_t>(train.n))));
-    return data::take(train, idx);
-  };
-  if (s == "lissa") {
-    // v_{t+1} = b + v_t − (F̂_B + δI) v_t / scale; v = v_T / scale. The scale must exceed the
-    // operator's largest eigenvalue; the diagonal's maximum times a margin is a cheap bound proxy.
-    const double scale = o.lissa_scale > 0 ? o.lissa_scale : 10.0 * diag_max;
-    std::vector<double> v = b;
-    for (int it = 1; it <= o.iterations; ++it) {
-      const auto hv = damped_fvp(minibatch(), v);
-      for (size_t j = 0; j < v.size(); ++j) v[j] = b[j] + v[j] - hv[j] / scale;
-      if (o.progress) o.progress("lissa", it, o.iterations);
-    }
-    for (auto& x : v) x /= scale;
-    result.stats["lissa_scale"] = scale;
-    return v;
-  }
-  if (s == "gd") {
-    // Gradient descent on ½ vᵀ(F̂+δI)v − bᵀv from the diagonal solve.
-    const double eta = o.gd_lr > 0 ? o.gd_lr : 1.0 / (10.0 * diag_max);
-    std::vector<double> v(b.size());
-    for (size_t j = 0; j < b.size(); ++j) v[j] = b[j] / (diag[j] + o.damping);
-    for (int it = 1; it <= o.iterations; ++it) {
-      const auto hv = damped_fvp(minibatch(), v);
-      for (size_t j = 0; j < v.size(); ++j) v[j] -= eta * (hv[j] - b[j]);
-      if (o.progress) o.progress("gd", it, o.iterations);
-    }
-    result.stats["gd_lr"] = eta;
-    return v;
-  }
-  throw UsageError(fmt::format("--solver: unknown solver '{}' (known: diag, kfac, cg, lissa, gd)", s));
-}
-
 std::vector<double> negated_dots(Module& model, const data::ImageSet& train, const std::vector<double>& v,
                                  const IdentifyOptions& o) {
   auto d = per_example_dots(model, train, to_float(v), 1, pass(o, "score"));
@@ -287,29 +210,17 @@ const std::vector<std::string>& identify_methods() {
   return m;
 }
 
-const std::vector<std::string>& linear_solvers() {
-  static const std::vector<std::string> s = {"diag", "kfac", "cg", "lissa", "gd"};
-  return s;
-}
-
 void validate(const IdentifyOptions& o, int64_t n_train, int64_t n_fq) {
   const auto& methods = identify_methods();
   if (std::find(methods.begin(), methods.end(), o.method) == methods.end())
     throw UsageError(fmt::format("--method: unknown method '{}' (known: ewc, kfac-ewc, linear, tracin, gradcos, loss, random)", o.method));
-  const auto& solvers = linear_solvers();
-  if (std::find(solvers.begin(), solvers.end(), o.solver) == solvers.end())
-    throw UsageError(fmt::format("--solver: unknown solver '{}' (known: diag, kfac, cg, lissa, gd)", o.solver));
-  if (o.curvature != "fisher" && o.curvature != "ggn")
-    throw UsageError(fmt::format("--curvature: unknown '{}' (known: fisher, ggn)", o.curvature));
+  validate(o.solve);
   if (o.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", o.batch));
   if (!(o.lr > 0)) throw UsageError(fmt::format("--ewc-lr {}: must be > 0", o.lr));
   if (o.max_steps < 1) throw UsageError(fmt::format("--max-steps {}: must be >= 1", o.max_steps));
   if (o.patience < 1) throw UsageError(fmt::format("--patience {}: must be >= 1", o.patience));
   if (!(o.holdout >= 0 && o.holdout < 1)) throw UsageError(fmt::format("--holdout {}: must be in [0, 1)", o.holdout));
   if (!(o.lambda >= 0)) throw UsageError(fmt::format("--lambda {}: must be >= 0", o.lambda));
-  if (!(o.damping >= 0)) throw UsageError(fmt::format("--damping {}: must be >= 0", o.damping));
-  if (o.iterations < 1) throw UsageError(fmt::format("--iterations {}: must be >= 1", o.iterations));
-  if (o.solver_batch < 1) throw UsageError(fmt::format("--solver-batch {}: must be >= 1", o.solver_batch));
   if (o.fisher.mc_samples < 1) throw UsageError(fmt::format("--mc-samples {}: must be >= 1", o.fisher.mc_samples));
   if (!o.checkpoint_lrs.empty() && o.checkpoint_lrs.size() != o.checkpoints.size())
     throw UsageError(fmt::format("--checkpoint-lrs: {} rates for {} checkpoints", o.checkpoint_lrs.size(), o.checkpoints.size()));
@@ -333,7 +244,7 @@ IdentifyResult identify(Module& model, const data::ImageSet& train, const data::
     result.scores = ewc_scores(model, train, fq, o, o.method == "kfac-ewc", result);
   } else if (o.method == "linear") {
     const auto b = summed_gradient(model, fq, pass(o, "grad Fq"));
-    const auto v = solve_linear(model, train, b, o, result);
+    const auto v = solve_damped(model, train, b, o.solve, solver_context(o), result.stats);
     result.scores = negated_dots(model, train, v, o);
   } else if (o.method == "tracin") {
     result.scores.assign(static_cast<size_t>(train.n), 0.0);

@@ -17,11 +17,11 @@
 #include "datasets/mnist.h"
 #include "nn/module.h"
 #include "repair/quantities.h"
+#include "repair/solve.h"
 
 namespace lethe::repair {
 
 const std::vector<std::string>& identify_methods();
-const std::vector<std::string>& linear_solvers();
 
 struct IdentifyOptions {
   std::string method = "ewc";
@@ -34,13 +34,7 @@ struct IdentifyOptions {
   int patience = 20;      // steps without a better held-out Fq loss before stopping
   double holdout = 0.1;   // fraction of Fq held out for early stopping
   // linear
-  std::string solver = "diag";
-  double damping = 1e-3;  // δ
-  std::string curvature = "fisher";  // cg/lissa/gd products: fisher (empirical) | ggn (Gauss-Newton = true Fisher)
-  int iterations = 30;    // cg / lissa / gd
-  int64_t solver_batch = 256;  // examples per stochastic Fisher-vector product (lissa, gd)
-  double lissa_scale = 0; // LiSSA's scale (0: chosen from the Fisher's diagonal)
-  double gd_lr = 0;       // GD's step (0: chosen from the Fisher's diagonal)
+  SolverOptions solve;
   // tracin
   std::vector<std::string> checkpoints;  // extra checkpoints (safetensors) besides the model
   std::vector<double> checkpoint_lrs;    // their learning rates (default 1 each)

@@ -117,7 +117,7 @@ std::vector<double>* LeaveOneOut::loo_ = nullptr;
 IdentifyOptions base_options(const std::string& method) {
   IdentifyOptions o;
   o.method = method;
-  o.damping = kWeightDecay / 90.0;  // the prior's share of the Hessian, per example like F̂
+  o.solve.damping = kWeightDecay / 90.0;  // the prior's share of the Hessian, per example like F̂
   o.lambda = kWeightDecay;
   o.holdout = 0;                    // run the EWC update to its end: the problem is convex
   o.max_steps = 400;
@@ -130,9 +130,9 @@ TEST_F(LeaveOneOut, LinearInfluenceWithTheTrueFisherRanksAsRetraining) {
   // solve with GGN products is the classical influence function: rank agreement with exact
   // retraining must be near perfect (the remaining gap is the first-order approximation).
   auto o = base_options("linear");
-  o.solver = "cg";
-  o.curvature = "ggn";
-  o.iterations = 100;
+  o.solve.solver = "cg";
+  o.solve.curvature = "ggn";
+  o.solve.iterations = 100;
   const auto r = identify(*model_, *train_, *fq_, o);
   const double rho = spearman(r.scores, *loo_);
   RecordProperty("spearman", std::to_string(rho));
@@ -150,7 +150,7 @@ TEST_F(LeaveOneOut, DiagonalAndKfacSolversAndEwcAgreeWithRetraining) {
   for (const auto& [method, solver, bound] : std::vector<std::tuple<std::string, std::string, double>>{
            {"linear", "diag", 0.4}, {"linear", "kfac", 0.5}, {"ewc", "", 0.4}, {"kfac-ewc", "", 0.5}}) {
     auto o = base_options(method);
-    if (!solver.empty()) o.solver = solver;
+    if (!solver.empty()) o.solve.solver = solver;
     const auto r = identify(*model_, *train_, *fq_, o);
     const double rho = spearman(r.scores, *loo_);
     EXPECT_GT(rho, bound) << method << " " << solver;
