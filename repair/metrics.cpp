@@ -10,8 +10,16 @@
 namespace lethe::repair {
 namespace {
 
+void check_finite(const std::vector<double>& scores) {
+  for (size_t i = 0; i < scores.size(); ++i)
+    if (!std::isfinite(scores[i])) fail("score of example {} is {}: scores must be finite", i, scores[i]);
+}
+
 void check_mask(const std::vector<double>& scores, const std::vector<uint8_t>& mask) {
   if (scores.size() != mask.size()) fail("{} scores against a mask of {} examples", scores.size(), mask.size());
+  check_finite(scores);
+  for (size_t i = 0; i < mask.size(); ++i)
+    if (mask[i] > 1) fail("mask entry {} is {}: a mask holds 0 or 1", i, mask[i]);
 }
 
 // 1-based average ranks in ascending order of value.
@@ -33,6 +41,7 @@ std::vector<double> average_ranks(const std::vector<double>& v) {
 }  // namespace
 
 std::vector<int64_t> rank_order(const std::vector<double>& scores) {
+  check_finite(scores);
   std::vector<int64_t> idx(scores.size());
   std::iota(idx.begin(), idx.end(), 0);
   std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
@@ -103,6 +112,8 @@ double precision(const std::vector<int64_t>& cause_set, const std::vector<uint8_
 
 double spearman(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() != b.size() || a.size() < 2) fail("spearman: sizes {} and {}", a.size(), b.size());
+  check_finite(a);
+  check_finite(b);
   const auto ra = average_ranks(a), rb = average_ranks(b);
   const double n = static_cast<double>(a.size()), mean = (n + 1) / 2;
   double sab = 0, saa = 0, sbb = 0;

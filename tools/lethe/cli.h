@@ -37,6 +37,7 @@ bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::Da
 void add_fetch_data_command(CLI::App& app, GlobalOptions& global);
 void add_train_command(CLI::App& app, GlobalOptions& global);
 void add_eval_command(CLI::App& app, GlobalOptions& global);
+void add_identify_command(CLI::App& app, GlobalOptions& global);
 
 // Writes `text` to stdout (results), never progress.
 void print_result(const std::string& text);

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cli::add_fetch_data_command(app, global);
   cli::add_train_command(app, global);
   cli::add_eval_command(app, global);
+  cli::add_identify_command(app, global);
 
   try {
     app.parse(argc, argv);

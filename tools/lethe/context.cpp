@@ -1,0 +1,98 @@
+#include "tools/lethe/context.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "datasets/transforms.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace lethe::cli {
+
+bool RepairContext::has_noise_mask() const { return spec.noise != "none"; }
+
+data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, const GlobalOptions& global,
+                            const std::map<std::string, std::string>& metadata) {
+  data::DataSpec spec = flags;
+  spec.seed = global.seed;
+  data::DataSpec recorded;
+  std::vector<float> mean;
+  if (!spec_from_metadata(metadata, recorded, mean)) return spec;
+  if (cmd.count("--dataset") == 0) spec.dataset = recorded.dataset;
+  if (cmd.count("--subset") == 0) spec.subset = recorded.subset;
+  if (cmd.count("--noise") == 0) spec.noise = recorded.noise;
+  // --seed is global; 0 (its default) means "as recorded".
+  if (global.seed == 0) spec.seed = recorded.seed;
+  return spec;
+}
+
+std::vector<int64_t> read_index_file(const std::string& path, int64_t limit) {
+  const std::string text = read_file(path);
+  std::istringstream in(text);
+  std::string line;
+  std::vector<int64_t> out;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    line.erase(0, line.find_first_not_of(" \t\r"));
+    line.erase(line.find_last_not_of(" \t\r") + 1);
+    if (line.empty()) continue;
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(line, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != line.size() || v < 0) fail("{}:{}: '{}' is not a non-negative index", path, lineno, line);
+    if (v >= limit) fail("{}:{}: index {} is outside the {} test examples", path, lineno, v, limit);
+    out.push_back(v);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  if (out.empty()) fail("{}: no indices", path);
+  return out;
+}
+
+RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, const std::string& model_file,
+                           const data::DataSpec& flags, const std::string& failures_file, Progress& progress) {
+  RepairContext c;
+  c.device = setup(global);
+  c.loaded = load_checkpoint(model_file);
+  c.spec = resolve_spec(cmd, flags, global, c.loaded.metadata);
+  c.data = data::prepare_data(c.spec);
+  c.loaded.model->to(c.device);
+  c.test_eval = evaluate(*c.loaded.model, c.data.test);
+  c.split = repair::split_failures(c.test_eval.predictions, c.data.test.labels, c.spec.seed);
+  if (!failures_file.empty()) {
+    c.split.fq = read_index_file(failures_file, c.data.test.n);
+    std::vector<int64_t> fh;
+    for (int64_t i = 0; i < c.data.test.n; ++i)
+      if (c.test_eval.predictions[i] != c.data.test.labels[i] && !std::binary_search(c.split.fq.begin(), c.split.fq.end(), i))
+        fh.push_back(i);
+    c.split.fh = fh;
+  }
+  c.fq = data::take(c.data.test, c.split.fq);
+  c.fh = data::take(c.data.test, c.split.fh);
+  c.remaining = data::take(c.data.test, c.split.remaining);
+  progress.line(fmt::format("model {} on {}: test accuracy {:.4f}; failures |Fq| = {}, |Fh| = {}; D = {} examples (noise: {})",
+                            model_file, device_name(c.device), c.test_eval.accuracy, c.split.fq.size(), c.split.fh.size(),
+                            c.data.train.n, c.spec.noise));
+  return c;
+}
+
+void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec& spec, std::string& failures_file) {
+  cmd->add_option("--model-file", model_file, "Trained checkpoint (safetensors), e.g. from `lethe train`")->required();
+  spec.dir = "data/mnist";
+  add_data_options(cmd, spec);
+  cmd->add_option("--failures", failures_file,
+                  "File of test-set indices to use as the query failures Fq (default: the seeded half of the "
+                  "misclassified test examples)");
+  cmd->footer("The data flags default to what the checkpoint recorded at training time, so D is the set the model "
+              "was trained on.");
+}
+
+}  // namespace lethe::cli

@@ -1,0 +1,41 @@
+#pragma once
+// What identify, treat and repair share: a trained checkpoint, the data it was trained on (its
+// recorded data spec, overridable by flags), its test evaluation and the failure split.
+#include <string>
+#include <vector>
+
+#include "datasets/prepare.h"
+#include "nn/checkpoint.h"
+#include "nn/train.h"
+#include "repair/metrics.h"
+#include "tools/lethe/cli.h"
+
+namespace lethe::cli {
+
+struct RepairContext {
+  Device device = Device::CPU;
+  LoadedModel loaded;
+  data::DataSpec spec;
+  data::PreparedData data;
+  EvalResult test_eval;           // the loaded model on T
+  repair::FailureSplit split;     // Fq / Fh / R as indices into T
+  data::ImageSet fq, fh, remaining;
+  bool has_noise_mask() const;
+};
+
+// The data flags after the checkpoint's recorded spec fills in the ones not given.
+data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, const GlobalOptions& global,
+                            const std::map<std::string, std::string>& metadata);
+
+// Loads everything; `failures_file` (optional) lists test indices to use as Fq instead of the
+// seeded half of the misclassified ones (Fh is then the other misclassified examples).
+RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, const std::string& model_file,
+                           const data::DataSpec& flags, const std::string& failures_file, Progress& progress);
+
+// Reads a list of non-negative integer indices (one per line; '#' comments) below `limit`.
+std::vector<int64_t> read_index_file(const std::string& path, int64_t limit);
+
+// Adds --model-file, the data flags and --failures to a command.
+void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec& spec, std::string& failures_file);
+
+}  // namespace lethe::cli
