@@ -91,12 +91,16 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
 
   // The anchor: (N/2)(θ−θ̂)ᵀ F (θ−θ̂) + (λ/2)||θ−θ̂||²; its gradient is (N F + λ I)(θ−θ̂).
   std::vector<double> fisher_diag;
+  std::vector<float> losses_before;  // ℓ(z; θ̂), from the Fisher's own forward pass when it has one
   Kfac kfac;
+  const auto t_fisher = Clock::now();
   if (kfac_anchor) {
     kfac = kfac_factors(model, train, o.fisher, pass(o, "kfac"));
   } else {
-    fisher_diag = diagonal_fisher(model, train, o.fisher, pass(o, "fisher"));
+    fisher_diag = diagonal_fisher(model, train, o.fisher, pass(o, "fisher"), &losses_before);
   }
+  result.stats["seconds_fisher"] = std::chrono::duration<double>(Clock::now() - t_fisher).count();
+  const auto t_update = Clock::now();
   std::vector<Tensor> coef, anchor;  // per parameter, on the model's device (diagonal anchor)
   auto params = model.parameters();
   if (!kfac_anchor) {
@@ -131,9 +135,22 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
   const double start_val = best, start_fq = loss_value(model, fq_update, o.batch, device);
   std::vector<float> best_theta = theta_hat;
   int best_step = 0, since_best = 0, step = 0;
+  // Mini-batches of Fq, reshuffled each pass, scaled by |Fq|/|B| so each step's loss estimates
+  // the whole ℓ(Fq) and stays in proportion to the anchor.
+  const int64_t ub = o.update_batch > 0 ? std::min(o.update_batch, fq_update.n) : fq_update.n;
+  std::vector<std::vector<int64_t>> batches;
+  size_t next_batch = 0;
   for (step = 1; step <= o.max_steps; ++step) {
+    if (next_batch == batches.size()) {
+      batches = data::shuffled_batches(fq_update.n, ub, rng, /*drop_last=*/fq_update.n >= 2 * ub);
+      next_batch = 0;
+    }
+    const auto& idx = batches[next_batch++];
     adam.zero_grad();
-    Tensor loss = summed_loss(model, fq_update, o.batch, device);
+    Labels labels;
+    Tensor x = batch_images(fq_update, idx, device, &labels);
+    Tensor loss = scale(sum(cross_entropy(model.forward(x), labels)),
+                        static_cast<float>(fq_update.n) / static_cast<float>(idx.size()));
     const float lv = loss.item();
     if (!std::isfinite(lv)) fail("ewc: the loss on Fq became {} at update step {} (try a smaller --ewc-lr)", lv, step);
     loss.backward();
@@ -186,13 +203,16 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
   report(o, fmt::format("ewc: {} update steps, best at {} (held-out Fq loss {:.4f} -> {:.4f})", result.stats["update_steps"],
                         best_step, start_val, best));
 
+  result.stats["seconds_update"] = std::chrono::duration<double>(Clock::now() - t_update).count();
   // r(z) = ℓ(z; θ*) − ℓ(z; θ̂).
+  const auto t_score = Clock::now();
   assign_params(model, best_theta);
   const auto after = per_example_losses(model, train, pass(o, "score θ*"));
   assign_params(model, theta_hat);
-  const auto before = per_example_losses(model, train, pass(o, "score θ̂"));
+  const auto before = losses_before.empty() ? per_example_losses(model, train, pass(o, "score θ̂")) : losses_before;
   std::vector<double> r(after.size());
   for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<double>(after[i]) - static_cast<double>(before[i]);
+  result.stats["seconds_score"] = std::chrono::duration<double>(Clock::now() - t_score).count();
   return r;
 }
 
@@ -219,6 +239,7 @@ void validate(const IdentifyOptions& o, int64_t n_train, int64_t n_fq) {
   if (!(o.lr > 0)) throw UsageError(fmt::format("--ewc-lr {}: must be > 0", o.lr));
   if (o.max_steps < 1) throw UsageError(fmt::format("--max-steps {}: must be >= 1", o.max_steps));
   if (o.patience < 1) throw UsageError(fmt::format("--patience {}: must be >= 1", o.patience));
+  if (o.update_batch < 0) throw UsageError(fmt::format("--update-batch {}: must be >= 0", o.update_batch));
   if (!(o.holdout >= 0 && o.holdout < 1)) throw UsageError(fmt::format("--holdout {}: must be in [0, 1)", o.holdout));
   if (!(o.lambda >= 0)) throw UsageError(fmt::format("--lambda {}: must be >= 0", o.lambda));
   if (o.fisher.mc_samples < 1) throw UsageError(fmt::format("--mc-samples {}: must be >= 1", o.fisher.mc_samples));

@@ -160,7 +160,7 @@ std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& se
 }
 
 std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, const FisherOptions& fisher,
-                                    const PassOptions& opt) {
+                                    const PassOptions& opt, std::vector<float>* losses) {
   if (set.n == 0) fail("diagonal Fisher of an empty set");
   if (fisher.kind == FisherKind::Sampled && fisher.mc_samples < 1)
     throw UsageError(fmt::format("--mc-samples {}: must be >= 1", fisher.mc_samples));
@@ -168,12 +168,21 @@ std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, co
   std::vector<double> acc(static_cast<size_t>(engine.num_params()), 0.0);
   Rng rng(fisher.seed);
   const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
-  for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>&, const Tensor& logits, const Labels& labels) {
+  if (losses) losses->assign(static_cast<size_t>(set.n), 0.0f);
+  for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
+    if (losses && fisher.kind == FisherKind::Sampled) {
+      NoGradGuard ng;
+      const auto l = cross_entropy(logits, labels).to_vector();
+      for (size_t i = 0; i < idx.size(); ++i) (*losses)[static_cast<size_t>(idx[i])] = l[i];
+    }
     for (int s = 0; s < draws; ++s) {
-      if (fisher.kind == FisherKind::Sampled)
+      if (fisher.kind == FisherKind::Sampled) {
         engine.backward(logits, sample_labels(logits, rng));
-      else
-        engine.backward(logits, labels);
+      } else {
+        const auto l = engine.backward(logits, labels);
+        if (losses)
+          for (size_t i = 0; i < idx.size(); ++i) (*losses)[static_cast<size_t>(idx[i])] = l[i];
+      }
       cpu::PerExampleRequest req;
       req.sq_sum = acc.data();
       engine.accumulate(req);

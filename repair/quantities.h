@@ -48,9 +48,10 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
 // ||∇ℓ(z_i)||² for every example.
 std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& set, const PassOptions& opt = {});
 
-// Diagonal Fisher (1/N) Σ_i E[g_i ∘ g_i], over P parameters.
+// Diagonal Fisher (1/N) Σ_i E[g_i ∘ g_i], over P parameters. When `losses` is given it also
+// receives ℓ(z_i; θ) for every example, which the same forward pass computes anyway.
 std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, const FisherOptions& fisher = {},
-                                    const PassOptions& opt = {});
+                                    const PassOptions& opt = {}, std::vector<float>* losses = nullptr);
 
 // Empirical-Fisher-vector product (1/N) Σ_i g_i <g_i, v>: one forward and two backward passes a batch.
 std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,

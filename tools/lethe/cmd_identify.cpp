@@ -94,6 +94,7 @@ void add_identify_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--ewc-lr", o.lr, "ewc: Adam step size of the update on Fq")->capture_default_str();
   cmd->add_option("--max-steps", o.max_steps, "ewc: most update steps")->capture_default_str();
   cmd->add_option("--patience", o.patience, "ewc: steps without a better held-out Fq loss before stopping")->capture_default_str();
+  cmd->add_option("--update-batch", o.update_batch, "ewc: Fq examples per update step (0: all of Fq)")->capture_default_str();
   cmd->add_option("--holdout", o.holdout, "ewc: fraction of Fq held out for early stopping")->capture_default_str();
   cmd->add_option("--solver", o.solve.solver, "linear: diag | kfac | cg | lissa | gd")->capture_default_str();
   cmd->add_option("--damping", o.solve.damping, "linear: damping δ added to the Fisher")->capture_default_str();
