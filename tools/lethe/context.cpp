@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "datasets/transforms.h"
+#include "repair/metrics.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
@@ -93,6 +94,35 @@ void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec&
                   "misclassified test examples)");
   cmd->footer("The data flags default to what the checkpoint recorded at training time, so D is the set the model "
               "was trained on.");
+}
+
+SplitAccuracy split_accuracy(Module& model, const RepairContext& c) {
+  SplitAccuracy a;
+  a.fq = c.fq.n ? evaluate(model, c.fq).accuracy : 0.0;
+  a.fh = c.fh.n ? evaluate(model, c.fh).accuracy : 0.0;
+  a.remaining = c.remaining.n ? evaluate(model, c.remaining).accuracy : 0.0;
+  a.test = evaluate(model, c.data.test).accuracy;
+  return a;
+}
+
+std::string CauseRule::describe() const {
+  if (positive) return "every example with r > 0";
+  if (top_fraction >= 0) return fmt::format("the top {:.1f}% by score", 100 * top_fraction);
+  return fmt::format("the top {} by score", top_k);
+}
+
+void add_cause_rule_options(CLI::App* cmd, CauseRule& rule, const std::string& default_text) {
+  auto* k = cmd->add_option("--top-k", rule.top_k, "Cause set: the k highest-scoring examples (" + default_text + ")");
+  auto* f = cmd->add_option("--top-fraction", rule.top_fraction, "Cause set: the highest-scoring fraction of D");
+  auto* p = cmd->add_flag("--positive", rule.positive, "Cause set: every example with a positive score");
+  k->excludes(f)->excludes(p);
+  f->excludes(p);
+}
+
+std::vector<int64_t> select_causes(const CauseRule& rule, const std::vector<double>& scores) {
+  if (rule.positive) return repair::causes_positive(scores);
+  if (rule.top_fraction >= 0) return repair::causes_top_fraction(scores, rule.top_fraction);
+  return repair::causes_top_k(scores, rule.top_k);
 }
 
 }  // namespace lethe::cli

@@ -35,6 +35,22 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
 // Reads a list of non-negative integer indices (one per line; '#' comments) below `limit`.
 std::vector<int64_t> read_index_file(const std::string& path, int64_t limit);
 
+// Accuracy on the failure split's parts (and on all of T).
+struct SplitAccuracy {
+  double fq = 0, fh = 0, remaining = 0, test = 0;
+};
+SplitAccuracy split_accuracy(Module& model, const RepairContext& c);
+
+// The cause-set rule shared by treat and repair: --top-k, --top-fraction or --positive.
+struct CauseRule {
+  int64_t top_k = -1;
+  double top_fraction = -1;
+  bool positive = false;
+  std::string describe() const;
+};
+void add_cause_rule_options(CLI::App* cmd, CauseRule& rule, const std::string& default_text);
+std::vector<int64_t> select_causes(const CauseRule& rule, const std::vector<double>& scores);
+
 // Adds --model-file, the data flags and --failures to a command.
 void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec& spec, std::string& failures_file);
 

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   cli::add_train_command(app, global);
   cli::add_eval_command(app, global);
   cli::add_identify_command(app, global);
+  cli::add_treat_command(app, global);
+  cli::add_repair_command(app, global);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,83 @@
+#include <nlohmann/json.hpp>
+
+#include "nn/checkpoint.h"
+#include "repair/treat.h"
+#include "tools/lethe/context.h"
+#include "tools/lethe/scores_io.h"
+#include "tools/lethe/treat_args.h"
+#include "util/error.h"
+
+namespace lethe::cli {
+namespace {
+
+struct TreatArgs {
+  std::string model_file, failures_file, scores_file, out;
+  data::DataSpec spec;
+  CauseRule rule;
+  repair::TreatOptions opt;
+  bool json = false;
+};
+
+nlohmann::json accuracy_json(const SplitAccuracy& a) {
+  return {{"accuracy_fq", a.fq}, {"accuracy_fh", a.fh}, {"accuracy_r", a.remaining}, {"accuracy_test", a.test}};
+}
+
+void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
+  a.opt.seed = global.seed;
+  repair::validate(a.opt);
+  if (a.rule.top_k < 0 && a.rule.top_fraction < 0 && !a.rule.positive)
+    throw UsageError("choose the cause set: --top-k K, --top-fraction F or --positive");
+  Progress progress(global.quiet);
+  RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress);
+  const auto scores = read_scores_csv(a.scores_file, c.data.train.n);
+  const auto causes = select_causes(a.rule, scores);
+  a.opt.model_name = c.loaded.model_name;
+  a.opt.progress = [&](const std::string& stage, int64_t d, int64_t t) { progress.update(stage, d, t); };
+  a.opt.log = [&](const std::string& line) { progress.line(line); };
+  Module& model = *c.loaded.model;
+  const SplitAccuracy before = split_accuracy(model, c);
+  const auto r = repair::treat(model, c.data.train, causes, c.fq, a.opt);
+  const SplitAccuracy after = split_accuracy(model, c);
+
+  auto meta = c.loaded.metadata;
+  meta["lethe.repair.treatment"] = a.opt.treatment;
+  meta["lethe.repair.causes"] = std::to_string(causes.size());
+  meta["lethe.repair.scores"] = a.scores_file;
+  save_checkpoint(a.out, model, c.loaded.model_name, meta);
+
+  if (a.json) {
+    nlohmann::json j;
+    j["treatment"] = a.opt.treatment;
+    j["n_causes"] = causes.size();
+    j["seconds"] = r.seconds;
+    j["before"] = accuracy_json(before);
+    j["after"] = accuracy_json(after);
+    for (const auto& [k, v] : r.stats) j["stats"][k] = v;
+    j["out"] = a.out;
+    print_result(j.dump(2) + "\n");
+    return;
+  }
+  std::string out = fmt::format("treatment {} on {} ({} causes) in {:.1f}s\n\n", a.opt.treatment, a.rule.describe(),
+                                causes.size(), r.seconds);
+  out += "           Fq      Fh      R       test\n";
+  out += fmt::format("before   {:.4f}  {:.4f}  {:.4f}  {:.4f}\n", before.fq, before.fh, before.remaining, before.test);
+  out += fmt::format("after    {:.4f}  {:.4f}  {:.4f}  {:.4f}\n\nrepaired model: {}\n", after.fq, after.fh, after.remaining,
+                     after.test, a.out);
+  print_result(out);
+}
+
+}  // namespace
+
+void add_treat_command(CLI::App& app, GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("treat", "Step II: make the model forget a cause set, and measure Fq/Fh/R before and after");
+  auto a = std::make_shared<TreatArgs>();
+  add_context_options(cmd, a->model_file, a->spec, a->failures_file);
+  cmd->add_option("--scores", a->scores_file, "Scores file from `lethe identify`")->required();
+  add_cause_rule_options(cmd, a->rule, "one of --top-k, --top-fraction, --positive is required");
+  add_treatment_options(cmd, a->opt);
+  cmd->add_option("--out", a->out, "Repaired checkpoint to write (atomically)")->required();
+  cmd->add_flag("--json", a->json, "Print one JSON document on stdout instead of the table");
+  cmd->callback([&global, a, cmd] { run_treat(global, *a, *cmd); });
+}
+
+}  // namespace lethe::cli
