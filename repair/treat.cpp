@@ -24,11 +24,11 @@ void log(const TreatOptions& o, const std::string& line) {
   if (o.log) o.log(line);
 }
 
-TrainOptions train_options(const TreatOptions& o, int epochs, const std::string& stage) {
+TrainOptions train_options(const TreatOptions& o, int epochs, double lr, const std::string& stage) {
   TrainOptions t;
   t.epochs = epochs;
   t.batch = o.batch;
-  t.adam.lr = static_cast<float>(o.lr);
+  t.adam.lr = static_cast<float>(lr);
   t.seed = Rng(o.seed).fork(9).next_u64();
   if (o.progress) t.on_batch = [&o, stage](int64_t d, int64_t n) { o.progress(stage, d, n); };
   if (o.log)
@@ -131,6 +131,7 @@ void validate(const TreatOptions& o) {
   if (o.epochs < 0) throw UsageError(fmt::format("--epochs {}: must be >= 0", o.epochs));
   if (o.retrain_epochs < 1) throw UsageError(fmt::format("--retrain-epochs {}: must be >= 1", o.retrain_epochs));
   if (!(o.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", o.lr));
+  if (!(o.retrain_lr > 0)) throw UsageError(fmt::format("--retrain-lr {}: must be > 0", o.retrain_lr));
   if (!std::isfinite(o.gamma)) throw UsageError(fmt::format("--gamma {}: must be finite", o.gamma));
   if (!(o.strength >= 0)) throw UsageError(fmt::format("--strength {}: must be >= 0", o.strength));
   if (o.max_steps < 1) throw UsageError(fmt::format("--max-steps {}: must be >= 1", o.max_steps));
@@ -169,8 +170,9 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
         // Copy the fresh initialisation into the caller's model, then train it.
         assign_params(model, flatten_params(*fresh));
       }
-      const int epochs = o.treatment == "retrain" ? o.retrain_epochs : o.epochs;
-      train_classifier(model, kept, train_options(o, epochs, o.treatment));
+      const bool retrain = o.treatment == "retrain";
+      train_classifier(model, kept,
+                       train_options(o, retrain ? o.retrain_epochs : o.epochs, retrain ? o.retrain_lr : o.lr, o.treatment));
     } else {
       if (causes.empty()) fail("{}: the cause set is empty", o.treatment);
       std::vector<int64_t> sorted = causes;
@@ -183,15 +185,20 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
         ctx.fisher = o.fisher;
         ctx.seed = o.seed;
         ctx.progress = o.progress;
-        auto v = solve_damped(model, train, b, o.solve, ctx, result.stats);
+        // The curvature of the summed training loss is N·F̂ (F̂ the per-example average), so
+        // (N F̂ + δI)⁻¹ b = (1/N)(F̂ + (δ/N) I)⁻¹ b, and γ = 1 is the full Newton removal step.
+        const double n = static_cast<double>(train.n);
+        SolverOptions solve = o.solve;
+        solve.damping = o.solve.damping / n;
+        auto v = solve_damped(model, train, b, solve, ctx, result.stats);
         std::vector<float> theta = theta_hat;
-        for (size_t j = 0; j < theta.size(); ++j) theta[j] += static_cast<float>(o.gamma * v[j]);
+        for (size_t j = 0; j < theta.size(); ++j) theta[j] += static_cast<float>(o.gamma / n * v[j]);
         for (float x : theta)
           if (!std::isfinite(x)) fail("newton: the update is not finite (increase --damping)");
         assign_params(model, theta);
         double norm = 0;
         for (double x : v) norm += x * x;
-        result.stats["step_norm"] = std::abs(o.gamma) * std::sqrt(norm);
+        result.stats["step_norm"] = std::abs(o.gamma) / n * std::sqrt(norm);
       } else {
         ewc_delete(model, train, cause_set, fq, o, result);
       }

@@ -10,7 +10,8 @@ inline void add_treatment_options(CLI::App* cmd, repair::TreatOptions& o) {
   cmd->add_option("--treatment", o.treatment, "finetune | retrain | newton | ewc-delete")->capture_default_str();
   cmd->add_option("--epochs", o.epochs, "finetune: epochs on D \\ C")->capture_default_str();
   cmd->add_option("--retrain-epochs", o.retrain_epochs, "retrain: epochs from scratch on D \\ C")->capture_default_str();
-  cmd->add_option("--lr", o.lr, "Adam step size (finetune, retrain, ewc-delete)")->capture_default_str();
+  cmd->add_option("--lr", o.lr, "Adam step size (finetune, ewc-delete)")->capture_default_str();
+  cmd->add_option("--retrain-lr", o.retrain_lr, "retrain: Adam step size")->capture_default_str();
   cmd->add_option("--treat-batch", o.batch, "Mini-batch size of the treatment")->capture_default_str();
   cmd->add_option("--gamma", o.gamma, "newton: step size γ (paper: 0.01-0.05)")->capture_default_str();
   cmd->add_option("--newton-solver", o.solve.solver, "newton: diag | kfac | cg | lissa | gd")->capture_default_str();
