@@ -59,13 +59,16 @@ Tensor CapturableLayer::record_capture(const Tensor& x, Tensor y) {
 Linear::Linear(int64_t in, int64_t out, Rng& rng, bool with_bias) {
   if (in < 1 || out < 1) fail("Linear({}, {}): sizes must be positive", in, out);
   weight = Tensor::empty({out, in});
-  init_uniform_fan_in(weight, in, rng);
   weight.set_requires_grad(true);
   if (with_bias) {
     bias = Tensor::empty({out});
-    init_uniform_fan_in(bias, in, rng);
     bias.set_requires_grad(true);
   }
+  reset_parameters(rng);
+}
+void Linear::reset_parameters(Rng& rng) {
+  init_uniform_fan_in(weight, weight.size(1), rng);
+  if (bias.defined()) init_uniform_fan_in(bias, weight.size(1), rng);
 }
 Tensor Linear::forward(const Tensor& x) { return record_capture(x, linear(x, weight, bias)); }
 std::string Linear::describe() const {
@@ -87,15 +90,18 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_
   if (in_channels < 1 || out_channels < 1 || kernel < 1 || stride < 1 || padding < 0)
     fail("Conv2d({}, {}, kernel={}, stride={}, padding={}): invalid geometry", in_channels, out_channels, kernel, stride,
          padding);
-  const int64_t fan_in = in_channels * kernel * kernel;
   weight = Tensor::empty({out_channels, in_channels, kernel, kernel});
-  init_uniform_fan_in(weight, fan_in, rng);
   weight.set_requires_grad(true);
   if (with_bias) {
     bias = Tensor::empty({out_channels});
-    init_uniform_fan_in(bias, fan_in, rng);
     bias.set_requires_grad(true);
   }
+  reset_parameters(rng);
+}
+void Conv2d::reset_parameters(Rng& rng) {
+  const int64_t fan_in = weight.numel() / weight.size(0);
+  init_uniform_fan_in(weight, fan_in, rng);
+  if (bias.defined()) init_uniform_fan_in(bias, fan_in, rng);
 }
 Tensor Conv2d::forward(const Tensor& x) { return record_capture(x, conv2d(x, weight, bias, stride, padding)); }
 std::string Conv2d::describe() const {
@@ -134,6 +140,9 @@ std::string Sequential::describe() const {
 }
 void Sequential::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
   for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->collect_parameters(fmt::format("{}{}.", prefix, i), out);
+}
+void Sequential::reset_parameters(Rng& rng) {
+  for (auto& layer : layers_) layer->reset_parameters(rng);
 }
 void Sequential::to(Device device) {
   for (auto& layer : layers_) layer->to(device);

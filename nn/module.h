@@ -25,6 +25,8 @@ class Module {
   virtual void collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) { (void)prefix, (void)out; }
   // Moves every parameter to `device` (tensors are replaced: build optimisers afterwards).
   virtual void to(Device device) { (void)device; }
+  // Draws fresh initial values in place, as at construction (same rule, new draws from `rng`).
+  virtual void reset_parameters(Rng& rng) { (void)rng; }
 
   std::vector<NamedParameter> named_parameters();
   std::vector<Tensor> parameters();
@@ -53,6 +55,7 @@ class CapturableLayer : public Module {
 
 class Linear : public CapturableLayer {
  public:
+  void reset_parameters(Rng& rng) override;
   Linear(int64_t in, int64_t out, Rng& rng, bool bias = true);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
@@ -63,6 +66,7 @@ class Linear : public CapturableLayer {
 
 class Conv2d : public CapturableLayer {
  public:
+  void reset_parameters(Rng& rng) override;
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding, Rng& rng,
          bool bias = true);
   Tensor forward(const Tensor& x) override;
@@ -104,6 +108,7 @@ class Sequential : public Module {
   std::string describe() const override;
   void collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) override;
   void to(Device device) override;
+  void reset_parameters(Rng& rng) override;
   size_t size() const { return layers_.size(); }
   Module& layer(size_t i) { return *layers_.at(i); }
 

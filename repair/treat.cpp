@@ -20,6 +20,12 @@ using Clock = std::chrono::steady_clock;
 
 double accuracy(Module& model, const data::ImageSet& set) { return set.n ? evaluate(model, set).accuracy : 0.0; }
 
+double sum_loss(Module& model, const data::ImageSet& set) {
+  double total = 0;
+  for (float l : per_example_losses(model, set)) total += l;
+  return total;
+}
+
 void log(const TreatOptions& o, const std::string& line) {
   if (o.log) o.log(line);
 }
@@ -64,6 +70,7 @@ void ewc_delete(Module& model, const data::ImageSet& train, const data::ImageSet
   hyper.lr = static_cast<float>(o.lr);
   Adam adam(params, hyper);
   Rng rng = Rng(o.seed).fork(10);
+  result.stats["cause_loss_before"] = sum_loss(model, causes);
   double best = accuracy(model, fq);
   const double start = best;
   std::vector<float> best_theta = theta_hat;
@@ -104,7 +111,15 @@ void ewc_delete(Module& model, const data::ImageSet& train, const data::ImageSet
       break;
     }
   }
+  {
+    const auto last = flatten_params(model);
+    double d = 0;
+    for (size_t j = 0; j < theta_hat.size(); ++j) d += (last[j] - theta_hat[j]) * (last[j] - theta_hat[j]);
+    result.stats["distance_last_step"] = std::sqrt(d);
+    result.stats["cause_loss_last_step"] = sum_loss(model, causes);
+  }
   assign_params(model, best_theta);
+  result.stats["cause_loss_after"] = sum_loss(model, causes);
   result.stats["steps"] = std::min(step, o.max_steps);
   result.stats["best_step"] = best_step;
   result.stats["fq_accuracy_before"] = start;
@@ -165,10 +180,7 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
       if (kept.n == 0) fail("{}: the cause set covers the whole training set", o.treatment);
       if (o.treatment == "retrain") {
         Rng init = Rng(o.seed).fork(11);
-        auto fresh = make_model(o.model_name, init);
-        fresh->to(model.device());
-        // Copy the fresh initialisation into the caller's model, then train it.
-        assign_params(model, flatten_params(*fresh));
+        model.reset_parameters(init);
       }
       const bool retrain = o.treatment == "retrain";
       train_classifier(model, kept,

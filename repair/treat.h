@@ -37,7 +37,6 @@ struct TreatOptions {
   int patience = 30;       // steps without a better Fq accuracy before stopping
   FisherOptions fisher;
   uint64_t seed = 0;
-  std::string model_name = "mnist-cnn";  // retrain builds a fresh one
   std::function<void(const std::string& stage, int64_t done, int64_t total)> progress;
   std::function<void(const std::string& line)> log;
 };

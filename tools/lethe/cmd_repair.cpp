@@ -46,7 +46,6 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
   auto on_log = [&](const std::string& line) { progress.line(line); };
   a.identify.progress = a.treat.progress = on_progress;
   a.identify.log = a.treat.log = on_log;
-  a.treat.model_name = c.loaded.model_name;
   Module& model = *c.loaded.model;
 
   // Step I.
