@@ -27,7 +27,8 @@ Conv2dShape conv_shape(const Conv2d& conv, const Tensor& input) {
 
 }  // namespace
 
-PerExampleEngine::PerExampleEngine(Module& model) : model_(model), layout_(ParamLayout::of(model)) {
+PerExampleEngine::PerExampleEngine(Module& model, bool parameter_gradients)
+    : model_(model), parameter_gradients_(parameter_gradients), layout_(ParamLayout::of(model)) {
   std::vector<Module*> found;
   find_layers(model, found);
   int64_t expected_offset = 0;
@@ -54,7 +55,22 @@ PerExampleEngine::~PerExampleEngine() {
 
 Tensor PerExampleEngine::forward(const Tensor& x) {
   batch_ = x.size(0);
-  return model_.forward(x);
+  if (parameter_gradients_) return model_.forward(x);
+  // Record the graph through the input instead of the parameters: ops decide at record time
+  // which gradients their backward computes, so the weight gradients are never formed.
+  auto params = model_.parameters();
+  for (auto& p : params) p.impl()->requires_grad = false;
+  Tensor input = x.detach();
+  input.set_requires_grad(true);
+  Tensor logits;
+  try {
+    logits = model_.forward(input);
+  } catch (...) {
+    for (auto& p : params) p.impl()->requires_grad = true;
+    throw;
+  }
+  for (auto& p : params) p.impl()->requires_grad = true;
+  return logits;
 }
 
 std::vector<float> PerExampleEngine::backward(const Tensor& logits, const Labels& labels, const std::vector<float>* weights) {

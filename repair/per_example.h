@@ -16,7 +16,10 @@ namespace lethe::repair {
 class PerExampleEngine {
  public:
   // The model must be a Sequential whose parameters all belong to Linear or Conv2d layers.
-  explicit PerExampleEngine(Module& model);
+  // Unless `parameter_gradients` is set, backward() computes no parameter gradient at all: the
+  // per-example quantities need only the layers' inputs and output gradients, and skipping the
+  // weight-gradient GEMMs (and their unfolding) saves about a quarter of the pass.
+  explicit PerExampleEngine(Module& model, bool parameter_gradients = false);
   ~PerExampleEngine();
   PerExampleEngine(const PerExampleEngine&) = delete;
   PerExampleEngine& operator=(const PerExampleEngine&) = delete;
@@ -55,6 +58,7 @@ class PerExampleEngine {
     LayerCapture capture;
   };
   Module& model_;
+  bool parameter_gradients_;
   ParamLayout layout_;
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t batch_ = 0;

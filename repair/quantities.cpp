@@ -195,7 +195,7 @@ std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, co
 
 std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
                                           const PassOptions& opt) {
-  PerExampleEngine engine(model);
+  PerExampleEngine engine(model, /*parameter_gradients=*/true);  // the second backward needs them
   const int64_t p = engine.num_params();
   if (static_cast<int64_t>(v.size()) != p) fail("fisher_vector_product: vector of {} for {} parameters", v.size(), p);
   const std::vector<float> vf(v.begin(), v.end());
