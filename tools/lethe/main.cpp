@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   cli::add_identify_command(app, global);
   cli::add_treat_command(app, global);
   cli::add_repair_command(app, global);
+  cli::add_experiment_command(app, global);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,157 @@
+// identify, treat, repair and experiment through the lethe binary, on a small synthetic
+// MNIST-format folder: outputs complete and well-formed, bad settings refused before any work.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "nn/checkpoint.h"
+#include "nn/safetensors.h"
+#include "tools/cli_harness.h"
+
+namespace lethe::cli_test {
+namespace {
+
+namespace fs = std::filesystem;
+using Args = std::vector<std::string>;
+using Json = nlohmann::json;
+
+Args with(Args a, const Args& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+size_t count_lines(const std::string& path) {
+  std::ifstream in(path);
+  size_t n = 0;
+  std::string line;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+class Pipeline : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    write_synthetic_mnist(data());
+    // A label-noise model: 200 examples, 3 quick epochs, one thread (quiet and reproducible).
+    const auto r = run_lethe({"--quiet", "--threads", "1", "--seed", "5", "train", "--data", data(), "--subset", "200",
+                              "--noise", "label", "--epochs", "3", "--batch", "32", "--out", model()});
+    ASSERT_EQ(r.exit_code, 0) << describe(r);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string data() { return dir_->file("mnist"); }
+  static std::string model() { return dir_->file("model.safetensors"); }
+  static Args base(const std::string& cmd) {
+    return {"--quiet", "--threads", "1", cmd, "--model-file", model(), "--data", data()};
+  }
+  TempDir work_;
+  static TempDir* dir_;
+};
+TempDir* Pipeline::dir_ = nullptr;
+
+TEST_F(Pipeline, IdentifyWritesScoresGridAndSummary) {
+  const std::string csv = work_.file("ewc.csv"), grid = work_.file("ewc.png"), array = work_.file("ewc.safetensors");
+  const auto r = run_lethe(with(base("identify"), {"--method", "ewc", "--out", csv, "--grid", grid, "--array", array, "--json"}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["method"], "ewc");
+  EXPECT_EQ(j["n_train"], 200);
+  EXPECT_GT(j["n_fq"].get<int>(), 0);
+  EXPECT_GE(j["recall_at_k"].get<double>(), 0.0);
+  EXPECT_LE(j["roc_auc"].get<double>(), 1.0);
+  EXPECT_EQ(count_lines(csv), 201u);  // header + one row per example
+  EXPECT_TRUE(fs::file_size(grid) > 100);
+  const auto arr = load_safetensors(array);
+  ASSERT_NE(arr.find("scores"), nullptr);
+  EXPECT_EQ(arr.find("scores")->numel(), 200);
+}
+
+TEST_F(Pipeline, IdentifyRefusesBadInputWithoutWritingAnything) {
+  const std::string csv = work_.file("s.csv");
+  expect_error(run_lethe(with(base("identify"), {"--method", "magic", "--out", csv})), 2, {"--method", "magic"});
+  std::ofstream(work_.file("failures.txt")) << "3\n99999\n";
+  expect_error(run_lethe(with(base("identify"), {"--failures", work_.file("failures.txt"), "--out", csv})), 1,
+               {"failures.txt", "99999"});
+  expect_error(run_lethe(with(base("identify"), {"--solver", "qr", "--method", "linear", "--out", csv})), 2, {"--solver"});
+  EXPECT_FALSE(fs::exists(csv));
+}
+
+TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
+  const std::string csv = work_.file("scores.csv");
+  ASSERT_EQ(run_lethe(with(base("identify"), {"--method", "tracin", "--out", csv})).exit_code, 0);
+  const std::string repaired = work_.file("repaired.safetensors");
+  const auto t = run_lethe(with(base("treat"), {"--scores", csv, "--top-k", "20", "--treatment", "finetune", "--epochs", "1",
+                                                "--out", repaired, "--json"}));
+  ASSERT_EQ(t.exit_code, 0) << describe(t);
+  const Json j = Json::parse(t.out);
+  EXPECT_EQ(j["n_causes"], 20);
+  for (const char* part : {"before", "after"})
+    for (const char* key : {"accuracy_fq", "accuracy_fh", "accuracy_r"}) {
+      const double v = j[part][key].get<double>();
+      EXPECT_GE(v, 0.0);
+      EXPECT_LE(v, 1.0);
+    }
+  EXPECT_EQ(j["before"]["accuracy_fq"].get<double>(), 0.0);  // Fq are failures by definition
+  EXPECT_NO_THROW(load_checkpoint(repaired));
+
+  // Cause rules: exactly one, and within D.
+  expect_error(run_lethe(with(base("treat"), {"--scores", csv, "--out", repaired + "2"})), 2, {"--top-k"});
+  expect_error(run_lethe(with(base("treat"), {"--scores", csv, "--top-k", "5000", "--out", repaired + "2"})), 2, {"--top-k"});
+  // Scores made for another D (a different subset) are refused.
+  expect_error(run_lethe(with(base("treat"), {"--subset", "150", "--scores", csv, "--top-k", "5", "--out", repaired + "2"})),
+               1, {"scores.csv"});
+  EXPECT_FALSE(fs::exists(repaired + "2"));
+
+  const std::string out = work_.file("repair");
+  const auto r = run_lethe(with(base("repair"), {"--out-dir", out, "--top-k", "20", "--epochs", "1"}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  for (const char* f : {"report.md", "summary.json", "scores.csv", "causes.png", "repaired.safetensors"})
+    EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+  const Json s = Json::parse(read_all((fs::path(out) / "summary.json").string()));
+  EXPECT_EQ(s["n_causes"], 20);
+  EXPECT_NE(read_all((fs::path(out) / "report.md").string()).find("| after |"), std::string::npos);
+}
+
+TEST_F(Pipeline, ExperimentRefusesBadSettingsBeforeTraining) {
+  const std::string out = work_.file("exp");
+  const Args exp = {"--quiet", "--threads", "1", "experiment", "--data", data(), "--subset", "200", "--out-dir", out};
+  expect_error(run_lethe(with(exp, {"--methods", "ewc,oracle-of-delphi"})), 2, {"oracle-of-delphi"});
+  expect_error(run_lethe(with(exp, {"--ks", "10,500"})), 2, {"--ks", "500"});
+  expect_error(run_lethe({"--quiet", "experiment", "--data", work_.file("nowhere"), "--out-dir", out}), 1, {"nowhere"});
+  std::ofstream(work_.file("bad.json")) << "{\"seeds\": 2, \"colour\": \"blue\"}";
+  expect_error(run_lethe(with(exp, {"--config", work_.file("bad.json")})), 2, {"colour"});
+  EXPECT_FALSE(fs::exists(out)) << "a refused experiment created its output folder";
+}
+
+TEST_F(Pipeline, ExperimentWritesResultsReportAndFigures) {
+  const std::string out = work_.file("exp");
+  std::ofstream(work_.file("config.json")) << R"({"subset": 200, "epochs": 2, "methods": ["ewc", "loss", "random"],
+                                                   "ks": [10, 30], "treatments": ["newton"]})";
+  const auto r = run_lethe({"--quiet", "--threads", "1", "--seed", "2", "experiment", "--data", data(), "--config",
+                            work_.file("config.json"), "--batch", "32", "--out-dir", out});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const Json j = Json::parse(read_all((fs::path(out) / "results.json").string()));
+  EXPECT_EQ(j["settings"]["subset"], 200);
+  EXPECT_EQ(j["settings"]["batch"], 32);  // the flag given overrides nothing in the file, and is kept
+  EXPECT_EQ(j["identification"].size(), 3u);
+  // One original row, (3 methods + oracle) x 2 ks fine-tuned, one newton row.
+  EXPECT_EQ(j["repair"].size(), 1u + 4u * 2u + 1u);
+  for (const auto& e : j["identification"]) {
+    EXPECT_GE(e["recall_at_k"].get<double>(), 0.0);
+    EXPECT_EQ(e["recall_curve"].size(), 51u);
+  }
+  for (const char* f : {"results.csv", "report.md", "recall_curve.svg", "fh_vs_k.svg", "r_vs_k.svg", "causes_ewc.png"})
+    EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+  const std::string svg = read_all((fs::path(out) / "recall_curve.svg").string());
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find("ewc"), std::string::npos);
+  EXPECT_EQ(count_lines((fs::path(out) / "results.csv").string()), 1u + 10u);
+}
+
+}  // namespace
+}  // namespace lethe::cli_test
