@@ -10,6 +10,7 @@
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "nn/train.h"
+#include "repair/anchor.h"
 #include "repair/kfac.h"
 #include "repair/params.h"
 #include "util/error.h"
@@ -101,20 +102,9 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
   }
   result.stats["seconds_fisher"] = std::chrono::duration<double>(Clock::now() - t_fisher).count();
   const auto t_update = Clock::now();
-  std::vector<Tensor> coef, anchor;  // per parameter, on the model's device (diagonal anchor)
   auto params = model.parameters();
-  if (!kfac_anchor) {
-    for (size_t k = 0; k < params.size(); ++k) {
-      const int64_t off = layout.offsets[k], cnt = params[k].numel();
-      std::vector<float> c(static_cast<size_t>(cnt)), a(static_cast<size_t>(cnt));
-      for (int64_t j = 0; j < cnt; ++j) {
-        c[j] = static_cast<float>(n * fisher_diag[off + j] + o.lambda);
-        a[j] = theta_hat[off + j];
-      }
-      coef.push_back(Tensor::from_vector(params[k].shape(), c, device));
-      anchor.push_back(Tensor::from_vector(params[k].shape(), a, device));
-    }
-  }
+  std::unique_ptr<DiagonalAnchor> diagonal;
+  if (!kfac_anchor) diagonal = std::make_unique<DiagonalAnchor>(model, fisher_diag, n, o.lambda);
 
   // Fq: a seeded held-out part decides when to stop.
   std::vector<int64_t> order(static_cast<size_t>(fq.n));
@@ -168,15 +158,11 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
           std::vector<float> gk(g.begin() + off, g.begin() + off + cnt);
           add_inplace(grad, Tensor::from_vector(params[k].shape(), gk, device));
         }
-      } else {
-        for (size_t k = 0; k < params.size(); ++k) {
-          Tensor grad = params[k].grad();
-          add_inplace(grad, mul(coef[k], sub(params[k], anchor[k])));
-        }
       }
-      for (auto& p : params)
-        if (!all_finite(p.grad())) fail("ewc: a non-finite gradient appeared at update step {}", step);
     }
+    if (diagonal) diagonal->add_gradient("ewc", step);
+    for (auto& p : params)
+      if (!all_finite(p.grad())) fail("ewc: a non-finite gradient appeared at update step {}", step);
     adam.step();
     if (o.progress) o.progress("ewc update", step, o.max_steps);
     if (!n_val) {

@@ -9,6 +9,7 @@
 #include "nn/models.h"
 #include "nn/optim.h"
 #include "nn/train.h"
+#include "repair/anchor.h"
 #include "repair/params.h"
 #include "repair/quantities.h"
 #include "util/error.h"
@@ -53,19 +54,8 @@ void ewc_delete(Module& model, const data::ImageSet& train, const data::ImageSet
   pass.batch = 256;
   if (o.progress) pass.progress = [&o](int64_t d, int64_t t) { o.progress("fisher", d, t); };
   const auto fisher = diagonal_fisher(model, train, o.fisher, pass);
-  const auto layout = ParamLayout::of(model);
   auto params = model.parameters();
-  std::vector<Tensor> coef, anchor;
-  for (size_t k = 0; k < params.size(); ++k) {
-    const int64_t off = layout.offsets[k], cnt = params[k].numel();
-    std::vector<float> c(static_cast<size_t>(cnt)), a(static_cast<size_t>(cnt));
-    for (int64_t j = 0; j < cnt; ++j) {
-      c[j] = static_cast<float>(o.strength * n * fisher[off + j]);
-      a[j] = theta_hat[off + j];
-    }
-    coef.push_back(Tensor::from_vector(params[k].shape(), c, device));
-    anchor.push_back(Tensor::from_vector(params[k].shape(), a, device));
-  }
+  DiagonalAnchor anchor(model, fisher, o.strength * n, 0.0);
   AdamHyper hyper;
   hyper.lr = static_cast<float>(o.lr);
   Adam adam(params, hyper);
@@ -91,14 +81,7 @@ void ewc_delete(Module& model, const data::ImageSet& train, const data::ImageSet
                         -static_cast<float>(causes.n) / static_cast<float>(idx.size()));
     if (!std::isfinite(loss.item())) fail("ewc-delete: the loss on C became non-finite at step {}", step);
     loss.backward();
-    {
-      NoGradGuard ng;
-      for (size_t k = 0; k < params.size(); ++k) {
-        Tensor g = params[k].grad();
-        add_inplace(g, mul(coef[k], sub(params[k], anchor[k])));
-        if (!all_finite(g)) fail("ewc-delete: a non-finite gradient appeared at step {}", step);
-      }
-    }
+    anchor.add_gradient("ewc-delete", step);
     adam.step();
     if (o.progress) o.progress("ewc-delete", step, o.max_steps);
     const double acc = accuracy(model, fq);
