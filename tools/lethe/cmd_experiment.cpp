@@ -133,6 +133,15 @@ double stdev(const std::vector<double>& v) {
   for (double x : v) s += (x - m) * (x - m);
   return std::sqrt(s / static_cast<double>(v.size() - 1));
 }
+// The removal sizes a method was fine-tuned at, in the order first run.
+std::vector<int64_t> sizes_of(const std::vector<Row>& rows, const std::string& method) {
+  std::vector<int64_t> out;
+  for (const auto& r : rows)
+    if (r.method == method && r.treatment == "finetune" && std::find(out.begin(), out.end(), r.k) == out.end())
+      out.push_back(r.k);
+  return out;
+}
+
 std::string pm(const std::vector<double>& v) {
   return v.size() > 1 ? fmt::format("{:.3f} ± {:.3f}", mean(v), stdev(v)) : fmt::format("{:.3f}", mean(v));
 }
@@ -194,7 +203,9 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
       io.fisher.seed = Rng(spec.seed).fork(8).next_u64();
       io.progress = [&](const std::string& stage, int64_t done, int64_t total) { progress.update(m + " " + stage, done, total); };
       const auto r = repair::identify(*model, d.train, fq, io);
-      MethodScore ms{spec.seed, m};
+      MethodScore ms;
+      ms.seed = spec.seed;
+      ms.method = m;
       ms.seconds = r.seconds;
       ms.n_positive = static_cast<int64_t>(repair::causes_positive(r.scores).size());
       if (noisy) {
@@ -214,8 +225,13 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
 
     // Step II: remove the top k and fine-tune, for every method and k.
     for (const auto& [m, sc] : ranked) {
+      // The oracle removes at most the corrupted set: each distinct size once.
+      std::vector<int64_t> sizes;
       for (int64_t k : a.ks) {
         const int64_t kk = m == "oracle" ? std::min<int64_t>(k, n_noisy) : k;
+        if (std::find(sizes.begin(), sizes.end(), kk) == sizes.end()) sizes.push_back(kk);
+      }
+      for (int64_t k : sizes) {
         repair::assign_params(*model, theta_hat);
         repair::TreatOptions t;
         t.treatment = "finetune";
@@ -223,9 +239,9 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
         t.progress = [&](const std::string& stage, int64_t done, int64_t total) {
           progress.update(fmt::format("{} k={} {}", m, k, stage), done, total);
         };
-        const auto tr = repair::treat(*model, d.train, repair::causes_top_k(sc, kk), fq, t);
+        const auto tr = repair::treat(*model, d.train, repair::causes_top_k(sc, k), fq, t);
         const auto acc = accuracies(*model);
-        rows.push_back({spec.seed, m, "finetune", kk, acc[0], acc[1], acc[2], tr.seconds});
+        rows.push_back({spec.seed, m, "finetune", k, acc[0], acc[1], acc[2], tr.seconds});
       }
       const auto& last = rows.back();
       progress.line(fmt::format("{:<9} remove top {} + finetune: Fq {:.3f}  Fh {:.3f}  R {:.3f}", m, last.k, last.fq, last.fh, last.r));
@@ -315,14 +331,11 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
                         fmt::format("{} accuracy", which), report::kAuto, report::kAuto, 0, 1, {}};
     for (const auto& m : figure_methods) {
       report::Series series{m, {}, {}, "", m == "random" || m == "oracle"};
-      for (int64_t k : a.ks) {
+      for (int64_t k : sizes_of(rows, m)) {
         std::vector<double> v;
-        int64_t kk = k;
         for (const auto& r : rows)
-          if (r.method == m && r.treatment == "finetune" && (r.k == k || (m == "oracle" && r.k <= k && (kk = r.k, true))))
-            v.push_back(which == "Fh" ? r.fh : r.r);
-        if (v.empty()) continue;
-        series.x.push_back(static_cast<double>(kk));
+          if (r.method == m && r.treatment == "finetune" && r.k == k) v.push_back(which == "Fh" ? r.fh : r.r);
+        series.x.push_back(static_cast<double>(k));
         series.y.push_back(mean(v));
       }
       chart.series.push_back(series);
@@ -346,7 +359,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
           rec.push_back(x.recall_at_k), auc.push_back(x.roc_auc), prec.push_back(x.precision_positive);
           pos.push_back(static_cast<double>(x.n_positive)), sec.push_back(x.seconds);
         }
-      md += fmt::format("| {} | {} | {} | {} | {:.0f} | {:.1f} |\n", m, pm(rec), pm(auc), pm(prec), mean(pos), mean(sec));
+      md += fmt::format("| {} | {} | {} | {} | {:.0f} | {:.1f} |\n", m == "linear" ? "linear (diag)" : m, pm(rec), pm(auc), pm(prec), mean(pos), mean(sec));
     }
     md += "\nK = the number of corrupted examples. ![recall curve](recall_curve.svg)\n\n";
   }
@@ -358,17 +371,11 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
     md += fmt::format("| original model | 0 | {} | {} | {} |\n", pm(f1), pm(f2), pm(f3));
   }
   for (const auto& m : figure_methods)
-    for (int64_t k : a.ks) {
+    for (int64_t k : sizes_of(rows, m)) {
       std::vector<double> f1, f2, f3;
-      int64_t kk = k;
       for (const auto& r : rows)
-        if (r.method == m && r.treatment == "finetune" && (r.k == k || (m == "oracle" && r.k < k && r.k == std::min<int64_t>(k, r.k))))
-          f1.push_back(r.fq), f2.push_back(r.fh), f3.push_back(r.r), kk = r.k;
-      if (m == "oracle" && kk != k) {
-        // The oracle removes at most the corrupted set: report its row once.
-        if (k != a.ks.back()) continue;
-      }
-      if (!f1.empty()) md += fmt::format("| {} | {} | {} | {} | {} |\n", m, kk, pm(f1), pm(f2), pm(f3));
+        if (r.method == m && r.treatment == "finetune" && r.k == k) f1.push_back(r.fq), f2.push_back(r.fh), f3.push_back(r.r);
+      md += fmt::format("| {} | {} | {} | {} | {} |\n", m == "linear" ? "linear (diag)" : m, k, pm(f1), pm(f2), pm(f3));
     }
   md += "\n![Fh against k](fh_vs_k.svg) ![R against k](r_vs_k.svg)\n\n";
   if (!a.treatments.empty()) {
