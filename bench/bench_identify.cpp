@@ -1,0 +1,77 @@
+// Step I end to end on the paper's label-noise MNIST setting: 3,000 examples of real MNIST,
+// labels flipped 1<->7 (p=0.4) and 6<->9 (p=0.3), the CNN trained 20 epochs, Fq = half of the
+// misclassified test examples. Each iteration is one complete EWC-influence run: the Fisher,
+// the continual update on Fq and the scoring of all 3,000 examples.
+//   LETHE_MNIST_DIR=data/mnist build/lethe_bench --benchmark_filter=Identify
+// Without LETHE_MNIST_DIR the benchmark reports an error and is skipped. The model is trained
+// once when the benchmark starts (about a minute on 2 cores), not timed.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "datasets/prepare.h"
+#include "datasets/transforms.h"
+#include "nn/models.h"
+#include "nn/train.h"
+#include "repair/identify.h"
+#include "repair/metrics.h"
+
+namespace lethe {
+namespace {
+
+struct LabelNoiseSetup {
+  data::PreparedData data;
+  std::unique_ptr<Module> model;
+  data::ImageSet fq;
+};
+
+const LabelNoiseSetup* setup() {
+  static std::unique_ptr<LabelNoiseSetup> s;
+  if (s) return s.get();
+  const char* dir = std::getenv("LETHE_MNIST_DIR");
+  if (!dir) return nullptr;
+  s = std::make_unique<LabelNoiseSetup>();
+  data::DataSpec spec;
+  spec.dir = dir;
+  spec.noise = "label";
+  s->data = data::prepare_data(spec);
+  Rng init = Rng(0).fork(2);
+  s->model = make_model("mnist-cnn", init);
+  TrainOptions t;
+  t.seed = Rng(0).fork(3).next_u64();
+  train_classifier(*s->model, s->data.train, t);
+  const auto e = evaluate(*s->model, s->data.test);
+  s->fq = data::take(s->data.test, repair::split_failures(e.predictions, s->data.test.labels, 0).fq);
+  return s.get();
+}
+
+void run_method(benchmark::State& state, const std::string& method, const std::string& solver = "diag") {
+  const LabelNoiseSetup* s = setup();
+  if (!s) {
+    state.SkipWithError("set LETHE_MNIST_DIR to a folder with real MNIST");
+    return;
+  }
+  repair::IdentifyOptions o;
+  o.method = method;
+  o.solve.solver = solver;
+  double recall = 0;
+  for (auto _ : state) {
+    const auto r = repair::identify(*s->model, s->data.train, s->fq, o);
+    recall = repair::recall_at_k(r.scores, s->data.noisy, std::count(s->data.noisy.begin(), s->data.noisy.end(), 1));
+  }
+  state.counters["recall@K"] = recall;
+  state.counters["n_fq"] = static_cast<double>(s->fq.n);
+}
+
+void BM_IdentifyEwc(benchmark::State& state) { run_method(state, "ewc"); }
+BENCHMARK(BM_IdentifyEwc)->Unit(benchmark::kSecond)->Iterations(3);
+
+void BM_IdentifyLinearDiag(benchmark::State& state) { run_method(state, "linear", "diag"); }
+BENCHMARK(BM_IdentifyLinearDiag)->Unit(benchmark::kSecond)->Iterations(2);
+
+void BM_IdentifyTracin(benchmark::State& state) { run_method(state, "tracin"); }
+BENCHMARK(BM_IdentifyTracin)->Unit(benchmark::kSecond)->Iterations(2);
+
+}  // namespace
+}  // namespace lethe

@@ -1,0 +1,108 @@
+// Per-example quantities of the MNIST CNN over 3000 examples (synthetic pixels of MNIST's shape:
+// cost does not depend on values), against the naive loop of single-example backward passes.
+//   build/lethe_bench --benchmark_filter=PerExample
+// Compare with bench/peer_functorch.py (functorch vmap(grad)) at the same thread count.
+#include <benchmark/benchmark.h>
+
+#include "nn/models.h"
+#include "nn/train.h"
+#include "repair/kfac.h"
+#include "repair/params.h"
+#include "repair/quantities.h"
+
+namespace lethe {
+namespace {
+
+data::ImageSet synthetic(int64_t n) {
+  data::ImageSet set;
+  set.n = n, set.channels = 1, set.height = 28, set.width = 28;
+  Rng rng(7);
+  set.pixels.resize(static_cast<size_t>(n * 784));
+  for (auto& p : set.pixels) p = static_cast<float>(rng.uniform(-0.1, 0.9));
+  for (int64_t i = 0; i < n; ++i) set.labels.push_back(static_cast<int32_t>(rng.below(10)));
+  for (int64_t i = 0; i < n; ++i) set.source_index.push_back(i);
+  return set;
+}
+
+struct Fixture {
+  data::ImageSet set = synthetic(3000);
+  std::unique_ptr<Sequential> model;
+  std::vector<float> query;
+  Fixture() {
+    Rng rng(8);
+    model = make_mnist_cnn(rng);
+    query.resize(static_cast<size_t>(repair::ParamLayout::of(*model).total));
+    for (auto& q : query) q = static_cast<float>(rng.uniform(-1, 1));
+  }
+};
+Fixture& fixture() {
+  static Fixture f;
+  return f;
+}
+
+void counters(benchmark::State& state, int64_t n) {
+  state.counters["examples/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_PerExampleInnerProducts(benchmark::State& state) {
+  auto& f = fixture();
+  for (auto _ : state) benchmark::DoNotOptimize(repair::per_example_dots(*f.model, f.set, f.query, 1));
+  counters(state, f.set.n);
+}
+BENCHMARK(BM_PerExampleInnerProducts)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+
+void BM_PerExampleDiagonalFisher(benchmark::State& state) {
+  auto& f = fixture();
+  for (auto _ : state) benchmark::DoNotOptimize(repair::diagonal_fisher(*f.model, f.set));
+  counters(state, f.set.n);
+}
+BENCHMARK(BM_PerExampleDiagonalFisher)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+
+void BM_PerExampleSquaredNorms(benchmark::State& state) {
+  auto& f = fixture();
+  for (auto _ : state) benchmark::DoNotOptimize(repair::per_example_sq_norms(*f.model, f.set));
+  counters(state, f.set.n);
+}
+BENCHMARK(BM_PerExampleSquaredNorms)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+
+void BM_PerExampleGradientsMaterialised(benchmark::State& state) {
+  auto& f = fixture();
+  const int64_t chunk = 500;  // 500 x 105k floats = 211 MB per chunk
+  for (auto _ : state)
+    for (int64_t b = 0; b < f.set.n; b += chunk)
+      benchmark::DoNotOptimize(repair::per_example_gradients(*f.model, f.set, b, std::min(f.set.n, b + chunk)));
+  counters(state, f.set.n);
+}
+BENCHMARK(BM_PerExampleGradientsMaterialised)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+
+void BM_PerExampleKfacFactors(benchmark::State& state) {
+  auto& f = fixture();
+  for (auto _ : state) benchmark::DoNotOptimize(repair::kfac_factors(*f.model, f.set));
+  counters(state, f.set.n);
+}
+BENCHMARK(BM_PerExampleKfacFactors)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+
+// The definition: one backward pass per example, then the dot product. Run on 300 examples
+// (the rate is what compares).
+void BM_PerExampleNaiveLoopInnerProducts(benchmark::State& state) {
+  auto& f = fixture();
+  const int64_t n = 300;
+  for (auto _ : state) {
+    double acc = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<int64_t> idx{i};
+      Labels labels;
+      Tensor x = batch_images(f.set, idx, Device::CPU, &labels);
+      f.model->zero_grad();
+      sum(cross_entropy(f.model->forward(x), labels)).backward();
+      const auto g = repair::flatten_grads(*f.model);
+      for (size_t j = 0; j < g.size(); ++j) acc += static_cast<double>(g[j]) * f.query[j];
+    }
+    benchmark::DoNotOptimize(acc);
+  }
+  counters(state, n);
+}
+BENCHMARK(BM_PerExampleNaiveLoopInnerProducts)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+
+}  // namespace
+}  // namespace lethe
