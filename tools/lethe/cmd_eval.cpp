@@ -4,7 +4,7 @@
 #include "nn/checkpoint.h"
 #include "nn/models.h"
 #include "nn/train.h"
-#include "tools/lethe/cli.h"
+#include "tools/lethe/context.h"
 #include "util/error.h"
 
 namespace lethe::cli {
@@ -26,16 +26,10 @@ void run_eval(const GlobalOptions& global, EvalArgs& a, const CLI::App& cmd) {
 
   // The training-set mean the model was trained with comes from the checkpoint; flags given on
   // the command line override the recorded data spec.
-  data::DataSpec recorded = a.spec;
+  data::DataSpec recorded;
   std::vector<float> mean;
   const bool has_meta = spec_from_metadata(loaded.metadata, recorded, mean);
-  data::DataSpec spec = a.spec;
-  spec.seed = global.seed;
-  if (has_meta) {
-    if (cmd.count("--subset") == 0) spec.subset = recorded.subset;
-    if (cmd.count("--noise") == 0) spec.noise = recorded.noise;
-    if (global.seed == 0) spec.seed = recorded.seed;
-  }
+  const data::DataSpec spec = resolve_spec(cmd, a.spec, global, loaded.metadata);
   data::ImageSet set;
   const bool same_as_recorded = has_meta && spec.subset == recorded.subset && spec.noise == recorded.noise &&
                                 spec.seed == recorded.seed && spec.dataset == recorded.dataset;
