@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string_view>
 
+#include "datasets/transforms.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
@@ -29,7 +30,8 @@ void require_unit_pixels(const ImageSet& set, const char* what) {
            what, set.pixels[i], i);
 }
 
-// Exactly round(fraction * m) of the m images whose label is in `classes`, ascending.
+}  // namespace
+
 std::vector<int64_t> choose_images(const ImageSet& set, const std::vector<int>& classes,
                                    double fraction, Rng& rng, const char* what) {
   check_probability(fraction, what, "fraction");
@@ -53,8 +55,6 @@ std::vector<int64_t> choose_images(const ImageSet& set, const std::vector<int>& 
   std::sort(eligible.begin(), eligible.end());
   return eligible;
 }
-
-}  // namespace
 
 std::vector<LabelFlip> mnist_label_flips() { return {{1, 7, 0.4}, {6, 9, 0.3}}; }
 
@@ -139,6 +139,34 @@ std::vector<uint8_t> gaussian_noise(ImageSet& set, const std::vector<int>& class
       const double noisy = image[p] + sigma * rng.normal();
       image[p] = static_cast<float>(std::clamp(noisy, 0.0, 1.0));
     }
+  }
+  return mask;
+}
+
+std::vector<uint8_t> adversarial_poison(ImageSet& set, const std::vector<int>& classes, double fraction,
+                                        const Attack& attack, Rng& rng) {
+  constexpr const char* what = "adversarial poisoning";
+  if (!attack) fail("{}: no attack given", what);
+  require_unit_pixels(set, what);
+  const auto chosen = choose_images(set, classes, fraction, rng, what);
+  std::vector<uint8_t> mask(static_cast<size_t>(set.n), 0);
+  if (chosen.empty()) return mask;
+  ImageSet targets = take(set, chosen);
+  attack(set, targets);
+  if (targets.n != static_cast<int64_t>(chosen.size()) || targets.image_size() != set.image_size() ||
+      targets.labels.size() != chosen.size())
+    fail("{}: the attack changed the shape of its {} target images", what, chosen.size());
+  require_unit_pixels(targets, what);
+  for (int32_t y : targets.labels)
+    if (y < 0 || y >= set.num_classes) fail("{}: the attack gave label {} (classes 0..{})", what, y, set.num_classes - 1);
+  // Only a wholly valid result is written back: on any error above, `set` is as it was.
+  const int64_t size = set.image_size();
+  for (size_t t = 0; t < chosen.size(); ++t) {
+    const int64_t i = chosen[t];
+    const int32_t y = targets.labels[t];
+    std::copy_n(targets.image(static_cast<int64_t>(t)), size, set.image(i));
+    set.labels[static_cast<size_t>(i)] = y;
+    mask[static_cast<size_t>(i)] = 1;
   }
   return mask;
 }

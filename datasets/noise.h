@@ -5,6 +5,7 @@
 // images not chosen, keep their exact bits. Apply noise to pixels still in [0,1], i.e. before
 // mean subtraction; the image noises check this and refuse otherwise.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,12 +61,31 @@ inline constexpr double kDefaultSaltPepperAmount = 0.3;
 // strong enough to hide fine texture on a 32x32 image, weak enough to keep the object visible.
 inline constexpr double kDefaultGaussianSigma = 0.2;
 
+// Exactly round(fraction * m) of the m images whose label is in `classes`, ascending.
+std::vector<int64_t> choose_images(const ImageSet& set, const std::vector<int>& classes,
+                                   double fraction, Rng& rng, const char* what);
+
 // MNIST: each value of a chosen image is, with probability `amount`, set to 0 or 1.
 std::vector<uint8_t> salt_and_pepper(ImageSet& set, const std::vector<int>& classes,
                                      double fraction, double amount, Rng& rng);
 // CIFAR-10: each value of a chosen image gets N(0, sigma^2) added, then is clamped to [0,1].
 std::vector<uint8_t> gaussian_noise(ImageSet& set, const std::vector<int>& classes,
                                     double fraction, double sigma, Rng& rng);
+
+// ---- adversarial poisoning ----
+// The chosen images (as for random input noise) are replaced by an attack's output and take the
+// label the attack gives them. The attack sees the clean set (to train a victim on) and the
+// chosen images as a set of their own, whose pixels and labels it rewrites in place.
+using Attack = std::function<void(const ImageSet& clean, ImageSet& targets)>;
+
+// FGSM's step on the [0,1] pixel scale. 0.2 flips most of a small CNN's predictions on MNIST
+// while the digit stays recognisable to a person.
+inline constexpr double kDefaultFgsmEpsilon = 0.2;
+inline constexpr int kDefaultVictimEpochs = 10;
+
+// Mask: 1 for each replaced image, whether or not the attack changed its label.
+std::vector<uint8_t> adversarial_poison(ImageSet& set, const std::vector<int>& classes, double fraction,
+                                        const Attack& attack, Rng& rng);
 
 // ---- masks on disk ----
 

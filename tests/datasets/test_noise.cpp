@@ -218,6 +218,53 @@ TEST_F(ImageNoise, RejectsInvalidParameters) {
   EXPECT_EQ(set.pixels, clean.pixels);
 }
 
+// An attack whose effect is easy to check: every pixel mirrored around 1/2, label moved by one.
+void mirror_and_shift(const ImageSet& clean, ImageSet& targets) {
+  EXPECT_GT(clean.n, targets.n);  // the attack sees the whole clean set, not just its targets
+  for (auto& p : targets.pixels) p = 1.0f - p;
+  for (auto& y : targets.labels) y = (y + 1) % 10;
+}
+
+TEST(AdversarialPoison, ReplacesExactlyTheChosenShareOfTheTargetClasses) {
+  ImageSet set = cycling_labels(1000, 0.25f, 4);
+  const ImageSet original = set;
+  Rng rng(3);
+  const auto mask = adversarial_poison(set, kMnistNoisyClasses, 0.3, mirror_and_shift, rng);
+  ASSERT_EQ(mask.size(), static_cast<size_t>(set.n));
+  // 400 examples of classes {1,7,6,9}; 30% of them is 120.
+  EXPECT_EQ(std::count(mask.begin(), mask.end(), 1), 120);
+  for (int64_t i = 0; i < set.n; ++i) {
+    const int32_t was = original.labels[static_cast<size_t>(i)];
+    const float pixel = set.image(i)[0];
+    if (mask[static_cast<size_t>(i)]) {
+      EXPECT_TRUE(was == 1 || was == 7 || was == 6 || was == 9) << "class " << was << " poisoned at " << i;
+      EXPECT_EQ(set.labels[static_cast<size_t>(i)], (was + 1) % 10) << "at " << i;
+      EXPECT_EQ(pixel, 0.75f) << "at " << i;
+    } else {
+      EXPECT_EQ(set.labels[static_cast<size_t>(i)], was) << "at " << i;
+      EXPECT_EQ(pixel, 0.25f) << "at " << i;
+    }
+  }
+  EXPECT_EQ(set.source_index, original.source_index);
+}
+
+TEST(AdversarialPoison, RefusesAMissingOrMisbehavingAttack) {
+  ImageSet set = cycling_labels(100, 0.5f, 2);
+  Rng rng(1);
+  expect_error_mentioning([&] { adversarial_poison(set, {1}, 0.3, Attack{}, rng); }, {"no attack"});
+  expect_error_mentioning(
+      [&] { adversarial_poison(set, {1}, 0.5, [](const ImageSet&, ImageSet& t) { t.labels[0] = 10; }, rng); },
+      {"label 10"});
+  expect_error_mentioning(
+      [&] { adversarial_poison(set, {1}, 0.5, [](const ImageSet&, ImageSet& t) { t.pixels[0] = 2.0f; }, rng); },
+      {"outside [0, 1]"});
+  expect_error_mentioning(
+      [&] {
+        adversarial_poison(set, {1}, 0.5, [](const ImageSet&, ImageSet& t) { t.n -= 1; }, rng);
+      },
+      {"shape"});
+}
+
 TEST(Mask, RoundTripsThroughAFile) {
   TempDir dir;
   const std::string path = dir.file("mask.txt");

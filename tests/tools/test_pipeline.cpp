@@ -128,6 +128,36 @@ TEST_F(Pipeline, ExperimentRefusesBadSettingsBeforeTraining) {
   EXPECT_FALSE(fs::exists(out)) << "a refused experiment created its output folder";
 }
 
+TEST_F(Pipeline, AdversarialNoiseIsRecordedAndRebuiltFromTheCheckpoint) {
+  const std::string adv = work_.file("adv.safetensors");
+  const auto t = run_lethe({"--threads", "1", "--seed", "3", "train", "--data", data(), "--subset", "200", "--noise",
+                            "adversarial", "--noise-amount", "0.3", "--victim-epochs", "1", "--epochs", "1", "--batch",
+                            "32", "--out", adv});
+  ASSERT_EQ(t.exit_code, 0) << describe(t);
+  EXPECT_NE(t.err.find("victim mnist-cnn trained 1 epochs"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("epsilon 0.3"), std::string::npos) << t.err;
+  const auto meta = load_checkpoint(adv).metadata;
+  EXPECT_EQ(meta.at("lethe.data.noise"), "adversarial");
+  EXPECT_EQ(meta.at("lethe.data.noise_amount"), "0.3");
+  EXPECT_EQ(meta.at("lethe.data.victim_epochs"), "1");
+  // identify rebuilds the same poisoned D from what the checkpoint recorded: 30% of the ~80
+  // images of classes 1,7,6,9 in the 200, scored against the mask.
+  const auto r = run_lethe({"--quiet", "--threads", "1", "identify", "--model-file", adv, "--data", data(), "--method",
+                            "loss", "--out", work_.file("adv.csv"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["noise"], "adversarial");
+  EXPECT_GT(j["n_corrupted"].get<int64_t>(), 10);
+  EXPECT_LT(j["n_corrupted"].get<int64_t>(), 40);
+  expect_error(run_lethe({"--quiet", "train", "--data", data(), "--noise", "adversarial", "--victim-epochs", "0", "--out",
+                          work_.file("never.safetensors")}),
+               2, {"--victim-epochs"});
+  expect_error(run_lethe({"--quiet", "train", "--data", data(), "--noise", "input", "--noise-fraction", "1.5", "--out",
+                          work_.file("never.safetensors")}),
+               2, {"--noise-fraction"});
+  EXPECT_FALSE(fs::exists(work_.file("never.safetensors")));
+}
+
 TEST_F(Pipeline, ExperimentWritesResultsReportAndFigures) {
   const std::string out = work_.file("exp");
   std::ofstream(work_.file("config.json")) << R"({"subset": 200, "epochs": 2, "methods": ["ewc", "loss", "random"],

@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "kernels/device.h"
+#include "nn/poison.h"
 #include "util/error.h"
 
 namespace lethe::cli {
@@ -30,9 +31,41 @@ void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
       ->capture_default_str();
   cmd->add_option("--subset", spec.subset, "Training examples drawn (seeded) from the training split; 0 = all")
       ->capture_default_str();
-  cmd->add_option("--noise", spec.noise, "Noise injected into D: none | label (1<->7 p=0.4, 6<->9 p=0.3) | input "
-                                         "(salt-and-pepper on 30% of classes 1,7,6,9)")
+  cmd->add_option("--noise", spec.noise,
+                  "Noise injected into D: none | label (1<->7 p=0.4, 6<->9 p=0.3) | input (salt-and-pepper on a share "
+                  "of the images of classes 1,7,6,9) | adversarial (those images replaced by FGSM images made on a "
+                  "victim trained on the clean D, labelled with the victim's prediction)")
       ->capture_default_str();
+  cmd->add_option("--noise-fraction", spec.noise_fraction,
+                  "input/adversarial: share of the images of classes 1,7,6,9 corrupted")
+      ->capture_default_str();
+  cmd->add_option("--noise-amount", spec.noise_amount,
+                  fmt::format("input: share of each corrupted image's pixels set to 0 or 1 (default {}); adversarial: "
+                              "the FGSM step epsilon on the [0,1] pixel scale (default {})",
+                              data::kDefaultSaltPepperAmount, data::kDefaultFgsmEpsilon));
+  cmd->add_option("--victim-epochs", spec.victim_epochs, "adversarial: epochs the victim model trains on the clean D")
+      ->capture_default_str();
+}
+
+const std::vector<std::string>& data_flags_defining_d() {
+  static const std::vector<std::string> flags = {"--dataset",        "--subset",       "--noise",
+                                                 "--noise-fraction", "--noise-amount", "--victim-epochs"};
+  return flags;
+}
+
+data::PreparedData load_data(const data::DataSpec& spec, Device device, Progress& progress) {
+  data::Attack attack;
+  if (spec.noise == "adversarial") {
+    VictimOptions victim;
+    victim.epochs = spec.victim_epochs;
+    victim.epsilon = data::noise_amount(spec);
+    victim.seed = spec.seed;
+    victim.device = device;
+    victim.log = [&progress](const std::string& text) { progress.line(text); };
+    progress.line(fmt::format("adversarial poisoning: training the victim for {} epochs", spec.victim_epochs));
+    attack = fgsm_victim_attack(victim);
+  }
+  return data::prepare_data(spec, attack);
 }
 
 std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, const std::vector<float>& mean) {
@@ -41,6 +74,9 @@ std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, con
   return {{"lethe.data.dataset", spec.dataset},
           {"lethe.data.subset", std::to_string(spec.subset)},
           {"lethe.data.noise", spec.noise},
+          {"lethe.data.noise_fraction", fmt::format("{}", spec.noise_fraction)},
+          {"lethe.data.noise_amount", fmt::format("{}", data::noise_amount(spec))},
+          {"lethe.data.victim_epochs", std::to_string(spec.victim_epochs)},
           {"lethe.data.seed", std::to_string(spec.seed)},
           {"lethe.data.mean", mean_str}};
 }
@@ -58,6 +94,10 @@ bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::Da
     spec.subset = std::stoll(*subset);
     spec.noise = *noise;
     spec.seed = std::stoull(*seed);
+    // Checkpoints from before these settings existed were made with the defaults.
+    if (const auto* v = get("lethe.data.noise_fraction")) spec.noise_fraction = std::stod(*v);
+    if (const auto* v = get("lethe.data.noise_amount")) spec.noise_amount = std::stod(*v);
+    if (const auto* v = get("lethe.data.victim_epochs")) spec.victim_epochs = std::stoi(*v);
     mean.clear();
     size_t pos = 0;
     while (pos < m->size()) {

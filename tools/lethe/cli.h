@@ -25,8 +25,15 @@ Device resolve_device(const std::string& name);
 // Applies --threads and resolves --device; every command calls it first.
 Device setup(const GlobalOptions& global);
 
-// --dataset, --data, --subset, --noise.
+// --dataset, --data, --subset, --noise and the noise's settings.
 void add_data_options(CLI::App* cmd, data::DataSpec& spec);
+
+// Flags of add_data_options that change D (all but --data), for "given on the command line?" checks.
+const std::vector<std::string>& data_flags_defining_d();
+
+// prepare_data with the attack adversarial noise needs (a victim trained on `device`); the one way
+// every command builds D and T.
+data::PreparedData load_data(const data::DataSpec& spec, Device device, Progress& progress);
 
 // The data spec and the training-set mean, as a checkpoint's metadata records them.
 std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, const std::vector<float>& mean);

@@ -31,14 +31,14 @@ void run_eval(const GlobalOptions& global, EvalArgs& a, const CLI::App& cmd) {
   const bool has_meta = spec_from_metadata(loaded.metadata, recorded, mean);
   const data::DataSpec spec = resolve_spec(cmd, a.spec, global, loaded.metadata);
   data::ImageSet set;
-  const bool same_as_recorded = has_meta && spec.subset == recorded.subset && spec.noise == recorded.noise &&
-                                spec.seed == recorded.seed && spec.dataset == recorded.dataset;
+  const bool same_as_recorded = has_meta && data::same_data(spec, recorded);
   if (a.split == "test" && same_as_recorded) {
     if (!std::filesystem::is_directory(spec.dir)) fail("data folder '{}' does not exist", spec.dir);
     set = data::read_mnist(spec.dir, data::Split::Test);
     data::subtract_mean(set, mean);
   } else {
-    data::PreparedData d = data::prepare_data(spec);
+    Progress progress(global.quiet);
+    data::PreparedData d = load_data(spec, device, progress);
     set = a.split == "test" ? std::move(d.test) : std::move(d.train);
   }
   const EvalResult r = evaluate(*loaded.model, set);

@@ -52,7 +52,8 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
     fail("config '{}': not valid JSON ({})", a.config, e.what());
   }
   if (!j.is_object()) fail("config '{}': expected a JSON object", a.config);
-  static const std::vector<std::string> known = {"dataset", "data", "subset", "noise", "epochs", "batch", "lr",
+  static const std::vector<std::string> known = {"dataset", "data",       "subset",        "noise",  "noise_fraction",
+                                                 "noise_amount", "victim_epochs", "epochs", "batch", "lr",
                                                  "methods", "ks", "treatments", "seeds"};
   for (const auto& [key, value] : j.items())
     if (std::find(known.begin(), known.end(), key) == known.end())
@@ -69,6 +70,9 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
   take("data", "--data", a.spec.dir);
   take("subset", "--subset", a.spec.subset);
   take("noise", "--noise", a.spec.noise);
+  take("noise_fraction", "--noise-fraction", a.spec.noise_fraction);
+  take("noise_amount", "--noise-amount", a.spec.noise_amount);
+  take("victim_epochs", "--victim-epochs", a.spec.victim_epochs);
   take("epochs", "--epochs", a.epochs);
   take("batch", "--batch", a.batch);
   take("lr", "--lr", a.lr);
@@ -96,10 +100,7 @@ void validate_settings(const ExperimentArgs& a) {
   if (a.epochs < 1) throw UsageError(fmt::format("--epochs {}: must be >= 1", a.epochs));
   if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
-  const auto& kinds = data::noise_kinds();
-  if (std::find(kinds.begin(), kinds.end(), a.spec.noise) == kinds.end())
-    throw UsageError(fmt::format("--noise: unknown kind '{}' (known: none, label, input)", a.spec.noise));
-  if (a.spec.dataset != "mnist") throw UsageError(fmt::format("--dataset: unknown dataset '{}' (known: mnist)", a.spec.dataset));
+  data::validate_spec(a.spec);
   if (!std::filesystem::is_directory(a.spec.dir))
     fail("data folder '{}' does not exist (run `lethe fetch-data mnist --data {}`)", a.spec.dir, a.spec.dir);
   if (std::filesystem::exists(a.out_dir) && !std::filesystem::is_directory(a.out_dir))
@@ -163,7 +164,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
     data::DataSpec spec = a.spec;
     spec.seed = global.seed + static_cast<uint64_t>(s);
     progress.line(fmt::format("== seed {} ({}/{})", spec.seed, s + 1, a.seeds));
-    const auto d = data::prepare_data(spec);
+    const auto d = load_data(spec, device, progress);
     Rng init = Rng(spec.seed).fork(2);
     auto model = make_model("mnist-cnn", init);
     model->to(device);
@@ -269,7 +270,8 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
   const auto path = [&](const std::string& name) { return (std::filesystem::path(a.out_dir) / name).string(); };
   nlohmann::json j;
   j["settings"] = {{"dataset", a.spec.dataset}, {"data", a.spec.dir}, {"subset", a.spec.subset}, {"noise", a.spec.noise},
-                   {"epochs", a.epochs}, {"batch", a.batch}, {"lr", a.lr}, {"methods", a.methods}, {"ks", a.ks},
+                   {"noise_fraction", a.spec.noise_fraction}, {"noise_amount", data::noise_amount(a.spec)},
+                   {"victim_epochs", a.spec.victim_epochs}, {"epochs", a.epochs}, {"batch", a.batch}, {"lr", a.lr}, {"methods", a.methods}, {"ks", a.ks},
                    {"treatments", a.treatments}, {"seeds", a.seeds}, {"first_seed", global.seed}};
   j["device"] = device_name(device);
   j["threads"] = cpu::num_threads();
@@ -347,7 +349,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
   std::string md = "# lethe experiment\n\n";
   md += fmt::format("{} ({} training examples, noise: {}), MNIST CNN trained {} epochs (Adam {}, batch {}); {} seed(s) "
                     "from {}; device {}, {} threads; lethe {} ({}); {:.0f} s in all.\n\n",
-                    a.spec.dataset, a.spec.subset, a.spec.noise, a.epochs, a.lr, a.batch, a.seeds, global.seed,
+                    a.spec.dataset, a.spec.subset, data::describe_noise(a.spec), a.epochs, a.lr, a.batch, a.seeds, global.seed,
                     device_name(device), cpu::num_threads(), LETHE_VERSION, LETHE_GIT_COMMIT, since(t_all));
   md += fmt::format("Base model test accuracy: {}. Values are mean ± std over seeds.\n\n", pm(base_test));
   if (noisy) {

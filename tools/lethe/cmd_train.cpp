@@ -35,7 +35,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
   Progress progress(global.quiet);
   const auto t0 = std::chrono::steady_clock::now();
-  data::PreparedData d = data::prepare_data(a.spec);
+  data::PreparedData d = load_data(a.spec, device, progress);
   progress.line(fmt::format("data: {} training examples (noise: {}, {} corrupted), {} test examples", d.train.n,
                             a.spec.noise, std::count(d.noisy.begin(), d.noisy.end(), 1), d.test.n));
 

@@ -23,6 +23,9 @@ data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, co
   if (cmd.count("--dataset") == 0) spec.dataset = recorded.dataset;
   if (cmd.count("--subset") == 0) spec.subset = recorded.subset;
   if (cmd.count("--noise") == 0) spec.noise = recorded.noise;
+  if (cmd.count("--noise-fraction") == 0) spec.noise_fraction = recorded.noise_fraction;
+  if (cmd.count("--noise-amount") == 0) spec.noise_amount = recorded.noise_amount;
+  if (cmd.count("--victim-epochs") == 0) spec.victim_epochs = recorded.victim_epochs;
   // --seed is global; 0 (its default) means "as recorded".
   if (global.seed == 0) spec.seed = recorded.seed;
   return spec;
@@ -64,7 +67,7 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
   c.device = setup(global);
   c.loaded = load_checkpoint(model_file);
   c.spec = resolve_spec(cmd, flags, global, c.loaded.metadata);
-  c.data = data::prepare_data(c.spec);
+  c.data = load_data(c.spec, c.device, progress);
   c.loaded.model->to(c.device);
   c.test_eval = evaluate(*c.loaded.model, c.data.test);
   c.split = repair::split_failures(c.test_eval.predictions, c.data.test.labels, c.spec.seed);

@@ -1,0 +1,87 @@
+#include "nn/poison.h"
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "datasets/transforms.h"
+#include "nn/autograd.h"
+#include "nn/models.h"
+#include "nn/ops.h"
+#include "nn/train.h"
+#include "util/error.h"
+#include "util/rng.h"
+
+namespace lethe {
+
+int64_t fgsm_relabel(Module& model, data::ImageSet& images, const std::vector<float>& mean, double epsilon,
+                     int64_t batch) {
+  if (!(epsilon >= 0.0 && std::isfinite(epsilon))) fail("FGSM: epsilon must be finite and non-negative, got {}", epsilon);
+  if (batch < 1) fail("FGSM: batch must be >= 1, got {}", batch);
+  const Device device = model.device();
+  data::ImageSet shifted = images;
+  data::subtract_mean(shifted, mean);
+  const int64_t size = images.image_size();
+  const auto eps = static_cast<float>(epsilon);
+  for (int64_t start = 0; start < images.n; start += batch) {
+    std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, images.n - start)));
+    std::iota(idx.begin(), idx.end(), start);
+    Labels labels;
+    Tensor x = batch_images(shifted, idx, device, &labels);
+    x.set_requires_grad(true);
+    // The summed loss: each image's input gradient is its own loss's, whatever the batch.
+    Tensor loss = sum(cross_entropy(model.forward(x), labels));
+    loss.backward();
+    const std::vector<float> g = x.grad().to_vector();
+    for (size_t b = 0; b < idx.size(); ++b) {
+      float* image = images.image(idx[b]);
+      const float* gi = g.data() + static_cast<int64_t>(b) * size;
+      // sign(0) = 0: a pixel the loss does not depend on stays as it was.
+      for (int64_t p = 0; p < size; ++p) {
+        const float step = gi[p] > 0.0f ? eps : (gi[p] < 0.0f ? -eps : 0.0f);
+        image[p] = std::clamp(image[p] + step, 0.0f, 1.0f);
+      }
+    }
+  }
+  model.zero_grad();
+
+  data::ImageSet attacked = images;
+  data::subtract_mean(attacked, mean);
+  const EvalResult r = evaluate(model, attacked);
+  int64_t changed = 0;
+  for (int64_t i = 0; i < images.n; ++i) {
+    int32_t& y = images.labels[static_cast<size_t>(i)];
+    changed += r.predictions[static_cast<size_t>(i)] != y;
+    y = r.predictions[static_cast<size_t>(i)];
+  }
+  return changed;
+}
+
+data::Attack fgsm_victim_attack(const VictimOptions& options) {
+  return [options](const data::ImageSet& clean, data::ImageSet& targets) {
+    const auto t0 = std::chrono::steady_clock::now();
+    data::ImageSet train = clean;
+    const std::vector<float> mean = data::pixel_mean(train);
+    data::subtract_mean(train, mean);
+    // Streams of their own: the victim shares no draws with the model that will train on D.
+    Rng init = Rng(options.seed).fork(7);
+    auto victim = make_model(options.model, init);
+    victim->to(options.device);
+    TrainOptions opt;
+    opt.epochs = options.epochs;
+    opt.seed = Rng(options.seed).fork(8).next_u64();
+    train_classifier(*victim, train, opt);
+    const EvalResult fit = evaluate(*victim, train);
+    const int64_t changed = fgsm_relabel(*victim, targets, mean, options.epsilon);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (options.log)
+      options.log(fmt::format("adversarial poisoning: victim {} trained {} epochs on the clean D (accuracy {:.4f}); "
+                              "FGSM at epsilon {} changed the victim's label of {} of {} images ({:.1f}s)",
+                              options.model, options.epochs, fit.accuracy, options.epsilon, changed, targets.n,
+                              seconds));
+  };
+}
+
+}  // namespace lethe
