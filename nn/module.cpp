@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "nn/autograd.h"
 #include "nn/ops.h"
 #include "util/error.h"
 
@@ -52,6 +53,13 @@ Tensor CapturableLayer::record_capture(const Tensor& x, Tensor y) {
   if (!capture) return y;
   capture->input = x.detach();
   capture->grad_output = Tensor();
+  // A layer whose input and parameters need no gradient (the first layer, when the per-example
+  // engine has turned the parameters' off) starts the graph: its output becomes a leaf, so the
+  // backward pass stops here instead of forming the gradient of the input images.
+  if (!y.requires_grad() && grad_mode_enabled()) {
+    y = y.detach();
+    y.set_requires_grad(true);
+  }
   return tap(y, [c = capture](const Tensor& g) { c->grad_output = g; });
 }
 

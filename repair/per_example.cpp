@@ -56,15 +56,14 @@ PerExampleEngine::~PerExampleEngine() {
 Tensor PerExampleEngine::forward(const Tensor& x) {
   batch_ = x.size(0);
   if (parameter_gradients_) return model_.forward(x);
-  // Record the graph through the input instead of the parameters: ops decide at record time
-  // which gradients their backward computes, so the weight gradients are never formed.
+  // Record the graph without the parameters: ops decide at record time which gradients their
+  // backward computes, so the weight gradients are never formed. The first captured layer's
+  // output starts the graph (CapturableLayer::record_capture), so neither is the input's.
   auto params = model_.parameters();
   for (auto& p : params) p.impl()->requires_grad = false;
-  Tensor input = x.detach();
-  input.set_requires_grad(true);
   Tensor logits;
   try {
-    logits = model_.forward(input);
+    logits = model_.forward(x.detach());
   } catch (...) {
     for (auto& p : params) p.impl()->requires_grad = true;
     throw;

@@ -1,20 +1,92 @@
+#include <bit>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <new>
 
 #include "kernels/device.h"
 #include "util/error.h"
 
 namespace lethe::device {
+namespace {
+
+// Large host blocks are kept after free and handed out again for the same size class. Every
+// batch of a training or per-example pass allocates the same activation tensors; without a cache
+// each is a fresh mmap from the C library, paid for again in page faults and zeroing (about 5% of
+// a per-example pass). Small blocks are left to malloc's own bins.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCacheEnabled = false;  // AddressSanitizer must see every free to catch use after it
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kCacheEnabled = false;
+#else
+constexpr bool kCacheEnabled = true;
+#endif
+#else
+constexpr bool kCacheEnabled = true;
+#endif
+constexpr size_t kCachedFrom = size_t{256} << 10;  // bytes
+constexpr size_t kCacheLimit = size_t{1} << 30;    // idle bytes held at most
+constexpr size_t kHeader = 64;                      // keeps the payload 64-byte aligned
+
+// Sizes round up to one of 8 steps per power of two (at most 12.5% slack), so a batch whose
+// tensors differ slightly in size (the last, shorter batch) still finds cached blocks.
+size_t size_class(size_t bytes) {
+  if (bytes < kCachedFrom) return (bytes + 63) / 64 * 64;
+  const size_t step = std::bit_floor(bytes) / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+class HostCache {
+ public:
+  void* take(size_t size) {
+    std::lock_guard lock(mutex_);
+    auto it = idle_.find(size);
+    if (it == idle_.end()) return nullptr;
+    void* block = it->second;
+    idle_.erase(it);
+    held_ -= size;
+    return block;
+  }
+  bool keep(void* block, size_t size) {
+    std::lock_guard lock(mutex_);
+    if (held_ + size > kCacheLimit) return false;
+    idle_.emplace(size, block);
+    held_ += size;
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::multimap<size_t, void*> idle_;
+  size_t held_ = 0;
+};
+
+HostCache& cache() {
+  static auto* c = new HostCache;  // never destroyed: frees may come from static destructors
+  return *c;
+}
+
+}  // namespace
 
 void* host_alloc(size_t bytes) {
   if (bytes == 0) bytes = 64;
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded);
-  if (!p) fail("out of host memory: could not allocate {} bytes", bytes);
-  return p;
+  const size_t size = size_class(bytes);
+  const bool cacheable = kCacheEnabled && size >= kCachedFrom;
+  void* block = cacheable ? cache().take(size) : nullptr;
+  if (!block) block = std::aligned_alloc(64, size + kHeader);
+  if (!block) fail("out of host memory: could not allocate {} bytes", bytes);
+  *static_cast<size_t*>(block) = size;
+  return static_cast<char*>(block) + kHeader;
 }
 
-void host_free(void* p) { std::free(p); }
+void host_free(void* p) {
+  if (!p) return;
+  void* block = static_cast<char*>(p) - kHeader;
+  const size_t size = *static_cast<size_t*>(block);
+  if (kCacheEnabled && size >= kCachedFrom && cache().keep(block, size)) return;
+  std::free(block);
+}
 
 #ifndef LETHE_WITH_CUDA
 // Built without CUDA: every entry point says so.
