@@ -54,9 +54,9 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
     fail("config '{}': not valid JSON ({})", a.config, e.what());
   }
   if (!j.is_object()) fail("config '{}': expected a JSON object", a.config);
-  static const std::vector<std::string> known = {"dataset", "data",       "subset",        "noise",  "model", "noise_fraction",
+  static const std::vector<std::string> known = {"dataset", "data",       "subset",        "noise",  "noise_fraction",
                                                  "noise_amount", "victim_epochs", "epochs", "batch", "lr",
-                                                 "methods", "ks", "treatments", "seeds"};
+                                                 "methods", "ks", "treatments", "seeds", "model"};
   for (const auto& [key, value] : j.items())
     if (std::find(known.begin(), known.end(), key) == known.end())
       throw UsageError(fmt::format("config '{}': unknown setting '{}'", a.config, key));
@@ -279,7 +279,8 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
   // ---- outputs ----
   const auto path = [&](const std::string& name) { return (std::filesystem::path(a.out_dir) / name).string(); };
   nlohmann::json j;
-  j["settings"] = {{"dataset", a.spec.dataset}, {"data", data::data_dir(a.spec)}, {"model", a.model}, {"augment", augment}, {"subset", a.spec.subset}, {"noise", a.spec.noise},
+  j["settings"] = {{"dataset", a.spec.dataset}, {"data", data::data_dir(a.spec)}, {"model", a.model},
+                   {"augment", augment}, {"subset", a.spec.subset}, {"noise", a.spec.noise},
                    {"noise_fraction", a.spec.noise_fraction}, {"noise_amount", data::noise_amount(a.spec)},
                    {"victim_epochs", a.spec.victim_epochs}, {"epochs", a.epochs}, {"batch", a.batch}, {"lr", a.lr}, {"methods", a.methods}, {"ks", a.ks},
                    {"treatments", a.treatments}, {"seeds", a.seeds}, {"first_seed", global.seed}};
