@@ -6,6 +6,7 @@
 
 #include <fmt/ranges.h>
 
+#include "datasets/cifar10.h"
 #include "datasets/noise.h"
 #include "datasets/transforms.h"
 #include "util/error.h"
@@ -34,19 +35,25 @@ double noise_amount(const DataSpec& spec) { return spec.noise_amount < 0 ? noise
 
 std::string describe_noise(const DataSpec& spec) {
   const int percent = static_cast<int>(std::lround(spec.noise_fraction * 100));
-  if (spec.noise == "label") return "label (1<->7 flipped with p = 0.4, 6<->9 with p = 0.3)";
+  const bool cifar = spec.dataset == "cifar10";
+  const char* classes = cifar ? "plane, bird, cat, dog" : "1,7,6,9";
+  if (spec.noise == "label")
+    return cifar ? "label (plane<->bird flipped with p = 0.4, cat->dog with 0.4, dog->cat with 0.3)"
+                 : "label (1<->7 flipped with p = 0.4, 6<->9 with p = 0.3)";
   if (spec.noise == "input")
-    return fmt::format("input (salt-and-pepper on {}% of the images of classes 1,7,6,9, {} of their pixels)", percent,
-                       noise_amount(spec));
+    return cifar ? fmt::format("input (Gaussian noise of sigma {} on {}% of the images of classes {})",
+                               noise_amount(spec), percent, classes)
+                 : fmt::format("input (salt-and-pepper on {}% of the images of classes {}, {} of their pixels)",
+                               percent, classes, noise_amount(spec));
   if (spec.noise == "adversarial")
-    return fmt::format("adversarial (FGSM at epsilon {} on {}% of the images of classes 1,7,6,9, against a victim "
+    return fmt::format("adversarial (FGSM at epsilon {} on {}% of the images of classes {}, against a victim "
                        "trained {} epochs on the clean D, labelled with its prediction)",
-                       noise_amount(spec), percent, spec.victim_epochs);
+                       noise_amount(spec), percent, classes, spec.victim_epochs);
   return spec.noise;
 }
 
 void validate_spec(const DataSpec& spec) {
-  if (spec.dataset != "mnist") throw UsageError(fmt::format("--dataset: unknown dataset '{}' (known: mnist)", spec.dataset));
+  dataset_geometry(spec.dataset);
   const auto& kinds = noise_kinds();
   if (std::find(kinds.begin(), kinds.end(), spec.noise) == kinds.end())
     throw UsageError(fmt::format("--noise: unknown kind '{}' (known: {})", spec.noise, fmt::join(kinds, ", ")));
@@ -57,40 +64,85 @@ void validate_spec(const DataSpec& spec) {
   if (spec.noise == "input" && spec.dataset == "mnist" && amount > 1.0)
     throw UsageError(fmt::format("--noise-amount {}: the share of pixels salt-and-pepper noise sets must be in [0, 1]", amount));
   if (spec.victim_epochs < 1) throw UsageError(fmt::format("--victim-epochs {}: must be >= 1", spec.victim_epochs));
-  if (spec.dir.empty()) throw UsageError("--data: no data folder given");
+}
+
+const std::vector<std::string>& dataset_names() {
+  static const std::vector<std::string> names = {"mnist", "cifar10"};
+  return names;
+}
+
+DatasetGeometry dataset_geometry(const std::string& dataset) {
+  if (dataset == "mnist") return {1, 28, 28, 10};
+  if (dataset == "cifar10") return {kCifar10Channels, kCifar10Side, kCifar10Side, kCifar10Classes};
+  throw UsageError(fmt::format("--dataset: unknown dataset '{}' (known: mnist, cifar10)", dataset));
+}
+
+std::string data_dir(const DataSpec& spec) { return spec.dir.empty() ? "data/" + spec.dataset : spec.dir; }
+
+void check_data_folder(const DataSpec& spec) {
+  dataset_geometry(spec.dataset);  // an unknown name is a usage error before any file is touched
+  const std::string dir = data_dir(spec);
+  if (spec.dataset == "cifar10") {
+    find_cifar10_folder(dir);
+  } else if (!std::filesystem::is_directory(dir)) {
+    fail("data folder '{}' does not exist (run `lethe fetch-data mnist --data {}`)", dir, dir);
+  }
+}
+
+ImageSet read_split(const DataSpec& spec, Split split) {
+  check_data_folder(spec);
+  const std::string dir = data_dir(spec);
+  return spec.dataset == "cifar10" ? read_cifar10(dir, split) : read_mnist(dir, split);
+}
+
+const std::vector<int>& noisy_classes(const std::string& dataset) {
+  return dataset == "cifar10" ? kCifar10NoisyClasses : kMnistNoisyClasses;
+}
+
+bool augments_by_default(const std::string& dataset) { return dataset == "cifar10"; }
+
+Augmentation training_augmentation(const PreparedData& data) {
+  Augmentation a;
+  a.pad = 4;
+  a.flip = true;
+  for (size_t c = 0; c < data.mean.size(); ++c) a.fill.push_back((0.0f - data.mean[c]) / data.stddev[c]);
+  return a;
 }
 
 PreparedData prepare_data(const DataSpec& spec, const Attack& adversarial) {
   validate_spec(spec);
-  if (!std::filesystem::is_directory(spec.dir))
-    fail("data folder '{}' does not exist (run `lethe fetch-data mnist --data {}`)", spec.dir, spec.dir);
+  const bool cifar = spec.dataset == "cifar10";
 
   PreparedData out;
-  ImageSet full = read_mnist(spec.dir, Split::Train);
+  ImageSet full = read_split(spec, Split::Train);
   const int64_t n = spec.subset <= 0 ? full.n : spec.subset;
   if (n > full.n) throw UsageError(fmt::format("--subset {} is larger than the {} training examples", n, full.n));
   const auto idx = seeded_subset(full.n, n, spec.seed);
   out.train = take(full, idx);
-  full = ImageSet();  // release the 180 MB split
+  full = ImageSet();  // release the full split (180 MB for MNIST, 600 MB for CIFAR-10)
 
   // Independent sub-streams so a change in one stage does not move another's draws.
   Rng noise_rng = Rng(spec.seed).fork(1);
   const double amount = noise_amount(spec);
   if (spec.noise == "label") {
-    out.noisy = flip_labels(out.train, mnist_label_flips(), noise_rng);
+    out.noisy = cifar ? map_labels(out.train, cifar10_label_maps(), noise_rng)
+                      : flip_labels(out.train, mnist_label_flips(), noise_rng);
   } else if (spec.noise == "input") {
-    out.noisy = salt_and_pepper(out.train, kMnistNoisyClasses, spec.noise_fraction, amount, noise_rng);
+    const auto& classes = noisy_classes(spec.dataset);
+    out.noisy = cifar ? gaussian_noise(out.train, classes, spec.noise_fraction, amount, noise_rng)
+                      : salt_and_pepper(out.train, classes, spec.noise_fraction, amount, noise_rng);
   } else if (spec.noise == "adversarial") {
     if (!adversarial) fail("--noise adversarial: this program gave no attack to make the poisoned images with");
-    out.noisy = adversarial_poison(out.train, kMnistNoisyClasses, spec.noise_fraction, adversarial, noise_rng);
+    out.noisy = adversarial_poison(out.train, noisy_classes(spec.dataset), spec.noise_fraction, adversarial, noise_rng);
   } else {
     out.noisy.assign(static_cast<size_t>(out.train.n), 0);
   }
 
   out.mean = pixel_mean(out.train);
-  subtract_mean(out.train, out.mean);
-  out.test = read_mnist(spec.dir, Split::Test);
-  subtract_mean(out.test, out.mean);
+  out.stddev = cifar ? pixel_std(out.train, out.mean) : std::vector<float>(out.mean.size(), 1.0f);
+  out.test = read_split(spec, Split::Test);
+  normalise(out.train, out.mean, out.stddev);
+  normalise(out.test, out.mean, out.stddev);
   return out;
 }
 

@@ -7,13 +7,17 @@
 
 #include "datasets/mnist.h"
 #include "datasets/noise.h"
+#include "datasets/transforms.h"
 
 namespace lethe::data {
 
 struct DataSpec {
-  std::string dataset = "mnist";  // mnist (cifar10 arrives with its reader)
-  std::string dir;                // folder with the distribution's files
-  int64_t subset = 3000;          // training examples drawn from the training split (<= 0: all)
+  std::string dataset = "mnist";  // mnist | cifar10
+  std::string dir;                // folder with the distribution's files; empty: data/<dataset>
+  // Training examples drawn from the training split (<= 0: all). The same default for both
+  // datasets: 3,000 is the paper's MNIST D and keeps a CIFAR-10 run CPU-sized; the paper's
+  // CIFAR-10 protocol uses all 50,000 (subset 0).
+  int64_t subset = 3000;
   std::string noise = "none";     // none | label | input | adversarial
   uint64_t seed = 0;
   // input and adversarial noise: the share of the noisy classes' images corrupted.
@@ -25,10 +29,14 @@ struct DataSpec {
   int victim_epochs = kDefaultVictimEpochs;
 };
 
+// Normalisation, computed on D after noise and applied to D and T alike:
+//   mnist    x - mean (the paper's "training-subset mean subtracted"); stddev is all ones
+//   cifar10  (x - mean[c]) / stddev[c] per channel, the usual CIFAR-10 input scaling for ResNets
 struct PreparedData {
-  ImageSet train;                // D: subset, noise applied, mean subtracted
-  ImageSet test;                 // T: mean of D subtracted
-  std::vector<float> mean;       // per-channel mean of D (after noise, before subtraction)
+  ImageSet train;                // D: subset, noise applied, normalised
+  ImageSet test;                 // T: normalised with D's statistics
+  std::vector<float> mean;       // per-channel mean of D (after noise, before normalising)
+  std::vector<float> stddev;     // per-channel divisor (1 where the dataset only centres)
   std::vector<uint8_t> noisy;    // ground truth: 1 where noise changed example i of D
 };
 
@@ -53,5 +61,34 @@ void validate_spec(const DataSpec& spec);
 
 // The noise kinds prepare_data understands, for --help texts and validation.
 const std::vector<std::string>& noise_kinds();
+
+// The datasets prepare_data reads, and the geometry of their images.
+const std::vector<std::string>& dataset_names();
+struct DatasetGeometry {
+  int64_t channels, height, width;
+  int32_t classes;
+};
+// Throws a UsageError (naming --dataset and the known names) for an unknown dataset.
+DatasetGeometry dataset_geometry(const std::string& dataset);
+
+// spec.dir, or data/<dataset> when it is empty.
+std::string data_dir(const DataSpec& spec);
+
+// Throws (naming the folder and what it should hold) unless data_dir(spec) exists and holds
+// the dataset; cheap, so commands call it before they create outputs.
+void check_data_folder(const DataSpec& spec);
+
+// One split of the spec's dataset as stored, pixels in [0,1]: no subset, noise or normalising.
+ImageSet read_split(const DataSpec& spec, Split split);
+
+// The classes whose images input and adversarial noise corrupt: MNIST {1,7,6,9}, CIFAR-10
+// {plane, bird, cat, dog}.
+const std::vector<int>& noisy_classes(const std::string& dataset);
+
+// Whether training augments by default (cifar10: yes; mnist: no, as in the paper).
+bool augments_by_default(const std::string& dataset);
+// Random crop with 4-pixel padding and horizontal flip; the padding is black in pixel space
+// ((0 - mean) / stddev once normalised), as torchvision pads before it normalises.
+Augmentation training_augmentation(const PreparedData& data);
 
 }  // namespace lethe::data

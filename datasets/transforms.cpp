@@ -1,6 +1,7 @@
 #include "datasets/transforms.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
@@ -97,6 +98,84 @@ void subtract_mean(ImageSet& set, const std::vector<float>& mean) {
     float* image = set.image(i);
     for (int64_t c = 0; c < set.channels; ++c)
       for (int64_t p = 0; p < plane; ++p) image[c * plane + p] -= mean[static_cast<size_t>(c)];
+  }
+}
+
+std::vector<float> pixel_std(const ImageSet& set, const std::vector<float>& mean) {
+  if (set.n <= 0) fail("pixel standard deviation of an empty image set");
+  if (static_cast<int64_t>(mean.size()) != set.channels)
+    fail("pixel_std: {} mean values for an image set with {} channels", mean.size(), set.channels);
+  const int64_t plane = set.height * set.width;
+  std::vector<double> sums(static_cast<size_t>(set.channels), 0.0);
+  for (int64_t i = 0; i < set.n; ++i) {
+    const float* image = set.image(i);
+    for (int64_t c = 0; c < set.channels; ++c) {
+      const double m = mean[static_cast<size_t>(c)];
+      double s = 0.0;
+      for (int64_t p = 0; p < plane; ++p) {
+        const double d = image[c * plane + p] - m;
+        s += d * d;
+      }
+      sums[static_cast<size_t>(c)] += s;
+    }
+  }
+  std::vector<float> out(sums.size());
+  const double count = static_cast<double>(set.n) * static_cast<double>(plane);
+  for (size_t c = 0; c < sums.size(); ++c) {
+    const double sd = std::sqrt(sums[c] / count);
+    out[c] = sd < 1e-6 ? 1.0f : static_cast<float>(sd);
+  }
+  return out;
+}
+
+void normalise(ImageSet& set, const std::vector<float>& mean, const std::vector<float>& stddev) {
+  if (static_cast<int64_t>(mean.size()) != set.channels || static_cast<int64_t>(stddev.size()) != set.channels)
+    fail("normalise: {} mean and {} stddev values for an image set with {} channels", mean.size(), stddev.size(),
+         set.channels);
+  for (size_t c = 0; c < stddev.size(); ++c)
+    if (!(stddev[c] > 0.0f && std::isfinite(stddev[c])))
+      fail("normalise: stddev of channel {} is {}; it must be positive and finite", c, stddev[c]);
+  const int64_t plane = set.height * set.width;
+  for (int64_t i = 0; i < set.n; ++i) {
+    float* image = set.image(i);
+    for (int64_t c = 0; c < set.channels; ++c) {
+      const float m = mean[static_cast<size_t>(c)], s = stddev[static_cast<size_t>(c)];
+      for (int64_t p = 0; p < plane; ++p) image[c * plane + p] = (image[c * plane + p] - m) / s;
+    }
+  }
+}
+
+void augment_images(float* pixels, int64_t n, int64_t channels, int64_t height, int64_t width,
+                    const Augmentation& augmentation, Rng& rng) {
+  const int64_t pad = augmentation.pad;
+  if (pad < 0) fail("augmentation: padding must be >= 0, got {}", pad);
+  if (!augmentation.fill.empty() && static_cast<int64_t>(augmentation.fill.size()) != channels)
+    fail("augmentation: {} fill values for images with {} channels", augmentation.fill.size(), channels);
+  if (n <= 0 || channels <= 0 || height <= 0 || width <= 0) return;
+  const int64_t plane = height * width;
+  std::vector<float> source(static_cast<size_t>(channels * plane));
+  for (int64_t i = 0; i < n; ++i) {
+    // Always three draws per image, whatever the options, so turning the flip off does not move
+    // the crops of later images.
+    const int64_t dy = static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * pad + 1))) - pad;
+    const int64_t dx = static_cast<int64_t>(rng.below(static_cast<uint64_t>(2 * pad + 1))) - pad;
+    const bool mirror = rng.below(2) == 1 && augmentation.flip;
+    if (dy == 0 && dx == 0 && !mirror) continue;
+    float* image = pixels + i * channels * plane;
+    std::memcpy(source.data(), image, source.size() * sizeof(float));
+    for (int64_t c = 0; c < channels; ++c) {
+      const float fill = augmentation.fill.empty() ? 0.0f : augmentation.fill[static_cast<size_t>(c)];
+      const float* in = source.data() + c * plane;
+      float* out = image + c * plane;
+      for (int64_t y = 0; y < height; ++y) {
+        const int64_t sy = y + dy;
+        for (int64_t x = 0; x < width; ++x) {
+          // Crop first, then mirror the crop (torchvision's RandomCrop, RandomHorizontalFlip).
+          const int64_t sx = (mirror ? width - 1 - x : x) + dx;
+          out[y * width + x] = (sy >= 0 && sy < height && sx >= 0 && sx < width) ? in[sy * width + sx] : fill;
+        }
+      }
+    }
   }
 }
 

@@ -25,6 +25,30 @@ std::vector<float> pixel_mean(const ImageSet& set);
 // Subtracts mean[c] from every pixel of channel c; mean must have one value per channel.
 void subtract_mean(ImageSet& set, const std::vector<float>& mean);
 
+// Standard deviation per channel around `mean` (population form, accumulated in double). A
+// channel whose spread is below 1e-6 (a constant channel) gets 1, so normalising by it only
+// centres the channel instead of blowing it up. Throws on an empty set.
+std::vector<float> pixel_std(const ImageSet& set, const std::vector<float>& mean);
+
+// x <- (x - mean[c]) / stddev[c] for every pixel of channel c; one value of each per channel,
+// every stddev positive and finite.
+void normalise(ImageSet& set, const std::vector<float>& mean, const std::vector<float>& stddev);
+
+// Training augmentation: a random crop of the image padded by `pad` on every side (the same as
+// shifting it by offsets drawn uniformly from [-pad, pad] on each axis, with `fill` moving in at
+// the edges), then a left-right mirror with probability 1/2.
+struct Augmentation {
+  int64_t pad = 4;
+  bool flip = true;
+  std::vector<float> fill;  // per channel; empty = 0
+};
+
+// Augments `n` contiguous [channels, height, width] images in place, drawing three numbers per
+// image from `rng` (row offset, column offset, flip) in image order, so the same rng state gives
+// the same bits. Throws on a negative pad or a fill whose size is not the channel count.
+void augment_images(float* pixels, int64_t n, int64_t channels, int64_t height, int64_t width,
+                    const Augmentation& augmentation, Rng& rng);
+
 // A random permutation of [0, n) cut into batches of `batch`; the last batch is shorter unless
 // drop_last drops it. Throws if batch <= 0 or n < 0.
 std::vector<std::vector<int64_t>> shuffled_batches(int64_t n, int64_t batch, Rng& rng,

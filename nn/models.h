@@ -11,7 +11,11 @@ namespace lethe {
 // Flatten Linear(1568,50) ReLU Linear(50,10). Names "0.weight" ... "9.bias" as nn.Sequential.
 std::unique_ptr<Sequential> make_mnist_cnn(Rng& rng);
 
-// Builds a model by its CLI name ("mnist-cnn"); throws a UsageError listing the known names.
+// The same CNN widened to 3x32x32 inputs (first conv 3 -> 32, Linear(2048, 50)): a small, fast
+// CIFAR-10 model for CPU-sized runs and tests; the paper's CIFAR-10 model is ResNet-18.
+std::unique_ptr<Sequential> make_cifar_cnn(Rng& rng);
+
+// Builds a model by its CLI name ("mnist-cnn", "cifar-cnn"); throws a UsageError listing the known names.
 std::unique_ptr<Module> make_model(const std::string& name, Rng& rng);
 
 // Input geometry [channels, height, width] and class count the named model expects.

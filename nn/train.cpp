@@ -33,6 +33,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
   const Device device = model.device();
   Adam optimizer(model.parameters(), options.adam);
   Rng order_rng(options.seed);
+  Rng augment_rng = Rng(options.seed).fork(1);
   std::vector<EpochStats> history;
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -42,7 +43,11 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
     for (size_t bi = 0; bi < batches.size(); ++bi) {
       const auto& idx = batches[bi];
       Labels labels;
-      Tensor x = batch_images(train, idx, device, &labels);
+      Tensor x = batch_images(train, idx, options.augment ? Device::CPU : device, &labels);
+      if (options.augment) {
+        data::augment_images(x.data(), x.size(0), x.size(1), x.size(2), x.size(3), *options.augment, augment_rng);
+        x = x.to(device);
+      }
       Tensor logits = model.forward(x);
       Tensor losses = cross_entropy(logits, labels);
       Tensor loss = mean(losses);

@@ -2,9 +2,11 @@
 // Training and evaluation of a classifier on an ImageSet, on any device.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "datasets/mnist.h"
+#include "datasets/transforms.h"
 #include "kernels/cpu/optim.h"
 #include "nn/module.h"
 #include "nn/ops.h"
@@ -23,7 +25,10 @@ struct TrainOptions {
   int epochs = 20;
   int64_t batch = 64;
   AdamHyper adam;
-  uint64_t seed = 0;  // batch order
+  uint64_t seed = 0;  // batch order, and the augmentation's draws (a separate stream)
+  // When set, every training batch is augmented on the host before it moves to the device; the
+  // batch order is the same with or without it.
+  std::optional<data::Augmentation> augment;
   // Called after each batch with (batches done, batches per epoch) and after each epoch.
   std::function<void(int64_t, int64_t)> on_batch;
   std::function<void(const EpochStats&)> on_epoch;

@@ -37,6 +37,7 @@ TrainOptions train_options(const TreatOptions& o, int epochs, double lr, const s
   t.batch = o.batch;
   t.adam.lr = static_cast<float>(lr);
   t.seed = Rng(o.seed).fork(9).next_u64();
+  t.augment = o.augment;
   if (o.progress) t.on_batch = [&o, stage](int64_t d, int64_t n) { o.progress(stage, d, n); };
   if (o.log)
     t.on_epoch = [&o, stage](const EpochStats& s) {

@@ -7,10 +7,12 @@
 //   ewc-delete  Adam on −ℓ(C) + s·(N/2) Σ F̂_j (θ_j − θ̂_j)², early-stopped on Fq accuracy
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "datasets/mnist.h"
+#include "datasets/transforms.h"
 #include "nn/module.h"
 #include "repair/solve.h"
 
@@ -27,6 +29,7 @@ struct TreatOptions {
   double lr = 3e-4;        // Adam step size (finetune, ewc-delete)
   int retrain_epochs = 20; // retrain: the training recipe of `lethe train`
   double retrain_lr = 1e-3;
+  std::optional<data::Augmentation> augment;  // finetune, retrain: as the base model was trained
   // newton: defaults measured on label-noise MNIST (KFAC keeps R at 0.99 where the diagonal,
   // whose near-zero entries blow up, wrecks the model at any γ)
   double gamma = 0.1;

@@ -5,6 +5,7 @@
 #include "kernels/cpu/blas.h"
 #include "kernels/device.h"
 #include "nn/poison.h"
+#include "nn/models.h"
 #include "util/error.h"
 
 namespace lethe::cli {
@@ -26,23 +27,28 @@ Device setup(const GlobalOptions& global) {
 }
 
 void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
-  cmd->add_option("--dataset", spec.dataset, "Dataset: mnist")->capture_default_str();
-  cmd->add_option("--data", spec.dir, "Folder with the dataset's files (MNIST: the four IDX files)")
-      ->capture_default_str();
+  cmd->add_option("--dataset", spec.dataset, "Dataset: mnist | cifar10")->capture_default_str();
+  cmd->add_option("--data", spec.dir,
+                  "Folder with the dataset's files (default data/<dataset>). MNIST: the four IDX files; CIFAR-10: "
+                  "the binary version's data_batch_1.bin ... data_batch_5.bin and test_batch.bin, or the "
+                  "cifar-10-batches-bin folder holding them");
   cmd->add_option("--subset", spec.subset, "Training examples drawn (seeded) from the training split; 0 = all")
       ->capture_default_str();
   cmd->add_option("--noise", spec.noise,
-                  "Noise injected into D: none | label (1<->7 p=0.4, 6<->9 p=0.3) | input (salt-and-pepper on a share "
-                  "of the images of classes 1,7,6,9) | adversarial (those images replaced by FGSM images made on a "
-                  "victim trained on the clean D, labelled with the victim's prediction)")
+                  "Noise injected into D: none | label (MNIST 1<->7 p=0.4, 6<->9 p=0.3; CIFAR-10 plane<->bird "
+                  "p=0.4, cat->dog 0.4, dog->cat 0.3) | input (a share of the images of MNIST classes 1,7,6,9 "
+                  "salt-and-pepper; of CIFAR-10 plane, bird, cat, dog Gaussian) | adversarial (those images replaced "
+                  "by FGSM images made on a victim trained on the clean D, labelled with the victim's prediction)")
       ->capture_default_str();
   cmd->add_option("--noise-fraction", spec.noise_fraction,
-                  "input/adversarial: share of the images of classes 1,7,6,9 corrupted")
+                  "input/adversarial: share of the images of the noisy classes (MNIST 1,7,6,9; CIFAR-10 plane, "
+                  "bird, cat, dog) corrupted")
       ->capture_default_str();
   cmd->add_option("--noise-amount", spec.noise_amount,
-                  fmt::format("input: share of each corrupted image's pixels set to 0 or 1 (default {}); adversarial: "
+                  fmt::format("input: on MNIST the share of each corrupted image's pixels set to 0 or 1 (default {}), "
+                              "on CIFAR-10 the Gaussian sigma on the [0,1] pixel scale (default {}); adversarial: "
                               "the FGSM step epsilon on the [0,1] pixel scale (default {})",
-                              data::kDefaultSaltPepperAmount, data::kDefaultFgsmEpsilon));
+                              data::kDefaultSaltPepperAmount, data::kDefaultGaussianSigma, data::kDefaultFgsmEpsilon));
   cmd->add_option("--victim-epochs", spec.victim_epochs, "adversarial: epochs the victim model trains on the clean D")
       ->capture_default_str();
 }
@@ -57,6 +63,7 @@ data::PreparedData load_data(const data::DataSpec& spec, Device device, Progress
   data::Attack attack;
   if (spec.noise == "adversarial") {
     VictimOptions victim;
+    victim.model = default_model(spec.dataset);
     victim.epochs = spec.victim_epochs;
     victim.epsilon = data::noise_amount(spec);
     victim.seed = spec.seed;
@@ -68,9 +75,46 @@ data::PreparedData load_data(const data::DataSpec& spec, Device device, Progress
   return data::prepare_data(spec, attack);
 }
 
-std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, const std::vector<float>& mean) {
-  std::string mean_str;
-  for (size_t i = 0; i < mean.size(); ++i) mean_str += fmt::format("{}{:.9g}", i ? "," : "", mean[i]);
+void check_model_fits(const std::string& model, const std::string& dataset, const std::string& checkpoint) {
+  const data::DatasetGeometry g = data::dataset_geometry(dataset);
+  ModelSpec m;
+  try {
+    m = model_spec(model);
+  } catch (const UsageError& e) {
+    throw UsageError(fmt::format("--model: {}", e.what()));
+  }
+  if (m.channels != g.channels || m.height != g.height || m.width != g.width || m.classes != g.classes)
+    throw UsageError(fmt::format("{} takes {}x{}x{} images in {} classes, but --dataset {} has {}x{}x{} in {} "
+                                 "(for {} use --model {})",
+                                 checkpoint.empty() ? "--model " + model
+                                                    : fmt::format("the model in '{}' ({})", checkpoint, model),
+                                 m.channels, m.height, m.width, m.classes, dataset, g.channels, g.height,
+                                 g.width, g.classes, dataset, default_model(dataset)));
+}
+
+std::string default_model(const std::string& dataset) { return dataset == "cifar10" ? "cifar-cnn" : "mnist-cnn"; }
+
+bool AugmentFlags::resolve(const std::string& dataset) const {
+  if (on) return true;
+  if (off) return false;
+  return data::augments_by_default(dataset);
+}
+
+void add_augment_options(CLI::App* cmd, AugmentFlags& flags) {
+  auto* on = cmd->add_flag("--augment", flags.on,
+                           "Augment training batches: random 32x32 crop of the image padded by 4 (black), random "
+                           "horizontal flip, seeded (default: on for cifar10, off for mnist)");
+  auto* off = cmd->add_flag("--no-augment", flags.off, "Train without augmentation");
+  on->excludes(off);
+}
+
+std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, const std::vector<float>& mean,
+                                                 const std::vector<float>& stddev) {
+  auto join = [](const std::vector<float>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) s += fmt::format("{}{:.9g}", i ? "," : "", v[i]);
+    return s;
+  };
   return {{"lethe.data.dataset", spec.dataset},
           {"lethe.data.subset", std::to_string(spec.subset)},
           {"lethe.data.noise", spec.noise},
@@ -78,10 +122,12 @@ std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, con
           {"lethe.data.noise_amount", fmt::format("{}", data::noise_amount(spec))},
           {"lethe.data.victim_epochs", std::to_string(spec.victim_epochs)},
           {"lethe.data.seed", std::to_string(spec.seed)},
-          {"lethe.data.mean", mean_str}};
+          {"lethe.data.mean", join(mean)},
+          {"lethe.data.std", join(stddev)}};
 }
 
-bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::DataSpec& spec, std::vector<float>& mean) {
+bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::DataSpec& spec, std::vector<float>& mean,
+                        std::vector<float>* stddev) {
   auto get = [&](const char* key) -> const std::string* {
     auto it = meta.find(key);
     return it == meta.end() ? nullptr : &it->second;
@@ -98,13 +144,22 @@ bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::Da
     if (const auto* v = get("lethe.data.noise_fraction")) spec.noise_fraction = std::stod(*v);
     if (const auto* v = get("lethe.data.noise_amount")) spec.noise_amount = std::stod(*v);
     if (const auto* v = get("lethe.data.victim_epochs")) spec.victim_epochs = std::stoi(*v);
-    mean.clear();
-    size_t pos = 0;
-    while (pos < m->size()) {
-      size_t end = m->find(',', pos);
-      if (end == std::string::npos) end = m->size();
-      mean.push_back(std::stof(m->substr(pos, end - pos)));
-      pos = end + 1;
+    auto split = [](const std::string& text) {
+      std::vector<float> values;
+      size_t pos = 0;
+      while (pos < text.size()) {
+        size_t end = text.find(',', pos);
+        if (end == std::string::npos) end = text.size();
+        values.push_back(std::stof(text.substr(pos, end - pos)));
+        pos = end + 1;
+      }
+      return values;
+    };
+    mean = split(*m);
+    if (stddev) {
+      const std::string* s = get("lethe.data.std");
+      *stddev = s ? split(*s) : std::vector<float>(mean.size(), 1.0f);
+      if (stddev->size() != mean.size()) return false;
     }
   } catch (const std::exception&) {
     return false;

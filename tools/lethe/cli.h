@@ -35,10 +35,29 @@ const std::vector<std::string>& data_flags_defining_d();
 // every command builds D and T.
 data::PreparedData load_data(const data::DataSpec& spec, Device device, Progress& progress);
 
-// The data spec and the training-set mean, as a checkpoint's metadata records them.
-std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, const std::vector<float>& mean);
+
+// UsageError when `model` does not take `dataset`'s images (geometry or class count), naming
+// both and their shapes; unknown names are UsageErrors too. `checkpoint` names the file the
+// model came from, when it did not come from --model.
+void check_model_fits(const std::string& model, const std::string& dataset, const std::string& checkpoint = "");
+
+// The model a command trains when none is named: mnist-cnn for mnist, cifar-cnn for cifar10.
+std::string default_model(const std::string& dataset);
+
+// --augment / --no-augment; neither given means the dataset's default (on for cifar10).
+struct AugmentFlags {
+  bool on = false, off = false;
+  bool resolve(const std::string& dataset) const;
+};
+void add_augment_options(CLI::App* cmd, AugmentFlags& flags);
+
+// The data spec and D's normalisation, as a checkpoint's metadata records them.
+std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, const std::vector<float>& mean,
+                                                 const std::vector<float>& stddev);
 // Reads back what data_metadata wrote; false when the checkpoint carries none (e.g. from PyTorch).
-bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::DataSpec& spec, std::vector<float>& mean);
+// A checkpoint written before the std was recorded normalised by the mean alone: stddev all 1.
+bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::DataSpec& spec, std::vector<float>& mean,
+                        std::vector<float>* stddev = nullptr);
 
 // Registration of each subcommand: adds it to `app` with its callback.
 void add_fetch_data_command(CLI::App& app, GlobalOptions& global);

@@ -27,15 +27,15 @@ void run_eval(const GlobalOptions& global, EvalArgs& a, const CLI::App& cmd) {
   // The training-set mean the model was trained with comes from the checkpoint; flags given on
   // the command line override the recorded data spec.
   data::DataSpec recorded;
-  std::vector<float> mean;
-  const bool has_meta = spec_from_metadata(loaded.metadata, recorded, mean);
+  std::vector<float> mean, stddev;
+  const bool has_meta = spec_from_metadata(loaded.metadata, recorded, mean, &stddev);
   const data::DataSpec spec = resolve_spec(cmd, a.spec, global, loaded.metadata);
+  check_model_fits(loaded.model_name, spec.dataset, a.model_file);
   data::ImageSet set;
   const bool same_as_recorded = has_meta && data::same_data(spec, recorded);
   if (a.split == "test" && same_as_recorded) {
-    if (!std::filesystem::is_directory(spec.dir)) fail("data folder '{}' does not exist", spec.dir);
-    set = data::read_mnist(spec.dir, data::Split::Test);
-    data::subtract_mean(set, mean);
+    set = data::read_split(spec, data::Split::Test);
+    data::normalise(set, mean, stddev);
   } else {
     Progress progress(global.quiet);
     data::PreparedData d = load_data(spec, device, progress);
@@ -80,7 +80,6 @@ void run_eval(const GlobalOptions& global, EvalArgs& a, const CLI::App& cmd) {
 void add_eval_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix of a checkpoint");
   auto a = std::make_shared<EvalArgs>();
-  a->spec.dir = "data/mnist";
   cmd->add_option("--model-file", a->model_file, "Checkpoint (safetensors) to evaluate")->required();
   add_data_options(cmd, a->spec);
   cmd->add_option("--split", a->split, "Which set: test (T) | train (D, as the data flags define it)")

@@ -32,6 +32,8 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 struct ExperimentArgs {
   std::string config, out_dir;
   data::DataSpec spec;
+  std::string model;  // empty: the dataset's default
+  AugmentFlags augment;
   int epochs = 20;
   int64_t batch = 64;
   double lr = 1e-3;
@@ -54,7 +56,7 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
   if (!j.is_object()) fail("config '{}': expected a JSON object", a.config);
   static const std::vector<std::string> known = {"dataset", "data",       "subset",        "noise",  "noise_fraction",
                                                  "noise_amount", "victim_epochs", "epochs", "batch", "lr",
-                                                 "methods", "ks", "treatments", "seeds"};
+                                                 "methods", "ks", "treatments", "seeds", "model"};
   for (const auto& [key, value] : j.items())
     if (std::find(known.begin(), known.end(), key) == known.end())
       throw UsageError(fmt::format("config '{}': unknown setting '{}'", a.config, key));
@@ -73,6 +75,7 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
   take("noise_fraction", "--noise-fraction", a.spec.noise_fraction);
   take("noise_amount", "--noise-amount", a.spec.noise_amount);
   take("victim_epochs", "--victim-epochs", a.spec.victim_epochs);
+  take("model", "--model", a.model);
   take("epochs", "--epochs", a.epochs);
   take("batch", "--batch", a.batch);
   take("lr", "--lr", a.lr);
@@ -101,8 +104,8 @@ void validate_settings(const ExperimentArgs& a) {
   if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
   data::validate_spec(a.spec);
-  if (!std::filesystem::is_directory(a.spec.dir))
-    fail("data folder '{}' does not exist (run `lethe fetch-data mnist --data {}`)", a.spec.dir, a.spec.dir);
+  check_model_fits(a.model, a.spec.dataset);
+  data::check_data_folder(a.spec);
   if (std::filesystem::exists(a.out_dir) && !std::filesystem::is_directory(a.out_dir))
     fail("--out-dir '{}' exists and is not a folder", a.out_dir);
 }
@@ -150,7 +153,9 @@ std::string pm(const std::vector<double>& v) {
 void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::App& cmd) {
   apply_config(a, cmd);
   const Device device = setup(global);
+  if (a.model.empty()) a.model = default_model(a.spec.dataset);
   validate_settings(a);
+  const bool augment = a.augment.resolve(a.spec.dataset);
   std::filesystem::create_directories(a.out_dir);
   Progress progress(global.quiet);
   const auto t_all = Clock::now();
@@ -166,13 +171,16 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
     progress.line(fmt::format("== seed {} ({}/{})", spec.seed, s + 1, a.seeds));
     const auto d = load_data(spec, device, progress);
     Rng init = Rng(spec.seed).fork(2);
-    auto model = make_model("mnist-cnn", init);
+    auto model = make_model(a.model, init);
     model->to(device);
     TrainOptions to;
     to.epochs = a.epochs;
     to.batch = a.batch;
     to.adam.lr = static_cast<float>(a.lr);
     to.seed = Rng(spec.seed).fork(3).next_u64();
+    std::optional<data::Augmentation> augmentation;
+    if (augment) augmentation = data::training_augmentation(d);
+    to.augment = augmentation;
     to.on_batch = [&](int64_t done, int64_t total) { progress.update("train", done, total); };
     to.on_epoch = [&](const EpochStats& e) {
       if (e.epoch == e.epochs || e.epoch % 5 == 0)
@@ -237,6 +245,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
         repair::TreatOptions t;
         t.treatment = "finetune";
         t.seed = spec.seed;
+        t.augment = augmentation;
         t.progress = [&](const std::string& stage, int64_t done, int64_t total) {
           progress.update(fmt::format("{} k={} {}", m, k, stage), done, total);
         };
@@ -255,6 +264,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
       repair::TreatOptions t;
       t.treatment = tname;
       t.seed = spec.seed;
+      t.augment = augmentation;
       t.progress = [&](const std::string& stage, int64_t done, int64_t total) { progress.update(tname + " " + stage, done, total); };
       const auto tr = repair::treat(*model, d.train, repair::causes_top_k(ranked.front().second, kmax), fq, t);
       const auto acc = accuracies(*model);
@@ -269,7 +279,8 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
   // ---- outputs ----
   const auto path = [&](const std::string& name) { return (std::filesystem::path(a.out_dir) / name).string(); };
   nlohmann::json j;
-  j["settings"] = {{"dataset", a.spec.dataset}, {"data", a.spec.dir}, {"subset", a.spec.subset}, {"noise", a.spec.noise},
+  j["settings"] = {{"dataset", a.spec.dataset}, {"data", data::data_dir(a.spec)}, {"model", a.model},
+                   {"augment", augment}, {"subset", a.spec.subset}, {"noise", a.spec.noise},
                    {"noise_fraction", a.spec.noise_fraction}, {"noise_amount", data::noise_amount(a.spec)},
                    {"victim_epochs", a.spec.victim_epochs}, {"epochs", a.epochs}, {"batch", a.batch}, {"lr", a.lr}, {"methods", a.methods}, {"ks", a.ks},
                    {"treatments", a.treatments}, {"seeds", a.seeds}, {"first_seed", global.seed}};
@@ -347,9 +358,9 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
 
   // Report.
   std::string md = "# lethe experiment\n\n";
-  md += fmt::format("{} ({} training examples, noise: {}), MNIST CNN trained {} epochs (Adam {}, batch {}); {} seed(s) "
+  md += fmt::format("{} ({} training examples, noise: {}), {} trained {} epochs (Adam {}, batch {}); {} seed(s) "
                     "from {}; device {}, {} threads; lethe {} ({}); {:.0f} s in all.\n\n",
-                    a.spec.dataset, a.spec.subset, data::describe_noise(a.spec), a.epochs, a.lr, a.batch, a.seeds, global.seed,
+                    a.spec.dataset, a.spec.subset, data::describe_noise(a.spec), a.model, a.epochs, a.lr, a.batch, a.seeds, global.seed,
                     device_name(device), cpu::num_threads(), LETHE_VERSION, LETHE_GIT_COMMIT, since(t_all));
   md += fmt::format("Base model test accuracy: {}. Values are mean ± std over seeds.\n\n", pm(base_test));
   if (noisy) {
@@ -430,7 +441,6 @@ std::vector<T> split_list(const std::string& text, const char* flag) {
 void add_experiment_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("experiment", "The paper's evaluation: train, identify with every method, repair, report");
   auto a = std::make_shared<ExperimentArgs>();
-  a->spec.dir = "data/mnist";
   a->spec.noise = "label";
   auto methods = std::make_shared<std::string>(), ks = std::make_shared<std::string>(),
        treatments = std::make_shared<std::string>();
@@ -438,6 +448,8 @@ void add_experiment_command(CLI::App& app, GlobalOptions& global) {
                                           "treatments, seeds, ...); flags given override it");
   cmd->add_option("--out-dir", a->out_dir, "Folder for results.json, results.csv, report.md and the figures")->required();
   add_data_options(cmd, a->spec);
+  cmd->add_option("--model", a->model, "Base model: mnist-cnn | cifar-cnn (default: the dataset's)");
+  add_augment_options(cmd, a->augment);
   cmd->add_option("--epochs", a->epochs, "Base model: training epochs")->capture_default_str();
   cmd->add_option("--batch", a->batch, "Base model: batch size")->capture_default_str();
   cmd->add_option("--lr", a->lr, "Base model: Adam learning rate")->capture_default_str();

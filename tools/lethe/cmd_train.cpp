@@ -13,7 +13,8 @@ namespace {
 
 struct TrainArgs {
   data::DataSpec spec;
-  std::string model = "mnist-cnn";
+  std::string model;  // empty: the dataset's default model
+  AugmentFlags augment;
   int epochs = 20;
   int64_t batch = 64;
   float lr = 1e-3f;
@@ -25,11 +26,9 @@ struct TrainArgs {
 void run_train(const GlobalOptions& global, TrainArgs& a) {
   const Device device = setup(global);
   a.spec.seed = global.seed;
-  try {
-    model_spec(a.model);  // unknown model: usage error before any work
-  } catch (const UsageError& e) {
-    throw UsageError(fmt::format("--model: {}", e.what()));
-  }
+  data::dataset_geometry(a.spec.dataset);  // unknown dataset: usage error before any work
+  if (a.model.empty()) a.model = default_model(a.spec.dataset);
+  check_model_fits(a.model, a.spec.dataset);
   if (a.epochs < 0) throw UsageError(fmt::format("--epochs {}: must be >= 0", a.epochs));
   if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
@@ -50,6 +49,8 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   opt.adam.lr = a.lr;
   opt.adam.weight_decay = a.weight_decay;
   opt.seed = Rng(global.seed).fork(3).next_u64();
+  const bool augment = a.augment.resolve(a.spec.dataset);
+  if (augment) opt.augment = data::training_augmentation(d);
   opt.on_batch = [&](int64_t done, int64_t total) { progress.update("train", done, total); };
   opt.on_epoch = [&](const EpochStats& s) {
     progress.line(fmt::format("epoch {:>3}/{}  loss {:.4f}  train acc {:.4f}  {:.2f}s", s.epoch, s.epochs, s.loss,
@@ -59,7 +60,8 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   const EvalResult test = evaluate(*model, d.test);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  auto meta = data_metadata(a.spec, d.mean);
+  auto meta = data_metadata(a.spec, d.mean, d.stddev);
+  meta["lethe.train.augment"] = augment ? "1" : "0";
   meta["lethe.train.epochs"] = std::to_string(a.epochs);
   meta["lethe.train.batch"] = std::to_string(a.batch);
   meta["lethe.train.lr"] = fmt::format("{}", a.lr);
@@ -89,9 +91,10 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
 void add_train_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("train", "Train a model on the training set D (seeded subset, optional noise)");
   auto a = std::make_shared<TrainArgs>();
-  a->spec.dir = "data/mnist";
   add_data_options(cmd, a->spec);
-  cmd->add_option("--model", a->model, "Architecture: mnist-cnn")->capture_default_str();
+  cmd->add_option("--model", a->model,
+                  "Architecture: mnist-cnn | cifar-cnn (default: the dataset's, mnist-cnn or cifar-cnn)");
+  add_augment_options(cmd, a->augment);
   cmd->add_option("--epochs", a->epochs, "Passes over D")->capture_default_str();
   cmd->add_option("--batch", a->batch, "Examples per Adam step")->capture_default_str();
   cmd->add_option("--lr", a->lr, "Adam learning rate")->capture_default_str();

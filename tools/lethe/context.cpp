@@ -67,7 +67,11 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
   c.device = setup(global);
   c.loaded = load_checkpoint(model_file);
   c.spec = resolve_spec(cmd, flags, global, c.loaded.metadata);
+  check_model_fits(c.loaded.model_name, c.spec.dataset, model_file);
   c.data = load_data(c.spec, c.device, progress);
+  // Treatments that train (finetune, retrain) keep the recipe the model was trained with.
+  const auto recorded = c.loaded.metadata.find("lethe.train.augment");
+  if (recorded != c.loaded.metadata.end() && recorded->second == "1") c.augment = data::training_augmentation(c.data);
   c.loaded.model->to(c.device);
   c.test_eval = evaluate(*c.loaded.model, c.data.test);
   c.split = repair::split_failures(c.test_eval.predictions, c.data.test.labels, c.spec.seed);
@@ -90,7 +94,6 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
 
 void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec& spec, std::string& failures_file) {
   cmd->add_option("--model-file", model_file, "Trained checkpoint (safetensors), e.g. from `lethe train`")->required();
-  spec.dir = "data/mnist";
   add_data_options(cmd, spec);
   cmd->add_option("--failures", failures_file,
                   "File of test-set indices to use as the query failures Fq (default: the seeded half of the "

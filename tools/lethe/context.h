@@ -1,6 +1,7 @@
 #pragma once
 // What identify, treat and repair share: a trained checkpoint, the data it was trained on (its
 // recorded data spec, overridable by flags), its test evaluation and the failure split.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct RepairContext {
   EvalResult test_eval;           // the loaded model on T
   repair::FailureSplit split;     // Fq / Fh / R as indices into T
   data::ImageSet fq, fh, remaining;
+  std::optional<data::Augmentation> augment;  // as the checkpoint was trained (finetune, retrain)
   bool has_noise_mask() const;
 };
 
