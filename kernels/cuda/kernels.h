@@ -13,7 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/cpu/optim.h"  // AdamHyper, SgdHyper: one definition shared by both backends
+#include "kernels/cpu/optim.h"        // AdamHyper, SgdHyper: one definition shared by both backends
+#include "kernels/cpu/per_example.h"  // PerExampleRequest, LinearDims: likewise
 #include "kernels/shapes.h"
 
 namespace lethe::cuda {
@@ -89,5 +90,13 @@ void nll_backward(int64_t n, int64_t k, const int32_t* labels, const float* dlos
 // ---- optim.cu ------------------------------------------------------------------------------
 void adam_step(int64_t n, const AdamHyper& h, int64_t step, float* param, const float* grad, float* m, float* v);
 void sgd_step(int64_t n, const SgdHyper& h, float* param, const float* grad, float* momentum_buf);
+
+// ---- per_example.cu ------------------------------------------------------------------------
+// See kernels/cpu/per_example.h; every pointer of the request is a device pointer. The
+// convolution's gradient is formed tile by tile in registers and folded into the requested
+// quantities there, so it reaches device memory only when `grads` asks for it.
+void linear_per_example(const cpu::LinearDims& dims, const float* a, const float* d, const cpu::PerExampleRequest& req);
+void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const float* d,
+                        const cpu::PerExampleRequest& req);
 
 }  // namespace lethe::cuda

@@ -38,6 +38,7 @@ TEST(CudaKernels, SkippedWithoutCudaBackend) { GTEST_SKIP() << lethe::device::cu
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/optim.h"
+#include "kernels/cpu/per_example.h"
 #include "kernels/cpu/pool.h"
 #include "kernels/cuda/kernels.h"
 #include "util/error.h"
@@ -582,6 +583,86 @@ TEST(CudaOptim, SgdMatchesCpuWithAndWithoutMomentum) {
     if (momentum != 0.0f) {
       EXPECT_TRUE(all_close(buf, buf_d.to_host(), kMapAtol, 1e-5)) << "momentum buffer";
     }
+  }
+}
+
+// ---- per-example quantities -----------------------------------------------------------------
+// Sums of products over a layer's parameters (up to ~10^3 terms per tile position, in double on
+// both sides) from float gradients: the float products round the same way on both backends up
+// to FMA contraction, so rtol 1e-4 / atol 1e-6 leave a wide margin.
+
+::testing::AssertionResult doubles_close(const std::vector<double>& cpu, const std::vector<double>& cuda) {
+  std::vector<float> a(cpu.begin(), cpu.end()), b(cuda.begin(), cuda.end());
+  return all_close(a, b, 1e-6, 1e-4);
+}
+
+// Runs one layer's request on both backends (q = 2 queries, every quantity, scale 0.5, starting
+// from non-zero accumulators to check "adds to") and compares them.
+template <class CpuFn, class CudaFn>
+void expect_per_example_match(int64_t n, int64_t params, CpuFn cpu_fn, CudaFn cuda_fn) {
+  const int64_t q = 2;
+  const auto queries = random_floats(q * params, 150);
+  std::vector<double> dots(static_cast<size_t>(n * q), 0.25), norms(static_cast<size_t>(n), 0.5),
+      sq(static_cast<size_t>(params), 1.0);
+  std::vector<float> grads(static_cast<size_t>(n * params), 0.0f);
+  DeviceFloats queries_d(queries), grads_d(grads);
+  DeviceArray<double> dots_d(dots), norms_d(norms), sq_d(sq);
+
+  lethe::cpu::PerExampleRequest req;
+  req.queries = queries.data(), req.q = q, req.ld_queries = params, req.dots = dots.data();
+  req.sq_norms = norms.data(), req.sq_sum = sq.data(), req.grads = grads.data(), req.ld_grads = params;
+  req.scale = 0.5f;
+  cpu_fn(req);
+  req.queries = queries_d.get(), req.dots = dots_d.get(), req.sq_norms = norms_d.get(), req.sq_sum = sq_d.get();
+  req.grads = grads_d.get();
+  cuda_fn(req);
+
+  EXPECT_TRUE(all_close(grads, grads_d.to_host(), 1e-5, 1e-4)) << "per-example gradients";
+  EXPECT_TRUE(doubles_close(dots, dots_d.to_host())) << "inner products";
+  EXPECT_TRUE(doubles_close(norms, norms_d.to_host())) << "squared norms";
+  EXPECT_TRUE(doubles_close(sq, sq_d.to_host())) << "sum of squares";
+}
+
+TEST(CudaPerExample, ConvMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const auto& s : conv_shapes()) {
+    for (const bool bias : {true, false}) {
+      SCOPED_TRACE(describe(s) + (bias ? " bias" : " no bias"));
+      const int64_t params = s.co * s.col_rows() + (bias ? s.co : 0);
+      const auto a = random_floats(s.n * s.c * s.h * s.w, 151);
+      const auto d = random_floats(s.n * s.co * s.col_cols(), 152);
+      DeviceFloats a_d(a), d_d(d);
+      expect_per_example_match(
+          s.n, params, [&](const lethe::cpu::PerExampleRequest& r) { lethe::cpu::conv2d_per_example(s, bias, a.data(), d.data(), r); },
+          [&](const lethe::cpu::PerExampleRequest& r) { lethe::cuda::conv2d_per_example(s, bias, a_d.get(), d_d.get(), r); });
+    }
+  }
+}
+
+TEST(CudaPerExample, ConvWithMoreChannelsThanOneTile) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  // 70 output channels and 3*3*9 = 81 unfolded rows: three tiles each way, ragged edges.
+  const Conv2dShape s = conv_shape(6, 9, 10, 10, 70, 3, 3, 1, 1);
+  const int64_t params = s.co * s.col_rows() + s.co;
+  const auto a = random_floats(s.n * s.c * s.h * s.w, 153);
+  const auto d = random_floats(s.n * s.co * s.col_cols(), 154);
+  DeviceFloats a_d(a), d_d(d);
+  expect_per_example_match(
+      s.n, params, [&](const lethe::cpu::PerExampleRequest& r) { lethe::cpu::conv2d_per_example(s, true, a.data(), d.data(), r); },
+      [&](const lethe::cpu::PerExampleRequest& r) { lethe::cuda::conv2d_per_example(s, true, a_d.get(), d_d.get(), r); });
+}
+
+TEST(CudaPerExample, LinearMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const bool bias : {true, false}) {
+    SCOPED_TRACE(bias ? "bias" : "no bias");
+    const lethe::cpu::LinearDims dims{37, 129, 11, bias};
+    const auto a = random_floats(dims.n * dims.in, 155);
+    const auto d = random_floats(dims.n * dims.out, 156);
+    DeviceFloats a_d(a), d_d(d);
+    expect_per_example_match(
+        dims.n, dims.params(), [&](const lethe::cpu::PerExampleRequest& r) { lethe::cpu::linear_per_example(dims, a.data(), d.data(), r); },
+        [&](const lethe::cpu::PerExampleRequest& r) { lethe::cuda::linear_per_example(dims, a_d.get(), d_d.get(), r); });
   }
 }
 
