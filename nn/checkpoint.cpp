@@ -83,7 +83,7 @@ LoadedModel load_checkpoint(const std::string& path, const std::string& expected
   SafetensorsFile file = load_safetensors(path);
   LoadedModel out;
   auto it = file.metadata.find("lethe.model");
-  out.model_name = it == file.metadata.end() ? expected_model : it->second;
+  out.model_name = it != file.metadata.end() ? it->second : !expected_model.empty() ? expected_model : "mnist-cnn";
   if (!expected_model.empty() && out.model_name != expected_model)
     fail("checkpoint '{}' holds a '{}' model, expected '{}'", path, out.model_name, expected_model);
   Rng rng(0);

@@ -20,9 +20,10 @@ struct LoadedModel {
   std::map<std::string, std::string> metadata;
 };
 
-// Builds the model named in the file (or `expected_model` when the file names none, as a
-// PyTorch export would) and copies the stored parameters into it.
-LoadedModel load_checkpoint(const std::string& path, const std::string& expected_model = "mnist-cnn");
+// Builds the model named in the file and copies the stored tensors into it. `expected_model`,
+// when not empty, must be that name; a file that names no model (a PyTorch export) is taken to
+// hold `expected_model`, or the MNIST CNN when the caller expects nothing in particular.
+LoadedModel load_checkpoint(const std::string& path, const std::string& expected_model = "");
 
 // Copies the parameters and buffers stored in `path` into an existing model (names and shapes
 // must match).
