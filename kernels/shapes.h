@@ -21,4 +21,11 @@ struct Pool2dShape {
   int64_t wo() const { return (w - k) / stride + 1; }
 };
 
+// Per-channel layers (BatchNorm, global pooling) over [n, c, hw]: channel c of example i is the
+// contiguous run x[(i*c + c)*hw ...].
+struct ChannelShape {
+  int64_t n = 0, c = 0, hw = 0;
+  int64_t per_channel() const { return n * hw; }  // values each channel's statistics pool
+};
+
 }  // namespace lethe

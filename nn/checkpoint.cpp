@@ -9,27 +9,54 @@
 namespace lethe {
 namespace {
 
+// One tensor the checkpoint must provide: a parameter, or a buffer (integer buffers may be
+// stored as I64, as PyTorch writes num_batches_tracked, or as F32).
+struct Slot {
+  std::string name;
+  Tensor tensor;
+  bool integer = false;
+};
+
+std::vector<Slot> model_slots(Module& model) {
+  std::vector<Slot> slots;
+  for (auto& p : model.named_parameters()) slots.push_back({p.name, p.tensor, false});
+  for (auto& b : model.named_buffers()) slots.push_back({b.name, b.tensor, b.integer});
+  return slots;
+}
+
 void copy_into(const SafetensorsFile& file, Module& model, const std::string& path) {
-  auto params = model.named_parameters();
+  auto slots = model_slots(model);
   std::set<std::string> expected;
-  for (auto& p : params) expected.insert(p.name);
+  for (auto& p : slots) expected.insert(p.name);
   for (const auto& a : file.arrays)
     if (!expected.count(a.name) && a.name.rfind("__", 0) != 0)
       fail("checkpoint '{}': unexpected tensor '{}' for this model", path, a.name);
   // Validate every entry before copying any, so a bad file leaves the model untouched.
-  std::vector<const NamedArray*> sources;
-  for (auto& p : params) {
+  std::vector<std::vector<float>> sources;
+  for (auto& p : slots) {
     const NamedArray* a = file.find(p.name);
     if (!a) fail("checkpoint '{}': missing tensor '{}'", path, p.name);
-    if (a->dtype != DType::F32)
-      fail("checkpoint '{}': tensor '{}' has dtype {}, expected F32", path, p.name, dtype_name(a->dtype));
+    const bool dtype_ok = a->dtype == DType::F32 || (p.integer && a->dtype == DType::I64);
+    if (!dtype_ok)
+      fail("checkpoint '{}': tensor '{}' has dtype {}, expected {}", path, p.name, dtype_name(a->dtype),
+           p.integer ? "I64 or F32" : "F32");
     if (a->shape != p.tensor.shape())
       fail("checkpoint '{}': tensor '{}' has shape {}, the model needs {}", path, p.name, shape_str(a->shape),
            shape_str(p.tensor.shape()));
-    sources.push_back(a);
+    if (a->dtype == DType::I64) {
+      std::vector<float> v;
+      for (int64_t x : a->values<int64_t>()) {
+        if (x < 0 || x > (int64_t{1} << 24)) fail("checkpoint '{}': count '{}' = {} out of range", path, p.name, x);
+        v.push_back(static_cast<float>(x));
+      }
+      sources.push_back(std::move(v));
+    } else {
+      const auto v = a->values<float>();
+      sources.emplace_back(v.begin(), v.end());
+    }
   }
-  for (size_t i = 0; i < params.size(); ++i)
-    params[i].tensor.copy_(Tensor::from_vector(params[i].tensor.shape(), sources[i]->values<float>()));
+  for (size_t i = 0; i < slots.size(); ++i)
+    slots[i].tensor.copy_(Tensor::from_vector(slots[i].tensor.shape(), sources[i]));
 }
 
 }  // namespace
@@ -40,9 +67,14 @@ void save_checkpoint(const std::string& path, Module& model, const std::string& 
   file.metadata = metadata;
   file.metadata["lethe.model"] = model_name;
   file.metadata["format"] = "pt";
-  for (auto& p : model.named_parameters()) {
+  for (auto& p : model_slots(model)) {
     const auto values = p.tensor.to_vector();
-    file.arrays.push_back(NamedArray::from_values<float>(p.name, p.tensor.shape(), std::span<const float>(values)));
+    if (p.integer) {
+      std::vector<int64_t> counts(values.begin(), values.end());
+      file.arrays.push_back(NamedArray::from_values<int64_t>(p.name, p.tensor.shape(), std::span<const int64_t>(counts)));
+    } else {
+      file.arrays.push_back(NamedArray::from_values<float>(p.name, p.tensor.shape(), std::span<const float>(values)));
+    }
   }
   save_safetensors(path, file);
 }

@@ -1,5 +1,6 @@
 #pragma once
-// Model checkpoints as safetensors: parameters under their PyTorch state_dict names, and in
+// Model checkpoints as safetensors: parameters and buffers (BatchNorm's running statistics;
+// num_batches_tracked as I64) under their PyTorch state_dict names, and in
 // the metadata the model's name ("lethe.model") and whatever the caller adds (the data spec,
 // the training settings). Loading checks that every name, dtype and shape matches the model.
 #include <map>
@@ -24,7 +25,8 @@ struct LoadedModel {
 // hold `expected_model`, or the MNIST CNN when the caller expects nothing in particular.
 LoadedModel load_checkpoint(const std::string& path, const std::string& expected_model = "");
 
-// Copies the parameters stored in `path` into an existing model (names and shapes must match).
+// Copies the parameters and buffers stored in `path` into an existing model (names and shapes
+// must match).
 void load_parameters(const std::string& path, Module& model);
 
 }  // namespace lethe

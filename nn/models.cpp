@@ -1,5 +1,6 @@
 #include "nn/models.h"
 
+#include "nn/resnet.h"
 #include "util/error.h"
 
 namespace lethe {
@@ -29,15 +30,30 @@ std::unique_ptr<Sequential> make_mnist_cnn(Rng& rng) { return make_small_cnn(1, 
 
 std::unique_ptr<Sequential> make_cifar_cnn(Rng& rng) { return make_small_cnn(3, 32, rng); }
 
+static int64_t resnet18_width(const std::string& name) {
+  if (name == "resnet18") return 64;
+  const std::string prefix = "resnet18-w";
+  if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size() || name.size() > prefix.size() + 4) return 0;
+  int64_t w = 0;
+  for (size_t i = prefix.size(); i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return 0;
+    w = w * 10 + (name[i] - '0');
+  }
+  return w >= 1 && name[prefix.size()] != '0' ? w : 0;
+}
+
 ModelSpec model_spec(const std::string& name) {
   if (name == "mnist-cnn") return {name, 1, 28, 28, 10};
   if (name == "cifar-cnn") return {name, 3, 32, 32, 10};
-  throw UsageError(fmt::format("unknown model '{}' (known: mnist-cnn, cifar-cnn)", name));
+  if (resnet18_width(name) > 0) return {name, 3, 32, 32, 10};
+  throw UsageError(fmt::format(
+      "unknown model '{}' (known: mnist-cnn, cifar-cnn, resnet18, resnet18-w<width> e.g. resnet18-w8)", name));
 }
 
 std::unique_ptr<Module> make_model(const std::string& name, Rng& rng) {
-  model_spec(name);  // validates the name
+  const ModelSpec spec = model_spec(name);  // validates the name
   if (name == "cifar-cnn") return make_cifar_cnn(rng);
+  if (const int64_t w = resnet18_width(name)) return make_resnet18(w, spec.classes, rng);
   return make_mnist_cnn(rng);
 }
 

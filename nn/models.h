@@ -15,7 +15,13 @@ std::unique_ptr<Sequential> make_mnist_cnn(Rng& rng);
 // CIFAR-10 model for CPU-sized runs and tests; the paper's CIFAR-10 model is ResNet-18.
 std::unique_ptr<Sequential> make_cifar_cnn(Rng& rng);
 
-// Builds a model by its CLI name ("mnist-cnn", "cifar-cnn"); throws a UsageError listing the known names.
+// Builds a model by its CLI name; throws a UsageError listing the known names:
+//   mnist-cnn          the CNN above (1×28×28 inputs)
+//   cifar-cnn          its 3×32×32 twin
+//   resnet18           ResNet-18 in the CIFAR form of nn/resnet.h (3×32×32 inputs, 10 classes)
+//   resnet18-w<k>      the same with first-stage width k instead of 64 (k, 2k, 4k, 8k channels),
+//                      e.g. resnet18-w8 for tests and CPU runs
+// Every model starts in training mode.
 std::unique_ptr<Module> make_model(const std::string& name, Rng& rng);
 
 // Input geometry [channels, height, width] and class count the named model expects.
@@ -24,5 +30,8 @@ struct ModelSpec {
   int64_t channels, height, width, classes;
 };
 ModelSpec model_spec(const std::string& name);
+// The first-stage width a ResNet-18 name asks for ("resnet18" 64, "resnet18-w8" 8), 0 for any
+// other name.
+int64_t resnet18_width(const std::string& name);
 
 }  // namespace lethe

@@ -8,9 +8,32 @@
 
 namespace lethe {
 
+void Module::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
+  for (auto& c : children()) c.module->collect_parameters(prefix + c.name + ".", out);
+}
+void Module::collect_buffers(const std::string& prefix, std::vector<NamedBuffer>& out) {
+  for (auto& c : children()) c.module->collect_buffers(prefix + c.name + ".", out);
+}
+void Module::to(Device device) {
+  for (auto& c : children()) c.module->to(device);
+}
+void Module::reset_parameters(Rng& rng) {
+  for (auto& c : children()) c.module->reset_parameters(rng);
+}
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& c : children()) c.module->train(on);
+}
+
 std::vector<NamedParameter> Module::named_parameters() {
   std::vector<NamedParameter> out;
   collect_parameters("", out);
+  return out;
+}
+
+std::vector<NamedBuffer> Module::named_buffers() {
+  std::vector<NamedBuffer> out;
+  collect_buffers("", out);
   return out;
 }
 
@@ -37,6 +60,14 @@ Device Module::device() {
 
 void init_uniform_fan_in(Tensor& t, int64_t fan_in, Rng& rng) {
   const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  std::vector<float> values(static_cast<size_t>(t.numel()));
+  for (auto& v : values) v = static_cast<float>(rng.uniform(-bound, bound));
+  t.copy_(Tensor::from_vector(t.shape(), values));
+}
+
+void init_kaiming_fan_out(Tensor& t, int64_t fan_out, Rng& rng) {
+  // U(-b, b) has variance b²/3: b = sqrt(6 / fan_out) gives kaiming's 2 / fan_out.
+  const double bound = std::sqrt(6.0 / static_cast<double>(fan_out));
   std::vector<float> values(static_cast<size_t>(t.numel()));
   for (auto& v : values) v = static_cast<float>(rng.uniform(-bound, bound));
   t.copy_(Tensor::from_vector(t.shape(), values));
@@ -130,9 +161,60 @@ Tensor ReLU::forward(const Tensor& x) { return relu(x); }
 Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, kernel_, stride_); }
 std::string MaxPool2d::describe() const { return fmt::format("MaxPool2d(kernel_size={}, stride={})", kernel_, stride_); }
 Tensor Flatten::forward(const Tensor& x) { return flatten(x); }
+Tensor GlobalAvgPool2d::forward(const Tensor& x) { return global_avg_pool2d(x); }
+
+// ---- BatchNorm2d ----
+BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, double momentum_) : eps(eps_), momentum(momentum_) {
+  if (channels < 1) fail("BatchNorm2d({}): channel count must be positive", channels);
+  if (!(eps > 0) || !(momentum >= 0 && momentum <= 1))
+    fail("BatchNorm2d({}, eps={}, momentum={}): need eps > 0 and momentum in [0, 1]", channels, eps, momentum);
+  weight = Tensor::empty({channels});
+  weight.set_requires_grad(true);
+  bias = Tensor::empty({channels});
+  bias.set_requires_grad(true);
+  running_mean = Tensor::empty({channels});
+  running_var = Tensor::empty({channels});
+  num_batches_tracked = Tensor::empty({});
+  Rng unused(0);
+  reset_parameters(unused);
+}
+void BatchNorm2d::reset_parameters(Rng&) {
+  weight.fill_(1.0f);
+  bias.fill_(0.0f);
+  running_mean.fill_(0.0f);
+  running_var.fill_(1.0f);
+  num_batches_tracked.fill_(0.0f);
+}
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  if (capture && training_)
+    fail("BatchNorm2d: per-example quantities need evaluation mode (in training mode each output depends on the "
+         "whole batch's statistics)");
+  Tensor y = batch_norm2d(x, weight, bias, running_mean, running_var, training_, momentum, eps);
+  if (training_) num_batches_tracked.data()[0] += 1.0f;
+  return record_capture(x, y);
+}
+std::string BatchNorm2d::describe() const {
+  return fmt::format("BatchNorm2d({}, eps={}, momentum={})", weight.size(0), eps, momentum);
+}
+void BatchNorm2d::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
+  out.push_back({prefix + "weight", weight});
+  out.push_back({prefix + "bias", bias});
+}
+void BatchNorm2d::collect_buffers(const std::string& prefix, std::vector<NamedBuffer>& out) {
+  out.push_back({prefix + "running_mean", running_mean});
+  out.push_back({prefix + "running_var", running_var});
+  out.push_back({prefix + "num_batches_tracked", num_batches_tracked, /*integer=*/true});
+}
+void BatchNorm2d::to(Device device) {
+  move_parameter(weight, device);
+  move_parameter(bias, device);
+  move_parameter(running_mean, device);
+  move_parameter(running_var, device);
+}
 
 // ---- Sequential ----
 Sequential& Sequential::add(std::unique_ptr<Module> layer) {
+  layer->train(training_);
   layers_.push_back(std::move(layer));
   return *this;
 }
@@ -146,14 +228,10 @@ std::string Sequential::describe() const {
   for (size_t i = 0; i < layers_.size(); ++i) s += fmt::format("  ({}): {}\n", i, layers_[i]->describe());
   return s + ")";
 }
-void Sequential::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
-  for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->collect_parameters(fmt::format("{}{}.", prefix, i), out);
-}
-void Sequential::reset_parameters(Rng& rng) {
-  for (auto& layer : layers_) layer->reset_parameters(rng);
-}
-void Sequential::to(Device device) {
-  for (auto& layer : layers_) layer->to(device);
+std::vector<ChildModule> Sequential::children() {
+  std::vector<ChildModule> out;
+  for (size_t i = 0; i < layers_.size(); ++i) out.push_back({std::to_string(i), layers_[i].get()});
+  return out;
 }
 
 }  // namespace lethe

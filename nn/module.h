@@ -1,7 +1,7 @@
 #pragma once
-// Modules: layers owning their parameters, composed by Sequential. Parameter names follow
-// PyTorch's state_dict for the same nn.Sequential ("0.weight", "3.bias", ...), so checkpoints
-// move between lethe and PyTorch.
+// Modules: layers owning their parameters and buffers, composed into trees (Sequential, the
+// residual blocks of nn/resnet.h). Names follow PyTorch's state_dict for the same module tree
+// ("0.weight", "layer1.0.bn1.running_mean", ...), so checkpoints move between lethe and PyTorch.
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,26 +16,70 @@ struct NamedParameter {
   Tensor tensor;
 };
 
+// State that is not trained by gradients but belongs to the model (BatchNorm's running
+// statistics): saved in checkpoints, never seen by optimisers or the per-example engine.
+struct NamedBuffer {
+  std::string name;
+  Tensor tensor;
+  bool integer = false;  // a count, stored as I64 in checkpoints (PyTorch's num_batches_tracked)
+};
+
+class Module;
+struct ChildModule {
+  std::string name;  // the state_dict component ("0", "layer1", "downsample")
+  Module* module;
+};
+
+// The defaults of the tree-walking methods recurse into children(), so a composite module only
+// lists its children and a leaf only overrides what it owns.
 class Module {
  public:
   virtual ~Module() = default;
   virtual Tensor forward(const Tensor& x) = 0;
   virtual std::string describe() const = 0;
+  // Direct submodules in parameter order (the order of PyTorch's state_dict).
+  virtual std::vector<ChildModule> children() { return {}; }
   // Appends this module's parameters, names prefixed with `prefix`.
-  virtual void collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) { (void)prefix, (void)out; }
-  // Moves every parameter to `device` (tensors are replaced: build optimisers afterwards).
-  virtual void to(Device device) { (void)device; }
-  // Draws fresh initial values in place, as at construction (same rule, new draws from `rng`).
-  virtual void reset_parameters(Rng& rng) { (void)rng; }
+  virtual void collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out);
+  virtual void collect_buffers(const std::string& prefix, std::vector<NamedBuffer>& out);
+  // Moves every parameter and buffer to `device` (tensors are replaced: build optimisers afterwards).
+  virtual void to(Device device);
+  // Draws fresh initial values in place, as at construction (same rule, new draws from `rng`);
+  // buffers return to their initial state.
+  virtual void reset_parameters(Rng& rng);
+
+  // Training mode (the default, as in PyTorch) or evaluation mode, for this module and every
+  // descendant. Only BatchNorm behaves differently: batch statistics and running-average updates
+  // in training mode, the running statistics in evaluation mode.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool training() const { return training_; }
 
   std::vector<NamedParameter> named_parameters();
+  std::vector<NamedBuffer> named_buffers();
   std::vector<Tensor> parameters();
   int64_t parameter_count();
   void zero_grad();
   Device device();
+
+ protected:
+  bool training_ = true;
 };
 
-// What a Linear or Conv2d layer records while a capture is attached: its input activations and,
+// Sets a model's mode for a scope and restores the previous one (of the root) on exit.
+class ModeGuard {
+ public:
+  ModeGuard(Module& model, bool training) : model_(model), previous_(model.training()) { model.train(training); }
+  ~ModeGuard() { model_.train(previous_); }
+  ModeGuard(const ModeGuard&) = delete;
+  ModeGuard& operator=(const ModeGuard&) = delete;
+
+ private:
+  Module& model_;
+  bool previous_;
+};
+
+// What a Linear, Conv2d or BatchNorm2d layer records while a capture is attached: its input activations and,
 // after a backward pass, the gradient of the loss with respect to its output. For a loss that is
 // a sum over examples, row i of grad_output is example i's own output gradient, which with the
 // input gives every per-example quantity (repair/per_example.h).
@@ -101,20 +145,51 @@ class Flatten : public Module {
   std::string describe() const override { return "Flatten()"; }
 };
 
+// BatchNorm2d as PyTorch defines it: per-channel affine weight (γ, init 1) and bias (β, init 0);
+// training mode normalises with the batch's biased variance and updates the running averages
+// (momentum 0.1, running_var from the unbiased variance, num_batches_tracked counted); evaluation
+// mode normalises with the running statistics. Per-example quantities exist only in evaluation
+// mode, where no example's output depends on another's (the engine sets it).
+class BatchNorm2d : public CapturableLayer {
+ public:
+  explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+  void collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) override;
+  void collect_buffers(const std::string& prefix, std::vector<NamedBuffer>& out) override;
+  void to(Device device) override;
+  void reset_parameters(Rng& rng) override;
+  int64_t channels() const { return weight.size(0); }
+  Tensor weight, bias;
+  Tensor running_mean, running_var;
+  Tensor num_batches_tracked;  // 0-d, always on the host (a count, exact in float to 2^24)
+  double eps, momentum;
+};
+
+// Mean over each channel's spatial positions, [n, c, h, w] -> [n, c]: PyTorch's
+// AdaptiveAvgPool2d(1) followed by flatten(1).
+class GlobalAvgPool2d : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override { return "GlobalAvgPool2d()"; }
+};
+
 class Sequential : public Module {
  public:
   Sequential& add(std::unique_ptr<Module> layer);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
-  void collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) override;
-  void to(Device device) override;
-  void reset_parameters(Rng& rng) override;
+  std::vector<ChildModule> children() override;
   size_t size() const { return layers_.size(); }
   Module& layer(size_t i) { return *layers_.at(i); }
 
  private:
   std::vector<std::unique_ptr<Module>> layers_;
 };
+
+// Weights kaiming-initialised for ReLU on fan_out, the rule torchvision's ResNet uses (there a
+// normal draw; here a uniform one of the same variance 2/fan_out, from the one generator).
+void init_kaiming_fan_out(Tensor& t, int64_t fan_out, Rng& rng);
 
 // PyTorch's default initialisation for Linear and Conv2d: kaiming-uniform with a = sqrt(5) for
 // the weight, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the bias.

@@ -179,6 +179,77 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride) {
   return y;
 }
 
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                    Tensor& running_var, bool training, double momentum, double eps) {
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&weight, &bias, &running_mean, &running_var})
+    same_device("batch_norm2d", x, *t);
+  if (x.dim() != 4) fail("batch_norm2d: expects [n, c, h, w], got {}", shape_str(x.shape()));
+  const Shape channels{x.size(1)};
+  if (weight.shape() != channels || bias.shape() != channels || running_mean.shape() != channels ||
+      running_var.shape() != channels)
+    fail("batch_norm2d: input {} needs weight, bias and running statistics of shape {}", shape_str(x.shape()),
+         shape_str(channels));
+  const ChannelShape s{x.size(0), x.size(1), x.size(2) * x.size(3)};
+  if (training && s.per_channel() < 2)
+    fail("batch_norm2d: training mode needs more than one value per channel, got input {}", shape_str(x.shape()));
+  const Device dev = x.device();
+  const float feps = static_cast<float>(eps);
+  Tensor y = Tensor::empty(x.shape(), dev);
+  if (training) {
+    Tensor save_mean = Tensor::empty(channels, dev), save_invstd = Tensor::empty(channels, dev);
+    LETHE_DISPATCH(dev, batchnorm2d_forward_train, s, x.data(), weight.data(), bias.data(), feps,
+                   static_cast<float>(momentum), y.data(), save_mean.data(), save_invstd.data(), running_mean.data(),
+                   running_var.data());
+    record(y, "batch_norm2d", {x, weight, bias},
+           [s, x_saved = x.detach(), w_saved = weight.detach(), save_mean, save_invstd, need_x = x.requires_grad(),
+            need_w = weight.requires_grad(), need_b = bias.requires_grad()](const Tensor& g) {
+             const Device dev = g.device();
+             std::vector<Tensor> grads(3);
+             if (need_x) grads[0] = Tensor::empty(x_saved.shape(), dev);
+             if (need_w) grads[1] = Tensor::empty(w_saved.shape(), dev);
+             if (need_b) grads[2] = Tensor::empty(w_saved.shape(), dev);
+             LETHE_DISPATCH(dev, batchnorm2d_backward_train, s, x_saved.data(), w_saved.data(), save_mean.data(),
+                            save_invstd.data(), g.data(), need_x ? grads[0].data() : nullptr,
+                            need_w ? grads[1].data() : nullptr, need_b ? grads[2].data() : nullptr);
+             return grads;
+           });
+  } else {
+    LETHE_DISPATCH(dev, batchnorm2d_forward_eval, s, x.data(), weight.data(), bias.data(), running_mean.data(),
+                   running_var.data(), feps, y.data());
+    // A copy of the statistics (c values): a later training-mode forward must not change what
+    // this graph's backward pass differentiates.
+    record(y, "batch_norm2d_eval", {x, weight, bias},
+           [s, feps, x_saved = x.detach(), w_saved = weight.detach(), mean = running_mean.clone(),
+            var = running_var.clone(), need_x = x.requires_grad(), need_w = weight.requires_grad(),
+            need_b = bias.requires_grad()](const Tensor& g) {
+             const Device dev = g.device();
+             std::vector<Tensor> grads(3);
+             if (need_x) grads[0] = Tensor::empty(x_saved.shape(), dev);
+             if (need_w) grads[1] = Tensor::empty(w_saved.shape(), dev);
+             if (need_b) grads[2] = Tensor::empty(w_saved.shape(), dev);
+             LETHE_DISPATCH(dev, batchnorm2d_backward_eval, s, x_saved.data(), w_saved.data(), mean.data(), var.data(),
+                            feps, g.data(), need_x ? grads[0].data() : nullptr, need_w ? grads[1].data() : nullptr,
+                            need_b ? grads[2].data() : nullptr);
+             return grads;
+           });
+  }
+  return y;
+}
+
+Tensor global_avg_pool2d(const Tensor& x) {
+  if (x.dim() != 4 || x.size(2) * x.size(3) == 0)
+    fail("global_avg_pool2d: expects a non-empty [n, c, h, w], got {}", shape_str(x.shape()));
+  const ChannelShape s{x.size(0), x.size(1), x.size(2) * x.size(3)};
+  Tensor y = Tensor::empty({s.n, s.c}, x.device());
+  LETHE_DISPATCH(x.device(), global_avg_pool_forward, s, x.data(), y.data());
+  record(y, "global_avg_pool2d", {x}, [s, shape = x.shape()](const Tensor& g) {
+    Tensor dx = Tensor::empty(shape, g.device());
+    LETHE_DISPATCH(g.device(), global_avg_pool_backward, s, g.data(), dx.data());
+    return std::vector<Tensor>{dx};
+  });
+  return y;
+}
+
 Tensor flatten(const Tensor& x) {
   if (x.dim() < 1) fail("flatten: a 0-d tensor has no batch dimension");
   return x.reshape({x.size(0), -1});

@@ -44,6 +44,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding);
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride);
 Tensor flatten(const Tensor& x);  // [n, ...] -> [n, prod(...)]
+// BatchNorm over the channels of x [n, c, h, w] with weight γ and bias β [c] (see
+// kernels/cpu/norm.h). Training mode normalises with the batch statistics and updates
+// running_mean/running_var in place (no gradient flows into them); evaluation mode uses them.
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                    Tensor& running_var, bool training, double momentum, double eps);
+Tensor global_avg_pool2d(const Tensor& x);  // [n, c, h, w] -> [n, c], the mean of each plane
 
 // ---- losses ----
 Tensor log_softmax(const Tensor& x);                          // rows of [n, k]

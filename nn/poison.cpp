@@ -21,6 +21,9 @@ int64_t fgsm_relabel(Module& model, data::ImageSet& images, const std::vector<fl
   if (!(epsilon >= 0.0 && std::isfinite(epsilon))) fail("FGSM: epsilon must be finite and non-negative, got {}", epsilon);
   if (batch < 1) fail("FGSM: batch must be >= 1, got {}", batch);
   const Device device = model.device();
+  // Evaluation mode: the attack targets the model as it predicts, BatchNorm's running statistics
+  // stay put, and each image's gradient is its own (batch statistics would couple them).
+  ModeGuard evaluation_mode(model, false);
   data::ImageSet shifted = images;
   data::subtract_mean(shifted, mean);
   const int64_t size = images.image_size();

@@ -31,6 +31,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
   if (options.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", options.batch));
   if (train.n == 0) fail("training set is empty");
   const Device device = model.device();
+  ModeGuard training_mode(model, true);
   Adam optimizer(model.parameters(), options.adam);
   Rng order_rng(options.seed);
   Rng augment_rng = Rng(options.seed).fork(1);
@@ -82,6 +83,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
 
 EvalResult evaluate(Module& model, const data::ImageSet& set, int64_t batch) {
   NoGradGuard no_grad;
+  ModeGuard evaluation_mode(model, false);
   EvalResult r;
   r.n = set.n;
   r.classes = set.num_classes;

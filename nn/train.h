@@ -37,7 +37,8 @@ struct TrainOptions {
 // Copies batch `idx` of `set` into a [b, c, h, w] tensor and its labels, on `device`.
 Tensor batch_images(const data::ImageSet& set, std::span<const int64_t> idx, Device device, Labels* labels);
 
-// Adam on the mean cross-entropy, shuffled batches; stops with an Error naming the epoch and
+// Adam on the mean cross-entropy, shuffled batches, in training mode (the model's previous mode
+// is restored on return); stops with an Error naming the epoch and
 // batch when the loss or a gradient stops being finite.
 std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& train, const TrainOptions& options);
 
@@ -52,6 +53,7 @@ struct EvalResult {
   std::vector<double> per_class_accuracy;
 };
 
+// In evaluation mode (restored on return).
 EvalResult evaluate(Module& model, const data::ImageSet& set, int64_t batch = 500);
 
 }  // namespace lethe

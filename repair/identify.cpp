@@ -28,13 +28,15 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
 
 std::vector<float> to_float(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
 
-// Restores the model's parameters when scoring ends, however it ends.
+// Restores the model's parameters and buffers (TracIn loads other checkpoints' running
+// statistics) when scoring ends, however it ends.
 class ParamsGuard {
  public:
-  explicit ParamsGuard(Module& m) : model_(m), saved_(flatten_params(m)) {}
+  explicit ParamsGuard(Module& m) : model_(m), saved_(flatten_params(m)), buffers_(snapshot_buffers(m)) {}
   ~ParamsGuard() {
     try {
       assign_params(model_, saved_);
+      restore_buffers(model_, buffers_);
       model_.zero_grad();
     } catch (...) {
     }
@@ -44,6 +46,7 @@ class ParamsGuard {
  private:
   Module& model_;
   std::vector<float> saved_;
+  std::vector<Tensor> buffers_;
 };
 
 void report(const IdentifyOptions& o, const std::string& line) {
@@ -245,6 +248,9 @@ IdentifyResult identify(Module& model, const data::ImageSet& train, const data::
     fail("failures have {} classes, the training set {}", fq.num_classes, train.num_classes);
   IdentifyResult result;
   result.method = o.method;
+  // Every method scores the model as it is evaluated: BatchNorm on its running statistics, which
+  // also keeps EWC-influence's update on Fq from moving them (θ* differs from θ̂ in parameters only).
+  ModeGuard evaluation_mode(model, false);
   ParamsGuard guard(model);
   const auto t0 = Clock::now();
   if (o.method == "ewc" || o.method == "kfac-ewc") {

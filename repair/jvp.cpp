@@ -1,44 +1,103 @@
 #include "repair/jvp.h"
 
+#include <unordered_map>
+
 #include "kernels/cpu/pool_jvp.h"
 #include "nn/autograd.h"
 #include "nn/dispatch.h"
 #include "nn/ops.h"
+#include "nn/resnet.h"
 #include "util/error.h"
 
 namespace lethe::repair {
 namespace {
 
-// The segment of v belonging to one parameter tensor, shaped like it, on its device.
-Tensor slice(const std::vector<float>& v, int64_t& offset, const Tensor& like) {
-  const int64_t n = like.numel();
-  if (offset + n > static_cast<int64_t>(v.size())) fail("jvp: direction of {} values is too short", v.size());
-  Tensor t = Tensor::from_vector(like.shape(), std::span<const float>(v.data() + offset, static_cast<size_t>(n)), like.device());
-  offset += n;
-  return t;
+// The direction v split by parameter tensor: each module finds its own segment by identity,
+// wherever the tree's naming order put it.
+class Direction {
+ public:
+  Direction(Module& model, const std::vector<float>& v) : v_(v) {
+    int64_t offset = 0;
+    for (auto& p : model.named_parameters()) {
+      offsets_[p.tensor.impl()] = offset;
+      offset += p.tensor.numel();
+    }
+    if (offset != static_cast<int64_t>(v.size()))
+      fail("jvp: direction of {} values for a model of {} parameters", v.size(), offset);
+  }
+  // The segment of v belonging to `param` (undefined for an undefined parameter).
+  Tensor of(const Tensor& param) const {
+    if (!param.defined()) return Tensor();
+    const int64_t offset = offsets_.at(param.impl());
+    return Tensor::from_vector(param.shape(),
+                               std::span<const float>(v_.data() + offset, static_cast<size_t>(param.numel())),
+                               param.device());
+  }
+
+ private:
+  const std::vector<float>& v_;
+  std::unordered_map<const TensorImpl*, int64_t> offsets_;
+};
+
+// dy = relu'(y) ∘ dx, with y = relu(x) already computed.
+Tensor relu_tangent(const Tensor& y, const Tensor& dh) {
+  Tensor out = Tensor::empty(dh.shape(), dh.device());
+  LETHE_DISPATCH(dh.device(), relu_backward, dh.numel(), y.data(), dh.data(), out.data());
+  return out;
 }
 
-// Propagates (h, ḣ) through one module.
-void step(Module& m, Tensor& h, Tensor& dh, const std::vector<float>& v, int64_t& offset) {
+void step(Module& m, Tensor& h, Tensor& dh, const Direction& v);
+
+// Propagates (h, ḣ) through a module whose output is relu(body(h) + shortcut(h)).
+void basic_block(BasicBlock& b, Tensor& h, Tensor& dh, const Direction& v) {
+  Tensor x = h, dx = dh;
+  step(*b.conv1, h, dh, v);
+  step(*b.bn1, h, dh, v);
+  h = relu(h);
+  dh = relu_tangent(h, dh);
+  step(*b.conv2, h, dh, v);
+  step(*b.bn2, h, dh, v);
+  if (b.downsample) step(*b.downsample, x, dx, v);
+  h = relu(add(h, x));
+  dh = relu_tangent(h, add(dh, dx));
+}
+
+void step(Module& m, Tensor& h, Tensor& dh, const Direction& v) {
   if (auto* seq = dynamic_cast<Sequential*>(&m)) {
-    for (size_t i = 0; i < seq->size(); ++i) step(seq->layer(i), h, dh, v, offset);
+    for (size_t i = 0; i < seq->size(); ++i) step(seq->layer(i), h, dh, v);
   } else if (auto* conv = dynamic_cast<Conv2d*>(&m)) {
-    Tensor vw = slice(v, offset, conv->weight);
-    Tensor vb = conv->bias.defined() ? slice(v, offset, conv->bias) : Tensor();
     Tensor y = conv2d(h, conv->weight, conv->bias, conv->stride, conv->padding);
-    dh = add(conv2d(dh, conv->weight, Tensor(), conv->stride, conv->padding), conv2d(h, vw, vb, conv->stride, conv->padding));
+    dh = add(conv2d(dh, conv->weight, Tensor(), conv->stride, conv->padding),
+             conv2d(h, v.of(conv->weight), v.of(conv->bias), conv->stride, conv->padding));
     h = y;
   } else if (auto* lin = dynamic_cast<Linear*>(&m)) {
-    Tensor vw = slice(v, offset, lin->weight);
-    Tensor vb = lin->bias.defined() ? slice(v, offset, lin->bias) : Tensor();
     Tensor y = linear(h, lin->weight, lin->bias);
-    dh = add(linear(dh, lin->weight, Tensor()), linear(h, vw, vb));
+    dh = add(linear(dh, lin->weight, Tensor()), linear(h, v.of(lin->weight), v.of(lin->bias)));
     h = y;
+  } else if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) {
+    // Frozen statistics make BatchNorm affine per channel: y = γ x̂ + β, so
+    // ẏ = γ invstd ẋ + v_γ x̂ + v_β — two evaluation-mode BatchNorms, the first with zero mean and
+    // shift (the map ẋ ↦ γ invstd ẋ), the second with the direction as weight and bias.
+    Tensor zero_mean = Tensor::zeros(bn->running_mean.shape(), h.device()), zero_shift = zero_mean.clone();
+    Tensor y = batch_norm2d(h, bn->weight, bn->bias, bn->running_mean, bn->running_var, false, bn->momentum, bn->eps);
+    dh = add(batch_norm2d(dh, bn->weight, zero_shift, zero_mean, bn->running_var, false, bn->momentum, bn->eps),
+             batch_norm2d(h, v.of(bn->weight), v.of(bn->bias), bn->running_mean, bn->running_var, false, bn->momentum,
+                          bn->eps));
+    h = y;
+  } else if (auto* block = dynamic_cast<BasicBlock*>(&m)) {
+    basic_block(*block, h, dh, v);
+  } else if (auto* net = dynamic_cast<ResNet*>(&m)) {
+    step(*net->conv1, h, dh, v);
+    step(*net->bn1, h, dh, v);
+    h = relu(h);
+    dh = relu_tangent(h, dh);
+    for (Sequential* layer : {net->layer1.get(), net->layer2.get(), net->layer3.get(), net->layer4.get()})
+      step(*layer, h, dh, v);
+    step(*net->avgpool, h, dh, v);
+    step(*net->fc, h, dh, v);
   } else if (dynamic_cast<ReLU*>(&m)) {
     h = relu(h);
-    Tensor out = Tensor::empty(dh.shape(), dh.device());
-    LETHE_DISPATCH(dh.device(), relu_backward, dh.numel(), h.data(), dh.data(), out.data());
-    dh = out;
+    dh = relu_tangent(h, dh);
   } else if (auto* pool = dynamic_cast<MaxPool2d*>(&m)) {
     Tensor y = max_pool2d(h, pool->kernel(), pool->stride());
     if (dh.device() != Device::CPU) fail("jvp: max pooling's forward derivative runs on the CPU only");
@@ -48,6 +107,9 @@ void step(Module& m, Tensor& h, Tensor& dh, const std::vector<float>& v, int64_t
     cpu::maxpool2d_jvp(s, h.data(), y.data(), dh.data(), out.data());
     h = y;
     dh = out;
+  } else if (dynamic_cast<GlobalAvgPool2d*>(&m)) {
+    h = global_avg_pool2d(h);  // linear: the tangent takes the same map
+    dh = global_avg_pool2d(dh);
   } else if (dynamic_cast<Flatten*>(&m)) {
     h = flatten(h);
     dh = flatten(dh);
@@ -60,11 +122,10 @@ void step(Module& m, Tensor& h, Tensor& dh, const std::vector<float>& v, int64_t
 
 std::pair<Tensor, Tensor> jvp(Module& model, const Tensor& x, const std::vector<float>& v) {
   NoGradGuard ng;
+  ModeGuard evaluation_mode(model, false);
+  const Direction direction(model, v);
   Tensor h = x, dh = Tensor::zeros(x.shape(), x.device());
-  int64_t offset = 0;
-  step(model, h, dh, v, offset);
-  if (offset != static_cast<int64_t>(v.size()))
-    fail("jvp: direction of {} values for a model of {} parameters", v.size(), offset);
+  step(model, h, dh, direction);
   return {h, dh};
 }
 

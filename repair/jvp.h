@@ -1,8 +1,10 @@
 #pragma once
-// Forward-mode differentiation of a Sequential model of Conv2d, Linear, ReLU, MaxPool2d and
-// Flatten layers: the logits' directional derivative J v along a parameter direction v (θ
-// layout). With the reverse pass this gives Gauss-Newton-vector products Jᵀ H J v without
-// second-order autograd.
+// Forward-mode differentiation of a model built from Sequential, Conv2d, Linear, ReLU,
+// MaxPool2d, Flatten, BatchNorm2d, GlobalAvgPool2d, BasicBlock (residual sums) and ResNet: the
+// logits' directional derivative J v along a parameter direction v (θ layout), in evaluation
+// mode (BatchNorm with its running statistics, as everywhere per-example quantities are taken).
+// With the reverse pass this gives Gauss-Newton-vector products Jᵀ H J v without second-order
+// autograd. Any other module is refused by name.
 #include <utility>
 #include <vector>
 

@@ -68,6 +68,21 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
     l.out = b.out;
     l.in = b.in;
     l.bias = b.bias;
+    if (b.channel_pairs) {
+      l.channel_pairs = true;
+      l.pairs = std::move(b.pairs);
+      for (auto& x : l.pairs) x *= norm;
+      l.QP.resize(l.pairs.size());
+      l.lP.resize(l.pairs.size() / 2);
+      for (int64_t c = 0; c < l.out; ++c) {
+        std::vector<double> q(l.pairs.begin() + 4 * c, l.pairs.begin() + 4 * c + 4), w;
+        symmetric_eigen(2, q, w);
+        std::copy(q.begin(), q.end(), l.QP.begin() + 4 * c);
+        std::copy(w.begin(), w.end(), l.lP.begin() + 2 * c);
+      }
+      kfac.layers.push_back(std::move(l));
+      continue;
+    }
     l.A = std::move(b.A);
     l.G = std::move(b.G);
     for (auto& x : l.A) x *= norm;
@@ -112,6 +127,25 @@ std::vector<double> matmul(bool tx, bool ty, int64_t m, int64_t n, int64_t k, co
   return c;
 }
 
+// The (γ_c, β_c) pair of a BatchNorm layer's segment of θ.
+std::pair<size_t, size_t> pair_index(const KfacLayer& l, int64_t c) {
+  return {static_cast<size_t>(l.offset + c), static_cast<size_t>(l.offset + l.out + c)};
+}
+
+// (B_c + damping I)^power per channel, through B_c's eigendecomposition.
+void apply_pairs(const KfacLayer& l, const std::vector<double>& v, double damping, double power, std::vector<double>& out) {
+  for (int64_t c = 0; c < l.out; ++c) {
+    const auto [ig, ib] = pair_index(l, c);
+    const double* q = l.QP.data() + 4 * c;  // row-major, eigenvectors in columns
+    const double t0 = q[0] * v[ig] + q[2] * v[ib], t1 = q[1] * v[ig] + q[3] * v[ib];  // Qᵀ v
+    const double lam0 = std::max(0.0, l.lP[2 * c]) + damping, lam1 = std::max(0.0, l.lP[2 * c + 1]) + damping;
+    if (lam0 <= 0 || lam1 <= 0) fail("KFAC: non-positive damped eigenvalue in layer {} (use --damping > 0)", l.name);
+    const double s0 = t0 * std::pow(lam0, power), s1 = t1 * std::pow(lam1, power);
+    out[ig] = q[0] * s0 + q[1] * s1;
+    out[ib] = q[2] * s0 + q[3] * s1;
+  }
+}
+
 void check_vector(const Kfac& kfac, const std::vector<double>& v) {
   if (static_cast<int64_t>(v.size()) != kfac.num_params)
     fail("KFAC: vector of {} values for {} parameters", v.size(), kfac.num_params);
@@ -123,6 +157,10 @@ std::vector<double> kfac_apply(const Kfac& kfac, const std::vector<double>& v, d
   check_vector(kfac, v);
   std::vector<double> out(v.size(), 0.0);
   for (const auto& l : kfac.layers) {
+    if (l.channel_pairs) {
+      apply_pairs(l, v, damping, power, out);
+      continue;
+    }
     const int64_t ad = l.a_dim();
     // (A ⊗ G) vec(M) = G M A for M = [W | b] ([out, ad]); in the eigenbases the operator is
     // diagonal with entries lG_o lA_k.
@@ -146,6 +184,15 @@ std::vector<double> kfac_multiply(const Kfac& kfac, const std::vector<double>& v
   check_vector(kfac, v);
   std::vector<double> out(v.size(), 0.0);
   for (const auto& l : kfac.layers) {
+    if (l.channel_pairs) {
+      for (int64_t c = 0; c < l.out; ++c) {
+        const auto [ig, ib] = pair_index(l, c);
+        const double* b = l.pairs.data() + 4 * c;
+        out[ig] = b[0] * v[ig] + b[1] * v[ib];
+        out[ib] = b[2] * v[ig] + b[3] * v[ib];
+      }
+      continue;
+    }
     const int64_t ad = l.a_dim();
     auto m = gather_matrix(l, v);
     auto t = matmul(false, false, l.out, ad, l.out, l.G, m);
@@ -158,6 +205,14 @@ std::vector<double> kfac_multiply(const Kfac& kfac, const std::vector<double>& v
 std::vector<double> kfac_diagonal(const Kfac& kfac) {
   std::vector<double> out(static_cast<size_t>(kfac.num_params), 0.0);
   for (const auto& l : kfac.layers) {
+    if (l.channel_pairs) {
+      for (int64_t c = 0; c < l.out; ++c) {
+        const auto [ig, ib] = pair_index(l, c);
+        out[ig] = l.pairs[4 * c];
+        out[ib] = l.pairs[4 * c + 3];
+      }
+      continue;
+    }
     const int64_t ad = l.a_dim();
     std::vector<double> m(static_cast<size_t>(l.out * ad));
     for (int64_t o = 0; o < l.out; ++o)

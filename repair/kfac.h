@@ -3,6 +3,12 @@
 // Grosse & Martens 2016 for convolutions), with A = E[ā āᵀ] over layer inputs (ā carries a 1
 // for the bias) and G = E[d dᵀ] over output gradients. Both factors are eigendecomposed in double
 // precision, so damped inverses and powers cost two small matrix products per layer.
+//
+// BatchNorm2d (evaluation mode) has no Kronecker structure worth the name: its per-example
+// gradient is two numbers per channel (Σ d x̂, Σ d). Its block is the exact Fisher restricted to
+// each channel's pair (γ_c, β_c): a 2×2 matrix per channel, which keeps the strong γ/β coupling
+// a diagonal would drop (both are sums of the same d) at 4 numbers a channel, and drops only
+// the cross-channel terms, as KFAC drops cross-layer ones.
 #include <vector>
 
 #include "datasets/mnist.h"
@@ -19,6 +25,11 @@ struct KfacLayer {
   int64_t a_dim() const { return in + (bias ? 1 : 0); }
   std::vector<double> A, G;            // normalised factors (row-major)
   std::vector<double> QA, lA, QG, lG;  // eigenvectors (columns) and eigenvalues
+  // BatchNorm2d: out = channels, in = 0; per channel c the normalised 2×2 block over (γ_c, β_c)
+  // (γ at offset + c, β at offset + out + c) as pairs[4c..4c+3], its eigenvectors (columns) in
+  // QP[4c..] and eigenvalues in lP[2c..].
+  bool channel_pairs = false;
+  std::vector<double> pairs, QP, lP;
 };
 
 struct Kfac {

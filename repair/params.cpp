@@ -45,6 +45,18 @@ void assign_params(Module& model, const std::vector<float>& theta) {
     fail("assign_params: vector of {} values for a model of {} parameters", theta.size(), offset);
 }
 
+std::vector<Tensor> snapshot_buffers(Module& model) {
+  std::vector<Tensor> out;
+  for (auto& b : model.named_buffers()) out.push_back(b.tensor.clone());
+  return out;
+}
+
+void restore_buffers(Module& model, const std::vector<Tensor>& saved) {
+  auto buffers = model.named_buffers();
+  if (buffers.size() != saved.size()) fail("restore_buffers: {} saved for {} buffers", saved.size(), buffers.size());
+  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].tensor.copy_(saved[i]);
+}
+
 std::vector<float> flatten_grads(Module& model) {
   std::vector<float> g;
   for (auto& p : model.named_parameters()) {

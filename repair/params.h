@@ -20,6 +20,9 @@ struct ParamLayout {
 
 std::vector<float> flatten_params(Module& model);
 void assign_params(Module& model, const std::vector<float>& theta);
+// Copies of the model's buffers (BatchNorm running statistics), and their restoration.
+std::vector<Tensor> snapshot_buffers(Module& model);
+void restore_buffers(Module& model, const std::vector<Tensor>& saved);
 // Accumulated .grad of every parameter (zeros where there is none).
 std::vector<float> flatten_grads(Module& model);
 

@@ -1,20 +1,33 @@
 #include "repair/per_example.h"
 
+#include <unordered_map>
+
+#include "kernels/cpu/norm.h"
 #include "nn/autograd.h"
 #include "util/error.h"
 
 namespace lethe::repair {
 namespace {
 
-// Every parameterised layer reachable through Sequential nesting, in parameter order.
+// Every module that owns parameters itself (not through children), depth first.
 void find_layers(Module& m, std::vector<Module*>& out) {
-  if (auto* seq = dynamic_cast<Sequential*>(&m)) {
-    for (size_t i = 0; i < seq->size(); ++i) find_layers(seq->layer(i), out);
+  const auto children = m.children();
+  if (children.empty()) {
+    std::vector<NamedParameter> params;
+    m.collect_parameters("", params);
+    if (!params.empty()) out.push_back(&m);
     return;
   }
-  std::vector<NamedParameter> params;
-  m.collect_parameters("", params);
-  if (!params.empty()) out.push_back(&m);
+  std::vector<NamedParameter> all, from_children;
+  m.collect_parameters("", all);
+  for (const auto& c : children) c.module->collect_parameters("", from_children);
+  if (all.size() != from_children.size())
+    fail("per-example engine: module {} owns parameters besides its children's", m.describe());
+  for (const auto& c : children) find_layers(*c.module, out);
+}
+
+ChannelShape channel_shape(const Tensor& input) {
+  return ChannelShape{input.size(0), input.size(1), input.size(2) * input.size(3)};
 }
 
 Conv2dShape conv_shape(const Conv2d& conv, const Tensor& input) {
@@ -28,25 +41,40 @@ Conv2dShape conv_shape(const Conv2d& conv, const Tensor& input) {
 }  // namespace
 
 PerExampleEngine::PerExampleEngine(Module& model, bool parameter_gradients)
-    : model_(model), parameter_gradients_(parameter_gradients), layout_(ParamLayout::of(model)) {
+    : model_(model), evaluation_mode_(model, false), parameter_gradients_(parameter_gradients),
+      layout_(ParamLayout::of(model)) {
+  // Where each parameter tensor sits in θ, by identity: a layer's segment is found wherever the
+  // tree's naming order put it, and the kernels' layout (weight, then bias) is checked.
+  std::unordered_map<const TensorImpl*, int64_t> offset_of;
+  {
+    const auto named = model.named_parameters();
+    for (size_t k = 0; k < named.size(); ++k) offset_of[named[k].tensor.impl()] = layout_.offsets[k];
+  }
   std::vector<Module*> found;
   find_layers(model, found);
-  int64_t expected_offset = 0;
+  int64_t covered = 0;
   for (Module* m : found) {
     auto* cap = dynamic_cast<CapturableLayer*>(m);
-    if (!cap) fail("per-example engine: layer {} has parameters but is not Linear or Conv2d", m->describe());
+    if (!cap)
+      fail("per-example engine: layer {} has parameters but is not Linear, Conv2d or BatchNorm2d", m->describe());
     auto layer = std::make_unique<Layer>();
     layer->module = cap;
-    layer->is_conv = dynamic_cast<Conv2d*>(m) != nullptr;
-    layer->offset = expected_offset;
+    layer->kind = dynamic_cast<Conv2d*>(m) ? Kind::Conv : dynamic_cast<BatchNorm2d*>(m) ? Kind::BatchNorm : Kind::Linear;
     std::vector<NamedParameter> params;
     m->collect_parameters("", params);
-    for (auto& p : params) expected_offset += p.tensor.numel();
+    layer->offset = offset_of.at(params.front().tensor.impl());
+    int64_t next = layer->offset;
+    for (auto& p : params) {
+      LETHE_CHECK(offset_of.at(p.tensor.impl()) == next, "per-example engine: parameters of {} are not contiguous in θ",
+                  m->describe());
+      next += p.tensor.numel();
+    }
+    covered += next - layer->offset;
     cap->capture = &layer->capture;
     layers_.push_back(std::move(layer));
   }
-  LETHE_CHECK(expected_offset == layout_.total, "per-example engine: layer parameters ({}) do not tile θ ({})",
-              expected_offset, layout_.total);
+  LETHE_CHECK(covered == layout_.total, "per-example engine: layer parameters ({}) do not tile θ ({})", covered,
+              layout_.total);
 }
 
 PerExampleEngine::~PerExampleEngine() {
@@ -96,9 +124,14 @@ void PerExampleEngine::accumulate(const cpu::PerExampleRequest& req) const {
     if (r.grads) r.grads += l->offset;
     const Tensor a = l->capture.input.to(Device::CPU);
     const Tensor d = l->capture.grad_output.to(Device::CPU);
-    if (l->is_conv) {
+    if (l->kind == Kind::Conv) {
       auto* conv = static_cast<Conv2d*>(l->module);
       cpu::conv2d_per_example(conv_shape(*conv, a), conv->bias.defined(), a.data(), d.data(), r);
+    } else if (l->kind == Kind::BatchNorm) {
+      auto* bn = static_cast<BatchNorm2d*>(l->module);
+      const Tensor mean = bn->running_mean.to(Device::CPU), var = bn->running_var.to(Device::CPU);
+      cpu::batchnorm2d_per_example(channel_shape(a), a.data(), mean.data(), var.data(), static_cast<float>(bn->eps),
+                                   d.data(), r);
     } else {
       auto* lin = static_cast<Linear*>(l->module);
       cpu::LinearDims dims{a.size(0), a.size(1), d.size(1), lin->bias.defined()};
@@ -112,7 +145,16 @@ std::vector<PerExampleEngine::KfacBlock> PerExampleEngine::kfac_blocks() const {
   for (const auto& l : layers_) {
     KfacBlock b;
     b.offset = l->offset;
-    if (l->is_conv) {
+    b.weight_name = l->module->describe();
+    if (l->kind == Kind::BatchNorm) {
+      b.out = static_cast<BatchNorm2d*>(l->module)->channels();
+      b.bias = true;
+      b.channel_pairs = true;
+      b.pairs.assign(static_cast<size_t>(4 * b.out), 0.0);
+      blocks.push_back(std::move(b));
+      continue;
+    }
+    if (l->kind == Kind::Conv) {
       auto* conv = static_cast<Conv2d*>(l->module);
       b.out = conv->weight.size(0);
       b.in = conv->weight.numel() / b.out;
@@ -123,7 +165,6 @@ std::vector<PerExampleEngine::KfacBlock> PerExampleEngine::kfac_blocks() const {
       b.in = lin->weight.size(1);
       b.bias = lin->bias.defined();
     }
-    b.weight_name = l->module->describe();
     const int64_t ain = b.in + (b.bias ? 1 : 0);
     b.A.assign(static_cast<size_t>(ain * ain), 0.0);
     b.G.assign(static_cast<size_t>(b.out * b.out), 0.0);
@@ -138,7 +179,12 @@ void PerExampleEngine::kfac_accumulate(std::vector<KfacBlock>& blocks) const {
     const auto& l = layers_[k];
     const Tensor a = l->capture.input.to(Device::CPU);
     const Tensor d = l->capture.grad_output.to(Device::CPU);
-    if (l->is_conv) {
+    if (l->kind == Kind::BatchNorm) {
+      auto* bn = static_cast<BatchNorm2d*>(l->module);
+      const Tensor mean = bn->running_mean.to(Device::CPU), var = bn->running_var.to(Device::CPU);
+      cpu::batchnorm2d_pairs_accumulate(channel_shape(a), a.data(), mean.data(), var.data(), static_cast<float>(bn->eps),
+                                        d.data(), blocks[k].pairs.data());
+    } else if (l->kind == Kind::Conv) {
       auto* conv = static_cast<Conv2d*>(l->module);
       cpu::conv2d_kfac_accumulate(conv_shape(*conv, a), blocks[k].bias, a.data(), d.data(), blocks[k].A.data(),
                                   blocks[k].G.data());

@@ -1,8 +1,15 @@
 #pragma once
-// The per-example engine: one batched forward/backward pass of the summed loss over a
-// Sequential model of Linear/Conv2d layers (with any parameter-free layers between), with every
-// such layer's input and output gradient captured, and from them the per-example quantities of
-// kernels/cpu/per_example.h over the whole flattened parameter vector.
+// The per-example engine: one batched forward/backward pass of the summed loss over any module
+// tree whose parameters all belong to Linear, Conv2d or BatchNorm2d layers (parameter-free
+// layers, residual sums and pooling anywhere between), with every such layer's input and output
+// gradient captured, and from them the per-example quantities of kernels/cpu/per_example.h over
+// the whole flattened parameter vector.
+//
+// The model runs in evaluation mode while an engine exists (restored when it is destroyed):
+// BatchNorm then normalises with its frozen running statistics, so example i's output depends on
+// example i alone and the summed loss's output gradients split into per-example ones. In
+// training mode a BatchNorm output depends on the whole batch and a per-example gradient is not
+// defined; the quantities here are those of the model as it is evaluated.
 #include <memory>
 #include <vector>
 
@@ -15,7 +22,7 @@ namespace lethe::repair {
 
 class PerExampleEngine {
  public:
-  // The model must be a Sequential whose parameters all belong to Linear or Conv2d layers.
+  // Every parameter of the model must belong to a Linear, Conv2d or BatchNorm2d layer.
   // Unless `parameter_gradients` is set, backward() computes no parameter gradient at all: the
   // per-example quantities need only the layers' inputs and output gradients, and skipping the
   // weight-gradient GEMMs (and their unfolding) saves about a quarter of the pass.
@@ -46,18 +53,24 @@ class PerExampleEngine {
     int64_t out = 0, in = 0;   // weight as a matrix [out, in] (conv: in = c*kh*kw)
     bool bias = false;
     std::vector<double> A, G;  // (in + bias)^2 and out^2, sums over examples
+    // BatchNorm2d (out = channels, in = 0, A and G empty): the exact 2×2 Fisher block of each
+    // channel's (γ_c, β_c), sums over examples of g gᵀ as [γγ, γβ, βγ, ββ] per channel.
+    bool channel_pairs = false;
+    std::vector<double> pairs;
   };
   std::vector<KfacBlock> kfac_blocks() const;  // empty accumulators, shaped
   void kfac_accumulate(std::vector<KfacBlock>& blocks) const;
 
  private:
+  enum class Kind { Linear, Conv, BatchNorm };
   struct Layer {
     CapturableLayer* module;
-    bool is_conv;
+    Kind kind;
     int64_t offset;
     LayerCapture capture;
   };
   Module& model_;
+  ModeGuard evaluation_mode_;
   bool parameter_gradients_;
   ParamLayout layout_;
   std::vector<std::unique_ptr<Layer>> layers_;

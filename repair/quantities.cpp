@@ -71,6 +71,7 @@ FisherKind parse_fisher_kind(const std::string& name) {
 std::vector<float> per_example_losses(Module& model, const data::ImageSet& set, const PassOptions& opt) {
   check_batch(opt);
   NoGradGuard no_grad;
+  ModeGuard evaluation_mode(model, false);
   std::vector<float> out(static_cast<size_t>(set.n));
   const Device device = model.device();
   int64_t done = 0;
@@ -88,6 +89,7 @@ std::vector<float> per_example_losses(Module& model, const data::ImageSet& set, 
 std::vector<double> summed_gradient(Module& model, const data::ImageSet& set, const PassOptions& opt) {
   check_batch(opt);
   const Device device = model.device();
+  ModeGuard evaluation_mode(model, false);
   model.zero_grad();
   for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
     Labels labels;
@@ -230,6 +232,7 @@ std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set,
   if (static_cast<int64_t>(v.size()) != p) fail("ggn_vector_product: vector of {} for {} parameters", v.size(), p);
   std::vector<double> out(static_cast<size_t>(p), 0.0);
   const Device device = model.device();
+  ModeGuard evaluation_mode(model, false);
   for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
     Tensor x = batch_images(set, idx, device, nullptr);
     const auto [z, dz] = jvp(model, x, vf);

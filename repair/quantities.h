@@ -1,6 +1,8 @@
 #pragma once
 // Dataset-level per-example quantities: the engine run over a whole ImageSet in batches.
-// Results do not depend on the batch size beyond float rounding (tests check it).
+// Results do not depend on the batch size beyond float rounding (tests check it). Every function
+// here evaluates the model in evaluation mode (BatchNorm with its running statistics) and
+// restores its mode on return.
 #include <functional>
 #include <string>
 #include <vector>

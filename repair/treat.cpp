@@ -156,7 +156,12 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
   TreatResult result;
   result.treatment = o.treatment;
   const auto t0 = Clock::now();
+  // Newton removal and EWC-deletion move the evaluated model (BatchNorm on its running
+  // statistics); fine-tuning and retraining train in training mode (train_classifier sets it),
+  // which updates the running statistics as any training does.
+  ModeGuard evaluation_mode(model, false);
   const auto theta_hat = flatten_params(model);
+  const auto buffers_before = snapshot_buffers(model);
   try {
     const data::ImageSet kept = without_examples(train, causes);
     result.stats["removed"] = static_cast<double>(train.n - kept.n);
@@ -201,6 +206,7 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
     }
   } catch (...) {
     assign_params(model, theta_hat);
+    restore_buffers(model, buffers_before);
     throw;
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command for a GPU machine: build lethe with the CUDA backend (Release, build-gpu/), run
-# the CUDA tests, then every test, then the benchmarks if they were built, and print a summary.
+# the CUDA tests, then every test, then the benchmarks if they were built (the ResNet-18 training
+# step on the GPU singled out, and PyTorch's when the image has it), and print a summary.
 # Exits non-zero when a step fails (2 when a dependency is missing before anything is built).
 #
 # Made for a machine with the CUDA 13 toolkit, CMake and ninja but no package registry. What
@@ -293,8 +294,20 @@ if [[ -x "$BENCH" ]]; then
   # Short runs: this is a smoke run with figures, not a careful measurement.
   # shellcheck disable=SC2086
   run_step "benchmarks" "$LOGS/bench.log" bench "$BENCH" --benchmark_min_time=0.05 ${LETHE_BENCH_ARGS:-}
+  # The ResNet-18 training step on the GPU again, on its own line for the summary.
+  run_step "resnet18 step (gpu)" "$LOGS/bench-resnet.log" bench "$BENCH" \
+    --benchmark_filter='ResNet18TrainStep/device:1' --benchmark_min_time=2
 else
   record "benchmarks" SKIP 0
+fi
+
+# The same step in PyTorch on the same GPU, for a ratio, when the image has torch with CUDA.
+if command -v python3 >/dev/null && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  run_step "torch resnet18 (gpu)" "$LOGS/peer-resnet.log" peer \
+    python3 "$ROOT/bench/peer_torch_resnet.py" --device cuda --repeats 20
+  grep -E '^torch ' "$LOGS/peer-resnet.log" || true
+else
+  record "torch resnet18 (gpu)" SKIP 0 "no python3 torch with CUDA"
 fi
 
 print_summary

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <vector>
 
@@ -170,6 +171,79 @@ void conv2d_kfac_accumulate(const Conv2dShape& s, bool bias, const float* a, con
   for (int t = 0; t < threads; ++t) {
     for (int64_t j = 0; j < arows * arows; ++j) A[j] += a_part[static_cast<size_t>(t)][static_cast<size_t>(j)];
     for (int64_t j = 0; j < s.co * s.co; ++j) G[j] += g_part[static_cast<size_t>(t)][static_cast<size_t>(j)];
+  }
+}
+
+namespace {
+
+// Example i's BatchNorm gradient [γ (c), β (c)] into g, unscaled, accumulated in double.
+void batchnorm2d_example_gradient(const ChannelShape& s, const float* a, const float* mean, const float* var, float eps,
+                                  const float* d, int64_t i, float* g) {
+  for (int64_t ch = 0; ch < s.c; ++ch) {
+    const float* ap = a + (i * s.c + ch) * s.hw;
+    const float* dp = d + (i * s.c + ch) * s.hw;
+    const double mu = mean[ch], invstd = 1.0 / std::sqrt(static_cast<double>(var[ch]) + eps);
+    double gd = 0, gdx = 0;
+    for (int64_t t = 0; t < s.hw; ++t) {
+      gd += dp[t];
+      gdx += static_cast<double>(dp[t]) * (ap[t] - mu);
+    }
+    g[ch] = static_cast<float>(gdx * invstd);
+    g[s.c + ch] = static_cast<float>(gd);
+  }
+}
+
+}  // namespace
+
+void batchnorm2d_per_example(const ChannelShape& s, const float* a, const float* running_mean, const float* running_var,
+                             float eps, const float* d, const PerExampleRequest& req) {
+  const int64_t p = 2 * s.c;
+  const int threads = omp_get_max_threads();
+  std::vector<std::vector<double>> sq_partials(static_cast<size_t>(threads));
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num();
+    std::vector<double>* sq_acc = nullptr;
+    if (req.sq_sum) {
+      sq_partials[static_cast<size_t>(t)].assign(static_cast<size_t>(p), 0.0);
+      sq_acc = &sq_partials[static_cast<size_t>(t)];
+    }
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < s.n; ++i) {
+      float* g = req.grads ? req.grads + i * req.ld_grads : thread_buffer(1, static_cast<size_t>(p)).data();
+      batchnorm2d_example_gradient(s, a, running_mean, running_var, eps, d, i, g);
+      for (int64_t k = 0; k < p; ++k) g[k] *= req.scale;
+      if (req.dots)
+        for (int64_t j = 0; j < req.q; ++j) {
+          const float* v = req.queries + j * req.ld_queries;
+          double dot = 0;
+          for (int64_t k = 0; k < p; ++k) dot += static_cast<double>(g[k]) * v[k];
+          req.dots[i * req.q + j] += dot;
+        }
+      if (req.sq_norms) {
+        double nn = 0;
+        for (int64_t k = 0; k < p; ++k) nn += static_cast<double>(g[k]) * g[k];
+        req.sq_norms[i] += nn;
+      }
+      if (sq_acc)
+        for (int64_t k = 0; k < p; ++k) (*sq_acc)[static_cast<size_t>(k)] += static_cast<double>(g[k]) * g[k];
+    }
+  }
+  if (req.sq_sum) reduce_partials(sq_partials, req.sq_sum, p);
+}
+
+void batchnorm2d_pairs_accumulate(const ChannelShape& s, const float* a, const float* running_mean,
+                                  const float* running_var, float eps, const float* d, double* pairs) {
+  std::vector<float> g(static_cast<size_t>(2 * s.c));
+  for (int64_t i = 0; i < s.n; ++i) {
+    batchnorm2d_example_gradient(s, a, running_mean, running_var, eps, d, i, g.data());
+    for (int64_t ch = 0; ch < s.c; ++ch) {
+      const double gg = g[ch], gb = g[s.c + ch];
+      pairs[4 * ch] += gg * gg;
+      pairs[4 * ch + 1] += gg * gb;
+      pairs[4 * ch + 2] += gg * gb;
+      pairs[4 * ch + 3] += gb * gb;
+    }
   }
 }
 

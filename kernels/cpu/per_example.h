@@ -44,6 +44,12 @@ struct LinearDims {
 
 void linear_per_example(const LinearDims& dims, const float* a, const float* d, const PerExampleRequest& req);
 void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const float* d, const PerExampleRequest& req);
+// BatchNorm2d with frozen statistics (evaluation mode), input a [n, c, hw]:
+//   g_i = [Σ_t d_i[c,t] x̂_i[c,t] , Σ_t d_i[c,t]]  (weight γ [c], then bias β [c]),
+//   x̂ = (a − running_mean) / sqrt(running_var + eps).
+// 2c values per example, formed one example at a time as for convolutions.
+void batchnorm2d_per_example(const ChannelShape& s, const float* a, const float* running_mean, const float* running_var,
+                             float eps, const float* d, const PerExampleRequest& req);
 
 // KFAC factors, accumulated over batches in double (callers divide by the example count):
 //   Linear  A += sum_i ā_i ā_i^T  with ā = [a, 1] when the layer has a bias ((in+1)^2 or in^2),
@@ -52,5 +58,9 @@ void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const f
 //           G += sum_i sum_t d_it d_it^T / T   (Grosse & Martens 2016: the 1/|T| sits on G)
 void linear_kfac_accumulate(const LinearDims& dims, const float* a, const float* d, double* A, double* G);
 void conv2d_kfac_accumulate(const Conv2dShape& s, bool bias, const float* a, const float* d, double* A, double* G);
+// BatchNorm2d's curvature block: per channel the exact 2×2 sum over examples of g gᵀ for
+// g = (g_γ[c], g_β[c]), added into pairs[4c .. 4c+3] as [γγ, γβ, βγ, ββ].
+void batchnorm2d_pairs_accumulate(const ChannelShape& s, const float* a, const float* running_mean,
+                                  const float* running_var, float eps, const float* d, double* pairs);
 
 }  // namespace lethe::cpu

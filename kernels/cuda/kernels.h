@@ -75,6 +75,21 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
 void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y);
 void maxpool2d_backward(const Pool2dShape& s, const float* x, const float* y, const float* dy, float* dx);
 
+// ---- norm.cu -------------------------------------------------------------------------------
+// BatchNorm2d and global average pooling; see kernels/cpu/norm.h. Per-channel sums in double.
+void batchnorm2d_forward_train(const ChannelShape& s, const float* x, const float* gamma, const float* beta, float eps,
+                               float momentum, float* y, float* save_mean, float* save_invstd, float* running_mean,
+                               float* running_var);
+void batchnorm2d_forward_eval(const ChannelShape& s, const float* x, const float* gamma, const float* beta,
+                              const float* running_mean, const float* running_var, float eps, float* y);
+void batchnorm2d_backward_train(const ChannelShape& s, const float* x, const float* gamma, const float* save_mean,
+                                const float* save_invstd, const float* dy, float* dx, float* dgamma, float* dbeta);
+void batchnorm2d_backward_eval(const ChannelShape& s, const float* x, const float* gamma, const float* running_mean,
+                               const float* running_var, float eps, const float* dy, float* dx, float* dgamma,
+                               float* dbeta);
+void global_avg_pool_forward(const ChannelShape& s, const float* x, float* y);
+void global_avg_pool_backward(const ChannelShape& s, const float* dy, float* dx);
+
 // ---- loss.cu -------------------------------------------------------------------------------
 // See kernels/cpu/loss.h. A label outside [0, k) gives a NaN loss and no gradient instead of an
 // out-of-bounds read.

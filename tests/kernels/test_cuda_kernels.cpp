@@ -11,7 +11,9 @@
 //     sum rounding at ~6e-8 relative; over K terms of magnitude <= 1 the error bound grows like
 //     K * 6e-8, so atol 1e-4 covers K in the hundreds with a wide margin, and rtol 1e-4 the
 //     larger outputs;
-//   - exp/log in the losses: CUDA's expf is within 2 ulp, glibc's within 1: rtol 1e-5.
+//   - exp/log in the losses: CUDA's expf is within 2 ulp, glibc's within 1: rtol 1e-5;
+//   - BatchNorm: statistics in double on both sides, then a few float operations that the CPU
+//     partly does in double (dx = k (dy − Σdy/m − x̂ Σdy x̂/m) cancels near 0): atol = rtol = 1e-5.
 //
 // The file builds in both configurations: without LETHE_WITH_CUDA one test skips with the
 // reason, so the suite reports the CUDA backend as skipped rather than silently absent.
@@ -37,6 +39,7 @@ TEST(CudaKernels, SkippedWithoutCudaBackend) { GTEST_SKIP() << lethe::device::cu
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/loss.h"
+#include "kernels/cpu/norm.h"
 #include "kernels/cpu/optim.h"
 #include "kernels/cpu/per_example.h"
 #include "kernels/cpu/pool.h"
@@ -663,6 +666,101 @@ TEST(CudaPerExample, LinearMatchesCpu) {
     expect_per_example_match(
         dims.n, dims.params(), [&](const lethe::cpu::PerExampleRequest& r) { lethe::cpu::linear_per_example(dims, a.data(), d.data(), r); },
         [&](const lethe::cpu::PerExampleRequest& r) { lethe::cuda::linear_per_example(dims, a_d.get(), d_d.get(), r); });
+
+// ---- BatchNorm and global average pooling -------------------------------------------------------
+
+std::vector<lethe::ChannelShape> channel_shapes() {
+  // Odd sizes; one channel wide enough to be cut into several slices; a 1x1 plane (ResNet's last
+  // stage at small inputs).
+  return {{3, 5, 7}, {2, 16, 1024}, {6, 4, 1}, {1, 70, 9}};
+}
+
+constexpr double kNormTol = 1e-5;
+
+TEST(CudaNorm, BatchNormTrainingForwardAndBackwardMatchCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const lethe::ChannelShape& s : channel_shapes()) {
+    if (s.per_channel() < 2) continue;
+    SCOPED_TRACE(::testing::Message() << "n=" << s.n << " c=" << s.c << " hw=" << s.hw);
+    const int64_t total = s.n * s.c * s.hw;
+    // An offset mean (|μ| ≫ σ for some channels) exercises the two-pass variance.
+    const auto x = random_floats(total, 150, 2.0, 3.0), gamma = random_floats(s.c, 151, 0.5, 1.5),
+               beta = random_floats(s.c, 152), dy = random_floats(total, 153);
+    auto rm = random_floats(s.c, 154), rv = random_floats(s.c, 155, 0.5, 2.0);
+    DeviceFloats x_d(x), g_d(gamma), b_d(beta), dy_d(dy), rm_d(rm), rv_d(rv);
+    std::vector<float> y(static_cast<size_t>(total)), mean(static_cast<size_t>(s.c)), invstd(mean.size());
+    lethe::cpu::batchnorm2d_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, y.data(), mean.data(),
+                                          invstd.data(), rm.data(), rv.data());
+    auto y_d = DeviceFloats::poisoned(y.size()), mean_d = DeviceFloats::poisoned(mean.size()),
+         invstd_d = DeviceFloats::poisoned(mean.size());
+    lethe::cuda::batchnorm2d_forward_train(s, x_d.get(), g_d.get(), b_d.get(), 1e-5f, 0.1f, y_d.get(), mean_d.get(),
+                                           invstd_d.get(), rm_d.get(), rv_d.get());
+    EXPECT_TRUE(all_close(y, y_d.to_host(), kNormTol, kNormTol)) << "y";
+    EXPECT_TRUE(all_close(mean, mean_d.to_host(), 1e-7, kSumRtol)) << "saved mean";
+    EXPECT_TRUE(all_close(invstd, invstd_d.to_host(), 1e-7, kNormTol)) << "saved invstd";
+    EXPECT_TRUE(all_close(rm, rm_d.to_host(), 1e-7, kSumRtol)) << "running mean";
+    EXPECT_TRUE(all_close(rv, rv_d.to_host(), 1e-7, kNormTol)) << "running var";
+
+    std::vector<float> dx(static_cast<size_t>(total)), dg(static_cast<size_t>(s.c)), db(dg.size());
+    lethe::cpu::batchnorm2d_backward_train(s, x.data(), gamma.data(), mean.data(), invstd.data(), dy.data(), dx.data(),
+                                           dg.data(), db.data());
+    DeviceFloats mean_in(mean), invstd_in(invstd);
+    auto dx_d = DeviceFloats::poisoned(dx.size()), dg_d = DeviceFloats::poisoned(dg.size()),
+         db_d = DeviceFloats::poisoned(db.size());
+    lethe::cuda::batchnorm2d_backward_train(s, x_d.get(), g_d.get(), mean_in.get(), invstd_in.get(), dy_d.get(),
+                                            dx_d.get(), dg_d.get(), db_d.get());
+    EXPECT_TRUE(all_close(dx, dx_d.to_host(), kNormTol, kNormTol)) << "dx";
+    EXPECT_TRUE(all_close(dg, dg_d.to_host(), kNormTol, kNormTol)) << "dgamma";
+    EXPECT_TRUE(all_close(db, db_d.to_host(), 1e-6, kSumRtol)) << "dbeta";
+    // dx alone: the parameter gradients are not needed for the input's.
+    auto dx_only = DeviceFloats::poisoned(dx.size());
+    lethe::cuda::batchnorm2d_backward_train(s, x_d.get(), g_d.get(), mean_in.get(), invstd_in.get(), dy_d.get(),
+                                            dx_only.get(), nullptr, nullptr);
+    EXPECT_TRUE(all_close(dx, dx_only.to_host(), kNormTol, kNormTol)) << "dx alone";
+  }
+}
+
+TEST(CudaNorm, BatchNormEvaluationForwardAndBackwardMatchCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const lethe::ChannelShape& s : channel_shapes()) {
+    SCOPED_TRACE(::testing::Message() << "n=" << s.n << " c=" << s.c << " hw=" << s.hw);
+    const int64_t total = s.n * s.c * s.hw;
+    const auto x = random_floats(total, 160), gamma = random_floats(s.c, 161, 0.5, 1.5), beta = random_floats(s.c, 162),
+               dy = random_floats(total, 163), rm = random_floats(s.c, 164), rv = random_floats(s.c, 165, 0.5, 2.0);
+    DeviceFloats x_d(x), g_d(gamma), b_d(beta), dy_d(dy), rm_d(rm), rv_d(rv);
+    std::vector<float> y(static_cast<size_t>(total));
+    lethe::cpu::batchnorm2d_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f, y.data());
+    auto y_d = DeviceFloats::poisoned(y.size());
+    lethe::cuda::batchnorm2d_forward_eval(s, x_d.get(), g_d.get(), b_d.get(), rm_d.get(), rv_d.get(), 1e-5f, y_d.get());
+    EXPECT_TRUE(all_close(y, y_d.to_host(), kNormTol, kNormTol)) << "y";
+    std::vector<float> dx(static_cast<size_t>(total)), dg(static_cast<size_t>(s.c)), db(dg.size());
+    lethe::cpu::batchnorm2d_backward_eval(s, x.data(), gamma.data(), rm.data(), rv.data(), 1e-5f, dy.data(), dx.data(),
+                                          dg.data(), db.data());
+    auto dx_d = DeviceFloats::poisoned(dx.size()), dg_d = DeviceFloats::poisoned(dg.size()),
+         db_d = DeviceFloats::poisoned(db.size());
+    lethe::cuda::batchnorm2d_backward_eval(s, x_d.get(), g_d.get(), rm_d.get(), rv_d.get(), 1e-5f, dy_d.get(),
+                                           dx_d.get(), dg_d.get(), db_d.get());
+    EXPECT_TRUE(all_close(dx, dx_d.to_host(), kNormTol, kNormTol)) << "dx";
+    EXPECT_TRUE(all_close(dg, dg_d.to_host(), kNormTol, kNormTol)) << "dgamma";
+    EXPECT_TRUE(all_close(db, db_d.to_host(), 1e-6, kSumRtol)) << "dbeta";
+  }
+}
+
+TEST(CudaNorm, GlobalAvgPoolMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  for (const lethe::ChannelShape& s : channel_shapes()) {
+    SCOPED_TRACE(::testing::Message() << "n=" << s.n << " c=" << s.c << " hw=" << s.hw);
+    const int64_t total = s.n * s.c * s.hw;
+    const auto x = random_floats(total, 170), dy = random_floats(s.n * s.c, 171);
+    DeviceFloats x_d(x), dy_d(dy);
+    std::vector<float> y(static_cast<size_t>(s.n * s.c)), dx(static_cast<size_t>(total));
+    lethe::cpu::global_avg_pool_forward(s, x.data(), y.data());
+    lethe::cpu::global_avg_pool_backward(s, dy.data(), dx.data());
+    auto y_d = DeviceFloats::poisoned(y.size()), dx_d = DeviceFloats::poisoned(dx.size());
+    lethe::cuda::global_avg_pool_forward(s, x_d.get(), y_d.get());
+    lethe::cuda::global_avg_pool_backward(s, dy_d.get(), dx_d.get());
+    EXPECT_TRUE(all_close(y, y_d.to_host(), 1e-7, kSumRtol)) << "y";  // both sum in double, in order
+    EXPECT_TRUE(all_close(dx, dx_d.to_host(), 0, 0)) << "dx";
   }
 }
 

@@ -212,12 +212,12 @@ TEST_F(BrokenCheckpoint, UnknownModelName) {
     write_bytes(path_, raw_safetensors(torch_tensors()));
     return path_;
   }());
-  f.metadata["lethe.model"] = "resnet18";
+  f.metadata["lethe.model"] = "resnet50";
   save_safetensors(path_, f);
   // No expectation: the model named in the file is built, and lethe knows no such model.
-  expect_error_mentioning([&] { (void)load_checkpoint(path_, ""); }, {path_, "resnet18"});
+  expect_error_mentioning([&] { (void)load_checkpoint(path_, ""); }, {path_, "resnet50"});
   // The caller's expectation is checked too: a file naming a model is not loaded as another.
-  expect_error_mentioning([&] { (void)load_checkpoint(path_, "mnist-cnn"); }, {path_, "resnet18", "mnist-cnn"});
+  expect_error_mentioning([&] { (void)load_checkpoint(path_, "mnist-cnn"); }, {path_, "resnet50", "mnist-cnn"});
 }
 
 TEST_F(BrokenCheckpoint, TruncatedFile) {

@@ -503,7 +503,7 @@ TEST_F(Cli, EvalOnDamagedCheckpointsNamesTheFile) {
   write_bytes(headless, bytes.substr(0, 5));
   const std::string missing = work_.file("missing.safetensors");
   const std::string unknown_model = damaged("unknown-model.safetensors",
-                                            [](SafetensorsFile& f) { f.metadata["lethe.model"] = "resnet18"; });
+                                            [](SafetensorsFile& f) { f.metadata["lethe.model"] = "resnet50"; });
 
   struct Case {
     std::string path;
@@ -514,7 +514,7 @@ TEST_F(Cli, EvalOnDamagedCheckpointsNamesTheFile) {
                                          {truncated, {}},
                                          {headless, {}},
                                          {missing, {}},
-                                         {unknown_model, {"resnet18"}}}) {
+                                         {unknown_model, {"resnet50"}}}) {
     SCOPED_TRACE(c.path);
     const CliResult r = run_lethe({"eval", "--model-file", c.path, "--data", data_dir(), "--json"}, work_.str());
     expect_error(r, 1, {c.path});

@@ -38,6 +38,10 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   progress.line(fmt::format("data: {} training examples (noise: {}, {} corrupted), {} test examples", d.train.n,
                             a.spec.noise, std::count(d.noisy.begin(), d.noisy.end(), 1), d.test.n));
 
+  const ModelSpec spec = model_spec(a.model);
+  if (spec.channels != d.train.channels || spec.height != d.train.height || spec.width != d.train.width)
+    throw UsageError(fmt::format("--model {} takes {}x{}x{} images but the data's are {}x{}x{}", a.model, spec.channels,
+                                 spec.height, spec.width, d.train.channels, d.train.height, d.train.width));
   Rng init_rng = Rng(global.seed).fork(2);
   auto model = make_model(a.model, init_rng);
   model->to(device);
@@ -93,7 +97,8 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<TrainArgs>();
   add_data_options(cmd, a->spec);
   cmd->add_option("--model", a->model,
-                  "Architecture: mnist-cnn | cifar-cnn (default: the dataset's, mnist-cnn or cifar-cnn)");
+                  "Architecture: mnist-cnn | cifar-cnn | resnet18 (CIFAR form) | resnet18-w<k> (first-stage width k, "
+                  "e.g. resnet18-w8) (default: the dataset's, mnist-cnn or cifar-cnn)");
   add_augment_options(cmd, a->augment);
   cmd->add_option("--epochs", a->epochs, "Passes over D")->capture_default_str();
   cmd->add_option("--batch", a->batch, "Examples per Adam step")->capture_default_str();
