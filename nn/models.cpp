@@ -30,7 +30,7 @@ std::unique_ptr<Sequential> make_mnist_cnn(Rng& rng) { return make_small_cnn(1, 
 
 std::unique_ptr<Sequential> make_cifar_cnn(Rng& rng) { return make_small_cnn(3, 32, rng); }
 
-static int64_t resnet18_width(const std::string& name) {
+int64_t resnet18_width(const std::string& name) {
   if (name == "resnet18") return 64;
   const std::string prefix = "resnet18-w";
   if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size() || name.size() > prefix.size() + 4) return 0;
