@@ -7,6 +7,7 @@
 #include <string>
 
 #include "nn/module.h"
+#include "nn/safetensors.h"
 
 namespace lethe {
 
@@ -22,6 +23,10 @@ struct LoadedModel {
 // Builds the model named in the file (or `expected_model` when the file names none, as a
 // PyTorch export would) and copies the stored parameters into it.
 LoadedModel load_checkpoint(const std::string& path, const std::string& expected_model = "mnist-cnn");
+
+// The same on a file already parsed (a fuzzing target); `path` names it in errors.
+LoadedModel load_checkpoint_from(SafetensorsFile file, const std::string& path,
+                                 const std::string& expected_model = "mnist-cnn");
 
 // Copies the parameters stored in `path` into an existing model (names and shapes must match).
 void load_parameters(const std::string& path, Module& model);
