@@ -23,7 +23,7 @@ built=$((SECONDS - start))
 
 # halt_on_error / -fno-sanitize-recover: the first report ends the process with a failure.
 # detect_leaks: LeakSanitizer at exit. The suppressions file names what is not lethe's (see it).
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:check_initialization_order=1:strict_init_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tools/sanitizers/lsan.supp:print_suppressions=0}"
 if [[ -z "${LETHE_MNIST_DIR:-}" && -d data/mnist ]]; then export LETHE_MNIST_DIR="$PWD/data/mnist"; fi
