@@ -221,8 +221,9 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
         repair::TreatOptions t;
         t.treatment = "finetune";
         t.seed = spec.seed;
-        t.progress = [&](const std::string& stage, int64_t done, int64_t total) {
-          progress.update(fmt::format("{} k={} {}", m, k, stage), done, total);
+        // A named copy: clang before 16 cannot capture a structured binding (the fuzz build's).
+        t.progress = [&, method = m](const std::string& stage, int64_t done, int64_t total) {
+          progress.update(fmt::format("{} k={} {}", method, k, stage), done, total);
         };
         const auto tr = repair::treat(*model, d.train, repair::causes_top_k(sc, k), fq, t);
         const auto acc = accuracies(*model);
