@@ -107,7 +107,8 @@ def main():
     ex = "experiment_config"
     put(ex, "full", json.dumps({"dataset": "mnist", "data": "data/mnist", "subset": 200, "noise": "label",
                                 "epochs": 2, "batch": 32, "lr": 0.001, "methods": ["ewc", "loss"],
-                                "ks": [50, 100], "treatments": ["newton"], "seeds": 2}))
+                                "ks": [50, 100], "treatments": ["newton"], "seeds": 2, "noise_fraction": 0.1,
+                                "noise_amount": 0.3, "victim_epochs": 3}))
     put(ex, "wrong-types", '{"epochs": 1e300, "ks": [2.5], "lr": "fast", "seeds": -99999999999}')
     put(ex, "unknown-key", '{"colour": "blue"}')
     put(ex, "deep", "[" * 40 + "]" * 40)

@@ -20,7 +20,8 @@ using data::fixture::expect_error_mentioning;
 TEST(ExperimentConfig, ReadsEverySetting) {
   const ExperimentConfig c = parse_experiment_config(
       R"({"dataset": "mnist", "data": "d", "subset": -1, "noise": "label", "epochs": 3, "batch": 16, "lr": 2,
-          "methods": ["ewc", "loss"], "ks": [5, 9], "treatments": [], "seeds": 2})",
+          "methods": ["ewc", "loss"], "ks": [5, 9], "treatments": [], "seeds": 2, "noise_fraction": 0.25,
+          "noise_amount": 1, "victim_epochs": 4})",
       "c.json");
   EXPECT_EQ(c.dataset, "mnist");
   EXPECT_EQ(c.data, "d");
@@ -33,6 +34,9 @@ TEST(ExperimentConfig, ReadsEverySetting) {
   EXPECT_EQ(c.ks, (std::vector<int64_t>{5, 9}));
   EXPECT_EQ(c.treatments, std::vector<std::string>{});
   EXPECT_EQ(c.seeds, 2);
+  EXPECT_EQ(c.noise_fraction, 0.25);
+  EXPECT_EQ(c.noise_amount, 1.0);
+  EXPECT_EQ(c.victim_epochs, 4);
   const ExperimentConfig empty = parse_experiment_config("{}", "e.json");
   EXPECT_FALSE(empty.epochs.has_value());
   EXPECT_FALSE(empty.methods.has_value());
@@ -50,7 +54,8 @@ TEST(ExperimentConfig, NumbersOutOfRangeOrFractionalAreUsageErrors) {
                         Case{R"({"seeds": 4294967296})", "seeds"}, Case{R"({"seeds": -4294967296})", "seeds"},
                         Case{R"({"ks": [1, 2.5]})", "ks"}, Case{R"({"batch": 18446744073709551615})", "batch"},
                         Case{R"({"subset": "200"})", "subset"}, Case{R"({"methods": "ewc"})", "methods"},
-                        Case{R"({"lr": "fast"})", "lr"}, Case{R"({"noise": 1})", "noise"}}) {
+                        Case{R"({"lr": "fast"})", "lr"}, Case{R"({"noise": 1})", "noise"},
+                        Case{R"({"victim_epochs": 1e10})", "victim_epochs"}}) {
     SCOPED_TRACE(c.text);
     EXPECT_THROW(parse_experiment_config(c.text, "bad.json"), UsageError);
     expect_error_mentioning([&] { parse_experiment_config(c.text, "bad.json"); }, {"bad.json", c.key});
