@@ -28,11 +28,6 @@ using Args = std::vector<std::string>;
 
 constexpr const char* kPrecious = "an earlier result that a failed run must not touch\n";
 
-Args concat(Args a, const Args& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 // Waits (up to a minute) until `path` exists; false if it never does or `child` ended first.
 bool wait_for_file(const std::string& path, const RunningLethe& child) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
