@@ -17,16 +17,19 @@
 
 namespace {
 
-const std::string& folder() {
-  static const std::string dir = [] {
-    std::string pattern = "/tmp/lethe-fuzz-mnist-XXXXXX";
-    if (!::mkdtemp(pattern.data())) std::abort();
+// The folder's name lives in a static array, not a std::string: the cleanup runs at exit, after
+// static objects constructed later than its registration have been destroyed.
+const char* folder() {
+  static char dir[] = "/tmp/lethe-fuzz-mnist-XXXXXX";
+  static const bool made = [] {
+    if (!::mkdtemp(dir)) std::abort();
     std::atexit([] {
       std::error_code ec;
-      std::filesystem::remove_all(folder(), ec);
+      std::filesystem::remove_all(dir, ec);
     });
-    return pattern;
+    return true;
   }();
+  (void)made;
   return dir;
 }
 
@@ -42,7 +45,7 @@ void write(const std::string& path, const std::uint8_t* data, std::size_t size) 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
   const std::size_t label_bytes = std::min<std::size_t>(data[0] | (std::size_t{data[1]} << 8), size - 2);
-  const std::string labels = folder() + "/labels", images = folder() + "/images";
+  const std::string labels = std::string(folder()) + "/labels", images = std::string(folder()) + "/images";
   write(labels, data + 2, label_bytes);
   write(images, data + 2 + label_bytes, size - 2 - label_bytes);
   try {
