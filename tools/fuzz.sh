@@ -31,9 +31,10 @@ if ((${#targets[@]} == 0)); then
 fi
 
 start=$SECONDS
+mkdir -p "$build"
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLETHE_CUDA=OFF \
-  -DLETHE_FUZZ=ON -DLETHE_BUILD_TESTS=OFF -DLETHE_BUILD_BENCH=OFF >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log" >&2; exit 1; }
+  -DLETHE_FUZZ=ON -DLETHE_BUILD_TESTS=OFF -DLETHE_BUILD_BENCH=OFF >"$build/fuzz-configure.log" 2>&1 ||
+  { cat "$build/fuzz-configure.log" >&2; exit 1; }
 ninja -C "$build" -j "$jobs" $(printf 'fuzz_%s ' "${targets[@]}")
 echo "fuzz: built ${#targets[@]} targets in $((SECONDS - start)) s" >&2
 
