@@ -10,6 +10,9 @@ namespace lethe::device {
 // CPU: 64-byte aligned host memory.
 void* host_alloc(size_t bytes);
 void host_free(void* p);
+// The machine's physical memory in bytes (0 when unknown): no single host buffer can be larger,
+// so a request beyond it is refused with its size rather than left to the kernel's OOM killer.
+uint64_t host_memory_bytes();
 
 // True when this build has the CUDA backend and a GPU is visible.
 bool cuda_available();

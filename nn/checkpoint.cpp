@@ -80,7 +80,10 @@ void save_checkpoint(const std::string& path, Module& model, const std::string& 
 }
 
 LoadedModel load_checkpoint(const std::string& path, const std::string& expected_model) {
-  SafetensorsFile file = load_safetensors(path);
+  return load_checkpoint_from(load_safetensors(path), path, expected_model);
+}
+
+LoadedModel load_checkpoint_from(SafetensorsFile file, const std::string& path, const std::string& expected_model) {
   LoadedModel out;
   auto it = file.metadata.find("lethe.model");
   out.model_name = it != file.metadata.end() ? it->second : !expected_model.empty() ? expected_model : "mnist-cnn";

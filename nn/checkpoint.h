@@ -8,6 +8,7 @@
 #include <string>
 
 #include "nn/module.h"
+#include "nn/safetensors.h"
 
 namespace lethe {
 
@@ -24,6 +25,9 @@ struct LoadedModel {
 // when not empty, must be that name; a file that names no model (a PyTorch export) is taken to
 // hold `expected_model`, or the MNIST CNN when the caller expects nothing in particular.
 LoadedModel load_checkpoint(const std::string& path, const std::string& expected_model = "");
+
+// The same on a file already parsed (a fuzzing target); `path` names it in errors.
+LoadedModel load_checkpoint_from(SafetensorsFile file, const std::string& path, const std::string& expected_model = "");
 
 // Copies the parameters and buffers stored in `path` into an existing model (names and shapes
 // must match).

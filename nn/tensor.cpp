@@ -61,7 +61,15 @@ Tensor Tensor::empty(const Shape& shape, Device device) {
   auto impl = std::make_shared<TensorImpl>();
   const int64_t n = shape_numel(shape);
   if (n > (INT64_MAX / 4)) fail("tensor of shape {} is too large", shape_str(shape));
-  impl->storage = allocate_storage(n * static_cast<int64_t>(sizeof(float)), device);
+  const int64_t bytes = n * static_cast<int64_t>(sizeof(float));
+  // Refused before allocating: with overcommit a huge malloc "succeeds" and the process dies
+  // later, and under the address sanitizer it aborts. (The CUDA allocator reports its own
+  // out-of-memory with the bytes free.)
+  const uint64_t memory = device::host_memory_bytes();
+  if (device == Device::CPU && memory > 0 && static_cast<uint64_t>(bytes) > memory)
+    fail("tensor of shape {} needs {} bytes, more than the {} bytes of memory on this machine", shape_str(shape),
+         bytes, memory);
+  impl->storage = allocate_storage(bytes, device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   return Tensor(std::move(impl));

@@ -5,8 +5,10 @@
 
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
+#include "nn/finite.h"
 #include "nn/optim.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace lethe {
 
@@ -36,12 +38,17 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
   Rng order_rng(options.seed);
   Rng augment_rng = Rng(options.seed).fork(1);
   std::vector<EpochStats> history;
+  // A model that is already damaged (a NaN in a loaded or injected parameter) is named before
+  // any step, rather than reported later as a diverged loss.
+  require_finite_parameters(model, "training", "before the first step");
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     const auto batches = data::shuffled_batches(train.n, options.batch, order_rng);
     double loss_total = 0;
     int64_t correct = 0;
     for (size_t bi = 0; bi < batches.size(); ++bi) {
+      const auto step = [&] { return fmt::format("at epoch {}, batch {}", epoch, bi + 1); };
+      check_interrupt("at epoch {}, batch {} of {}", epoch, bi + 1, batches.size());
       const auto& idx = batches[bi];
       Labels labels;
       Tensor x = batch_images(train, idx, options.augment ? Device::CPU : device, &labels);
@@ -53,13 +60,14 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
       Tensor losses = cross_entropy(logits, labels);
       Tensor loss = mean(losses);
       const float loss_value = loss.item();
-      if (!std::isfinite(loss_value))
-        fail("training diverged: loss is {} at epoch {}, batch {} (try a smaller --lr)", loss_value, epoch, bi + 1);
+      if (!std::isfinite(loss_value)) {
+        // Name the parameter when one is the cause (a fault in memory, not a too-large step).
+        require_finite_parameters(model, "training", step());
+        fail("training diverged: loss is {} {} (try a smaller --lr)", loss_value, step());
+      }
       optimizer.zero_grad();
       loss.backward();
-      for (auto& p : model.named_parameters())
-        if (p.tensor.grad().defined() && !all_finite(p.tensor.grad()))
-          fail("training diverged: gradient of '{}' is not finite at epoch {}, batch {}", p.name, epoch, bi + 1);
+      require_finite_gradients(model, "training diverged", step());
       optimizer.step();
       loss_total += static_cast<double>(loss_value) * static_cast<double>(idx.size());
       const auto z = logits.to_vector();
@@ -68,6 +76,9 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
         correct += argmax_row(z.data() + i * k, k) == labels.host()[i];
       if (options.on_batch) options.on_batch(static_cast<int64_t>(bi + 1), static_cast<int64_t>(batches.size()));
     }
+    // An update that made a parameter non-finite shows in the next batch's loss; the epoch's
+    // last update is checked here, before on_epoch may save the model.
+    require_finite_parameters(model, "training diverged", fmt::format("after epoch {}", epoch));
     EpochStats stats;
     stats.epoch = epoch;
     stats.epochs = options.epochs;

@@ -2,6 +2,7 @@
 // The diagonal quadratic anchor ½ Σ_j c_j (θ_j − θ̂_j)² of EWC-influence and EWC-deletion,
 // held as per-parameter tensors on the model's device so adding its gradient c ∘ (θ − θ̂) to
 // each parameter's .grad is two elementwise kernels, wherever the model lives.
+#include <string>
 #include <vector>
 
 #include "nn/module.h"
@@ -18,6 +19,7 @@ class DiagonalAnchor {
 
  private:
   std::vector<Tensor> params_, coef_, anchor_;
+  std::vector<std::string> names_;  // the parameters' names, for errors
 };
 
 }  // namespace lethe::repair

@@ -8,12 +8,14 @@
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
 #include "nn/checkpoint.h"
+#include "nn/finite.h"
 #include "nn/optim.h"
 #include "nn/train.h"
 #include "repair/anchor.h"
 #include "repair/kfac.h"
 #include "repair/params.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace lethe::repair {
 namespace {
@@ -134,6 +136,7 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
   std::vector<std::vector<int64_t>> batches;
   size_t next_batch = 0;
   for (step = 1; step <= o.max_steps; ++step) {
+    check_interrupt("at ewc update step {}", step);
     if (next_batch == batches.size()) {
       batches = data::shuffled_batches(fq_update.n, ub, rng, /*drop_last=*/fq_update.n >= 2 * ub);
       next_batch = 0;
@@ -145,7 +148,10 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
     Tensor loss = scale(sum(cross_entropy(model.forward(x), labels)),
                         static_cast<float>(fq_update.n) / static_cast<float>(idx.size()));
     const float lv = loss.item();
-    if (!std::isfinite(lv)) fail("ewc: the loss on Fq became {} at update step {} (try a smaller --ewc-lr)", lv, step);
+    if (!std::isfinite(lv)) {
+      require_finite_parameters(model, "ewc", fmt::format("at update step {}", step));
+      fail("ewc: the loss on Fq became {} at update step {} (try a smaller --ewc-lr)", lv, step);
+    }
     loss.backward();
     {
       NoGradGuard ng;
@@ -164,8 +170,7 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
       }
     }
     if (diagonal) diagonal->add_gradient("ewc", step);
-    for (auto& p : params)
-      if (!all_finite(p.grad())) fail("ewc: a non-finite gradient appeared at update step {}", step);
+    require_finite_gradients(model, "ewc", fmt::format("at update step {}", step));
     adam.step();
     if (o.progress) o.progress("ewc update", step, o.max_steps);
     if (!n_val) {
@@ -246,6 +251,7 @@ IdentifyResult identify(Module& model, const data::ImageSet& train, const data::
          train.channels, train.height, train.width);
   if (fq.n > 0 && fq.num_classes != train.num_classes)
     fail("failures have {} classes, the training set {}", fq.num_classes, train.num_classes);
+  require_finite_parameters(model, "identify", "in the model to explain (before step I)");
   IdentifyResult result;
   result.method = o.method;
   // Every method scores the model as it is evaluated: BatchNorm on its running statistics, which

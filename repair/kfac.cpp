@@ -8,6 +8,7 @@
 #include "datasets/transforms.h"
 #include "nn/train.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/rng.h"
 
 extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
@@ -45,6 +46,7 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
   const Device device = model.device();
   int64_t done = 0;
   for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
+    check_interrupt("at example {} of {} (KFAC)", done + 1, set.n);
     Labels labels;
     Tensor logits = engine.forward(batch_images(set, idx, device, &labels));
     for (int s = 0; s < draws; ++s) {

@@ -9,6 +9,7 @@
 #include "repair/params.h"
 #include "repair/per_example.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/rng.h"
 
 namespace lethe::repair {
@@ -26,6 +27,7 @@ void for_each_batch(Module& model, const data::ImageSet& set, const PassOptions&
   const Device device = model.device();
   int64_t done = 0;
   for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
+    check_interrupt("at example {} of {}", done + 1, set.n);
     Labels labels;
     Tensor x = batch_images(set, idx, device, &labels);
     Tensor logits = engine.forward(x);
@@ -76,6 +78,7 @@ std::vector<float> per_example_losses(Module& model, const data::ImageSet& set, 
   const Device device = model.device();
   int64_t done = 0;
   for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
+    check_interrupt("at example {} of {}", done + 1, set.n);
     Labels labels;
     Tensor logits = model.forward(batch_images(set, idx, device, &labels));
     const auto l = cross_entropy(logits, labels).to_vector();

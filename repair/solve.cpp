@@ -6,6 +6,7 @@
 #include "datasets/transforms.h"
 #include "repair/kfac.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/rng.h"
 
 namespace lethe::repair {
@@ -74,6 +75,7 @@ std::vector<double> solve_damped(Module& model, const data::ImageSet& train, con
     double rr = dot(r, r);
     int it = 0;
     for (it = 1; it <= o.iterations && std::sqrt(rr) > 1e-6 * bnorm; ++it) {
+      check_interrupt("at CG iteration {}", it);
       const auto ap = damped_fvp(train, p);
       const double alpha = rr / dot(p, ap);
       for (size_t j = 0; j < x.size(); ++j) {
@@ -103,6 +105,7 @@ std::vector<double> solve_damped(Module& model, const data::ImageSet& train, con
     const double scale = o.lissa_scale > 0 ? o.lissa_scale : 10.0 * diag_max;
     std::vector<double> v = b;
     for (int it = 1; it <= o.iterations; ++it) {
+      check_interrupt("at LiSSA iteration {}", it);
       const auto hv = damped_fvp(minibatch(), v);
       for (size_t j = 0; j < v.size(); ++j) v[j] = b[j] + v[j] - hv[j] / scale;
       if (c.progress) c.progress("lissa", it, o.iterations);
@@ -117,6 +120,7 @@ std::vector<double> solve_damped(Module& model, const data::ImageSet& train, con
     std::vector<double> v(b.size());
     for (size_t j = 0; j < b.size(); ++j) v[j] = b[j] / (diag[j] + o.damping);
     for (int it = 1; it <= o.iterations; ++it) {
+      check_interrupt("at gradient-descent iteration {}", it);
       const auto hv = damped_fvp(minibatch(), v);
       for (size_t j = 0; j < v.size(); ++j) v[j] -= eta * (hv[j] - b[j]);
       if (c.progress) c.progress("gd", it, o.iterations);

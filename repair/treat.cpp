@@ -6,6 +6,7 @@
 
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
+#include "nn/finite.h"
 #include "nn/models.h"
 #include "nn/optim.h"
 #include "nn/train.h"
@@ -13,6 +14,7 @@
 #include "repair/params.h"
 #include "repair/quantities.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace lethe::repair {
 namespace {
@@ -69,6 +71,7 @@ void ewc_delete(Module& model, const data::ImageSet& train, const data::ImageSet
   std::vector<std::vector<int64_t>> batches;
   size_t next = 0;
   for (step = 1; step <= o.max_steps; ++step) {
+    check_interrupt("at ewc-delete step {}", step);
     if (next == batches.size()) {
       batches = data::shuffled_batches(causes.n, std::min<int64_t>(o.batch, causes.n), rng);
       next = 0;
@@ -80,7 +83,10 @@ void ewc_delete(Module& model, const data::ImageSet& train, const data::ImageSet
     // Ascent on C's loss, scaled to the whole of C: minimise −(|C|/|B|) Σ_B ℓ.
     Tensor loss = scale(sum(cross_entropy(model.forward(x), labels)),
                         -static_cast<float>(causes.n) / static_cast<float>(idx.size()));
-    if (!std::isfinite(loss.item())) fail("ewc-delete: the loss on C became non-finite at step {}", step);
+    if (!std::isfinite(loss.item())) {
+      require_finite_parameters(model, "ewc-delete", fmt::format("at step {}", step));
+      fail("ewc-delete: the loss on C became non-finite at step {}", step);
+    }
     loss.backward();
     anchor.add_gradient("ewc-delete", step);
     adam.step();
@@ -153,6 +159,7 @@ data::ImageSet without_examples(const data::ImageSet& train, const std::vector<i
 TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<int64_t>& causes,
                   const data::ImageSet& fq, const TreatOptions& o) {
   validate(o);
+  require_finite_parameters(model, o.treatment, "in the model to repair (before step II)");
   TreatResult result;
   result.treatment = o.treatment;
   const auto t0 = Clock::now();
@@ -194,9 +201,8 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
         auto v = solve_damped(model, train, b, solve, ctx, result.stats);
         std::vector<float> theta = theta_hat;
         for (size_t j = 0; j < theta.size(); ++j) theta[j] += static_cast<float>(o.gamma / n * v[j]);
-        for (float x : theta)
-          if (!std::isfinite(x)) fail("newton: the update is not finite (increase --damping)");
         assign_params(model, theta);
+        require_finite_parameters(model, "newton", "after the removal step (increase --damping)");
         double norm = 0;
         for (double x : v) norm += x * x;
         result.stats["step_norm"] = std::abs(o.gamma) / n * std::sqrt(norm);

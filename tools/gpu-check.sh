@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The one command for a GPU machine: build lethe with the CUDA backend (Release, build-gpu/), run
-# the CUDA tests, then every test, then the benchmarks if they were built (the ResNet-18 training
-# step on the GPU singled out, and PyTorch's when the image has it), and print a summary.
+# the CUDA tests (plainly, then under compute-sanitizer), then every test, then the benchmarks if
+# they were built (the ResNet-18 training step on the GPU singled out, and PyTorch's when the
+# image has it), and print a summary.
 # Exits non-zero when a step fails (2 when a dependency is missing before anything is built).
+#
+# The CUDA tests run twice more under compute-sanitizer (memcheck, then racecheck), each bounded
+# by LETHE_SANITIZER_TIMEOUT seconds (default 240); a sanitizer report fails the run.
 #
 # Made for a machine with the CUDA 13 toolkit, CMake and ninja but no package registry. What
 # the build needs beyond those comes from source trees or a prebuilt prefix carried along in
@@ -282,6 +286,26 @@ run_step() {
 TESTS="$BUILD/lethe_tests"
 if [[ -x "$TESTS" ]]; then
   run_step "CUDA tests" "$LOGS/cuda-tests.log" gtest "$TESTS" --gtest_filter='*Cuda*'
+  # The CUDA tests again under compute-sanitizer: memcheck (out-of-bounds and misaligned device
+  # accesses, failed API calls) and racecheck (shared-memory hazards). No leak check: the caching
+  # allocator keeps its blocks until exit by design. Both slow kernels down many times over, so
+  # each run has its own, shorter time limit.
+  SANITIZER="$(command -v compute-sanitizer || true)"
+  for candidate in "$CUDA_HOME/bin/compute-sanitizer" "$CUDA_HOME/compute-sanitizer/compute-sanitizer"; do
+    [[ -z "$SANITIZER" && -x "$candidate" ]] && SANITIZER="$candidate"
+  done
+  if [[ -n "$SANITIZER" ]]; then
+    sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
+    for tool in memcheck racecheck; do
+      run_step "CUDA tests ($tool)" "$LOGS/cuda-$tool.log" gtest timeout "$sanitizer_timeout" \
+        "$SANITIZER" --tool "$tool" --error-exitcode 3 "$TESTS" --gtest_filter='*Cuda*'
+      grep -m1 -E '^========= (ERROR|RACECHECK) SUMMARY' "$LOGS/cuda-$tool.log" || true
+    done
+  else
+    say "compute-sanitizer not found (PATH, $CUDA_HOME/bin, $CUDA_HOME/compute-sanitizer): memcheck and racecheck skipped"
+    record "CUDA tests (memcheck)" SKIP 0
+    record "CUDA tests (racecheck)" SKIP 0
+  fi
   run_step "all tests" "$LOGS/all-tests.log" gtest "$TESTS"
 else
   say "lethe_tests was not built"

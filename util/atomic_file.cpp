@@ -20,6 +20,15 @@ std::string temporary_name_for(const std::string& path) {
   return fmt::format("{}.tmp-{}-{:08x}", path, static_cast<long>(::getpid()), rd());
 }
 
+// Every failure says whether a file already at `path` survived (it always does; saying so
+// spares the user from checking).
+[[noreturn]] void write_failed(const std::string& path, const std::string& reason) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec))
+    fail("cannot write '{}': {}; the existing file is unchanged", path, reason);
+  fail("cannot write '{}': {}", path, reason);
+}
+
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
@@ -28,7 +37,7 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   if (fs::is_directory(target)) fail("cannot write '{}': it is a directory", path);
   const std::string tmp = temporary_name_for(path);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot write '{}': {}", path, std::strerror(errno));
+  if (!f) write_failed(path, std::strerror(errno));
   auto discard = [&] {
     if (f) std::fclose(f);
     f = nullptr;
@@ -36,11 +45,19 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   };
   try {
     writer(f);
-    if (std::fflush(f) != 0) fail("cannot write '{}': {}", path, std::strerror(errno));
-    if (::fsync(::fileno(f)) != 0) fail("cannot write '{}': {}", path, std::strerror(errno));
+    if (std::fflush(f) != 0) write_failed(path, std::strerror(errno));
+    if (::fsync(::fileno(f)) != 0) write_failed(path, std::strerror(errno));
     const int rc = std::fclose(f);
     f = nullptr;
-    if (rc != 0) fail("cannot write '{}': {}", path, std::strerror(errno));
+    if (rc != 0) write_failed(path, std::strerror(errno));
+  } catch (const Error& e) {
+    discard();
+    // A writer's own failure (its fwrite) gets the same note about the existing file.
+    const std::string what = e.what();
+    std::error_code ec;
+    if (what.find("the existing file is unchanged") == std::string::npos && std::filesystem::is_regular_file(path, ec))
+      throw Error(what + "; the existing file is unchanged");
+    throw;
   } catch (...) {
     discard();
     throw;
@@ -48,7 +65,7 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     std::remove(tmp.c_str());
-    fail("cannot write '{}': rename failed: {}", path, std::strerror(err));
+    write_failed(path, fmt::format("rename failed: {}", std::strerror(err)));
   }
 }
 

@@ -4,6 +4,8 @@
 #include <mutex>
 #include <new>
 
+#include <unistd.h>
+
 #include "kernels/device.h"
 #include "util/error.h"
 
@@ -68,6 +70,12 @@ HostCache& cache() {
 }
 
 }  // namespace
+
+uint64_t host_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return 0;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
+}
 
 void* host_alloc(size_t bytes) {
   if (bytes == 0) bytes = 64;

@@ -3,6 +3,8 @@
 // need no quoting) with stdout and stderr captured separately, checks the one-line error
 // contract, and writes a small synthetic MNIST folder that a model learns in a few steps.
 #include <fcntl.h>
+#include <grp.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,20 +55,35 @@ inline std::string read_all(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Runs `lethe args...`; `cwd` (when not empty) is the child's working folder, so a relative
-// default path (e.g. --data data/mnist) can never touch the source tree.
-inline CliResult run_lethe(const std::vector<std::string>& args, const std::string& cwd = "") {
-  CliResult result;
+// How a child `lethe` is started.
+struct LaunchOptions {
+  std::string cwd;                          // the child's working folder (when not empty)
+  rlim_t file_size_limit = RLIM_INFINITY;   // RLIMIT_FSIZE: a write past it fails (EFBIG)
+  bool unprivileged = false;                // when run as root, drop to nobody (65534) so that
+                                            // folder permissions apply to the child
+};
+
+// A `lethe` process started by start_lethe and not yet waited for.
+struct RunningLethe {
+  pid_t pid = -1;
+  std::string out_name, err_name;  // where its stdout and stderr go
+};
+
+// Starts `lethe args...` without waiting (fork + exec, no shell).
+inline RunningLethe start_lethe(const std::vector<std::string>& args, const LaunchOptions& options = {}) {
+  RunningLethe child;
   const std::string tmp = std::filesystem::temp_directory_path().string();
-  std::string out_name = tmp + "/lethe-cli-out-XXXXXX";
-  std::string err_name = tmp + "/lethe-cli-err-XXXXXX";
-  const int out_fd = ::mkstemp(out_name.data());
-  const int err_fd = ::mkstemp(err_name.data());
+  child.out_name = tmp + "/lethe-cli-out-XXXXXX";
+  child.err_name = tmp + "/lethe-cli-err-XXXXXX";
+  const int out_fd = ::mkstemp(child.out_name.data());
+  const int err_fd = ::mkstemp(child.err_name.data());
   if (out_fd < 0 || err_fd < 0) {
     ADD_FAILURE() << "mkstemp failed: " << std::strerror(errno);
-    if (out_fd >= 0) ::close(out_fd), ::unlink(out_name.c_str());
-    if (err_fd >= 0) ::close(err_fd), ::unlink(err_name.c_str());
-    return result;
+    if (out_fd >= 0) ::close(out_fd), ::unlink(child.out_name.c_str());
+    if (err_fd >= 0) ::close(err_fd), ::unlink(child.err_name.c_str());
+    child.out_name.clear();
+    child.err_name.clear();
+    return child;
   }
 
   // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
@@ -79,34 +96,58 @@ inline CliResult run_lethe(const std::vector<std::string>& args, const std::stri
   for (auto& s : storage) argv.push_back(s.data());
   argv.push_back(nullptr);
   const int null_fd = ::open("/dev/null", O_RDONLY);
+  const bool drop_root = options.unprivileged && ::geteuid() == 0;
 
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(126);
+  child.pid = ::fork();
+  if (child.pid == 0) {
+    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) ::_exit(126);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
     ::dup2(out_fd, STDOUT_FILENO);
     ::dup2(err_fd, STDERR_FILENO);
+    if (options.file_size_limit != RLIM_INFINITY) {
+      const struct rlimit limit = {options.file_size_limit, options.file_size_limit};
+      if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ::_exit(125);
+    }
+    if (drop_root && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(124);
     ::execv(binary.c_str(), argv.data());
     ::_exit(127);
   }
   if (null_fd >= 0) ::close(null_fd);
   ::close(out_fd);
   ::close(err_fd);
-  if (pid < 0) {
-    ADD_FAILURE() << "fork failed: " << std::strerror(errno);
-  } else {
+  if (child.pid < 0) ADD_FAILURE() << "fork failed: " << std::strerror(errno);
+  return child;
+}
+
+// Waits for a started `lethe` and collects what it wrote.
+inline CliResult finish_lethe(RunningLethe& child) {
+  CliResult result;
+  if (child.pid > 0) {
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    while (::waitpid(child.pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
-    if (result.exit_code == 127) ADD_FAILURE() << "could not execute " << binary;
+    if (result.exit_code == 127) ADD_FAILURE() << "could not execute " << LETHE_BINARY;
+    if (result.exit_code >= 124 && result.exit_code <= 126) ADD_FAILURE() << "the child could not be set up";
+    child.pid = -1;
   }
-  result.out = read_all(out_name);
-  result.err = read_all(err_name);
-  ::unlink(out_name.c_str());
-  ::unlink(err_name.c_str());
+  if (!child.out_name.empty()) {
+    result.out = read_all(child.out_name);
+    result.err = read_all(child.err_name);
+    ::unlink(child.out_name.c_str());
+    ::unlink(child.err_name.c_str());
+  }
   return result;
+}
+
+// Runs `lethe args...` to the end; `cwd` (when not empty) is the child's working folder, so a
+// relative default path (e.g. --data data/mnist) can never touch the source tree.
+inline CliResult run_lethe(const std::vector<std::string>& args, const std::string& cwd = "") {
+  LaunchOptions options;
+  options.cwd = cwd;
+  RunningLethe child = start_lethe(args, options);
+  return finish_lethe(child);
 }
 
 // The error contract: exit `code`, nothing on stdout, and stderr exactly one line starting

@@ -19,6 +19,7 @@
 #include "repair/treat.h"
 #include "report/svg.h"
 #include "tools/lethe/cli.h"
+#include "tools/lethe/experiment_config.h"
 #include "tools/lethe/scores_io.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -47,42 +48,25 @@ struct ExperimentArgs {
 // Settings from a JSON config file; flags given on the command line win.
 void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
   if (a.config.empty()) return;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(a.config));
-  } catch (const nlohmann::json::exception& e) {
-    fail("config '{}': not valid JSON ({})", a.config, e.what());
-  }
-  if (!j.is_object()) fail("config '{}': expected a JSON object", a.config);
-  static const std::vector<std::string> known = {"dataset", "data",       "subset",        "noise",  "noise_fraction",
-                                                 "noise_amount", "victim_epochs", "epochs", "batch", "lr",
-                                                 "methods", "ks", "treatments", "seeds", "model"};
-  for (const auto& [key, value] : j.items())
-    if (std::find(known.begin(), known.end(), key) == known.end())
-      throw UsageError(fmt::format("config '{}': unknown setting '{}'", a.config, key));
-  auto take = [&](const char* key, const char* flag, auto& field) {
-    if (!j.contains(key) || cmd.count(flag) > 0) return;
-    try {
-      field = j[key].get<std::decay_t<decltype(field)>>();
-    } catch (const nlohmann::json::exception&) {
-      throw UsageError(fmt::format("config '{}': setting '{}' has the wrong type", a.config, key));
-    }
+  const ExperimentConfig c = parse_experiment_config(read_file(a.config), a.config);
+  auto take = [&](const auto& value, const char* flag, auto& field) {
+    if (value && cmd.count(flag) == 0) field = *value;
   };
-  take("dataset", "--dataset", a.spec.dataset);
-  take("data", "--data", a.spec.dir);
-  take("subset", "--subset", a.spec.subset);
-  take("noise", "--noise", a.spec.noise);
-  take("noise_fraction", "--noise-fraction", a.spec.noise_fraction);
-  take("noise_amount", "--noise-amount", a.spec.noise_amount);
-  take("victim_epochs", "--victim-epochs", a.spec.victim_epochs);
-  take("model", "--model", a.model);
-  take("epochs", "--epochs", a.epochs);
-  take("batch", "--batch", a.batch);
-  take("lr", "--lr", a.lr);
-  take("methods", "--methods", a.methods);
-  take("ks", "--ks", a.ks);
-  take("treatments", "--treatments", a.treatments);
-  take("seeds", "--seeds", a.seeds);
+  take(c.dataset, "--dataset", a.spec.dataset);
+  take(c.data, "--data", a.spec.dir);
+  take(c.subset, "--subset", a.spec.subset);
+  take(c.noise, "--noise", a.spec.noise);
+  take(c.noise_fraction, "--noise-fraction", a.spec.noise_fraction);
+  take(c.noise_amount, "--noise-amount", a.spec.noise_amount);
+  take(c.victim_epochs, "--victim-epochs", a.spec.victim_epochs);
+  take(c.model, "--model", a.model);
+  take(c.epochs, "--epochs", a.epochs);
+  take(c.batch, "--batch", a.batch);
+  take(c.lr, "--lr", a.lr);
+  take(c.methods, "--methods", a.methods);
+  take(c.ks, "--ks", a.ks);
+  take(c.treatments, "--treatments", a.treatments);
+  take(c.seeds, "--seeds", a.seeds);
 }
 
 void validate_settings(const ExperimentArgs& a) {
@@ -246,8 +230,9 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
         t.treatment = "finetune";
         t.seed = spec.seed;
         t.augment = augmentation;
-        t.progress = [&](const std::string& stage, int64_t done, int64_t total) {
-          progress.update(fmt::format("{} k={} {}", m, k, stage), done, total);
+        // A named copy: clang before 16 cannot capture a structured binding (the fuzz build's).
+        t.progress = [&, method = m](const std::string& stage, int64_t done, int64_t total) {
+          progress.update(fmt::format("{} k={} {}", method, k, stage), done, total);
         };
         const auto tr = repair::treat(*model, d.train, repair::causes_top_k(sc, k), fq, t);
         const auto acc = accuracies(*model);

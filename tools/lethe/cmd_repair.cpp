@@ -2,6 +2,7 @@
 // model forget them, and write the causes, the repaired model and a report.
 #include <filesystem>
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "nn/checkpoint.h"
@@ -13,6 +14,7 @@
 #include "tools/lethe/treat_args.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace lethe::cli {
 namespace {
@@ -49,85 +51,97 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
   a.identify.log = a.treat.log = on_log;
   Module& model = *c.loaded.model;
 
-  // Step I.
-  const auto ident = repair::identify(model, c.data.train, c.fq, a.identify);
-  const auto causes = select_causes(a.rule, ident.scores);
-  const std::vector<uint8_t>* mask = c.has_noise_mask() ? &c.data.noisy : nullptr;
-  const std::string scores_path = (std::filesystem::path(a.out_dir) / "scores.csv").string();
-  const std::string grid_path = (std::filesystem::path(a.out_dir) / "causes.png").string();
-  write_scores_csv(scores_path, c.data.train, ident.scores, mask);
-  write_cause_grid(grid_path, c.data.train, ident.scores, mask, 48, fmt::format("top causes by {}", ident.method));
-  progress.line(fmt::format("step I: {} scored {} examples in {:.1f}s; cause set: {} ({} examples)", ident.method,
-                            c.data.train.n, ident.seconds, a.rule.describe(), causes.size()));
+  // Outputs complete on disk, for the message of an interruption: each is written atomically,
+  // so what is listed is whole and anything else in --out-dir is as it was.
+  std::vector<std::string> written;
+  try {
+    // Step I.
+    const auto ident = repair::identify(model, c.data.train, c.fq, a.identify);
+    const auto causes = select_causes(a.rule, ident.scores);
+    const std::vector<uint8_t>* mask = c.has_noise_mask() ? &c.data.noisy : nullptr;
+    const std::string scores_path = (std::filesystem::path(a.out_dir) / "scores.csv").string();
+    const std::string grid_path = (std::filesystem::path(a.out_dir) / "causes.png").string();
+    write_scores_csv(scores_path, c.data.train, ident.scores, mask);
+    written.push_back(scores_path);
+    write_cause_grid(grid_path, c.data.train, ident.scores, mask, 48, fmt::format("top causes by {}", ident.method));
+    written.push_back(grid_path);
+    progress.line(fmt::format("step I: {} scored {} examples in {:.1f}s; cause set: {} ({} examples)", ident.method,
+                              c.data.train.n, ident.seconds, a.rule.describe(), causes.size()));
 
-  // Step II.
-  const SplitAccuracy before = split_accuracy(model, c);
-  const auto tr = repair::treat(model, c.data.train, causes, c.fq, a.treat);
-  const SplitAccuracy after = split_accuracy(model, c);
-  const std::string model_path = (std::filesystem::path(a.out_dir) / "repaired.safetensors").string();
-  auto meta = c.loaded.metadata;
-  meta["lethe.repair.method"] = ident.method;
-  meta["lethe.repair.treatment"] = a.treat.treatment;
-  meta["lethe.repair.causes"] = std::to_string(causes.size());
-  save_checkpoint(model_path, model, c.loaded.model_name, meta);
+    // Step II.
+    const SplitAccuracy before = split_accuracy(model, c);
+    const auto tr = repair::treat(model, c.data.train, causes, c.fq, a.treat);
+    const SplitAccuracy after = split_accuracy(model, c);
+    const std::string model_path = (std::filesystem::path(a.out_dir) / "repaired.safetensors").string();
+    auto meta = c.loaded.metadata;
+    meta["lethe.repair.method"] = ident.method;
+    meta["lethe.repair.treatment"] = a.treat.treatment;
+    meta["lethe.repair.causes"] = std::to_string(causes.size());
+    save_checkpoint(model_path, model, c.loaded.model_name, meta);
+    written.push_back(model_path);
 
-  nlohmann::json j;
-  j["model_file"] = a.model_file;
-  j["device"] = device_name(c.device);
-  j["data"] = {{"dataset", c.spec.dataset}, {"subset", c.spec.subset}, {"noise", c.spec.noise}, {"seed", c.spec.seed}};
-  j["n_train"] = c.data.train.n;
-  j["n_fq"] = c.fq.n;
-  j["n_fh"] = c.fh.n;
-  j["identify"] = {{"method", ident.method}, {"seconds", ident.seconds}, {"n_positive", repair::causes_positive(ident.scores).size()}};
-  for (const auto& [k, v] : ident.stats) j["identify"]["stats"][k] = v;
-  j["cause_rule"] = a.rule.describe();
-  j["n_causes"] = causes.size();
-  if (mask) {
-    const int64_t noisy = std::count(mask->begin(), mask->end(), 1);
-    j["identify"]["recall_at_k"] = repair::recall_at_k(ident.scores, *mask, noisy);
-    j["identify"]["roc_auc"] = repair::roc_auc(ident.scores, *mask);
-    j["causes_precision"] = repair::precision(causes, *mask);
-    j["n_corrupted"] = noisy;
+    nlohmann::json j;
+    j["model_file"] = a.model_file;
+    j["device"] = device_name(c.device);
+    j["data"] = {{"dataset", c.spec.dataset}, {"subset", c.spec.subset}, {"noise", c.spec.noise}, {"seed", c.spec.seed}};
+    j["n_train"] = c.data.train.n;
+    j["n_fq"] = c.fq.n;
+    j["n_fh"] = c.fh.n;
+    j["identify"] = {{"method", ident.method}, {"seconds", ident.seconds}, {"n_positive", repair::causes_positive(ident.scores).size()}};
+    for (const auto& [k, v] : ident.stats) j["identify"]["stats"][k] = v;
+    j["cause_rule"] = a.rule.describe();
+    j["n_causes"] = causes.size();
+    if (mask) {
+      const int64_t noisy = std::count(mask->begin(), mask->end(), 1);
+      j["identify"]["recall_at_k"] = repair::recall_at_k(ident.scores, *mask, noisy);
+      j["identify"]["roc_auc"] = repair::roc_auc(ident.scores, *mask);
+      j["causes_precision"] = repair::precision(causes, *mask);
+      j["n_corrupted"] = noisy;
+    }
+    j["treat"] = {{"treatment", a.treat.treatment}, {"seconds", tr.seconds}};
+    for (const auto& [k, v] : tr.stats) j["treat"]["stats"][k] = v;
+    j["before"] = {{"accuracy_fq", before.fq}, {"accuracy_fh", before.fh}, {"accuracy_r", before.remaining}, {"accuracy_test", before.test}};
+    j["after"] = {{"accuracy_fq", after.fq}, {"accuracy_fh", after.fh}, {"accuracy_r", after.remaining}, {"accuracy_test", after.test}};
+    j["outputs"] = {{"scores", scores_path}, {"causes_grid", grid_path}, {"repaired_model", model_path}};
+
+    std::string md = "# lethe repair report\n\n";
+    md += fmt::format("Model `{}` ({}), trained on {} examples of {} (noise: {}, seed {}), run on {}.\n\n", a.model_file,
+                      c.loaded.model_name, c.data.train.n, c.spec.dataset, c.spec.noise, c.spec.seed, device_name(c.device));
+    md += fmt::format("Failures: {} misclassified test examples, split into |Fq| = {} (shown to the method) and "
+                      "|Fh| = {} (held out); R = the {} correctly classified.\n\n",
+                      c.fq.n + c.fh.n, c.fq.n, c.fh.n, c.remaining.n);
+    md += fmt::format("## Step I: causes\n\nMethod `{}` scored every training example in {:.1f} s. Cause set: {} ({} examples); "
+                      "{} examples have r > 0.\n\n",
+                      ident.method, ident.seconds, a.rule.describe(), causes.size(), j["identify"]["n_positive"].get<size_t>());
+    if (mask)
+      md += fmt::format("Against the {} examples the noise corrupted: recall@{} = {:.3f}, ROC AUC = {:.3f}, precision of the "
+                        "cause set = {:.3f}.\n\n",
+                        j["n_corrupted"].get<int64_t>(), j["n_corrupted"].get<int64_t>(), j["identify"]["recall_at_k"].get<double>(),
+                        j["identify"]["roc_auc"].get<double>(), j["causes_precision"].get<double>());
+    md += "![top causes](causes.png)\n\n";
+    md += fmt::format("## Step II: treatment `{}` ({:.1f} s)\n\n", a.treat.treatment, tr.seconds);
+    md += "| model | Fq | Fh | R | test |\n|---|---|---|---|---|\n";
+    md += accuracy_row("before", before) + accuracy_row("after", after);
+    md += "\nFq: failures the method saw; Fh: failures it did not (does the repair generalise?); R: what the model "
+          "already got right (is it kept?).\n\nFiles: `scores.csv`, `causes.png`, `repaired.safetensors`, `summary.json`.\n";
+    write_file_atomic((std::filesystem::path(a.out_dir) / "report.md").string(), md);
+    write_file_atomic((std::filesystem::path(a.out_dir) / "summary.json").string(), j.dump(2) + "\n");
+
+    if (a.json) {
+      print_result(j.dump(2) + "\n");
+      return;
+    }
+    std::string out = fmt::format("{} + {}: {} causes removed\n", ident.method, a.treat.treatment, causes.size());
+    out += "           Fq      Fh      R       test\n";
+    out += fmt::format("before   {:.4f}  {:.4f}  {:.4f}  {:.4f}\n", before.fq, before.fh, before.remaining, before.test);
+    out += fmt::format("after    {:.4f}  {:.4f}  {:.4f}  {:.4f}\n", after.fq, after.fh, after.remaining, after.test);
+    out += fmt::format("report: {}\n", (std::filesystem::path(a.out_dir) / "report.md").string());
+    print_result(out);
+  } catch (const Interrupted& e) {
+    const std::string kept = written.empty() ? fmt::format("nothing written to '{}'", a.out_dir)
+                                             : fmt::format("written before it: {}", fmt::join(written, ", "));
+    throw Interrupted(e.signal(), fmt::format("{}; {}; the input model '{}' is untouched", e.what(), kept, a.model_file));
   }
-  j["treat"] = {{"treatment", a.treat.treatment}, {"seconds", tr.seconds}};
-  for (const auto& [k, v] : tr.stats) j["treat"]["stats"][k] = v;
-  j["before"] = {{"accuracy_fq", before.fq}, {"accuracy_fh", before.fh}, {"accuracy_r", before.remaining}, {"accuracy_test", before.test}};
-  j["after"] = {{"accuracy_fq", after.fq}, {"accuracy_fh", after.fh}, {"accuracy_r", after.remaining}, {"accuracy_test", after.test}};
-  j["outputs"] = {{"scores", scores_path}, {"causes_grid", grid_path}, {"repaired_model", model_path}};
-
-  std::string md = "# lethe repair report\n\n";
-  md += fmt::format("Model `{}` ({}), trained on {} examples of {} (noise: {}, seed {}), run on {}.\n\n", a.model_file,
-                    c.loaded.model_name, c.data.train.n, c.spec.dataset, c.spec.noise, c.spec.seed, device_name(c.device));
-  md += fmt::format("Failures: {} misclassified test examples, split into |Fq| = {} (shown to the method) and "
-                    "|Fh| = {} (held out); R = the {} correctly classified.\n\n",
-                    c.fq.n + c.fh.n, c.fq.n, c.fh.n, c.remaining.n);
-  md += fmt::format("## Step I: causes\n\nMethod `{}` scored every training example in {:.1f} s. Cause set: {} ({} examples); "
-                    "{} examples have r > 0.\n\n",
-                    ident.method, ident.seconds, a.rule.describe(), causes.size(), j["identify"]["n_positive"].get<size_t>());
-  if (mask)
-    md += fmt::format("Against the {} examples the noise corrupted: recall@{} = {:.3f}, ROC AUC = {:.3f}, precision of the "
-                      "cause set = {:.3f}.\n\n",
-                      j["n_corrupted"].get<int64_t>(), j["n_corrupted"].get<int64_t>(), j["identify"]["recall_at_k"].get<double>(),
-                      j["identify"]["roc_auc"].get<double>(), j["causes_precision"].get<double>());
-  md += "![top causes](causes.png)\n\n";
-  md += fmt::format("## Step II: treatment `{}` ({:.1f} s)\n\n", a.treat.treatment, tr.seconds);
-  md += "| model | Fq | Fh | R | test |\n|---|---|---|---|---|\n";
-  md += accuracy_row("before", before) + accuracy_row("after", after);
-  md += "\nFq: failures the method saw; Fh: failures it did not (does the repair generalise?); R: what the model "
-        "already got right (is it kept?).\n\nFiles: `scores.csv`, `causes.png`, `repaired.safetensors`, `summary.json`.\n";
-  write_file_atomic((std::filesystem::path(a.out_dir) / "report.md").string(), md);
-  write_file_atomic((std::filesystem::path(a.out_dir) / "summary.json").string(), j.dump(2) + "\n");
-
-  if (a.json) {
-    print_result(j.dump(2) + "\n");
-    return;
-  }
-  std::string out = fmt::format("{} + {}: {} causes removed\n", ident.method, a.treat.treatment, causes.size());
-  out += "           Fq      Fh      R       test\n";
-  out += fmt::format("before   {:.4f}  {:.4f}  {:.4f}  {:.4f}\n", before.fq, before.fh, before.remaining, before.test);
-  out += fmt::format("after    {:.4f}  {:.4f}  {:.4f}  {:.4f}\n", after.fq, after.fh, after.remaining, after.test);
-  out += fmt::format("report: {}\n", (std::filesystem::path(a.out_dir) / "report.md").string());
-  print_result(out);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "nn/train.h"
 #include "tools/lethe/cli.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace lethe::cli {
 namespace {
@@ -56,21 +57,42 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   const bool augment = a.augment.resolve(a.spec.dataset);
   if (augment) opt.augment = data::training_augmentation(d);
   opt.on_batch = [&](int64_t done, int64_t total) { progress.update("train", done, total); };
-  opt.on_epoch = [&](const EpochStats& s) {
-    progress.line(fmt::format("epoch {:>3}/{}  loss {:.4f}  train acc {:.4f}  {:.2f}s", s.epoch, s.epochs, s.loss,
-                              s.accuracy, s.seconds));
-  };
-  const auto history = train_classifier(*model, d.train, opt);
-  const EvalResult test = evaluate(*model, d.test);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
   auto meta = data_metadata(a.spec, d.mean, d.stddev);
   meta["lethe.train.augment"] = augment ? "1" : "0";
   meta["lethe.train.epochs"] = std::to_string(a.epochs);
   meta["lethe.train.batch"] = std::to_string(a.batch);
   meta["lethe.train.lr"] = fmt::format("{}", a.lr);
-  meta["lethe.train.test_accuracy"] = fmt::format("{:.6f}", test.accuracy);
-  save_checkpoint(a.out, *model, a.model, meta);
+  // Every finished epoch replaces --out (atomically), so a run that is interrupted, diverges or
+  // fails later keeps its last good model; "lethe.train.epochs_done" says how far it got.
+  int saved_epoch = 0;
+  opt.on_epoch = [&](const EpochStats& s) {
+    progress.line(fmt::format("epoch {:>3}/{}  loss {:.4f}  train acc {:.4f}  {:.2f}s", s.epoch, s.epochs, s.loss,
+                              s.accuracy, s.seconds));
+    if (s.epoch == s.epochs) return;  // the last one is saved below, with its test accuracy
+    meta["lethe.train.epochs_done"] = std::to_string(s.epoch);
+    save_checkpoint(a.out, *model, a.model, meta);
+    saved_epoch = s.epoch;
+  };
+  const auto kept = [&] {
+    return saved_epoch > 0 ? fmt::format("kept '{}' from epoch {} of {}", a.out, saved_epoch, a.epochs)
+                           : std::string("no epoch of this run was saved");
+  };
+  std::vector<EpochStats> history;
+  EvalResult test;
+  try {
+    history = train_classifier(*model, d.train, opt);
+    test = evaluate(*model, d.test);
+    meta["lethe.train.epochs_done"] = std::to_string(a.epochs);
+    meta["lethe.train.test_accuracy"] = fmt::format("{:.6f}", test.accuracy);
+    save_checkpoint(a.out, *model, a.model, meta);
+  } catch (const Interrupted& e) {
+    throw Interrupted(e.signal(), fmt::format("{}; {}", e.what(), kept()));
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    fail("{}; {}", e.what(), kept());
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   if (a.json) {
     nlohmann::json j;
@@ -104,7 +126,10 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--batch", a->batch, "Examples per Adam step")->capture_default_str();
   cmd->add_option("--lr", a->lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", a->weight_decay, "L2 weight decay")->capture_default_str();
-  cmd->add_option("--out", a->out, "Checkpoint to write (safetensors; written atomically)")->required();
+  cmd->add_option("--out", a->out,
+                  "Checkpoint to write (safetensors; replaced atomically after every epoch, so an interrupted "
+                  "run keeps its last complete epoch)")
+      ->required();
   cmd->add_flag("--json", a->json, "Print one JSON document on stdout instead of text");
   cmd->callback([&global, a] { run_train(global, *a); });
 }

@@ -32,8 +32,11 @@ data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, co
 }
 
 std::vector<int64_t> read_index_file(const std::string& path, int64_t limit) {
-  const std::string text = read_file(path);
-  std::istringstream in(text);
+  return parse_index_list(read_file(path), path, limit);
+}
+
+std::vector<int64_t> parse_index_list(std::string_view text, const std::string& path, int64_t limit) {
+  std::istringstream in{std::string(text)};
   std::string line;
   std::vector<int64_t> out;
   int64_t lineno = 0;

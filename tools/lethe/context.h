@@ -3,6 +3,7 @@
 // recorded data spec, overridable by flags), its test evaluation and the failure split.
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "datasets/prepare.h"
@@ -36,6 +37,8 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
 
 // Reads a list of non-negative integer indices (one per line; '#' comments) below `limit`.
 std::vector<int64_t> read_index_file(const std::string& path, int64_t limit);
+// The same on text already in memory (a fuzzing target); `name` names it in errors.
+std::vector<int64_t> parse_index_list(std::string_view text, const std::string& name, int64_t limit);
 
 // Accuracy on the failure split's parts (and on all of T).
 struct SplitAccuracy {

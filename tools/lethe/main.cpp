@@ -9,6 +9,7 @@
 #include "kernels/cpu/blas.h"
 #include "tools/lethe/cli.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 int main(int argc, char** argv) {
   using namespace lethe;
@@ -37,6 +38,8 @@ int main(int argc, char** argv) {
   cli::add_experiment_command(app, global);
 
   try {
+    // SIGINT/SIGTERM stop a long job between steps; the job says what it kept and exits 130/143.
+    install_interrupt_handlers();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
@@ -51,6 +54,9 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "lethe: error: %s (see `lethe --help`)\n", what.c_str());
     return 2;
+  } catch (const Interrupted& e) {
+    std::fprintf(stderr, "lethe: error: %s\n", e.what());
+    return e.exit_code();
   } catch (const UsageError& e) {
     std::fprintf(stderr, "lethe: error: %s\n", e.what());
     return 2;

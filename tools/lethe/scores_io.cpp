@@ -27,8 +27,12 @@ void write_scores_csv(const std::string& path, const data::ImageSet& train, cons
 }
 
 std::vector<double> read_scores_csv(const std::string& path, int64_t n_train) {
-  const std::string text = read_file(path);
-  std::istringstream in(text);
+  return parse_scores_csv(read_file(path), path, n_train);
+}
+
+std::vector<double> parse_scores_csv(std::string_view text, const std::string& path, int64_t n_train) {
+  if (n_train < 0) fail("scores file '{}': a training set of {} examples", path, n_train);
+  std::istringstream in{std::string(text)};
   std::string line;
   if (!std::getline(in, line)) fail("scores file '{}' is empty", path);
   // The score is the column named "score" in the header.

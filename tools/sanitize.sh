@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds lethe with the address and undefined-behaviour sanitizers (build-asan/, CPU only) and
+# runs the whole test suite there: every test binary and every `lethe` the CLI tests start is
+# instrumented, and any report (out-of-bounds access, use after free, leak, signed overflow,
+# misaligned or out-of-range conversion...) fails the run.
+#
+#   bash tools/sanitize.sh
+#
+# Environment: LETHE_SANITIZE_BUILD (default build-asan), JOBS (default all cores),
+# LETHE_MNIST_DIR (real MNIST for the tests that read it; they skip without it).
+# The CUDA backend is off here: the CUDA runtime and the address sanitizer's shadow memory do
+# not mix, and tools/gpu-check.sh runs the CUDA tests under compute-sanitizer instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=${LETHE_SANITIZE_BUILD:-build-asan}
+jobs=${JOBS:-$(nproc)}
+start=$SECONDS
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLETHE_CUDA=OFF \
+  -DLETHE_SANITIZE=address,undefined -DLETHE_BUILD_BENCH=OFF >/dev/null
+ninja -C "$build" -j "$jobs"
+built=$((SECONDS - start))
+
+# halt_on_error / -fno-sanitize-recover: the first report ends the process with a failure.
+# detect_leaks: LeakSanitizer at exit. The suppressions file names what is not lethe's (see it).
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:check_initialization_order=1:strict_init_order=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tools/sanitizers/lsan.supp:print_suppressions=0}"
+if [[ -z "${LETHE_MNIST_DIR:-}" && -d data/mnist ]]; then export LETHE_MNIST_DIR="$PWD/data/mnist"; fi
+
+ctest --test-dir "$build" --output-on-failure -j "$jobs"
+echo "sanitize: built in ${built} s, tests in $((SECONDS - start - built)) s" >&2
