@@ -666,6 +666,8 @@ TEST(CudaPerExample, LinearMatchesCpu) {
     expect_per_example_match(
         dims.n, dims.params(), [&](const lethe::cpu::PerExampleRequest& r) { lethe::cpu::linear_per_example(dims, a.data(), d.data(), r); },
         [&](const lethe::cpu::PerExampleRequest& r) { lethe::cuda::linear_per_example(dims, a_d.get(), d_d.get(), r); });
+  }
+}
 
 // ---- BatchNorm and global average pooling -------------------------------------------------------
 
