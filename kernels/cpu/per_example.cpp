@@ -27,6 +27,26 @@ void reduce_partials(const std::vector<std::vector<double>>& partials, double* a
       for (int64_t j = 0; j < n; ++j) acc[j] += p[static_cast<size_t>(j)];
 }
 
+// Folds example i's formed gradient g (p values, this layer's segment) into the requested inner
+// products, squared norm and this thread's sum-of-squares partial.
+void fold_example_gradient(const float* g, int64_t p, int64_t i, const PerExampleRequest& req,
+                           std::vector<double>* sq_acc) {
+  if (req.dots)
+    for (int64_t j = 0; j < req.q; ++j) {
+      const float* v = req.queries + j * req.ld_queries;
+      double dot = 0;
+      for (int64_t k = 0; k < p; ++k) dot += static_cast<double>(g[k]) * v[k];
+      req.dots[i * req.q + j] += dot;
+    }
+  if (req.sq_norms) {
+    double nn = 0;
+    for (int64_t k = 0; k < p; ++k) nn += static_cast<double>(g[k]) * g[k];
+    req.sq_norms[i] += nn;
+  }
+  if (sq_acc)
+    for (int64_t k = 0; k < p; ++k) (*sq_acc)[static_cast<size_t>(k)] += static_cast<double>(g[k]) * g[k];
+}
+
 }  // namespace
 
 void linear_per_example(const LinearDims& dm, const float* a, const float* d, const PerExampleRequest& req) {
@@ -113,20 +133,7 @@ void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const f
           for (int64_t t2 = 0; t2 < cols; ++t2) sum += di[o * cols + t2];
           g[pw + o] = static_cast<float>(req.scale * sum);
         }
-      if (req.dots)
-        for (int64_t j = 0; j < req.q; ++j) {
-          const float* v = req.queries + j * req.ld_queries;
-          double dot = 0;
-          for (int64_t k = 0; k < p; ++k) dot += static_cast<double>(g[k]) * v[k];
-          req.dots[i * req.q + j] += dot;
-        }
-      if (req.sq_norms) {
-        double nn = 0;
-        for (int64_t k = 0; k < p; ++k) nn += static_cast<double>(g[k]) * g[k];
-        req.sq_norms[i] += nn;
-      }
-      if (sq_acc)
-        for (int64_t k = 0; k < p; ++k) (*sq_acc)[static_cast<size_t>(k)] += static_cast<double>(g[k]) * g[k];
+      fold_example_gradient(g, p, i, req, sq_acc);
     }
   }
   if (req.sq_sum) reduce_partials(sq_partials, req.sq_sum, p);
@@ -213,20 +220,7 @@ void batchnorm2d_per_example(const ChannelShape& s, const float* a, const float*
       float* g = req.grads ? req.grads + i * req.ld_grads : thread_buffer(1, static_cast<size_t>(p)).data();
       batchnorm2d_example_gradient(s, a, running_mean, running_var, eps, d, i, g);
       for (int64_t k = 0; k < p; ++k) g[k] *= req.scale;
-      if (req.dots)
-        for (int64_t j = 0; j < req.q; ++j) {
-          const float* v = req.queries + j * req.ld_queries;
-          double dot = 0;
-          for (int64_t k = 0; k < p; ++k) dot += static_cast<double>(g[k]) * v[k];
-          req.dots[i * req.q + j] += dot;
-        }
-      if (req.sq_norms) {
-        double nn = 0;
-        for (int64_t k = 0; k < p; ++k) nn += static_cast<double>(g[k]) * g[k];
-        req.sq_norms[i] += nn;
-      }
-      if (sq_acc)
-        for (int64_t k = 0; k < p; ++k) (*sq_acc)[static_cast<size_t>(k)] += static_cast<double>(g[k]) * g[k];
+      fold_example_gradient(g, p, i, req, sq_acc);
     }
   }
   if (req.sq_sum) reduce_partials(sq_partials, req.sq_sum, p);
