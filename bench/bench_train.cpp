@@ -7,6 +7,7 @@
 #include "datasets/mnist.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/conv.h"
+#include "kernels/device.h"
 #include "nn/models.h"
 #include "nn/train.h"
 
@@ -24,18 +25,27 @@ data::ImageSet synthetic_mnist(int64_t n, uint64_t seed) {
   return set;
 }
 
+// device:0 trains on the CPU, device:1 on the GPU (skipped without one); the GPU epoch includes
+// moving each batch from the host, as training does.
 void BM_MnistCnnEpoch(benchmark::State& state) {
+  const Device device = state.range(0) == 1 ? Device::CUDA : Device::CPU;
+  if (device == Device::CUDA && !device::cuda_available()) {
+    state.SkipWithError(device::cuda_unavailable_reason());
+    return;
+  }
   const auto train = synthetic_mnist(3000, 1);
   Rng rng(2);
   auto model = make_mnist_cnn(rng);
+  model->to(device);
   TrainOptions opt;
   opt.epochs = 1;
   opt.batch = 64;
+  if (device == Device::CUDA) train_classifier(*model, train, opt);  // warm-up: allocator, cuDNN algorithms
   for (auto _ : state) train_classifier(*model, train, opt);
   state.counters["examples/s"] = benchmark::Counter(3000.0, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = cpu::num_threads();
 }
-BENCHMARK(BM_MnistCnnEpoch)->Unit(benchmark::kMillisecond)->MinTime(5.0);
+BENCHMARK(BM_MnistCnnEpoch)->Arg(0)->Arg(1)->ArgName("device")->Unit(benchmark::kMillisecond)->MinTime(5.0);
 
 // The model's two convolutions at batch 64.
 Conv2dShape model_conv(int which) {

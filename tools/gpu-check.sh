@@ -10,7 +10,9 @@
 #
 # Made for a machine with the CUDA 13 toolkit, CMake and ninja but no package registry. What
 # the build needs beyond those comes from source trees or a prebuilt prefix carried along in
-# third_party_src/ at the repository root:
+# third_party_src/ at the repository root. tools/gpu-bundle.sh packs all of it (and real MNIST)
+# from a Debian 12 machine into gpu-carry/bundle.tar.gz, which this script unpacks when
+# third_party_src/ is absent:
 #   third_party_src/googletest/   GoogleTest source (Debian: /usr/src/googletest)   required
 #   third_party_src/benchmark/    Google Benchmark source                           optional
 #   third_party_src/fmt/ json/ CLI11/   source trees, used when the system lacks them
@@ -20,9 +22,15 @@
 # is missing. cuDNN is looked for in the CUDA toolkit, $CUDNN_ROOT, then the nvidia-cudnn
 # Python wheel (PyTorch's), whose unversioned libcudnn.so link is missing and supplied here.
 #
+# With MNIST in data/mnist it also trains the MNIST CNN for one epoch (3000 examples, batch 64)
+# through the lethe binary on the GPU and on the CPU, and scores D with ewc from the GPU-trained
+# checkpoint on both devices, comparing the two rankings.
+#
 # Environment: LETHE_GPU_BUILD (build folder, default build-gpu), LETHE_GPU_LOG_DIR (where the
 # logs and summary go, default <build>/logs), LETHE_CUDA_ARCHITECTURES (default: the GPU's own,
-# else "80;90"), LETHE_BENCH_ARGS (extra lethe_bench flags), JOBS (default: all cores).
+# else "80;90"), LETHE_BENCH_FILTER (which benchmarks run, default all), LETHE_BENCH_ARGS (extra
+# lethe_bench flags), LETHE_SANITIZER_FILTER / LETHE_RACECHECK_FILTER (the tests each sanitizer
+# runs), JOBS (default: all cores).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +41,11 @@ PREFIX="$DEPS/prefix"
 LOGS="${LETHE_GPU_LOG_DIR:-$BUILD/logs}"
 JOBS="${JOBS:-$(nproc)}"
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+BUNDLE="$ROOT/gpu-carry/bundle.tar.gz"
+if [[ ! -d "$SRC" && -f "$BUNDLE" ]]; then
+  echo "unpacking $BUNDLE"
+  tar xzf "$BUNDLE" -C "$ROOT"
+fi
 mkdir -p "$DEPS" "$LOGS"
 SUMMARY="$LOGS/summary.txt"
 : >"$SUMMARY"
@@ -58,7 +71,6 @@ if command -v nvidia-smi >/dev/null; then
 else
   say "gpu:    nvidia-smi not found (the CUDA tests will skip if no device is visible)"
 fi
-ls "$CUDA_HOME"/lib64/libcublas.so* >/dev/null 2>&1 || say "note:   no libcublas in $CUDA_HOME/lib64; CMake's CUDA::cublas may not be found"
 
 # ---- 2. dependencies ---------------------------------------------------------------------------
 section "dependencies"
@@ -134,6 +146,33 @@ if [[ -z "$cudnn_lib" ]] && command -v python3 >/dev/null; then
   fi
 fi
 CUDNN_ARGS=()
+# cuBLAS: the toolkit's, else the nvidia-cublas Python wheel's (PyTorch's), handed to CMake's
+# FindCUDAToolkit through its cache variables and the headers' folder.
+cublas_wheel_lib=""
+if ! compgen -G "$CUDA_HOME/lib64/libcublas.so*" >/dev/null && ! compgen -G "$CUDA_HOME/targets/x86_64-linux/lib/libcublas.so*" >/dev/null; then
+  if command -v python3 >/dev/null; then
+    for root in $(python3 -c 'import nvidia; print(" ".join(nvidia.__path__))' 2>/dev/null || true); do
+      hit="$(find "$root" -maxdepth 4 -name 'libcublas.so.*' -print -quit 2>/dev/null || true)"
+      [[ -n "$hit" ]] && { cublas_wheel_lib="$(dirname "$hit")"; break; }
+    done
+  fi
+  if [[ -n "$cublas_wheel_lib" && -f "$cublas_wheel_lib/../include/cublas_v2.h" ]]; then
+    shim="$DEPS/cublas"
+    mkdir -p "$shim"
+    for name in cublas cublasLt; do
+      sos=("$cublas_wheel_lib"/lib$name.so.*)
+      ln -sfn "${sos[0]}" "$shim/lib$name.so"
+    done
+    inc="$(cd "$cublas_wheel_lib/../include" && pwd)"
+    CUDNN_ARGS+=(-DCUDA_cublas_LIBRARY="$shim/libcublas.so" -DCUDA_cublasLt_LIBRARY="$shim/libcublasLt.so"
+      -DCMAKE_CXX_FLAGS="-isystem $inc" -DCMAKE_CUDA_FLAGS="-isystem $inc")
+    say "$(printf '%-14s found   %s (Python wheel)' cuBLAS "$cublas_wheel_lib")"
+  else
+    missing+=("cuBLAS: no libcublas in $CUDA_HOME/lib64 nor in an nvidia-cublas Python wheel")
+  fi
+else
+  say "$(printf '%-14s found   %s' cuBLAS "$CUDA_HOME")"
+fi
 if [[ -n "$cudnn_lib" ]]; then
   say "$(printf '%-14s found   %s, %s' cuDNN "$cudnn_include" "$cudnn_lib")"
   # A wheel ships only libcudnn.so.9; CMake's find_library wants the unversioned name.
@@ -142,7 +181,7 @@ if [[ -n "$cudnn_lib" ]]; then
   ln -sfn "$cudnn_include" "$shim/include"
   cudnn_sos=("$cudnn_lib"/libcudnn.so*)
   ln -sfn "${cudnn_sos[0]}" "$shim/lib/libcudnn.so"
-  CUDNN_ARGS=(-DCUDNN_ROOT="$shim")
+  CUDNN_ARGS+=(-DCUDNN_ROOT="$shim")
 else
   missing+=("cuDNN: no cudnn.h + libcudnn.so in $CUDA_HOME, \$CUDNN_ROOT or the nvidia-cudnn Python wheel")
 fi
@@ -156,7 +195,7 @@ fi
 
 # The runtime finds cuDNN's sub-libraries (it dlopens them), the carried OpenBLAS and the
 # built dependencies through this path.
-export LD_LIBRARY_PATH="${cudnn_lib:+$cudnn_lib:}$PREFIX/lib:$PREFIX/lib64:$SRC/prefix/lib:$CUDA_HOME/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="${cudnn_lib:+$cudnn_lib:}${cublas_wheel_lib:+$cublas_wheel_lib:}$PREFIX/lib:$PREFIX/lib64:$SRC/prefix/lib:$SRC/prefix/lib/x86_64-linux-gnu:$CUDA_HOME/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # ---- 3. build the dependencies from source -----------------------------------------------------
 section "dependencies from source"
@@ -216,7 +255,8 @@ t0=$SECONDS
 status=PASS
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLETHE_CUDA=ON \
   -DCMAKE_CUDA_COMPILER="$NVCC" -DLETHE_CUDA_ARCHITECTURES="$arch" -DLETHE_BUILD_BENCH="$bench_flag" \
-  -DCMAKE_PREFIX_PATH="$PREFIX;$SRC/prefix" "${CUDNN_ARGS[@]}" >"$LOGS/configure.log" 2>&1 || status=FAIL
+  -DCMAKE_PREFIX_PATH="$PREFIX;$SRC/prefix" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "${CUDNN_ARGS[@]}" \
+  >"$LOGS/configure.log" 2>&1 || status=FAIL
 record "configure (sm $arch)" "$status" $((SECONDS - t0))
 if [[ "$status" != PASS ]]; then
   tail -40 "$LOGS/configure.log"
@@ -262,8 +302,14 @@ run_step() {
   shift 3
   section "$name"
   local t0=$SECONDS rc=0 detail=""
-  timeout 600 "$@" >"$log" 2>&1 || rc=$?
-  if [[ "$digest" == gtest ]]; then
+  if declare -F "$1" >/dev/null; then
+    "$@" >"$log" 2>&1 || rc=$?  # a function of this script: bounded by its own commands
+  else
+    timeout 600 "$@" >"$log" 2>&1 || rc=$?
+  fi
+  if [[ "$digest" == none ]]; then
+    :
+  elif [[ "$digest" == gtest ]]; then
     gtest_digest "$log"
     if grep -qE '^\[==========\] .* ran' "$log"; then
       detail="$(gtest_counts "$log")"
@@ -284,21 +330,27 @@ run_step() {
 }
 
 TESTS="$BUILD/lethe_tests"
+# The tests that read real MNIST find it here (they skip without it).
+[[ -f "$ROOT/data/mnist/train-images-idx3-ubyte" ]] && export LETHE_MNIST_DIR="$ROOT/data/mnist"
 if [[ -x "$TESTS" ]]; then
   run_step "CUDA tests" "$LOGS/cuda-tests.log" gtest "$TESTS" --gtest_filter='*Cuda*'
   # The CUDA tests again under compute-sanitizer: memcheck (out-of-bounds and misaligned device
-  # accesses, failed API calls) and racecheck (shared-memory hazards). No leak check: the caching
-  # allocator keeps its blocks until exit by design. Both slow kernels down many times over, so
-  # each run has its own, shorter time limit.
+  # accesses, failed API calls) and racecheck (shared-memory hazards, so only the tests of the
+  # hand-written kernels). No leak check: the caching allocator keeps its blocks until exit by
+  # design. Both slow kernels down many times over, so each run has its own, shorter time limit.
   SANITIZER="$(command -v compute-sanitizer || true)"
   for candidate in "$CUDA_HOME/bin/compute-sanitizer" "$CUDA_HOME/compute-sanitizer/compute-sanitizer"; do
     [[ -z "$SANITIZER" && -x "$candidate" ]] && SANITIZER="$candidate"
   done
   if [[ -n "$SANITIZER" ]]; then
     sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
+    declare -A sanitizer_filter=(
+      [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*}"
+      [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*}"
+    )
     for tool in memcheck racecheck; do
       run_step "CUDA tests ($tool)" "$LOGS/cuda-$tool.log" gtest timeout "$sanitizer_timeout" \
-        "$SANITIZER" --tool "$tool" --error-exitcode 3 "$TESTS" --gtest_filter='*Cuda*'
+        "$SANITIZER" --tool "$tool" --error-exitcode 3 "$TESTS" --gtest_filter="${sanitizer_filter[$tool]}"
       grep -m1 -E '^========= (ERROR|RACECHECK) SUMMARY' "$LOGS/cuda-$tool.log" || true
     done
   else
@@ -306,26 +358,81 @@ if [[ -x "$TESTS" ]]; then
     record "CUDA tests (memcheck)" SKIP 0
     record "CUDA tests (racecheck)" SKIP 0
   fi
-  run_step "all tests" "$LOGS/all-tests.log" gtest "$TESTS"
+  # Every test, GPU present: split into shards that run side by side (GoogleTest's own sharding),
+  # their logs concatenated for the digest.
+  shards=$((JOBS < 8 ? JOBS : 8))
+  ((shards >= 1)) || shards=1
+  run_all_shards() {
+    local k pids=() rc=0
+    for ((k = 0; k < shards; ++k)); do
+      GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$k OMP_NUM_THREADS=$(((JOBS + shards - 1) / shards)) \
+        "$TESTS" >"$LOGS/all-tests.$k.log" 2>&1 &
+      pids+=($!)
+    done
+    for k in "${!pids[@]}"; do wait "${pids[$k]}" || rc=1; done
+    return $rc
+  }
+  run_step "all tests ($shards shards)" "$LOGS/all-tests.log" none run_all_shards
+  all_passed=0 all_skipped=0 all_failed=0 all_finished=1
+  for ((k = 0; k < shards; ++k)); do
+    log="$LOGS/all-tests.$k.log"
+    grep -qE '^\[==========\] .* ran' "$log" || { all_finished=0; echo "shard $k did not finish; its end:"; tail -5 "$log"; }
+    read -r p _ s _ f _ <<<"$(gtest_counts "$log" | tr -d ',')"
+    all_passed=$((all_passed + p)) all_skipped=$((all_skipped + s)) all_failed=$((all_failed + f))
+    grep -A4 -E ': Failure$' "$log" | head -40 || true
+    grep -E '^\[  FAILED  \] [A-Za-z]' "$log" || true
+  done
+  results[-1]="${results[-1]}$all_passed passed, $all_skipped skipped, $all_failed failed$( ((all_finished)) || echo ', a shard did not finish')"
 else
   say "lethe_tests was not built"
   record "tests" FAIL 0
   failed=1
 fi
 
+LETHE="$BUILD/lethe"
+if [[ -x "$LETHE" && -f "$ROOT/data/mnist/train-images-idx3-ubyte" ]]; then
+  # One MNIST epoch (3000 examples, batch 64) through the binary on each device; then ewc scores
+  # of D from the GPU-trained model (two epochs, label noise) on each device.
+  end_to_end() {
+    local dev out="$BUILD/e2e"
+    mkdir -p "$out"
+    for dev in cuda cpu; do
+      "$LETHE" --device "$dev" --seed 0 train --data "$ROOT/data/mnist" --subset 3000 --epochs 1 --batch 64 \
+        --out "$out/epoch-$dev.safetensors" --json >"$out/epoch-$dev.json" || return 1
+      echo "epoch on $dev: $(tr -d ' \n' <"$out/epoch-$dev.json" | grep -oE '"epoch_seconds":\[[0-9.e-]+\]') s," \
+        "test accuracy $(tr -d ' \n' <"$out/epoch-$dev.json" | grep -oE '"test_accuracy":[0-9.]+')"
+    done
+    "$LETHE" --device cuda --seed 0 train --data "$ROOT/data/mnist" --subset 3000 --noise label --epochs 2 \
+      --out "$out/noisy.safetensors" --json >"$out/noisy.json" || return 1
+    for dev in cuda cpu; do
+      local t0=$SECONDS
+      "$LETHE" --device "$dev" --seed 0 identify --model-file "$out/noisy.safetensors" --method ewc \
+        --out "$out/ewc-$dev.csv" --json >"$out/ewc-$dev.json" || return 1
+      echo "ewc identify on $dev: $((SECONDS - t0)) s"
+    done
+    # The two rankings: the share of the top 300 they have in common.
+    comm -12 <(awk -F, 'NR > 1 && $NF <= 300 {print $1}' "$out/ewc-cuda.csv" | sort) \
+      <(awk -F, 'NR > 1 && $NF <= 300 {print $1}' "$out/ewc-cpu.csv" | sort) | wc -l |
+      awk '{printf "ewc top-300 overlap, GPU vs CPU: %d of 300\n", $1}'
+  }
+  run_step "MNIST end to end" "$LOGS/e2e.log" none end_to_end
+  cat "$LOGS/e2e.log"
+  grep -E '^(epoch on|ewc)' "$LOGS/e2e.log" >>"$SUMMARY" || true
+else
+  record "MNIST end to end" SKIP 0 "no lethe binary or no data/mnist"
+fi
+
 BENCH="$BUILD/lethe_bench"
 if [[ -x "$BENCH" ]]; then
   # Short runs: this is a smoke run with figures, not a careful measurement.
   # shellcheck disable=SC2086
-  run_step "benchmarks" "$LOGS/bench.log" bench "$BENCH" --benchmark_min_time=0.05 ${LETHE_BENCH_ARGS:-}
-  # The ResNet-18 training step on the GPU again, on its own line for the summary.
-  run_step "resnet18 step (gpu)" "$LOGS/bench-resnet.log" bench "$BENCH" \
-    --benchmark_filter='ResNet18TrainStep/device:1' --benchmark_min_time=2
+  run_step "benchmarks" "$LOGS/bench.log" bench "$BENCH" --benchmark_min_time=0.05 \
+    --benchmark_filter="${LETHE_BENCH_FILTER:-.}" ${LETHE_BENCH_ARGS:-}
 else
   record "benchmarks" SKIP 0
 fi
 
-# The same step in PyTorch on the same GPU, for a ratio, when the image has torch with CUDA.
+# The ResNet-18 step in PyTorch on the same GPU, for a ratio, when the image has torch with CUDA.
 if command -v python3 >/dev/null && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   run_step "torch resnet18 (gpu)" "$LOGS/peer-resnet.log" peer \
     python3 "$ROOT/bench/peer_torch_resnet.py" --device cuda --repeats 20
