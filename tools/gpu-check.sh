@@ -336,7 +336,8 @@ if [[ -x "$TESTS" ]]; then
   run_step "CUDA tests" "$LOGS/cuda-tests.log" gtest "$TESTS" --gtest_filter='*Cuda*'
   # The CUDA tests again under compute-sanitizer: memcheck (out-of-bounds and misaligned device
   # accesses, failed API calls) and racecheck (shared-memory hazards, so only the tests of the
-  # hand-written kernels). No leak check: the caching allocator keeps its blocks until exit by
+  # hand-written kernels). The test that asks for a petabyte on purpose stays out of memcheck,
+  # which reports every failed allocation. No leak check: the caching allocator keeps its blocks until exit by
   # design. Both slow kernels down many times over, so each run has its own, shorter time limit.
   SANITIZER="$(command -v compute-sanitizer || true)"
   for candidate in "$CUDA_HOME/bin/compute-sanitizer" "$CUDA_HOME/compute-sanitizer/compute-sanitizer"; do
@@ -345,7 +346,7 @@ if [[ -x "$TESTS" ]]; then
   if [[ -n "$SANITIZER" ]]; then
     sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
     declare -A sanitizer_filter=(
-      [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*}"
+      [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize}"
       [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*}"
     )
     for tool in memcheck racecheck; do
@@ -392,7 +393,7 @@ fi
 LETHE="$BUILD/lethe"
 if [[ -x "$LETHE" && -f "$ROOT/data/mnist/train-images-idx3-ubyte" ]]; then
   # One MNIST epoch (3000 examples, batch 64) through the binary on each device; then ewc scores
-  # of D from the GPU-trained model (two epochs, label noise) on each device.
+  # of a smaller D (1000 examples, label noise) from a GPU-trained model on each device.
   end_to_end() {
     local dev out="$BUILD/e2e"
     mkdir -p "$out"
@@ -402,7 +403,7 @@ if [[ -x "$LETHE" && -f "$ROOT/data/mnist/train-images-idx3-ubyte" ]]; then
       echo "epoch on $dev: $(tr -d ' \n' <"$out/epoch-$dev.json" | grep -oE '"epoch_seconds":\[[0-9.e-]+\]') s," \
         "test accuracy $(tr -d ' \n' <"$out/epoch-$dev.json" | grep -oE '"test_accuracy":[0-9.]+')"
     done
-    "$LETHE" --device cuda --seed 0 train --data "$ROOT/data/mnist" --subset 3000 --noise label --epochs 2 \
+    "$LETHE" --device cuda --seed 0 train --data "$ROOT/data/mnist" --subset 1000 --noise label --epochs 3 \
       --out "$out/noisy.safetensors" --json >"$out/noisy.json" || return 1
     for dev in cuda cpu; do
       local t0=$SECONDS
@@ -410,10 +411,10 @@ if [[ -x "$LETHE" && -f "$ROOT/data/mnist/train-images-idx3-ubyte" ]]; then
         --out "$out/ewc-$dev.csv" --json >"$out/ewc-$dev.json" || return 1
       echo "ewc identify on $dev: $((SECONDS - t0)) s"
     done
-    # The two rankings: the share of the top 300 they have in common.
-    comm -12 <(awk -F, 'NR > 1 && $NF <= 300 {print $1}' "$out/ewc-cuda.csv" | sort) \
-      <(awk -F, 'NR > 1 && $NF <= 300 {print $1}' "$out/ewc-cpu.csv" | sort) | wc -l |
-      awk '{printf "ewc top-300 overlap, GPU vs CPU: %d of 300\n", $1}'
+    # The two rankings: how much of the top 100 they have in common.
+    comm -12 <(awk -F, 'NR > 1 && $NF <= 100 {print $1}' "$out/ewc-cuda.csv" | sort) \
+      <(awk -F, 'NR > 1 && $NF <= 100 {print $1}' "$out/ewc-cpu.csv" | sort) | wc -l |
+      awk '{printf "ewc top-100 overlap, GPU vs CPU: %d of 100\n", $1}'
   }
   run_step "MNIST end to end" "$LOGS/e2e.log" none end_to_end
   cat "$LOGS/e2e.log"
