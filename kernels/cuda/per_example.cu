@@ -75,29 +75,46 @@ __global__ void __launch_bounds__(kBlockSize)
   constexpr int kRowStep = kBlockSize / kTile;  // 8
   const int64_t r = r0 + my_col;
 
+  // Loading the tiles, thread t fills position t % kTile of rows t / kTile + m * kRowStep
+  // (m < kRowsPerThread) of both. Those rows are the same at every position and for every
+  // example, so the unfolded rows' (channel, ky, kx) are found once, here; the per-position
+  // work is then 32-bit adds and compares (conv2d_per_example checks that the sizes fit).
+  const int H = static_cast<int>(g.h), W = static_cast<int>(g.w), Wo = static_cast<int>(g.wo);
+  const int stride = static_cast<int>(g.stride), pad = static_cast<int>(g.pad);
+  // Rows past the end get ky = H, which no output position can bring back inside the image.
+  int load_offset[kRowsPerThread], load_ky[kRowsPerThread], load_kx[kRowsPerThread];
+#pragma unroll
+  for (int m = 0; m < kRowsPerThread; ++m) {
+    const int rr = static_cast<int>(r0) + my_row + m * kRowStep;
+    const bool ok = rr < R;
+    load_kx[m] = rr % static_cast<int>(g.kw);
+    load_ky[m] = ok ? (rr / static_cast<int>(g.kw)) % static_cast<int>(g.kh) : H + pad;
+    load_offset[m] = ok ? (rr / static_cast<int>(g.kw * g.kh)) * H * W : 0;  // the channel's plane
+  }
+  const int Pi = static_cast<int>(P), Co = static_cast<int>(g.co), channel0 = static_cast<int>(o0) + my_row;
+
   double sq[kRowsPerThread] = {};
   const int64_t i_begin = int64_t{blockIdx.z} * per_block, i_end = min(n, i_begin + per_block);
   for (int64_t i = i_begin; i < i_end; ++i) {
     const float* ai = a + i * g.c * g.h * g.w;
     const float* di = d + i * g.co * P;
     float acc[kRowsPerThread] = {};
-    for (int64_t p0 = 0; p0 < P; p0 += kTile) {
-      for (int e = tid; e < kTile * kTile; e += kBlockSize) {
-        const int row = e / kTile, pos = e % kTile;
-        const int64_t p = p0 + pos;
-        const int64_t o = o0 + row;
-        d_tile[row][pos] = (o < g.co && p < P) ? di[o * P + p] : 0.0f;
-        // The unfolded row r' = (channel, ky, kx) at output position p = (oy, ox) reads input
-        // pixel (oy*stride - pad + ky, ox*stride - pad + kx), zero outside the image.
-        const int64_t rr = r0 + row;
-        float v = 0.0f;
-        if (rr < R && p < P) {
-          const int64_t kx = rr % g.kw, ky = (rr / g.kw) % g.kh, ch = rr / (g.kw * g.kh);
-          const int64_t ox = p % g.wo, oy = p / g.wo;
-          const int64_t iy = oy * g.stride - g.pad + ky, ix = ox * g.stride - g.pad + kx;
-          if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) v = ai[(ch * g.h + iy) * g.w + ix];
-        }
-        col_tile[row][pos] = v;
+    for (int p0 = 0; p0 < Pi; p0 += kTile) {
+      // Output position p = (oy, ox) of this thread's column reads input pixel
+      // (oy*stride - pad + ky, ox*stride - pad + kx) of unfolded row (channel, ky, kx), zero
+      // outside the image.
+      const int p = p0 + my_col;
+      const bool p_ok = p < Pi;
+      const int y0 = (p / Wo) * stride - pad, x0 = (p % Wo) * stride - pad;
+#pragma unroll
+      for (int m = 0; m < kRowsPerThread; ++m) {
+        const int row = my_row + m * kRowStep;
+        const int channel = channel0 + m * kRowStep;
+        d_tile[row][my_col] = (channel < Co && p_ok) ? di[channel * Pi + p] : 0.0f;
+        const int iy = y0 + load_ky[m], ix = x0 + load_kx[m];
+        col_tile[row][my_col] = (p_ok && iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                    ? ai[load_offset[m] + iy * W + ix]
+                                    : 0.0f;
       }
       __syncthreads();
 #pragma unroll 8
@@ -244,6 +261,9 @@ void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const f
   const ConvGeometry g{s.c, s.h, s.w, s.co, s.kh, s.kw, s.stride, s.pad, s.ho(), s.wo()};
   const ConvRequest r = conv_request(req);
   const int64_t R = g.rows();
+  LETHE_CUDA_REQUIRE(s.c * s.h * s.w < (int64_t{1} << 31) && s.co * g.cols() < (int64_t{1} << 31) &&
+                         R + kTile < (int64_t{1} << 31) && g.cols() + kTile < (int64_t{1} << 31),
+                     "conv2d_per_example: one example's input or output gradient is too large for 32-bit indexing");
   const int64_t tiles_r = (R + kTile - 1) / kTile, tiles_o = (g.co + kTile - 1) / kTile;
   const DeviceLimits& lim = context().limits();
   LETHE_CUDA_REQUIRE(tiles_o <= lim.max_grid_y, "conv2d_per_example: too many output channels for one grid");
