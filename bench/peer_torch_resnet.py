@@ -6,6 +6,10 @@ cross-entropy, backward, Adam lr 1e-3, BatchNorm in training mode.
     /usr/bin/python3 bench/peer_torch_resnet.py --threads 2 --repeats 5
     python3 bench/peer_torch_resnet.py --device cuda --repeats 20    # on a GPU machine
 
+On a GPU, --tf32 off (the default) keeps convolutions and matrix products in full FP32, as
+lethe's default does; --tf32 on lets them use TF32 tensor cores (PyTorch's own default for
+cuDNN convolutions).
+
 Prints the median step seconds and examples/s."""
 import argparse
 import statistics
@@ -23,7 +27,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tf32", choices=["on", "off"], default="off")
     args = ap.parse_args()
+    torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dev = torch.device(args.device)
@@ -48,7 +55,7 @@ def main():
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     print(f"torch {torch.__version__} device={args.device} threads={args.threads} "
-          f"step median {med * 1e3:.1f} ms ({args.batch / med:.0f} examples/s) over {args.repeats}: "
+          f"tf32={args.tf32} step median {med * 1e3:.1f} ms ({args.batch / med:.0f} examples/s) over {args.repeats}: "
           + " ".join(f"{t * 1e3:.1f}" for t in times))
 
 

@@ -435,9 +435,13 @@ fi
 
 # The ResNet-18 step in PyTorch on the same GPU, for a ratio, when the image has torch with CUDA.
 if command -v python3 >/dev/null && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  run_step "torch resnet18 (gpu)" "$LOGS/peer-resnet.log" peer \
-    python3 "$ROOT/bench/peer_torch_resnet.py" --device cuda --repeats 20
-  grep -E '^torch ' "$LOGS/peer-resnet.log" || true
+  # Full FP32 as lethe's default (tf32:0), then with TF32 tensor cores (tf32:1).
+  peer_resnet() {
+    python3 "$ROOT/bench/peer_torch_resnet.py" --device cuda --repeats 20 --tf32 off &&
+      python3 "$ROOT/bench/peer_torch_resnet.py" --device cuda --repeats 20 --tf32 on
+  }
+  run_step "torch resnet18 (gpu)" "$LOGS/peer-resnet.log" peer peer_resnet
+  grep -E '^torch ' "$LOGS/peer-resnet.log" | tee -a "$SUMMARY" || true
 else
   record "torch resnet18 (gpu)" SKIP 0 "no python3 torch with CUDA"
 fi
