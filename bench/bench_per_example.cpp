@@ -2,8 +2,15 @@
 // cost does not depend on values), against the naive loop of single-example backward passes.
 //   build/lethe_bench --benchmark_filter=PerExample
 // Compare with bench/peer_functorch.py (functorch vmap(grad)) at the same thread count.
+// The inner products and the diagonal Fisher run on either device: device:0 on the CPU,
+// device:1 with the model on the GPU (skipped without one), where the images go up batch by
+// batch as in a repair run and the results come back to the host.
 #include <benchmark/benchmark.h>
 
+#include <optional>
+#include <string>
+
+#include "kernels/device.h"
 #include "nn/models.h"
 #include "nn/train.h"
 #include "repair/kfac.h"
@@ -27,6 +34,7 @@ data::ImageSet synthetic(int64_t n) {
 struct Fixture {
   data::ImageSet set = synthetic(3000);
   std::unique_ptr<Sequential> model;
+  std::unique_ptr<Sequential> gpu_model;  // the same weights on the GPU, made on first use
   std::vector<float> query;
   Fixture() {
     Rng rng(8);
@@ -34,10 +42,30 @@ struct Fixture {
     query.resize(static_cast<size_t>(repair::ParamLayout::of(*model).total));
     for (auto& q : query) q = static_cast<float>(rng.uniform(-1, 1));
   }
+  Module& model_on(Device device) {
+    if (device == Device::CPU) return *model;
+    if (!gpu_model) {
+      Rng rng(8);
+      gpu_model = make_mnist_cnn(rng);
+      gpu_model->to(Device::CUDA);
+    }
+    return *gpu_model;
+  }
 };
 Fixture& fixture() {
   static Fixture f;
   return f;
+}
+
+// The device a benchmark's argument names, or nullopt (after marking the run skipped) when it is
+// the GPU and none is usable.
+std::optional<Device> benchmark_device(benchmark::State& state) {
+  const Device device = state.range(0) == 1 ? Device::CUDA : Device::CPU;
+  if (device == Device::CUDA && !device::cuda_available()) {
+    state.SkipWithError((std::string("no GPU: ") + device::cuda_unavailable_reason()).c_str());
+    return std::nullopt;
+  }
+  return device;
 }
 
 void counters(benchmark::State& state, int64_t n) {
@@ -45,18 +73,28 @@ void counters(benchmark::State& state, int64_t n) {
 }
 
 void BM_PerExampleInnerProducts(benchmark::State& state) {
+  const auto device = benchmark_device(state);
+  if (!device) return;
   auto& f = fixture();
-  for (auto _ : state) benchmark::DoNotOptimize(repair::per_example_dots(*f.model, f.set, f.query, 1));
+  Module& model = f.model_on(*device);
+  auto run = [&] { return repair::per_example_dots(model, f.set, f.query, 1); };
+  if (*device == Device::CUDA) run();  // warm-up: allocator caches, cuDNN algorithm choice
+  for (auto _ : state) benchmark::DoNotOptimize(run());
   counters(state, f.set.n);
 }
-BENCHMARK(BM_PerExampleInnerProducts)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_PerExampleInnerProducts)->Arg(0)->Arg(1)->ArgName("device")->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
 void BM_PerExampleDiagonalFisher(benchmark::State& state) {
+  const auto device = benchmark_device(state);
+  if (!device) return;
   auto& f = fixture();
-  for (auto _ : state) benchmark::DoNotOptimize(repair::diagonal_fisher(*f.model, f.set));
+  Module& model = f.model_on(*device);
+  auto run = [&] { return repair::diagonal_fisher(model, f.set); };
+  if (*device == Device::CUDA) run();  // warm-up, as above
+  for (auto _ : state) benchmark::DoNotOptimize(run());
   counters(state, f.set.n);
 }
-BENCHMARK(BM_PerExampleDiagonalFisher)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_PerExampleDiagonalFisher)->Arg(0)->Arg(1)->ArgName("device")->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
 void BM_PerExampleSquaredNorms(benchmark::State& state) {
   auto& f = fixture();

@@ -10,6 +10,11 @@
 // example i alone and the summed loss's output gradients split into per-example ones. In
 // training mode a BatchNorm output depends on the whole batch and a per-example gradient is not
 // defined; the quantities here are those of the model as it is evaluated.
+//
+// Where the model lives on the GPU, so do the captures, and accumulate() runs the CUDA twins of
+// the kernels there (kernels/cuda/kernels.h): the request's host arrays are mirrored by device
+// scratch, and the results come back to the host once per call. KFAC statistics are gathered
+// on the host in either case.
 #include <memory>
 #include <vector>
 
@@ -17,6 +22,10 @@
 #include "nn/module.h"
 #include "nn/ops.h"
 #include "repair/params.h"
+
+namespace lethe::cuda {
+class DeviceScratch;
+}
 
 namespace lethe::repair {
 
@@ -44,7 +53,16 @@ class PerExampleEngine {
 
   // Adds the current batch's per-example quantities; pointers in `req` index the whole θ
   // (this call offsets them per layer). `req.dots`/`sq_norms` are indexed by batch row.
+  // Every pointer is a host pointer, whichever device the model is on; the += contract of
+  // kernels/cpu/per_example.h holds for dots, sq_norms and sq_sum (grads are written).
   void accumulate(const cpu::PerExampleRequest& req) const;
+
+  // On the GPU, accumulate() uploads the queries of each request anew (q × θ floats). A caller
+  // that asks about the same queries batch after batch names them here once: requests whose
+  // `queries`, `q` and `ld_queries` match then use this device copy. The values must not change
+  // while they are kept (until the next call or the engine's end). A no-op when the model is on
+  // the CPU.
+  void keep_queries(const float* queries, int64_t q, int64_t ld_queries);
 
   // KFAC statistics of the current batch, per capturable layer (in model order).
   struct KfacBlock {
@@ -59,6 +77,8 @@ class PerExampleEngine {
     std::vector<double> pairs;
   };
   std::vector<KfacBlock> kfac_blocks() const;  // empty accumulators, shaped
+  // On the host whatever the model's device: no CUDA twin of the KFAC kernels exists yet, so a
+  // GPU model's captures are copied over for this call.
   void kfac_accumulate(std::vector<KfacBlock>& blocks) const;
 
  private:
@@ -69,12 +89,26 @@ class PerExampleEngine {
     int64_t offset;
     LayerCapture capture;
   };
+  // One layer's share of a request whose pointers are already offset to its segment, on the
+  // device named (the captures are copied there when they live elsewhere).
+  void accumulate_layer(const Layer& l, Device device, const cpu::PerExampleRequest& r) const;
+  bool captures_on_gpu() const;
+  void accumulate_on_host(const cpu::PerExampleRequest& req) const;
+  void accumulate_on_gpu(const cpu::PerExampleRequest& req) const;
+
+  struct KeptQueries {
+    const float* host = nullptr;
+    int64_t q = 0, ld = 0;
+    std::unique_ptr<cuda::DeviceScratch> device;  // q rows of θ, packed (θ apart)
+  };
+
   Module& model_;
   ModeGuard evaluation_mode_;
   bool parameter_gradients_;
   ParamLayout layout_;
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t batch_ = 0;
+  KeptQueries kept_queries_;
 };
 
 }  // namespace lethe::repair

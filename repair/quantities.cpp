@@ -132,6 +132,7 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
   const int64_t p = engine.num_params();
   if (q < 1 || static_cast<int64_t>(queries.size()) != q * p)
     fail("per_example_dots: {} query values for {} queries of {} parameters", queries.size(), q, p);
+  engine.keep_queries(queries.data(), q, p);
   std::vector<double> out(static_cast<size_t>(set.n * q), 0.0);
   std::vector<double> batch_dots;
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
@@ -204,6 +205,7 @@ std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& s
   const int64_t p = engine.num_params();
   if (static_cast<int64_t>(v.size()) != p) fail("fisher_vector_product: vector of {} for {} parameters", v.size(), p);
   const std::vector<float> vf(v.begin(), v.end());
+  engine.keep_queries(vf.data(), 1, p);
   std::vector<double> out(static_cast<size_t>(p), 0.0);
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
     engine.backward(logits, labels);

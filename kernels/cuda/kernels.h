@@ -113,5 +113,7 @@ void sgd_step(int64_t n, const SgdHyper& h, float* param, const float* grad, flo
 void linear_per_example(const cpu::LinearDims& dims, const float* a, const float* d, const cpu::PerExampleRequest& req);
 void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const float* d,
                         const cpu::PerExampleRequest& req);
+void batchnorm2d_per_example(const ChannelShape& s, const float* a, const float* running_mean,
+                             const float* running_var, float eps, const float* d, const cpu::PerExampleRequest& req);
 
 }  // namespace lethe::cuda

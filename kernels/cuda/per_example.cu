@@ -10,6 +10,10 @@
 // parameter and block at the end), and, only when asked, the gradient itself. So g_i never exists
 // in device memory unless `grads` wants it.
 //
+// BatchNorm2d (evaluation mode): one warp per example and channel forms the pair (g_γ, g_β) from
+// two sums over the plane and folds it in with double atomics (2 values per channel, so the
+// atomics are few next to the sums).
+//
 // Linear layers never form g_i, as on the CPU: inner products go through T = d V (cuBLAS) and a
 // row-wise dot with a, squared norms through ||d_i||^2 ||a_i||^2, the batch's sum of squares
 // through (d∘d)^T (a∘a) (cuBLAS).
@@ -39,6 +43,21 @@ __device__ double block_sum(double v, BlockSum::TempStorage& temp) {
   return total;
 }
 
+// The request as the kernels take it (by value, in kernel parameter space).
+struct KernelRequest {
+  const float* queries;
+  int64_t q, ld_queries;
+  double *dots, *sq_norms, *sq_sum;
+  float* grads;
+  int64_t ld_grads;
+  float scale;
+};
+
+KernelRequest kernel_request(const cpu::PerExampleRequest& req) {
+  return {req.queries, req.dots ? req.q : 0, req.ld_queries, req.dots, req.sq_norms, req.sq_sum,
+          req.grads, req.ld_grads, req.scale};
+}
+
 // ---- convolution -----------------------------------------------------------------------------
 
 constexpr int kTile = 32;                       // output channels x unfolded rows of one tile
@@ -51,20 +70,11 @@ struct ConvGeometry {
   __host__ __device__ int64_t cols() const { return ho * wo; }      // output positions
 };
 
-struct ConvRequest {
-  const float* queries;
-  int64_t q, ld_queries;
-  double *dots, *sq_norms, *sq_sum;
-  float* grads;
-  int64_t ld_grads;
-  float scale;
-};
-
 // Grid: x over tiles of the unfolded rows, y over tiles of the output channels, z over groups
 // of `per_block` consecutive examples.
 __global__ void __launch_bounds__(kBlockSize)
     conv_weight_per_example_kernel(ConvGeometry g, int64_t n, int64_t per_block, const float* a, const float* d,
-                                   ConvRequest req) {
+                                   KernelRequest req) {
   __shared__ float d_tile[kTile][kTile + 1];    // [channel][position]; +1 spreads the banks
   __shared__ float col_tile[kTile][kTile + 1];  // [unfolded row][position]
   __shared__ BlockSum::TempStorage temp;
@@ -166,7 +176,7 @@ __global__ void __launch_bounds__(kBlockSize)
 // follows the weight in the layer's segment.
 __global__ void __launch_bounds__(kBlockSize)
     conv_bias_per_example_kernel(int64_t n, int64_t co, int64_t P, int64_t bias_offset, const float* d,
-                                 ConvRequest req) {
+                                 KernelRequest req) {
   __shared__ BlockSum::TempStorage temp;
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
     double norm = 0.0;
@@ -187,9 +197,53 @@ __global__ void __launch_bounds__(kBlockSize)
   }
 }
 
-ConvRequest conv_request(const cpu::PerExampleRequest& req) {
-  return {req.queries, req.dots ? req.q : 0, req.ld_queries, req.dots, req.sq_norms, req.sq_sum,
-          req.grads, req.ld_grads, req.scale};
+// ---- BatchNorm2d (evaluation mode) ----------------------------------------------------------
+
+// One warp per (example, channel): the two sums over the plane, Σ_t d and Σ_t d (a − μ), in
+// double as on the CPU, then lane 0 forms g = scale [Σ d x̂, Σ d] for (γ_c, β_c) and folds it into
+// every requested quantity. Grid-stride over the n·c pairs; the loop bound is the same for
+// every lane of a warp, so the shuffles see the whole warp.
+__global__ void __launch_bounds__(kBlockSize)
+    batchnorm_per_example_kernel(int64_t n, int64_t c, int64_t hw, const float* a, const float* running_mean,
+                                 const float* running_var, float eps, const float* d, KernelRequest req) {
+  constexpr int kWarp = 32;
+  const int lane = static_cast<int>(threadIdx.x % kWarp);
+  const int64_t pairs = n * c;
+  for (int64_t e = global_thread_index() / kWarp; e < pairs; e += global_thread_count() / kWarp) {
+    const int64_t i = e / c, ch = e % c;
+    const float* ap = a + e * hw;  // (i*c + ch) * hw
+    const float* dp = d + e * hw;
+    const double mu = running_mean[ch];
+    double gd = 0.0, gdx = 0.0;
+    for (int64_t t = lane; t < hw; t += kWarp) {
+      gd += dp[t];
+      gdx += static_cast<double>(dp[t]) * (ap[t] - mu);
+    }
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+      gd += __shfl_down_sync(0xffffffffu, gd, offset);
+      gdx += __shfl_down_sync(0xffffffffu, gdx, offset);
+    }
+    if (lane != 0) continue;
+    const double invstd = 1.0 / sqrt(static_cast<double>(running_var[ch]) + eps);
+    const float g_gamma = req.scale * static_cast<float>(gdx * invstd);
+    const float g_beta = req.scale * static_cast<float>(gd);
+    const int64_t k_gamma = ch, k_beta = c + ch;  // γ [c], then β [c]
+    if (req.grads) {
+      req.grads[i * req.ld_grads + k_gamma] = g_gamma;
+      req.grads[i * req.ld_grads + k_beta] = g_beta;
+    }
+    for (int64_t j = 0; j < req.q; ++j) {
+      const float* vq = req.queries + j * req.ld_queries;
+      atomicAdd(&req.dots[i * req.q + j],
+                static_cast<double>(g_gamma) * vq[k_gamma] + static_cast<double>(g_beta) * vq[k_beta]);
+    }
+    const double sq_gamma = static_cast<double>(g_gamma) * g_gamma, sq_beta = static_cast<double>(g_beta) * g_beta;
+    if (req.sq_norms) atomicAdd(&req.sq_norms[i], sq_gamma + sq_beta);
+    if (req.sq_sum) {
+      atomicAdd(&req.sq_sum[k_gamma], sq_gamma);
+      atomicAdd(&req.sq_sum[k_beta], sq_beta);
+    }
+  }
 }
 
 // ---- linear ----------------------------------------------------------------------------------
@@ -259,7 +313,7 @@ void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const f
                         const cpu::PerExampleRequest& req) {
   if (s.n == 0) return;
   const ConvGeometry g{s.c, s.h, s.w, s.co, s.kh, s.kw, s.stride, s.pad, s.ho(), s.wo()};
-  const ConvRequest r = conv_request(req);
+  const KernelRequest r = kernel_request(req);
   const int64_t R = g.rows();
   LETHE_CUDA_REQUIRE(s.c * s.h * s.w < (int64_t{1} << 31) && s.co * g.cols() < (int64_t{1} << 31) &&
                          R + kTile < (int64_t{1} << 31) && g.cols() + kTile < (int64_t{1} << 31),
@@ -282,6 +336,14 @@ void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const f
                                                                                           g.co * R, d, r);
     LETHE_CUDA_CHECK_LAUNCH("conv2d_per_example (bias)");
   }
+}
+
+void batchnorm2d_per_example(const ChannelShape& s, const float* a, const float* running_mean,
+                             const float* running_var, float eps, const float* d, const cpu::PerExampleRequest& req) {
+  if (s.n == 0 || s.c == 0) return;
+  batchnorm_per_example_kernel<<<grid_for(s.n * s.c * 32), kBlockSize, 0, stream()>>>(
+      s.n, s.c, s.hw, a, running_mean, running_var, eps, d, kernel_request(req));
+  LETHE_CUDA_CHECK_LAUNCH("batchnorm2d_per_example");
 }
 
 void linear_per_example(const cpu::LinearDims& dm, const float* a, const float* d, const cpu::PerExampleRequest& req) {

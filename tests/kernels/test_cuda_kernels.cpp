@@ -766,6 +766,29 @@ TEST(CudaNorm, GlobalAvgPoolMatchesCpu) {
   }
 }
 
+TEST(CudaPerExample, BatchNormMatchesCpu) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  // The norm shapes, plus one with more (example, channel) pairs than the grid has warps, so the
+  // grid-stride loop comes round.
+  auto shapes = channel_shapes();
+  shapes.push_back({300, 128, 4});
+  for (const lethe::ChannelShape& s : shapes) {
+    SCOPED_TRACE(::testing::Message() << "n=" << s.n << " c=" << s.c << " hw=" << s.hw);
+    const int64_t total = s.n * s.c * s.hw;
+    const auto a = random_floats(total, 180, -1.0, 2.0), d = random_floats(total, 181);
+    const auto rm = random_floats(s.c, 182, -0.3, 0.3), rv = random_floats(s.c, 183, 0.5, 2.0);
+    DeviceFloats a_d(a), d_d(d), rm_d(rm), rv_d(rv);
+    expect_per_example_match(
+        s.n, 2 * s.c,
+        [&](const lethe::cpu::PerExampleRequest& r) {
+          lethe::cpu::batchnorm2d_per_example(s, a.data(), rm.data(), rv.data(), 1e-5f, d.data(), r);
+        },
+        [&](const lethe::cpu::PerExampleRequest& r) {
+          lethe::cuda::batchnorm2d_per_example(s, a_d.get(), rm_d.get(), rv_d.get(), 1e-5f, d_d.get(), r);
+        });
+  }
+}
+
 }  // namespace
 
 #endif  // LETHE_WITH_CUDA

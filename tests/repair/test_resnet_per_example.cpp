@@ -17,41 +17,10 @@
 #include "repair/params.h"
 #include "repair/quantities.h"
 #include "util/error.h"
+#include "resnet_fixture.h"
 
 namespace lethe::repair {
 namespace {
-
-data::ImageSet random_images(int64_t n, int64_t side, uint64_t seed) {
-  data::ImageSet s;
-  s.n = n, s.channels = 3, s.height = side, s.width = side, s.num_classes = 10;
-  Rng rng(seed);
-  for (int64_t i = 0; i < n * 3 * side * side; ++i) s.pixels.push_back(static_cast<float>(rng.uniform(-1.0, 1.0)));
-  for (int64_t i = 0; i < n; ++i) s.labels.push_back(static_cast<int32_t>(rng.below(10)));
-  for (int64_t i = 0; i < n; ++i) s.source_index.push_back(i);
-  return s;
-}
-
-// A resnet18-w2 whose BatchNorms have non-trivial running statistics and affine parameters, so a
-// quantity computed with batch statistics (or without γ) would disagree with the loop.
-std::unique_ptr<Module> small_resnet(uint64_t seed) {
-  Rng rng(seed);
-  auto net = make_model("resnet18-w2", rng);
-  for (auto& b : net->named_buffers()) {
-    if (b.integer) continue;
-    const bool var = b.name.find("running_var") != std::string::npos;
-    std::vector<float> v(static_cast<size_t>(b.tensor.numel()));
-    for (auto& x : v) x = static_cast<float>(var ? rng.uniform(0.5, 2.0) : rng.uniform(-0.3, 0.3));
-    b.tensor.copy_(Tensor::from_vector(b.tensor.shape(), v));
-  }
-  for (auto& p : net->named_parameters()) {
-    if (p.tensor.dim() != 1 || p.name.rfind("fc.", 0) == 0) continue;  // BatchNorm γ and β
-    std::vector<float> v(static_cast<size_t>(p.tensor.numel()));
-    const bool weight = p.name.find("weight") != std::string::npos;
-    for (auto& x : v) x = static_cast<float>(weight ? rng.uniform(0.5, 1.5) : rng.uniform(-0.2, 0.2));
-    p.tensor.copy_(Tensor::from_vector(p.tensor.shape(), v));
-  }
-  return net;
-}
 
 std::vector<std::vector<double>> loop_gradients(Module& model, const data::ImageSet& set) {
   ModeGuard evaluation_mode(model, false);
@@ -77,7 +46,7 @@ class ResNetPerExample : public ::testing::Test {
  protected:
   void SetUp() override {
     model_ = small_resnet(31);
-    set_ = random_images(7, 8, 32);
+    set_ = resnet_images(7, 8, 32);
     ref_ = loop_gradients(*model_, set_);
     p_ = static_cast<int64_t>(ref_[0].size());
     layout_ = ParamLayout::of(*model_);
