@@ -347,7 +347,7 @@ if [[ -x "$TESTS" ]]; then
     sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
     declare -A sanitizer_filter=(
       [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize}"
-      [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*}"
+      [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample.*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*}"
     )
     for tool in memcheck racecheck; do
       run_step "CUDA tests ($tool)" "$LOGS/cuda-$tool.log" gtest timeout "$sanitizer_timeout" \
