@@ -8,15 +8,18 @@ namespace lethe {
 namespace {
 
 // Conv(c,32,5,p2) ReLU MaxPool2 Conv(32,32,5,p2) ReLU MaxPool2 Flatten Linear(32*(side/4)^2,50)
-// ReLU Linear(50,10).
+// ReLU Linear(50,10). Each ReLU is applied after its max-pooling: ReLU is monotone, so
+// max(relu(x)) = relu(max(x)) exactly, and the gradients agree too (both are zero where the
+// window's maximum is not positive, and otherwise reach the same element); ReLU then runs on a
+// quarter of the values. The layers with parameters keep their indices (0, 3, 7, 9).
 std::unique_ptr<Sequential> make_small_cnn(int64_t channels, int64_t side, Rng& rng) {
   auto net = std::make_unique<Sequential>();
   net->add(std::make_unique<Conv2d>(channels, 32, 5, 1, 2, rng))
-      .add(std::make_unique<ReLU>())
       .add(std::make_unique<MaxPool2d>(2, 2))
+      .add(std::make_unique<ReLU>())
       .add(std::make_unique<Conv2d>(32, 32, 5, 1, 2, rng))
-      .add(std::make_unique<ReLU>())
       .add(std::make_unique<MaxPool2d>(2, 2))
+      .add(std::make_unique<ReLU>())
       .add(std::make_unique<Flatten>())
       .add(std::make_unique<Linear>(32 * (side / 4) * (side / 4), 50, rng))
       .add(std::make_unique<ReLU>())

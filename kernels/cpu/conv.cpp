@@ -14,18 +14,6 @@ namespace {
 // A 1x1, stride-1, unpadded convolution needs no unfolding: the image already is the matrix.
 bool is_pointwise(const Conv2dShape& s) { return s.kh == 1 && s.kw == 1 && s.stride == 1 && s.pad == 0; }
 
-// Valid output columns [lo, hi) for kernel column offset kx: those whose input column
-// ow*stride - pad + kx lies inside [0, w).
-void valid_range(int64_t out_len, int64_t in_len, int64_t stride, int64_t pad, int64_t k, int64_t& lo,
-                 int64_t& hi) {
-  // ow*stride >= pad - k  and  ow*stride <= in_len - 1 + pad - k
-  const int64_t a = pad - k;
-  lo = a <= 0 ? 0 : (a + stride - 1) / stride;
-  const int64_t b = in_len - 1 + pad - k;
-  hi = b < 0 ? 0 : std::min(out_len, b / stride + 1);
-  if (lo > hi) lo = hi;
-}
-
 // Thread-private scratch that persists between calls, so the hot loop never allocates.
 std::vector<float>& scratch(int slot, size_t size) {
   thread_local std::vector<float> buffers[2];
@@ -34,62 +22,90 @@ std::vector<float>& scratch(int slot, size_t size) {
   return buf;
 }
 
-}  // namespace
-
-void im2col(const Conv2dShape& s, const float* x, float* col) {
-  const int64_t ho = s.ho(), wo = s.wo();
+// One example's image with `pad` zeros on every side, [c, h + 2 pad, w + 2 pad], in this
+// thread's scratch; the image itself when there is no padding. With it the unfolding needs no
+// bounds: every window lies inside.
+const float* padded_image(const Conv2dShape& s, const float* x) {
+  if (s.pad == 0) return x;
+  const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
+  thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(s.c * hp * wp)) buf.resize(static_cast<size_t>(s.c * hp * wp));
+  float* out = buf.data();
   for (int64_t c = 0; c < s.c; ++c) {
-    const float* xc = x + c * s.h * s.w;
-    for (int64_t ky = 0; ky < s.kh; ++ky) {
-      int64_t oy_lo, oy_hi;
-      valid_range(ho, s.h, s.stride, s.pad, ky, oy_lo, oy_hi);
-      for (int64_t kx = 0; kx < s.kw; ++kx) {
-        float* row = col + ((c * s.kh + ky) * s.kw + kx) * ho * wo;
-        int64_t ox_lo, ox_hi;
-        valid_range(wo, s.w, s.stride, s.pad, kx, ox_lo, ox_hi);
-        std::fill(row, row + oy_lo * wo, 0.0f);
-        for (int64_t oy = oy_lo; oy < oy_hi; ++oy) {
-          float* out = row + oy * wo;
-          const float* in = xc + (oy * s.stride - s.pad + ky) * s.w;
-          std::fill(out, out + ox_lo, 0.0f);
-          if (s.stride == 1) {
-            const int64_t ix0 = ox_lo - s.pad + kx;
-            std::memcpy(out + ox_lo, in + ix0, static_cast<size_t>(ox_hi - ox_lo) * sizeof(float));
-          } else {
-            for (int64_t ox = ox_lo; ox < ox_hi; ++ox) out[ox] = in[ox * s.stride - s.pad + kx];
-          }
-          std::fill(out + ox_hi, out + wo, 0.0f);
-        }
-        std::fill(row + oy_hi * wo, row + ho * wo, 0.0f);
-      }
+    float* plane = out + c * hp * wp;
+    std::fill(plane, plane + s.pad * wp, 0.0f);
+    for (int64_t y = 0; y < s.h; ++y) {
+      float* row = plane + (y + s.pad) * wp;
+      std::fill(row, row + s.pad, 0.0f);
+      std::memcpy(row + s.pad, x + (c * s.h + y) * s.w, static_cast<size_t>(s.w) * sizeof(float));
+      std::fill(row + s.pad + s.w, row + wp, 0.0f);
     }
+    std::fill(plane + (s.pad + s.h) * wp, plane + hp * wp, 0.0f);
   }
+  return out;
 }
 
-void col2im(const Conv2dShape& s, const float* col, float* dx) {
-  const int64_t ho = s.ho(), wo = s.wo();
-  std::fill(dx, dx + s.c * s.h * s.w, 0.0f);
-  for (int64_t c = 0; c < s.c; ++c) {
-    float* dxc = dx + c * s.h * s.w;
-    for (int64_t ky = 0; ky < s.kh; ++ky) {
-      int64_t oy_lo, oy_hi;
-      valid_range(ho, s.h, s.stride, s.pad, ky, oy_lo, oy_hi);
+// The copy and add loops below are short (one output row, e.g. 14 or 28 values): GCC would
+// otherwise turn the copies into memcpy calls, whose call costs more than the copy.
+#if defined(__GNUC__) && !defined(__clang__)
+#define LETHE_NO_LOOP_TO_CALL __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define LETHE_NO_LOOP_TO_CALL
+#endif
+
+}  // namespace
+
+LETHE_NO_LOOP_TO_CALL void im2col(const Conv2dShape& s, const float* x, float* col) {
+  const int64_t ho = s.ho(), wo = s.wo(), stride = s.stride;
+  const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
+  const float* xp = padded_image(s, x);
+  for (int64_t c = 0; c < s.c; ++c)
+    for (int64_t ky = 0; ky < s.kh; ++ky)
       for (int64_t kx = 0; kx < s.kw; ++kx) {
-        const float* row = col + ((c * s.kh + ky) * s.kw + kx) * ho * wo;
-        int64_t ox_lo, ox_hi;
-        valid_range(wo, s.w, s.stride, s.pad, kx, ox_lo, ox_hi);
-        for (int64_t oy = oy_lo; oy < oy_hi; ++oy) {
-          const float* in = row + oy * wo;
-          float* out = dxc + (oy * s.stride - s.pad + ky) * s.w - s.pad + kx;
-          if (s.stride == 1) {
-            for (int64_t ox = ox_lo; ox < ox_hi; ++ox) out[ox] += in[ox];
-          } else {
-            for (int64_t ox = ox_lo; ox < ox_hi; ++ox) out[ox * s.stride] += in[ox];
-          }
+        float* __restrict row = col + ((c * s.kh + ky) * s.kw + kx) * ho * wo;
+        const float* __restrict src = xp + (c * hp + ky) * wp + kx;
+        for (int64_t oy = 0; oy < ho; ++oy) {
+          const float* in = src + oy * stride * wp;
+          float* out = row + oy * wo;
+          if (stride == 1)
+            for (int64_t ox = 0; ox < wo; ++ox) out[ox] = in[ox];
+          else
+            for (int64_t ox = 0; ox < wo; ++ox) out[ox] = in[ox * stride];
         }
       }
-    }
+}
+
+LETHE_NO_LOOP_TO_CALL void col2im(const Conv2dShape& s, const float* col, float* dx) {
+  const int64_t ho = s.ho(), wo = s.wo(), stride = s.stride;
+  const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
+  // Sums go to a padded image (the window positions over the border land in its margin), whose
+  // interior is then dx.
+  float* acc = dx;
+  thread_local std::vector<float> buf;
+  if (s.pad > 0) {
+    if (buf.size() < static_cast<size_t>(s.c * hp * wp)) buf.resize(static_cast<size_t>(s.c * hp * wp));
+    acc = buf.data();
   }
+  std::fill(acc, acc + s.c * hp * wp, 0.0f);
+  for (int64_t c = 0; c < s.c; ++c)
+    for (int64_t ky = 0; ky < s.kh; ++ky)
+      for (int64_t kx = 0; kx < s.kw; ++kx) {
+        const float* __restrict row = col + ((c * s.kh + ky) * s.kw + kx) * ho * wo;
+        float* __restrict dst = acc + (c * hp + ky) * wp + kx;
+        for (int64_t oy = 0; oy < ho; ++oy) {
+          const float* in = row + oy * wo;
+          float* out = dst + oy * stride * wp;
+          if (stride == 1)
+            for (int64_t ox = 0; ox < wo; ++ox) out[ox] += in[ox];
+          else
+            for (int64_t ox = 0; ox < wo; ++ox) out[ox * stride] += in[ox];
+        }
+      }
+  if (s.pad > 0)
+    for (int64_t c = 0; c < s.c; ++c)
+      for (int64_t y = 0; y < s.h; ++y)
+        std::memcpy(dx + (c * s.h + y) * s.w, acc + (c * hp + y + s.pad) * wp + s.pad,
+                    static_cast<size_t>(s.w) * sizeof(float));
 }
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {

@@ -77,6 +77,32 @@ TEST(Ops, MaxPoolPicksWindowMaximum) {
   EXPECT_EQ(t.grad().to_vector(), (std::vector<float>{1, 0, 0, 0}));
 }
 
+// The 2x2 stride-2 backward writes every input position itself; against the definition on odd
+// sizes (an uncovered last row and column) with many ties (values from a set of three).
+TEST(Ops, MaxPool2x2BackwardMatchesTheDefinitionWithTiesAndOddSizes) {
+  const int64_t n = 2, c = 3, h = 5, w = 7, ho = 2, wo = 3;
+  Rng rng(21);
+  std::vector<float> xv(static_cast<size_t>(n * c * h * w)), gv(static_cast<size_t>(n * c * ho * wo));
+  for (auto& v : xv) v = static_cast<float>(rng.below(3)) - 1.0f;
+  for (auto& v : gv) v = static_cast<float>(rng.uniform(0.5, 1.5));
+  Tensor x = Tensor::from_vector({n, c, h, w}, xv);
+  x.set_requires_grad(true);
+  Tensor y = max_pool2d(x, 2, 2);
+  sum(mul(y, Tensor::from_vector({n, c, ho, wo}, gv))).backward();
+  std::vector<float> want(xv.size(), 0.0f);
+  for (int64_t p = 0; p < n * c; ++p)
+    for (int64_t oy = 0; oy < ho; ++oy)
+      for (int64_t ox = 0; ox < wo; ++ox) {
+        int64_t best = -1;
+        for (int64_t k = 0; k < 4; ++k) {
+          const int64_t at = p * h * w + (2 * oy + k / 2) * w + 2 * ox + k % 2;
+          if (best < 0 || xv[static_cast<size_t>(at)] > xv[static_cast<size_t>(best)]) best = at;
+        }
+        want[static_cast<size_t>(best)] = gv[static_cast<size_t>((p * ho + oy) * wo + ox)];
+      }
+  EXPECT_EQ(x.grad().to_vector(), want);
+}
+
 TEST(Ops, LinearMatchesMatrixProduct) {
   Tensor x = Tensor::from_vector({2, 3}, std::vector<float>{1, 2, 3, 4, 5, 6});
   Tensor w = Tensor::from_vector({2, 3}, std::vector<float>{1, 0, -1, 2, 1, 0});
