@@ -7,7 +7,8 @@
 
 namespace lethe {
 
-// The MNIST CNN of method.md: Conv(1,32,5,p2) ReLU MaxPool2 Conv(32,32,5,p2) ReLU MaxPool2
+// The MNIST CNN of method.md: Conv(1,32,5,p2) ReLU MaxPool2 Conv(32,32,5,p2) ReLU MaxPool2 (each ReLU
+// applied after its pooling, the same function: see models.cpp)
 // Flatten Linear(1568,50) ReLU Linear(50,10). Names "0.weight" ... "9.bias" as nn.Sequential.
 std::unique_ptr<Sequential> make_mnist_cnn(Rng& rng);
 
