@@ -27,5 +27,8 @@ void copy_host_to_cuda(void* dst, const void* src, size_t bytes);
 void copy_cuda_to_host(void* dst, const void* src, size_t bytes);
 void copy_cuda_to_cuda(void* dst, const void* src, size_t bytes);
 void cuda_synchronize();
+// TF32 tensor cores for the GPU's matrix products and convolutions (cuBLAS, cuDNN): off by
+// default. A no-op in a build without the CUDA backend.
+void set_cuda_tf32(bool allow);
 
 }  // namespace lethe::device

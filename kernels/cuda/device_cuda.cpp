@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/kernels.h"
 #include "kernels/device.h"
 
 namespace lethe::device {
@@ -60,6 +61,10 @@ void copy_cuda_to_cuda(void* dst, const void* src, size_t bytes) { copy(dst, src
 // Nothing can be pending without a device, so this is then a no-op, as in the CPU-only build.
 void cuda_synchronize() {
   if (cuda_available()) LETHE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+}
+
+void set_cuda_tf32(bool allow) {
+  if (cuda_available()) cuda::set_allow_tf32(allow);
 }
 
 }  // namespace lethe::device

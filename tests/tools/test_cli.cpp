@@ -311,6 +311,17 @@ TEST_F(Cli, CudaDeviceWithoutAGpuFailsClearly) {
   EXPECT_FALSE(fs::exists(work_.file("m.safetensors")));
 }
 
+// --tf32 changes only the GPU's arithmetic: on the CPU the same seed gives the same bits.
+TEST_F(Cli, Tf32LeavesTheCpuAlone) {
+  const std::string plain = work_.file("plain.safetensors"), tf32 = work_.file("tf32.safetensors");
+  const Args base = concat({"--quiet", "--device", "cpu", "--threads", "1", "--seed", "5"}, train_args(data_dir()));
+  const CliResult a = run_lethe(concat(base, {"--out", plain}), work_.str());
+  const CliResult b = run_lethe(concat(concat({"--tf32"}, base), {"--out", tf32}), work_.str());
+  ASSERT_EQ(a.exit_code, 0) << describe(a);
+  ASSERT_EQ(b.exit_code, 0) << describe(b);
+  EXPECT_TRUE(read_all(plain) == read_all(tf32)) << "--tf32 changed a CPU training run";
+}
+
 // ---- help ----
 
 TEST_F(Cli, EveryCommandHasHelp) {

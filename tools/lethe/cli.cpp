@@ -23,7 +23,9 @@ Device resolve_device(const std::string& name) {
 Device setup(const GlobalOptions& global) {
   if (global.threads < 0) throw UsageError(fmt::format("--threads {}: must be >= 0", global.threads));
   cpu::set_num_threads(global.threads);
-  return resolve_device(global.device);
+  const Device device = resolve_device(global.device);
+  device::set_cuda_tf32(global.tf32 && device == Device::CUDA);
+  return device;
 }
 
 void add_data_options(CLI::App* cmd, data::DataSpec& spec) {

@@ -17,6 +17,7 @@ struct GlobalOptions {
   int threads = 0;
   uint64_t seed = 0;
   bool quiet = false;
+  bool tf32 = false;
 };
 
 // cpu | cuda | auto -> a device; `cuda` without a usable GPU is an Error saying why.

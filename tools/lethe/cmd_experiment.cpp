@@ -270,6 +270,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
                    {"victim_epochs", a.spec.victim_epochs}, {"epochs", a.epochs}, {"batch", a.batch}, {"lr", a.lr}, {"methods", a.methods}, {"ks", a.ks},
                    {"treatments", a.treatments}, {"seeds", a.seeds}, {"first_seed", global.seed}};
   j["device"] = device_name(device);
+  j["tf32"] = global.tf32 && device == Device::CUDA;
   j["threads"] = cpu::num_threads();
   j["git_commit"] = LETHE_GIT_COMMIT;
   j["version"] = LETHE_VERSION;
@@ -346,7 +347,8 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
   md += fmt::format("{} ({} training examples, noise: {}), {} trained {} epochs (Adam {}, batch {}); {} seed(s) "
                     "from {}; device {}, {} threads; lethe {} ({}); {:.0f} s in all.\n\n",
                     a.spec.dataset, a.spec.subset, data::describe_noise(a.spec), a.model, a.epochs, a.lr, a.batch, a.seeds, global.seed,
-                    device_name(device), cpu::num_threads(), LETHE_VERSION, LETHE_GIT_COMMIT, since(t_all));
+                    device_name(device) + std::string(global.tf32 && device == Device::CUDA ? " (TF32)" : ""),
+                    cpu::num_threads(), LETHE_VERSION, LETHE_GIT_COMMIT, since(t_all));
   md += fmt::format("Base model test accuracy: {}. Values are mean ± std over seeds.\n\n", pm(base_test));
   if (noisy) {
     md += "## Detection of the corrupted examples\n\n| method | recall@K | ROC AUC | precision of r>0 | r>0 | seconds |\n|---|---|---|---|---|---|\n";
