@@ -103,6 +103,32 @@ def main():
     put(ix, "out-of-range", b"\x0a" + b"10\n")
     put(ix, "not-a-number", b"\x0a" + b"1\n-2\nx\n")
 
+    # ---- CIFAR-10 binary records: first byte = mode (see fuzz_cifar10.cpp) ----
+    def cifar_records(labels, seed=0):
+        out = b""
+        for r, label in enumerate(labels):
+            out += bytes([label]) + bytes((i * 31 + (r + seed) * 7) & 0xFF for i in range(3 * 32 * 32))
+        return out
+
+    def cifar_train(batches):
+        """batches: five byte strings (None: the file is left out); the fifth takes the rest."""
+        lengths = b"".join(struct.pack("<H", 0xFFFF if b is None else len(b)) for b in batches[:4])
+        return b"\x02" + lengths + b"".join(b for b in batches if b is not None)
+    cf = "cifar10"
+    put(cf, "records-valid", b"\x00" + cifar_records([3, 9]))
+    put(cf, "records-bad-label", b"\x00" + cifar_records([0, 10]))
+    put(cf, "records-truncated", b"\x00" + cifar_records([1])[:-5])
+    put(cf, "records-extra-bytes", b"\x00" + cifar_records([1]) + b"\x01" * 7)
+    put(cf, "records-empty", b"\x00")
+    put(cf, "test-valid", b"\x01" + cifar_records([5, 0, 7]))
+    put(cf, "test-subfolder", b"\x09" + cifar_records([2]))
+    put(cf, "test-bad-label", b"\x01" + cifar_records([255]))
+    put(cf, "train-valid", cifar_train([cifar_records([b], b) for b in range(5)]))
+    put(cf, "train-missing-batch", cifar_train([cifar_records([b], b) if b != 2 else None for b in range(5)]))
+    put(cf, "train-short-batch", cifar_train([cifar_records([b], b)[: 3000 if b == 1 else None] for b in range(5)]))
+    put(cf, "train-empty-batch", cifar_train([cifar_records([b], b) if b != 3 else b"" for b in range(5)]))
+    put(cf, "train-bad-fifth-label", cifar_train([cifar_records([b if b < 4 else 11], b) for b in range(5)]))
+
     # ---- experiment config ----
     ex = "experiment_config"
     put(ex, "full", json.dumps({"dataset": "mnist", "data": "data/mnist", "subset": 200, "noise": "label",
