@@ -7,13 +7,20 @@
 #   bash tools/sanitize.sh
 #
 # Environment: LETHE_SANITIZE_BUILD (default build-asan), JOBS (default all cores),
-# LETHE_MNIST_DIR (real MNIST for the tests that read it; they skip without it).
+# LETHE_MNIST_DIR (real MNIST for the tests that read it; they skip without it), CC/CXX (the
+# compiler of a new build folder; default clang when installed, see below).
 # The CUDA backend is off here: the CUDA runtime and the address sanitizer's shadow memory do
 # not mix, and tools/gpu-check.sh runs the CUDA tests under compute-sanitizer instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=${LETHE_SANITIZE_BUILD:-build-asan}
+# clang, when CC/CXX do not choose: on a 2-core machine it built this suite with both sanitizers
+# in 445 s where gcc 12 took 1435 s, and it is the compiler (and sanitizer runtime) of the fuzz
+# targets. A build folder keeps the compiler it was configured with.
+if [[ -z "${CXX:-}" ]] && command -v clang++ >/dev/null && command -v clang >/dev/null; then
+  export CC=clang CXX=clang++
+fi
 jobs=${JOBS:-$(nproc)}
 start=$SECONDS
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLETHE_CUDA=OFF \
