@@ -6,20 +6,18 @@
 //           the length 0xFFFF leaves that file out (a missing batch).
 // (first byte % 3 is the mode; bit 3 puts the files in <dir>/cifar-10-batches-bin/, where the
 // archive extracts them.) The folder reader works on files, so they are written to a private
-// temporary folder, emptied before each input.
+// temporary folder (fuzz/temp_folder.h), emptied before each input.
 // Whatever is accepted must be exactly the records given: n = bytes / 3073, every label the
 // record's first byte, every pixel its byte / 255, source_index 0..n-1.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 
 #include "datasets/cifar10.h"
+#include "fuzz/temp_folder.h"
 #include "util/error.h"
 
 namespace {
@@ -31,33 +29,10 @@ void require(bool ok) {
   if (!ok) __builtin_trap();
 }
 
-// The folder's name lives in a static array, not a std::string: the cleanup runs at exit, after
-// static objects constructed later than its registration have been destroyed.
-const char* folder() {
-  static char dir[] = "/tmp/lethe-fuzz-cifar10-XXXXXX";
-  static const bool made = [] {
-    if (!::mkdtemp(dir)) std::abort();
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    });
-    return true;
-  }();
-  (void)made;
-  return dir;
-}
-
 void empty_folder() {
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(folder(), ec)) fs::remove_all(entry.path(), ec);
+  for (const auto& entry : fs::directory_iterator(lethe::fuzz::temp_folder(), ec)) fs::remove_all(entry.path(), ec);
   if (ec) std::abort();
-}
-
-void write(const std::string& path, const std::uint8_t* data, std::size_t size) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) std::abort();
-  if (size != 0 && std::fwrite(data, 1, size, f) != size) std::abort();
-  std::fclose(f);
 }
 
 // `set` must be the decoding of `records` (the files' bytes, concatenated in split order).
@@ -97,14 +72,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   empty_folder();
-  std::string dir = folder();
+  std::string dir = lethe::fuzz::temp_folder();
   if (subfolder) {
     dir += "/cifar-10-batches-bin";
     fs::create_directory(dir);
   }
   std::string records;  // what the split holds, in order, when every file is present
   if (mode == 1) {
-    write(dir + "/test_batch.bin", data, size);
+    lethe::fuzz::write_file(dir + "/test_batch.bin", data, size);
     records.assign(reinterpret_cast<const char*>(data), size);
     try {
       require_decoded(lethe::data::read_cifar10_file(dir + "/test_batch.bin"), records);
@@ -121,15 +96,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (wanted == 0xFFFF) continue;
         length = std::min(wanted, length);
       }
-      write(dir + "/data_batch_" + std::to_string(b + 1) + ".bin", data + at, length);
+      lethe::fuzz::write_file(dir + "/data_batch_" + std::to_string(b + 1) + ".bin", data + at, length);
       records.append(reinterpret_cast<const char*>(data + at), length);
       at += length;
     }
   }
   try {
-    require_decoded(lethe::data::read_cifar10(folder(), mode == 1 ? lethe::data::Split::Test
-                                                                   : lethe::data::Split::Train),
-                    records);
+    const auto split = mode == 1 ? lethe::data::Split::Test : lethe::data::Split::Train;
+    require_decoded(lethe::data::read_cifar10(lethe::fuzz::temp_folder(), split), records);
   } catch (const lethe::Error&) {
   }
   return 0;
