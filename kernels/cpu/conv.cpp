@@ -14,9 +14,11 @@ namespace {
 // A 1x1, stride-1, unpadded convolution needs no unfolding: the image already is the matrix.
 bool is_pointwise(const Conv2dShape& s) { return s.kh == 1 && s.kw == 1 && s.stride == 1 && s.pad == 0; }
 
-// Thread-private scratch that persists between calls, so the hot loop never allocates.
+// Thread-private scratch that persists between calls, so the hot loop never allocates. Slots:
+// 0 the unfolded input, 1 its gradient, 2 the padded image (im2col), 3 the padded sums (col2im).
+enum ScratchSlot { kCol = 0, kColGrad = 1, kPadded = 2, kPaddedSums = 3 };
 std::vector<float>& scratch(int slot, size_t size) {
-  thread_local std::vector<float> buffers[2];
+  thread_local std::vector<float> buffers[4];
   auto& buf = buffers[slot];
   if (buf.size() < size) buf.resize(size);
   return buf;
@@ -28,9 +30,7 @@ std::vector<float>& scratch(int slot, size_t size) {
 const float* padded_image(const Conv2dShape& s, const float* x) {
   if (s.pad == 0) return x;
   const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
-  thread_local std::vector<float> buf;
-  if (buf.size() < static_cast<size_t>(s.c * hp * wp)) buf.resize(static_cast<size_t>(s.c * hp * wp));
-  float* out = buf.data();
+  float* out = scratch(kPadded, static_cast<size_t>(s.c * hp * wp)).data();
   for (int64_t c = 0; c < s.c; ++c) {
     float* plane = out + c * hp * wp;
     std::fill(plane, plane + s.pad * wp, 0.0f);
@@ -80,12 +80,7 @@ LETHE_NO_LOOP_TO_CALL void col2im(const Conv2dShape& s, const float* col, float*
   const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
   // Sums go to a padded image (the window positions over the border land in its margin), whose
   // interior is then dx.
-  float* acc = dx;
-  thread_local std::vector<float> buf;
-  if (s.pad > 0) {
-    if (buf.size() < static_cast<size_t>(s.c * hp * wp)) buf.resize(static_cast<size_t>(s.c * hp * wp));
-    acc = buf.data();
-  }
+  float* acc = s.pad > 0 ? scratch(kPaddedSums, static_cast<size_t>(s.c * hp * wp)).data() : dx;
   std::fill(acc, acc + s.c * hp * wp, 0.0f);
   for (int64_t c = 0; c < s.c; ++c)
     for (int64_t ky = 0; ky < s.kh; ++ky)
@@ -116,7 +111,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   for (int64_t i = 0; i < s.n; ++i) {
     const float* col = x + i * in_size;
     if (!pointwise) {
-      float* buf = scratch(0, static_cast<size_t>(rows * cols)).data();
+      float* buf = scratch(kCol, static_cast<size_t>(rows * cols)).data();
       im2col(s, x + i * in_size, buf);
       col = buf;
     }
@@ -150,7 +145,7 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
       if (dw) {
         const float* col = x + i * in_size;
         if (!pointwise) {
-          float* buf = scratch(0, static_cast<size_t>(rows * cols)).data();
+          float* buf = scratch(kCol, static_cast<size_t>(rows * cols)).data();
           im2col(s, x + i * in_size, buf);
           col = buf;
         }
@@ -171,7 +166,7 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
         if (pointwise) {
           gemm(true, false, rows, cols, s.co, 1.0f, w, rows, dyi, cols, 0.0f, dxi, cols);
         } else {
-          float* dcol = scratch(1, static_cast<size_t>(rows * cols)).data();
+          float* dcol = scratch(kColGrad, static_cast<size_t>(rows * cols)).data();
           gemm(true, false, rows, cols, s.co, 1.0f, w, rows, dyi, cols, 0.0f, dcol, cols);
           col2im(s, dcol, dxi);
         }

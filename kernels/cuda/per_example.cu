@@ -91,7 +91,7 @@ __global__ void __launch_bounds__(kBlockSize)
   // work is then 32-bit adds and compares (conv2d_per_example checks that the sizes fit).
   const int H = static_cast<int>(g.h), W = static_cast<int>(g.w), Wo = static_cast<int>(g.wo);
   const int stride = static_cast<int>(g.stride), pad = static_cast<int>(g.pad);
-  // Rows past the end get ky = H, which no output position can bring back inside the image.
+  // Rows past the end get ky = H + pad, which puts every output position below the image.
   int load_offset[kRowsPerThread], load_ky[kRowsPerThread], load_kx[kRowsPerThread];
 #pragma unroll
   for (int m = 0; m < kRowsPerThread; ++m) {
