@@ -86,5 +86,3 @@ BENCHMARK(BM_Conv2dBackward)->Arg(0)->Arg(1)->ArgName("layer")->Unit(benchmark::
 
 }  // namespace
 }  // namespace lethe
-
-BENCHMARK_MAIN();

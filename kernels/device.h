@@ -4,6 +4,8 @@
 // and throws a clear Error when called without it or without a GPU.
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace lethe::device {
 
@@ -18,6 +20,24 @@ uint64_t host_memory_bytes();
 bool cuda_available();
 // Why cuda_available() is false (empty when it is true).
 const char* cuda_unavailable_reason();
+
+// What the CUDA side of this build is: library versions (0 when unknown or not built) and the
+// devices visible. Never throws: a machine without a GPU or driver reports none.
+struct CudaDeviceInfo {
+  std::string name;
+  int major = 0, minor = 0;  // compute capability
+  int multiprocessors = 0;
+  uint64_t memory_bytes = 0;
+};
+struct CudaInfo {
+  bool built = false;        // lethe was built with the CUDA backend
+  int runtime_version = 0;   // e.g. 13000 for CUDA 13.0
+  int driver_version = 0;    // the driver's CUDA version (0: no driver)
+  int cublas_version = 0;    // e.g. 130000
+  int cudnn_version = 0;     // e.g. 91000
+  std::vector<CudaDeviceInfo> devices;
+};
+CudaInfo cuda_info();
 
 // CUDA: device memory from the caching allocator (no cudaMalloc on the hot path).
 void* cuda_alloc(size_t bytes);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "kernels/cpu/blas.h"
 #include "repair/per_example.h"
 #include "datasets/transforms.h"
 #include "nn/train.h"
@@ -20,6 +21,7 @@ void symmetric_eigen(int64_t n64, std::vector<double>& a, std::vector<double>& w
   LETHE_CHECK(n64 > 0 && n64 < 46341, "symmetric_eigen: size {}", n64);
   const int n = static_cast<int>(n64);
   LETHE_CHECK(static_cast<int64_t>(a.size()) == n64 * n64, "symmetric_eigen: {} values for {}x{}", a.size(), n, n);
+  cpu::ensure_blas_configured();  // LAPACK runs on the kernels lethe chose
   w.assign(static_cast<size_t>(n), 0.0);
   // Row-major symmetric == column-major symmetric; LAPACK returns eigenvectors in columns
   // (column-major), i.e. rows of our row-major view: transpose after.
@@ -123,6 +125,7 @@ void scatter_matrix(const KfacLayer& l, const std::vector<double>& m, std::vecto
 std::vector<double> matmul(bool tx, bool ty, int64_t m, int64_t n, int64_t k, const std::vector<double>& x,
                            const std::vector<double>& y) {
   std::vector<double> c(static_cast<size_t>(m * n));
+  cpu::ensure_blas_configured();
   cblas_dgemm(CblasRowMajor, tx ? CblasTrans : CblasNoTrans, ty ? CblasTrans : CblasNoTrans, static_cast<int>(m),
               static_cast<int>(n), static_cast<int>(k), 1.0, x.data(), static_cast<int>(tx ? m : k), y.data(),
               static_cast<int>(ty ? k : n), 0.0, c.data(), static_cast<int>(n));

@@ -2,11 +2,23 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <strings.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <optional>
 
 #include "util/error.h"
 
 extern "C" void openblas_set_num_threads(int);
 extern "C" int openblas_get_parallel(void);  // 0: single-threaded build, 1: pthreads, 2: OpenMP
+extern "C" char* openblas_get_config(void);
+extern "C" char* openblas_get_corename(void);
+// OpenBLAS's DYNAMIC_ARCH entry points (exported by Debian's builds): dynamic_init picks the
+// kernel table from OPENBLAS_CORETYPE when set, else from the CPU's model; dynamic_quit clears
+// it so that init runs again.
+extern "C" void gotoblas_dynamic_init(void);
+extern "C" void gotoblas_dynamic_quit(void);
 
 namespace lethe::cpu {
 namespace {
@@ -25,21 +37,150 @@ bool blas_has_own_pool() {
 
 int blas_threads(int threads) { return blas_has_own_pool() ? 1 : threads; }
 
-// Applied once before the first GEMM, for programs that never call set_num_threads.
-void configure_blas_once() {
-  static const bool done = [] {
-    if (blas_has_own_pool()) openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)done;
+std::optional<std::string> env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  return std::string(v);
+}
+
+bool same_name(const std::string& a, const std::string& b) { return strcasecmp(a.c_str(), b.c_str()) == 0; }
+
+// Puts OpenBLAS on `core` through its own OPENBLAS_CORETYPE, which is then restored to what it
+// was, so that child processes see only what the user set.
+void reinit_openblas(const std::string& core) {
+  const std::optional<std::string> user = env("OPENBLAS_CORETYPE");
+  setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+  gotoblas_dynamic_quit();
+  gotoblas_dynamic_init();
+  if (user)
+    setenv("OPENBLAS_CORETYPE", user->c_str(), 1);
+  else
+    unsetenv("OPENBLAS_CORETYPE");
+  if (!same_name(blas_core_in_use(), core))
+    fail("OpenBLAS did not take core {} (it runs {}); set OPENBLAS_CORETYPE to a core this CPU supports", core,
+         blas_core_in_use());
+}
+
+void check_selectable(const std::string& core, const char* what) {
+  const auto cores = blas_cores_for(cpu_features());
+  for (const auto& c : cores)
+    if (same_name(c, core)) return;
+  std::string list;
+  for (const auto& c : cores) list += (list.empty() ? "" : ", ") + c;
+  fail("{}: core '{}' is not one lethe can select on this CPU (selectable: {})", what, core, list);
+}
+
+std::mutex& info_mutex() {
+  static std::mutex m;
+  return m;
+}
+BlasInfo& info_storage() {
+  static BlasInfo info;
+  return info;
+}
+
+BlasInfo configure() {
+  BlasInfo info;
+  info.library = openblas_get_config();
+  const int par = openblas_get_parallel();
+  info.parallel = par == 2 ? "OpenMP" : par == 1 ? "pthreads" : "serial";
+  if (blas_has_own_pool()) openblas_set_num_threads(1);
+  if (const auto sim = env("LETHE_BLAS_SIMULATE_DETECTED")) reinit_openblas(*sim);
+  info.detected = blas_core_in_use();
+  const CpuFeatures& f = cpu_features();
+  const std::string want = blas_core_for(f);
+  if (const auto user = env("OPENBLAS_CORETYPE")) {
+    info.chosen_by = "OPENBLAS_CORETYPE";
+    info.reason = "OPENBLAS_CORETYPE=" + *user + " is set, and lethe respects it (for this CPU's features lethe would run " +
+                  want + ")";
+  } else if (const auto forced = env("LETHE_BLAS_CORE")) {
+    check_selectable(*forced, "LETHE_BLAS_CORE");
+    reinit_openblas(*forced);
+    info.chosen_by = "LETHE_BLAS_CORE";
+    info.reason = "LETHE_BLAS_CORE=" + *forced + " is set (for this CPU's features lethe would run " + want + ")";
+  } else {
+    info.chosen_by = "cpu features";
+    const int have = blas_core_level(info.detected), need = blas_core_level(want);
+    if (have == need) {
+      info.reason = "OpenBLAS's own pick, " + info.detected + ", matches the CPU's features (" + want + " level)";
+    } else {
+      reinit_openblas(want);
+      info.reason = "OpenBLAS picked " + info.detected + " from the CPU's model; its features call for " + want;
+    }
+  }
+  info.core = blas_core_in_use();
+  if (blas_core_level(info.core) < blas_core_level(want))
+    info.warning = fmt::format("{} runs {} kernels on a CPU whose features allow {}: slower{}", info.chosen_by,
+                               info.core, want,
+                               same_name(info.core, "Prescott") && f.sse42
+                                   ? ", and OpenBLAS's Prescott kernels lose double precision here (unset it)"
+                                   : " (unset it to let lethe choose)");
+  return info;
 }
 
 }  // namespace
 
+int blas_core_level(const std::string& core) {
+  static const std::pair<const char*, int> levels[] = {
+      {"Prescott", 0},  {"Core2", 0},       {"Penryn", 0},      {"Dunnington", 0}, {"Nehalem", 0},
+      {"Atom", 0},      {"Nano", 0},        {"Opteron", 0},     {"Opteron_SSE3", 0}, {"Barcelona", 0},
+      {"Bobcat", 0},    {"Sandybridge", 1}, {"Bulldozer", 1},   {"Piledriver", 1}, {"Steamroller", 1},
+      {"Excavator", 1}, {"Haswell", 2},     {"Zen", 2},         {"SkylakeX", 3},   {"Cooperlake", 3},
+      {"SapphireRapids", 3}};
+  for (const auto& [name, level] : levels)
+    if (same_name(name, core)) return level;
+  return -1;
+}
+
+std::string blas_core_for(const CpuFeatures& f) {
+  if (f.avx512_core()) return "SkylakeX";
+  if (f.avx2 && f.fma) return "Haswell";
+  if (f.avx) return "Sandybridge";
+  if (f.sse42) return "Nehalem";
+  return "Prescott";
+}
+
+std::vector<std::string> blas_cores_for(const CpuFeatures& f) {
+  std::vector<std::string> cores;
+  if (f.avx512_core()) cores.emplace_back("SkylakeX");
+  if (f.avx2 && f.fma) cores.emplace_back("Haswell");
+  if (f.avx) cores.emplace_back("Sandybridge");
+  if (f.sse42)
+    cores.emplace_back("Nehalem");
+  else
+    cores.emplace_back("Prescott");
+  return cores;
+}
+
+std::string blas_core_in_use() { return openblas_get_corename(); }
+
+void ensure_blas_configured() { (void)blas_info(); }
+
+const BlasInfo& blas_info() {
+  // Configured once; a failure (a bad LETHE_BLAS_CORE) is thrown again on every call.
+  static const BlasInfo& configured = [] () -> const BlasInfo& {
+    std::lock_guard<std::mutex> lock(info_mutex());
+    info_storage() = configure();
+    return info_storage();
+  }();
+  return configured;
+}
+
+void select_blas_core(const std::string& core) {
+  ensure_blas_configured();
+  check_selectable(core, "select_blas_core");
+  std::lock_guard<std::mutex> lock(info_mutex());
+  reinit_openblas(core);
+  BlasInfo& info = info_storage();
+  info.core = blas_core_in_use();
+  info.chosen_by = "LETHE_BLAS_CORE";
+  info.reason = "selected by the program (select_blas_core)";
+}
+
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  configure_blas_once();
+  ensure_blas_configured();
   LETHE_CHECK(m < INT32_MAX && n < INT32_MAX && k < INT32_MAX && lda < INT32_MAX && ldb < INT32_MAX &&
                   ldc < INT32_MAX,
               "gemm sizes {}x{}x{} exceed the 32-bit BLAS interface", m, n, k);
@@ -50,6 +191,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 
 void set_num_threads(int threads) {
   if (threads <= 0) return;
+  ensure_blas_configured();
   omp_set_num_threads(threads);
   openblas_set_num_threads(blas_threads(threads));
 }

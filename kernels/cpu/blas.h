@@ -2,7 +2,17 @@
 // Row-major single-precision GEMM on OpenBLAS: C = alpha * op(A) op(B) + beta * C,
 // op(A) is M x K, op(B) is K x N. Inside an OpenMP parallel region OpenBLAS (its OpenMP build)
 // runs on the calling thread, so per-sample loops may call it from every thread.
+//
+// Which of OpenBLAS's kernel sets ("cores") runs is lethe's choice, made from the CPU's own
+// features (kernels/cpu/features.h) before the first product: OpenBLAS picks its core from the
+// CPU's family and model numbers, and on a CPU it does not know (a new model, or one whose
+// hypervisor hides the model) it falls back to its generic SSE3 "Prescott" kernels, 3x slower
+// in single precision and off by 1e-7 relative in double-precision eigendecompositions.
 #include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/features.h"
 
 namespace lethe::cpu {
 
@@ -12,5 +22,44 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 // Threads for OpenMP and OpenBLAS together (<= 0: leave the default).
 void set_num_threads(int threads);
 int num_threads();
+
+// The BLAS as configured: the library, the core OpenBLAS detected on its own, the core in use
+// and why. Configures on the first call (as gemm does); throws Error on a bad LETHE_BLAS_CORE.
+//   - OPENBLAS_CORETYPE set by the user: respected as given (chosen_by "OPENBLAS_CORETYPE");
+//   - LETHE_BLAS_CORE=<core>: that core, if this CPU can run it (chosen_by "LETHE_BLAS_CORE");
+//   - otherwise the core for the CPU's features: OpenBLAS's own pick is kept when it is of the
+//     same instruction-set level (e.g. Zen for an AVX2 AMD CPU), replaced when it is below
+//     (mis-detection) or above it (chosen_by "cpu features").
+// For tests, LETHE_BLAS_SIMULATE_DETECTED=<core> first puts OpenBLAS on that core as if it had
+// detected it itself, which reproduces a mis-detection on any machine.
+struct BlasInfo {
+  std::string library;    // openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY ..."
+  std::string parallel;   // "OpenMP", "pthreads" or "serial": how the linked build threads
+  std::string detected;   // the core OpenBLAS chose itself when it loaded
+  std::string core;       // the core in use
+  std::string chosen_by;  // "cpu features", "OPENBLAS_CORETYPE" or "LETHE_BLAS_CORE"
+  std::string reason;     // one sentence saying why this core
+  std::string warning;    // non-empty when a user's setting runs slower or less exact kernels than the CPU allows
+};
+const BlasInfo& blas_info();
+// Calls nothing but makes sure the choice above is made: for code that calls BLAS or LAPACK
+// directly (double-precision products, eigendecompositions).
+void ensure_blas_configured();
+
+// Instruction-set levels of OpenBLAS's x86-64 cores: 0 SSE, 1 AVX, 2 AVX2+FMA, 3 AVX-512
+// (F/CD/BW/DQ/VL); -1 for a name lethe does not know.
+int blas_core_level(const std::string& core);
+// The core lethe runs for a CPU with these features ("SkylakeX", "Haswell", "Sandybridge",
+// "Nehalem" or "Prescott").
+std::string blas_core_for(const CpuFeatures& f);
+// Every core lethe may select on a CPU with these features, best first. Prescott (SSE3) only on
+// a CPU without SSE4.2: on newer ones OpenBLAS 0.3.21's Prescott kernels lose double precision
+// (eigendecompositions off by 1e-7 relative), and Nehalem's serve the same CPUs.
+std::vector<std::string> blas_cores_for(const CpuFeatures& f);
+// Re-initialises OpenBLAS on `core` (one of blas_cores_for(cpu_features())); throws Error
+// otherwise. Not while another thread is inside a BLAS call. Updates blas_info().
+void select_blas_core(const std::string& core);
+// The core OpenBLAS is running now.
+std::string blas_core_in_use();
 
 }  // namespace lethe::cpu

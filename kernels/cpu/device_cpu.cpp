@@ -110,6 +110,7 @@ void copy_cuda_to_host(void*, const void*, size_t) { no_cuda(); }
 void copy_cuda_to_cuda(void*, const void*, size_t) { no_cuda(); }
 void cuda_synchronize() {}
 void set_cuda_tf32(bool) {}
+CudaInfo cuda_info() { return {}; }
 #endif
 
 }  // namespace lethe::device

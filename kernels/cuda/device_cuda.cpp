@@ -1,6 +1,9 @@
 // The CUDA half of kernels/device.h: whether a GPU is usable, and synchronous copies. (The CPU
 // build defines these in kernels/cpu/device_cpu.cpp instead; cuda_alloc/cuda_free live beside
 // the caching allocator in allocator.cpp.)
+#include <cublas_v2.h>
+#include <cudnn.h>
+
 #include <string>
 
 #include "kernels/cuda/check.cuh"
@@ -65,6 +68,30 @@ void cuda_synchronize() {
 
 void set_cuda_tf32(bool allow) {
   if (cuda_available()) cuda::set_allow_tf32(allow);
+}
+
+CudaInfo cuda_info() {
+  CudaInfo info;
+  info.built = true;
+  if (cudaRuntimeGetVersion(&info.runtime_version) != cudaSuccess) info.runtime_version = 0;
+  if (cudaDriverGetVersion(&info.driver_version) != cudaSuccess) info.driver_version = 0;
+  int major = 0, minor = 0, patch = 0;  // library properties: no handle, no device needed
+  if (cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+      cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+      cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS)
+    info.cublas_version = major * 10000 + minor * 100 + patch;
+  info.cudnn_version = static_cast<int>(cudnnGetVersion());
+  if (!cuda_available()) return info;
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) return info;
+  for (int d = 0; d < count; ++d) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) continue;
+    info.devices.push_back({prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+                            static_cast<uint64_t>(prop.totalGlobalMem)});
+  }
+  cudaGetLastError();
+  return info;
 }
 
 }  // namespace lethe::device

@@ -1,13 +1,27 @@
 // How lethe drives the linked OpenBLAS: the OpenMP build keeps the thread count lethe sets; the
-// pthreads build is held to one thread (lethe's own loops do the threading; see blas.cpp).
+// pthreads build is held to one thread (lethe's own loops do the threading; see blas.cpp); the
+// kernel set ("core") follows the CPU's features.
 // CI links the OpenMP build; the pthreads case is checked by running this binary with
 //   LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/blas.h"
+#include "repair/kfac.h"
+#include "util/error.h"
 
 extern "C" int openblas_get_parallel(void);
 extern "C" int openblas_get_num_threads(void);
@@ -45,6 +59,163 @@ TEST(Blas, ConcurrentCallsFromAParallelLoopAgree) {
 #pragma omp parallel for num_threads(2)
   for (int i = 0; i < 8; ++i) results[static_cast<size_t>(i)] = small_product();
   for (const auto& r : results) EXPECT_EQ(r, (std::vector<float>{3, 2, 7, 4, 11, 6}));
+}
+
+}  // namespace
+}  // namespace lethe
+
+// ---- which OpenBLAS core runs: chosen from the CPU's features (kernels/cpu/blas.h) ----
+namespace lethe {
+namespace {
+
+cpu::CpuFeatures with_levels(bool sse42, bool avx, bool avx2_fma, bool avx512) {
+  cpu::CpuFeatures f;
+  f.sse3 = f.ssse3 = true;
+  f.sse41 = f.sse42 = sse42;
+  f.avx = avx;
+  f.avx2 = f.fma = avx2_fma;
+  f.avx512f = f.avx512cd = f.avx512bw = f.avx512dq = f.avx512vl = avx512;
+  return f;
+}
+
+TEST(BlasCore, FeaturesDecideTheCoreNotTheModel) {
+  EXPECT_EQ(cpu::blas_core_for(with_levels(true, true, true, true)), "SkylakeX");
+  EXPECT_EQ(cpu::blas_core_for(with_levels(true, true, true, false)), "Haswell");
+  EXPECT_EQ(cpu::blas_core_for(with_levels(true, true, false, false)), "Sandybridge");
+  EXPECT_EQ(cpu::blas_core_for(with_levels(true, false, false, false)), "Nehalem");
+  EXPECT_EQ(cpu::blas_core_for(with_levels(false, false, false, false)), "Prescott");
+  // AVX-512 F alone (no BW/DQ/VL, as on Knights Landing) is not enough for the SkylakeX kernels.
+  cpu::CpuFeatures knl = with_levels(true, true, true, false);
+  knl.avx512f = knl.avx512cd = true;
+  EXPECT_EQ(cpu::blas_core_for(knl), "Haswell");
+  // The brand and model play no part.
+  cpu::CpuFeatures hidden = with_levels(true, true, true, true);
+  hidden.brand = "Common KVM processor", hidden.family = 15, hidden.model = 6;
+  EXPECT_EQ(cpu::blas_core_for(hidden), "SkylakeX");
+}
+
+TEST(BlasCore, SelectableCoresAreBestFirstAndNeverPrescottWhereNehalemRuns) {
+  EXPECT_EQ(cpu::blas_cores_for(with_levels(true, true, true, true)),
+            (std::vector<std::string>{"SkylakeX", "Haswell", "Sandybridge", "Nehalem"}));
+  EXPECT_EQ(cpu::blas_cores_for(with_levels(true, true, true, false)),
+            (std::vector<std::string>{"Haswell", "Sandybridge", "Nehalem"}));
+  EXPECT_EQ(cpu::blas_cores_for(with_levels(false, false, false, false)), (std::vector<std::string>{"Prescott"}));
+  EXPECT_EQ(cpu::blas_core_level("SkylakeX"), 3);
+  EXPECT_EQ(cpu::blas_core_level("cooperlake"), 3);  // OpenBLAS's names compare without case
+  EXPECT_EQ(cpu::blas_core_level("Zen"), 2);
+  EXPECT_EQ(cpu::blas_core_level("Prescott"), 0);
+  EXPECT_EQ(cpu::blas_core_level("NoSuchCore"), -1);
+}
+
+// With no override in the environment, the core running is at the level this CPU's features call
+// for, whatever OpenBLAS detected on its own.
+TEST(BlasCore, TheCoreInUseMatchesThisCpusFeatures) {
+  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("LETHE_BLAS_CORE"))
+    GTEST_SKIP() << "OPENBLAS_CORETYPE or LETHE_BLAS_CORE is set: the core is the user's choice";
+  const cpu::BlasInfo& info = cpu::blas_info();
+  const std::string want = cpu::blas_core_for(cpu::cpu_features());
+  EXPECT_EQ(info.chosen_by, "cpu features");
+  EXPECT_EQ(cpu::blas_core_level(info.core), cpu::blas_core_level(want)) << info.core << " against " << want;
+  EXPECT_EQ(cpu::blas_core_level(cpu::blas_core_in_use()), cpu::blas_core_level(want));
+  EXPECT_TRUE(info.warning.empty()) << info.warning;
+}
+
+// Row-major n x n SPD matrix with a spread of eigenvalues, in double.
+std::vector<double> spd_matrix(int64_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::vector<double> x(static_cast<size_t>(n * n)), a(static_cast<size_t>(n * n), 0.0);
+  for (auto& v : x) v = u(gen);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      long double s = 0;
+      for (int64_t k = 0; k < n; ++k) s += static_cast<long double>(x[i * n + k]) * x[j * n + k];
+      a[static_cast<size_t>(i * n + j)] = static_cast<double>(s) + (i == j ? 1e-3 : 0.0);
+    }
+  return a;
+}
+
+// Every core lethe can select on this CPU: double-precision eigendecomposition and products to
+// near machine precision, single-precision products to float rounding. (A core whose kernels
+// lose precision must not be selectable: OpenBLAS 0.3.21's Prescott reconstructs these
+// matrices only to ~1e-7.)
+TEST(BlasCore, EverySelectableCoreComputesDoublesToMachinePrecision) {
+  const std::string before = cpu::blas_core_in_use();
+  const int64_t n = 48;
+  const std::vector<double> a = spd_matrix(n, 3);
+  for (const std::string& core : cpu::blas_cores_for(cpu::cpu_features())) {
+    SCOPED_TRACE("core " + core);
+    cpu::select_blas_core(core);
+    ASSERT_EQ(cpu::blas_core_level(cpu::blas_core_in_use()), cpu::blas_core_level(core));
+    std::vector<double> v = a, w;
+    repair::symmetric_eigen(n, v, w);  // columns of v: eigenvectors
+    double worst = 0;
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        long double rec = 0;
+        for (int64_t k = 0; k < n; ++k) rec += static_cast<long double>(v[r * n + k]) * w[k] * v[c * n + k];
+        worst = std::max(worst, std::abs(static_cast<double>(rec) - a[r * n + c]) / (1.0 + std::abs(a[r * n + c])));
+      }
+    // Eigenvalues reach ~50 here; backward-stable LAPACK gives ~n * eps * ||A|| ≈ 1e-12.
+    EXPECT_LT(worst, 1e-10);
+    // Single precision through lethe's gemm against a long-double reference.
+    std::vector<float> fa(static_cast<size_t>(n * n)), fc(static_cast<size_t>(n * n));
+    for (size_t j = 0; j < fa.size(); ++j) fa[j] = static_cast<float>(a[j] / 16.0);
+    cpu::gemm(false, true, n, n, n, 1.0f, fa.data(), n, fa.data(), n, 0.0f, fc.data(), n);
+    double worst_f = 0;
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        long double ref = 0, mag = 0;
+        for (int64_t k = 0; k < n; ++k) {
+          ref += static_cast<long double>(fa[r * n + k]) * fa[c * n + k];
+          mag += std::abs(static_cast<long double>(fa[r * n + k]) * fa[c * n + k]);
+        }
+        worst_f = std::max(worst_f, static_cast<double>(std::abs(fc[r * n + c] - ref) / mag));
+      }
+    EXPECT_LT(worst_f, 1e-5);  // n = 48 products in float: ~n * 2^-24 relative to the magnitudes
+  }
+  cpu::select_blas_core(before);
+}
+
+TEST(BlasCore, AnUnselectableCoreIsRefusedWithTheChoices) {
+  try {
+    cpu::select_blas_core("NoSuchCore");
+    FAIL() << "an unknown core was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(cpu::blas_core_for(cpu::cpu_features())), std::string::npos) << e.what();
+  }
+}
+
+// The double-precision tests of the suite (KFAC eigenbases, Newton removal, KFAC and CG solvers)
+// run again in a child process under every selectable core, and under a simulated mis-detection
+// (OpenBLAS put on Prescott as if it had picked it from the CPU's model) that lethe must correct.
+std::string self_exe() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
+
+int run_self(const std::string& env, const std::string& filter, std::string& output) {
+  const std::string log = std::filesystem::temp_directory_path().string() + "/lethe-blas-core-" +
+                          std::to_string(::getpid()) + ".log";
+  const std::string cmd = "env -u OPENBLAS_CORETYPE -u LETHE_BLAS_CORE " + env + " '" + self_exe() +
+                          "' --gtest_filter='" + filter + "' > '" + log + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(log);
+  output.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  std::filesystem::remove(log);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+constexpr const char* kDoublePrecisionTests = "Kfac.*:Treat.*:Identify.*:LeaveOneOut.*";
+
+TEST(BlasCore, DoublePrecisionTestsPassUnderEveryCoreAndAfterAMisdetection) {
+  if (std::getenv("LETHE_BLAS_CORE_CHILD")) GTEST_SKIP() << "already a child run";
+  std::vector<std::string> envs;
+  for (const std::string& core : cpu::blas_cores_for(cpu::cpu_features()))
+    envs.push_back("LETHE_BLAS_CORE_CHILD=1 LETHE_BLAS_CORE=" + core);
+  envs.push_back("LETHE_BLAS_CORE_CHILD=1 LETHE_BLAS_SIMULATE_DETECTED=Prescott");
+  for (const std::string& env : envs) {
+    std::string out;
+    EXPECT_EQ(run_self(env, kDoublePrecisionTests, out), 0) << env << "\n" << out;
+    EXPECT_NE(out.find("[  PASSED  ]"), std::string::npos) << env << "\n" << out;
+  }
 }
 
 }  // namespace

@@ -22,6 +22,9 @@ Device resolve_device(const std::string& name) {
 
 Device setup(const GlobalOptions& global) {
   if (global.threads < 0) throw UsageError(fmt::format("--threads {}: must be >= 0", global.threads));
+  cpu::ensure_blas_configured();  // a bad LETHE_BLAS_CORE stops here, before any work
+  if (!global.quiet && !cpu::blas_info().warning.empty())
+    std::fprintf(stderr, "lethe: warning: %s\n", cpu::blas_info().warning.c_str());
   cpu::set_num_threads(global.threads);
   const Device device = resolve_device(global.device);
   device::set_cuda_tf32(global.tf32 && device == Device::CUDA);

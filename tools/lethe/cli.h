@@ -68,6 +68,7 @@ void add_identify_command(CLI::App& app, GlobalOptions& global);
 void add_treat_command(CLI::App& app, GlobalOptions& global);
 void add_repair_command(CLI::App& app, GlobalOptions& global);
 void add_experiment_command(CLI::App& app, GlobalOptions& global);
+void add_info_command(CLI::App& app, GlobalOptions& global);
 
 // Writes `text` to stdout (results), never progress.
 void print_result(const std::string& text);

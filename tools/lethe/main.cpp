@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   cli::add_treat_command(app, global);
   cli::add_repair_command(app, global);
   cli::add_experiment_command(app, global);
+  cli::add_info_command(app, global);
 
   try {
     // SIGINT/SIGTERM stop a long job between steps; the job says what it kept and exits 130/143.

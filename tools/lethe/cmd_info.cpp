@@ -1,0 +1,76 @@
+// `lethe info`: what lethe runs on and with which kernels, so a figure can name its machine and a
+// slow or wrong run can be traced to its BLAS core, threads or GPU.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "kernels/cpu/runtime_info.h"
+#include "tools/lethe/cli.h"
+
+#ifndef LETHE_GIT_COMMIT
+#define LETHE_GIT_COMMIT "unknown"
+#endif
+
+namespace lethe::cli {
+namespace {
+
+nlohmann::json to_json(const cpu::RuntimeInfo& r) {
+  nlohmann::json j;
+  j["version"] = LETHE_VERSION;
+  j["commit"] = LETHE_GIT_COMMIT;
+  const cpu::CpuFeatures& c = r.cpu;
+  j["cpu"] = {{"vendor", c.vendor},         {"brand", c.brand},
+              {"family", c.family},         {"model", c.model},
+              {"stepping", c.stepping},     {"hypervisor", c.hypervisor},
+              {"logical_cpus", r.logical_cpus}, {"features", c.names()}};
+  j["blas"] = {{"library", r.blas.library},   {"threading", r.blas.parallel}, {"detected_core", r.blas.detected},
+               {"core", r.blas.core},         {"chosen_by", r.blas.chosen_by}, {"reason", r.blas.reason},
+               {"core_for_features", cpu::blas_core_for(c)}, {"selectable_cores", cpu::blas_cores_for(c)},
+               {"warning", r.blas.warning}};
+  j["threads"] = r.threads;
+  j["openmp"] = r.openmp;
+  nlohmann::json devices = nlohmann::json::array();
+  for (const auto& g : r.cuda.devices)
+    devices.push_back({{"name", g.name},
+                       {"compute_capability", std::to_string(g.major) + "." + std::to_string(g.minor)},
+                       {"multiprocessors", g.multiprocessors},
+                       {"memory_bytes", g.memory_bytes}});
+  j["cuda"] = {{"built", r.cuda.built},
+               {"runtime_version", r.cuda.runtime_version},
+               {"driver_version", r.cuda.driver_version},
+               {"cublas_version", r.cuda.cublas_version},
+               {"cudnn_version", r.cuda.cudnn_version},
+               {"available", device::cuda_available()},
+               {"unavailable_reason", device::cuda_available() ? "" : device::cuda_unavailable_reason()},
+               {"devices", devices}};
+  return j;
+}
+
+void run_info(const GlobalOptions& global, bool json) {
+  setup(global);
+  const cpu::RuntimeInfo r = cpu::runtime_info();
+  if (json) {
+    print_result(to_json(r).dump(2) + "\n");
+    return;
+  }
+  std::string out = fmt::format("lethe {} (commit {})\n", LETHE_VERSION, LETHE_GIT_COMMIT);
+  for (const auto& [key, value] : cpu::runtime_summary(r)) out += fmt::format("{:<15} {}\n", key + ":", value);
+  print_result(out);
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app, GlobalOptions& global) {
+  auto* cmd = app.add_subcommand(
+      "info",
+      "What lethe runs on: version and commit, the CPU and its features, the BLAS kernels chosen and why, threads, "
+      "the OpenMP runtime, and the CUDA libraries and devices");
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "Print one JSON document on stdout instead of the table");
+  cmd->footer(
+      "Environment: OPENBLAS_CORETYPE (respected as given), LETHE_BLAS_CORE=<core> (one of the selectable cores; "
+      "default: chosen from the CPU's features), LETHE_BLAS_SIMULATE_DETECTED=<core> (tests: act as if OpenBLAS had "
+      "detected that core).");
+  cmd->callback([&global, json] { run_info(global, *json); });
+}
+
+}  // namespace lethe::cli
