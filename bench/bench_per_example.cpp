@@ -16,6 +16,7 @@
 #include "repair/kfac.h"
 #include "repair/params.h"
 #include "repair/quantities.h"
+#include "peak.h"
 
 namespace lethe {
 namespace {
@@ -72,6 +73,27 @@ void counters(benchmark::State& state, int64_t n) {
   state.counters["examples/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The multiply-adds a per-example pass over n MnistCnn examples cannot avoid, in FLOPs: the
+// forward pass, the backward pass to every layer's output gradient (the first convolution's
+// input gradient is not needed), and each example's weight gradient of both convolutions (or,
+// for inner products, the same count for conv(a_i; V)); the linear layers' ghost products are
+// under 2% and left out. Conv k x k, c -> co on an h x w output: 2 co c k^2 h w per example.
+double mnist_per_example_flops(int64_t n) {
+  const double conv1 = 2.0 * 32 * 1 * 25 * 28 * 28, conv2 = 2.0 * 32 * 32 * 25 * 14 * 14;
+  const double fc = 2.0 * 1568 * 50 + 2.0 * 50 * 10;
+  const double forward = conv1 + conv2 + fc, backward = conv2 + fc, weights = conv1 + conv2;
+  return static_cast<double>(n) * (forward + backward + weights);
+}
+
+// GFLOP/s against the measured SGEMM peak: "x floor" is the time over the time the FLOPs would
+// take at that peak (1 = at the roofline).
+void roofline(benchmark::State& state, int64_t n) {
+  const double flops = mnist_per_example_flops(n);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak GFLOP/s"] = bench::sgemm_peak_gflops();
+  state.counters["floor ms"] = flops / (bench::sgemm_peak_gflops() * 1e9) * 1e3;
+}
+
 void BM_PerExampleInnerProducts(benchmark::State& state) {
   const auto device = benchmark_device(state);
   if (!device) return;
@@ -81,6 +103,7 @@ void BM_PerExampleInnerProducts(benchmark::State& state) {
   if (*device == Device::CUDA) run();  // warm-up: allocator caches, cuDNN algorithm choice
   for (auto _ : state) benchmark::DoNotOptimize(run());
   counters(state, f.set.n);
+  if (*device == Device::CPU) roofline(state, f.set.n);
 }
 BENCHMARK(BM_PerExampleInnerProducts)->Arg(0)->Arg(1)->ArgName("device")->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
@@ -93,6 +116,7 @@ void BM_PerExampleDiagonalFisher(benchmark::State& state) {
   if (*device == Device::CUDA) run();  // warm-up, as above
   for (auto _ : state) benchmark::DoNotOptimize(run());
   counters(state, f.set.n);
+  if (*device == Device::CPU) roofline(state, f.set.n);
 }
 BENCHMARK(BM_PerExampleDiagonalFisher)->Arg(0)->Arg(1)->ArgName("device")->Unit(benchmark::kMillisecond)->MinTime(3.0);
 

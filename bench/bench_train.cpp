@@ -10,6 +10,7 @@
 #include "kernels/device.h"
 #include "nn/models.h"
 #include "nn/train.h"
+#include "peak.h"
 
 namespace lethe {
 namespace {
@@ -61,28 +62,41 @@ std::vector<float> random_vector(int64_t n, uint64_t seed) {
 
 double conv_flops(const Conv2dShape& s) { return 2.0 * s.n * s.co * s.ho() * s.wo() * s.c * s.kh * s.kw; }
 
+// path:0 the default (oneDNN when built with it), path:1 im2col + BLAS.
 void BM_Conv2dForward(benchmark::State& state) {
   const auto s = model_conv(static_cast<int>(state.range(0)));
+  const bool im2col = state.range(1) == 1;
   auto x = random_vector(s.n * s.c * s.h * s.w, 1), w = random_vector(s.co * s.c * s.kh * s.kw, 2),
        b = random_vector(s.co, 3);
   std::vector<float> y(static_cast<size_t>(s.n * s.co * s.ho() * s.wo()));
-  for (auto _ : state) cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
+  for (auto _ : state)
+    (im2col ? cpu::conv2d_forward_im2col : cpu::conv2d_forward)(s, x.data(), w.data(), b.data(), y.data());
   state.counters["GFLOP/s"] = benchmark::Counter(conv_flops(s) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak GFLOP/s"] = bench::sgemm_peak_gflops();
 }
-BENCHMARK(BM_Conv2dForward)->Arg(0)->Arg(1)->ArgName("layer")->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Conv2dForward)->ArgsProduct({{0, 1}, {0, 1}})->ArgNames({"layer", "path"})->Unit(benchmark::kMicrosecond);
 
 void BM_Conv2dBackward(benchmark::State& state) {
   const auto s = model_conv(static_cast<int>(state.range(0)));
+  const auto backward = state.range(1) == 1 ? cpu::conv2d_backward_im2col : cpu::conv2d_backward;
   const bool need_dx = state.range(0) != 0;  // the first layer's input needs no gradient
   auto x = random_vector(s.n * s.c * s.h * s.w, 1), w = random_vector(s.co * s.c * s.kh * s.kw, 2),
        dy = random_vector(s.n * s.co * s.ho() * s.wo(), 3);
   std::vector<float> dx(x.size()), dw(w.size()), db(static_cast<size_t>(s.co));
   for (auto _ : state)
-    cpu::conv2d_backward(s, x.data(), w.data(), dy.data(), need_dx ? dx.data() : nullptr, dw.data(), db.data());
+    backward(s, x.data(), w.data(), dy.data(), need_dx ? dx.data() : nullptr, dw.data(), db.data());
   state.counters["GFLOP/s"] = benchmark::Counter(conv_flops(s) * (need_dx ? 2 : 1) * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak GFLOP/s"] = bench::sgemm_peak_gflops();
 }
-BENCHMARK(BM_Conv2dBackward)->Arg(0)->Arg(1)->ArgName("layer")->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Conv2dBackward)->ArgsProduct({{0, 1}, {0, 1}})->ArgNames({"layer", "path"})->Unit(benchmark::kMicrosecond);
+
+void BM_SgemmPeak(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(bench::sgemm_peak_gflops());
+  state.counters["GFLOP/s"] = bench::sgemm_peak_gflops();
+  state.counters["threads"] = cpu::num_threads();
+}
+BENCHMARK(BM_SgemmPeak)->Iterations(1);
 
 }  // namespace
 }  // namespace lethe

@@ -1,12 +1,32 @@
 """The PyTorch twin of lethe's MnistCnn, shared by the peer timing scripts."""
+import torch
 import torch.nn as nn
 
 
-def mnist_cnn():
+def mnist_cnn(lethe_order=False):
+    """lethe_order: max-pool before ReLU, as lethe's MnistCnn builds it (the same function, since
+    ReLU is monotone; ReLU then runs on a quarter of the values). The peers time this order, so
+    both sides do the same work; the default is the textbook order, which checkpoints use."""
+    if lethe_order:
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 5, padding=2), nn.MaxPool2d(2, 2), nn.ReLU(),
+            nn.Conv2d(32, 32, 5, padding=2), nn.MaxPool2d(2, 2), nn.ReLU(),
+            nn.Flatten(), nn.Linear(1568, 50), nn.ReLU(), nn.Linear(50, 10))
     return nn.Sequential(
         nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),
         nn.Conv2d(32, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),
         nn.Flatten(), nn.Linear(1568, 50), nn.ReLU(), nn.Linear(50, 10))
+
+
+def torch_config(threads):
+    """One line naming what the peer ran on: torch's version, threads and CPU back ends."""
+    cpu = getattr(torch.backends, "cpu", None)
+    cap = cpu.get_cpu_capability() if cpu is not None and hasattr(cpu, "get_cpu_capability") else "?"
+    blas = [line.strip() for line in torch.__config__.show().splitlines()
+            if "BLAS_INFO" in line or "LAPACK_INFO" in line or "USE_MKLDNN" in line or "CPU capability" in line]
+    return (f"peer: torch {torch.__version__}, threads {torch.get_num_threads()} (asked {threads}), "
+            f"interop {torch.get_num_interop_threads()}, mkldnn {torch.backends.mkldnn.is_available()}, "
+            f"mkl {torch.backends.mkl.is_available()}, cpu capability {cap}; " + "; ".join(blas))
 
 
 class BasicBlock(nn.Module):

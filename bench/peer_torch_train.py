@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Peer timing: one MNIST-CNN training epoch in PyTorch (CPU), the same work as
-lethe_bench's BM_MnistCnnEpoch: 3000 synthetic 28x28 examples, batch 64, Adam lr 1e-3.
+lethe_bench's BM_MnistCnnEpoch: 3000 synthetic 28x28 examples, batch 64, Adam lr 1e-3, the
+model in lethe's layer order (max-pool before ReLU), gradients set to None between steps.
 
     /usr/bin/python3 bench/peer_torch_train.py --threads 2 --repeats 5
 
@@ -12,7 +13,7 @@ import time
 import torch
 import torch.nn as nn
 
-from peer_models import mnist_cnn
+from peer_models import mnist_cnn, torch_config
 
 
 
@@ -27,7 +28,8 @@ def main():
     torch.manual_seed(0)
     x = torch.rand(args.n, 1, 28, 28) - 0.1
     y = torch.randint(0, 10, (args.n,))
-    model = mnist_cnn()
+    print(torch_config(args.threads))
+    model = mnist_cnn(lethe_order=True)  # lethe's layer order: the same function and work
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -38,7 +40,7 @@ def main():
             idx = perm[i:i + args.batch]
             logits = model(x[idx])
             loss = loss_fn(logits, y[idx])
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             correct += (logits.argmax(1) == y[idx]).sum().item()  # lethe's loop tracks accuracy too

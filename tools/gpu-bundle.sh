@@ -5,7 +5,7 @@
 #   gpu-carry/bundle.tar.gz
 #     third_party_src/googletest/   GoogleTest's source (/usr/src/googletest), built there
 #     third_party_src/prefix/       headers, CMake package files and libraries of fmt, nlohmann-json,
-#                                   CLI11, stb, Google Benchmark and OpenBLAS (with libgfortran and
+#                                   CLI11, stb, Google Benchmark, oneDNN and OpenBLAS (with libgfortran and
 #                                   libquadmath, which it needs at run time), in Debian's layout
 #     data/mnist/                   the four MNIST IDX files, when data/mnist has them
 # On the GPU machine, from the repository root:
@@ -44,7 +44,9 @@ copy_package() {
     cp -a "$path" "$PREFIX${path#/usr}"
   done < <(dpkg -L "$pkg")
 }
-for pkg in libfmt-dev libfmt9 nlohmann-json3-dev libcli11-dev libstb-dev libbenchmark-dev libbenchmark1debian; do
+# oneDNN (the CPU convolutions) and the OpenCL loader its library links (it is never used on the CPU).
+for pkg in libfmt-dev libfmt9 nlohmann-json3-dev libcli11-dev libstb-dev libbenchmark-dev libbenchmark1debian \
+           libdnnl-dev libdnnl2 ocl-icd-libopencl1; do
   copy_package "$pkg"
 done
 

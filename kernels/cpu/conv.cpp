@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/conv_dnnl.h"
 
 namespace lethe::cpu {
 namespace {
@@ -103,7 +104,7 @@ LETHE_NO_LOOP_TO_CALL void col2im(const Conv2dShape& s, const float* col, float*
                     static_cast<size_t>(s.w) * sizeof(float));
 }
 
-void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
+void conv2d_forward_im2col(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
   const int64_t rows = s.col_rows(), cols = s.col_cols();
   const int64_t in_size = s.c * s.h * s.w, out_size = s.co * cols;
   const bool pointwise = is_pointwise(s);
@@ -126,8 +127,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   }
 }
 
-void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const float* dy, float* dx,
-                     float* dw, float* db) {
+void conv2d_backward_im2col(const Conv2dShape& s, const float* x, const float* w, const float* dy, float* dx,
+                            float* dw, float* db) {
   const int64_t rows = s.col_rows(), cols = s.col_cols();
   const int64_t in_size = s.c * s.h * s.w, out_size = s.co * cols;
   const bool pointwise = is_pointwise(s);
@@ -188,6 +189,23 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
       db[o] = static_cast<float>(sum);
     }
   }
+}
+
+const char* conv_path() { return dnnl_conv::available() ? "onednn" : "im2col"; }
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
+  if (dnnl_conv::available())
+    dnnl_conv::forward(s, x, w, b, y);
+  else
+    conv2d_forward_im2col(s, x, w, b, y);
+}
+
+void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const float* dy, float* dx,
+                     float* dw, float* db) {
+  if (dnnl_conv::available())
+    dnnl_conv::backward(s, x, w, dy, dx, dw, db);
+  else
+    conv2d_backward_im2col(s, x, w, dy, dx, dw, db);
 }
 
 }  // namespace lethe::cpu

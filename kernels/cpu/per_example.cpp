@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/conv.h"
+#include "kernels/cpu/conv_dnnl.h"
 
 namespace lethe::cpu {
 namespace {
@@ -105,7 +106,71 @@ void linear_per_example(const LinearDims& dm, const float* a, const float* d, co
   }
 }
 
+namespace {
+
+// Convolutions on oneDNN: each example's weight gradient formed by its backward-weights kernel in
+// the blocked layout it computes best in, folded there, and only the sums mapped back to OIHW
+// (order[k] - 1: the plain index of blocked position k; 0 marks padding, whose values are 0).
+void conv2d_per_example_dnnl(const Conv2dShape& s, bool bias, const float* a, const float* d,
+                             const PerExampleRequest& req) {
+  const dnnl_conv::PerExampleWeightGrads pe(s);
+  const int64_t nb = pe.blocked_size(), pw = s.co * s.col_rows(), co = s.co;
+  const int32_t* order = pe.order();
+  const double sc = req.scale;
+  // The queries' weight segments gathered into the blocked layout once per call.
+  std::vector<float> qb(static_cast<size_t>(req.dots ? req.q * nb : 0), 0.0f);
+  for (int64_t j = 0; j < (req.dots ? req.q : 0); ++j)
+    for (int64_t k = 0; k < nb; ++k)
+      if (order[k]) qb[static_cast<size_t>(j * nb + k)] = req.queries[j * req.ld_queries + order[k] - 1];
+  const int threads = omp_get_max_threads();
+  std::vector<std::vector<double>> sq_partials(static_cast<size_t>(req.sq_sum ? threads : 0));
+  for (auto& part : sq_partials) part.assign(static_cast<size_t>(nb + co), 0.0);
+  pe.run(a, d, [&](int64_t i, const float* g, const float* gb) {
+    if (req.dots)
+      for (int64_t j = 0; j < req.q; ++j) {
+        const float* v = qb.data() + j * nb;
+        double dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t k = 0; k < nb; ++k) dot += static_cast<double>(g[k]) * v[k];
+        if (bias)
+          for (int64_t o = 0; o < co; ++o) dot += static_cast<double>(gb[o]) * req.queries[j * req.ld_queries + pw + o];
+        req.dots[i * req.q + j] += sc * dot;
+      }
+    if (req.sq_norms) {
+      double nn = 0;
+#pragma omp simd reduction(+ : nn)
+      for (int64_t k = 0; k < nb; ++k) nn += static_cast<double>(g[k]) * g[k];
+      if (bias)
+        for (int64_t o = 0; o < co; ++o) nn += static_cast<double>(gb[o]) * gb[o];
+      req.sq_norms[i] += sc * sc * nn;
+    }
+    if (req.sq_sum) {
+      double* acc = sq_partials[static_cast<size_t>(omp_get_thread_num())].data();
+      for (int64_t k = 0; k < nb; ++k) acc[k] += static_cast<double>(g[k]) * g[k];
+      if (bias)
+        for (int64_t o = 0; o < co; ++o) acc[nb + o] += static_cast<double>(gb[o]) * gb[o];
+    }
+    if (req.grads) {
+      float* row = req.grads + i * req.ld_grads;
+      for (int64_t k = 0; k < nb; ++k)
+        if (order[k]) row[order[k] - 1] = req.scale * g[k];
+      if (bias)
+        for (int64_t o = 0; o < co; ++o) row[pw + o] = req.scale * gb[o];
+    }
+  });
+  // Thread partials in thread order (reproducible for a thread count), then mapped to OIHW.
+  for (const auto& part : sq_partials) {
+    for (int64_t k = 0; k < nb; ++k)
+      if (order[k]) req.sq_sum[order[k] - 1] += sc * sc * part[static_cast<size_t>(k)];
+    if (bias)
+      for (int64_t o = 0; o < co; ++o) req.sq_sum[pw + o] += sc * sc * part[static_cast<size_t>(nb + o)];
+  }
+}
+
+}  // namespace
+
 void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const float* d, const PerExampleRequest& req) {
+  if (dnnl_conv::available()) return conv2d_per_example_dnnl(s, bias, a, d, req);
   const int64_t rows = s.col_rows(), cols = s.col_cols();
   const int64_t in_size = s.c * s.h * s.w, out_size = s.co * cols;
   const int64_t pw = s.co * rows, p = pw + (bias ? s.co : 0);

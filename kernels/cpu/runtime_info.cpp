@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/conv_dnnl.h"
+
 namespace lethe::cpu {
 namespace {
 
@@ -38,6 +40,7 @@ RuntimeInfo runtime_info() {
   info.cpu = cpu_features();
   info.logical_cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   info.blas = blas_info();
+  info.convolutions = dnnl_conv::describe();
   info.threads = num_threads();
   info.openmp = openmp_runtime();
   info.cuda = device::cuda_info();
@@ -57,6 +60,7 @@ std::vector<std::pair<std::string, std::string>> runtime_summary(const RuntimeIn
                                             info.blas.detected, info.blas.chosen_by, info.blas.reason));
   if (!info.blas.warning.empty()) out.emplace_back("blas warning", info.blas.warning);
   out.emplace_back("blas threading", info.blas.parallel);
+  out.emplace_back("convolutions", info.convolutions);
   out.emplace_back("threads", std::to_string(info.threads));
   out.emplace_back("openmp", info.openmp);
   if (!info.cuda.built) {

@@ -16,6 +16,7 @@ struct RuntimeInfo {
   CpuFeatures cpu;
   int logical_cpus = 0;    // online CPUs the OS reports
   BlasInfo blas;
+  std::string convolutions;  // the CPU convolution path (kernels/cpu/conv_dnnl.h describe())
   int threads = 0;         // OpenMP threads lethe's loops use
   std::string openmp;      // the OpenMP runtime library loaded (its path), and the spec version built against
   device::CudaInfo cuda;

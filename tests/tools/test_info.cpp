@@ -44,7 +44,7 @@ nlohmann::json info_json() {
 TEST(Info, JsonNamesTheMachineAndAKernelChoiceConsistentWithTheCpu) {
   ScopedEnv no_user_core("OPENBLAS_CORETYPE", nullptr), no_lethe_core("LETHE_BLAS_CORE", nullptr);
   const nlohmann::json j = info_json();
-  for (const char* key : {"version", "commit", "cpu", "blas", "threads", "openmp", "cuda"})
+  for (const char* key : {"version", "commit", "cpu", "blas", "convolutions", "threads", "openmp", "cuda"})
     EXPECT_TRUE(j.contains(key)) << key << " missing from\n" << j.dump(2);
   const cpu::CpuFeatures& f = cpu::cpu_features();
   EXPECT_EQ(j["cpu"]["vendor"], f.vendor);
@@ -81,7 +81,9 @@ TEST(Info, AUsersOpenblasCoretypeIsRespectedAndASlowerOneIsWarnedOf) {
   const nlohmann::json j = info_json();
   EXPECT_EQ(j["blas"]["chosen_by"], "OPENBLAS_CORETYPE");
   EXPECT_EQ(cpu::blas_core_level(j["blas"]["core"].get<std::string>()), cpu::blas_core_level(slowest));
-  if (cores.size() > 1) EXPECT_NE(j["blas"]["warning"], "") << "a core below the CPU's level must be warned of";
+  if (cores.size() > 1) {
+    EXPECT_NE(j["blas"]["warning"], "") << "a core below the CPU's level must be warned of";
+  }
 }
 
 TEST(Info, AnUnknownLetheBlasCoreStopsWithOneLine) {

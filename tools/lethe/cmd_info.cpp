@@ -26,6 +26,7 @@ nlohmann::json to_json(const cpu::RuntimeInfo& r) {
                {"core", r.blas.core},         {"chosen_by", r.blas.chosen_by}, {"reason", r.blas.reason},
                {"core_for_features", cpu::blas_core_for(c)}, {"selectable_cores", cpu::blas_cores_for(c)},
                {"warning", r.blas.warning}};
+  j["convolutions"] = r.convolutions;
   j["threads"] = r.threads;
   j["openmp"] = r.openmp;
   nlohmann::json devices = nlohmann::json::array();
@@ -63,13 +64,13 @@ void add_info_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand(
       "info",
       "What lethe runs on: version and commit, the CPU and its features, the BLAS kernels chosen and why, threads, "
-      "the OpenMP runtime, and the CUDA libraries and devices");
+      "the CPU convolutions' library and ISA, the OpenMP runtime, and the CUDA libraries and devices");
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print one JSON document on stdout instead of the table");
   cmd->footer(
       "Environment: OPENBLAS_CORETYPE (respected as given), LETHE_BLAS_CORE=<core> (one of the selectable cores; "
       "default: chosen from the CPU's features), LETHE_BLAS_SIMULATE_DETECTED=<core> (tests: act as if OpenBLAS had "
-      "detected that core).");
+      "detected that core), LETHE_CONV=im2col (convolutions through im2col + BLAS instead of oneDNN).");
   cmd->callback([&global, json] { run_info(global, *json); });
 }
 
