@@ -22,8 +22,10 @@ def torch_config(threads):
     """One line naming what the peer ran on: torch's version, threads and CPU back ends."""
     cpu = getattr(torch.backends, "cpu", None)
     cap = cpu.get_cpu_capability() if cpu is not None and hasattr(cpu, "get_cpu_capability") else "?"
-    blas = [line.strip() for line in torch.__config__.show().splitlines()
-            if "BLAS_INFO" in line or "LAPACK_INFO" in line or "USE_MKLDNN" in line or "CPU capability" in line]
+    shown = torch.__config__.show()
+    blas = [line.strip(" -") for line in shown.splitlines() if "CPU capability" in line]
+    for key in ("BLAS_INFO", "LAPACK_INFO", "USE_MKLDNN", "USE_OPENMP"):
+        blas += [part.strip() for part in shown.split(",") if part.strip().startswith(key + "=")]
     return (f"peer: torch {torch.__version__}, threads {torch.get_num_threads()} (asked {threads}), "
             f"interop {torch.get_num_interop_threads()}, mkldnn {torch.backends.mkldnn.is_available()}, "
             f"mkl {torch.backends.mkl.is_available()}, cpu capability {cap}; " + "; ".join(blas))
