@@ -34,21 +34,18 @@ std::vector<float> to_float(const std::vector<double>& v) { return std::vector<f
 // statistics) when scoring ends, however it ends.
 class ParamsGuard {
  public:
-  explicit ParamsGuard(Module& m) : model_(m), saved_(flatten_params(m)), buffers_(snapshot_buffers(m)) {}
+  explicit ParamsGuard(Module& m) : model_(m), saved_(snapshot(m)) {}
   ~ParamsGuard() {
     try {
-      assign_params(model_, saved_);
-      restore_buffers(model_, buffers_);
+      restore(model_, saved_);
       model_.zero_grad();
     } catch (...) {
     }
   }
-  const std::vector<float>& saved() const { return saved_; }
 
  private:
   Module& model_;
-  std::vector<float> saved_;
-  std::vector<Tensor> buffers_;
+  ModelSnapshot saved_;
 };
 
 void report(const IdentifyOptions& o, const std::string& line) {

@@ -167,8 +167,8 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
   // statistics); fine-tuning and retraining train in training mode (train_classifier sets it),
   // which updates the running statistics as any training does.
   ModeGuard evaluation_mode(model, false);
-  const auto theta_hat = flatten_params(model);
-  const auto buffers_before = snapshot_buffers(model);
+  const ModelSnapshot before = snapshot(model);
+  const auto& theta_hat = before.params;
   try {
     const data::ImageSet kept = without_examples(train, causes);
     result.stats["removed"] = static_cast<double>(train.n - kept.n);
@@ -211,8 +211,7 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
       }
     }
   } catch (...) {
-    assign_params(model, theta_hat);
-    restore_buffers(model, buffers_before);
+    restore(model, before);
     throw;
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

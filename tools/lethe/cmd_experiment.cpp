@@ -178,7 +178,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
     const auto split = repair::split_failures(test_eval.predictions, d.test.labels, spec.seed);
     const auto fq = data::take(d.test, split.fq), fh = data::take(d.test, split.fh), rest = data::take(d.test, split.remaining);
     progress.line(fmt::format("base model: test accuracy {:.4f}, |Fq| = {}, |Fh| = {}", test_eval.accuracy, fq.n, fh.n));
-    const auto theta_hat = repair::flatten_params(*model);
+    const repair::ModelSnapshot trained = repair::snapshot(*model);
     const int64_t n_noisy = std::count(d.noisy.begin(), d.noisy.end(), 1);
     auto accuracies = [&](Module& m) {
       return std::array<double, 3>{fq.n ? evaluate(m, fq).accuracy : 0.0, fh.n ? evaluate(m, fh).accuracy : 0.0,
@@ -225,7 +225,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
         if (std::find(sizes.begin(), sizes.end(), kk) == sizes.end()) sizes.push_back(kk);
       }
       for (int64_t k : sizes) {
-        repair::assign_params(*model, theta_hat);
+        repair::restore(*model, trained);
         repair::TreatOptions t;
         t.treatment = "finetune";
         t.seed = spec.seed;
@@ -245,7 +245,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
     const int64_t kmax = *std::max_element(a.ks.begin(), a.ks.end());
     for (const auto& tname : a.treatments) {
       if (tname == "finetune") continue;
-      repair::assign_params(*model, theta_hat);
+      repair::restore(*model, trained);
       repair::TreatOptions t;
       t.treatment = tname;
       t.seed = spec.seed;
