@@ -13,6 +13,7 @@
 #include "nn/train.h"
 #include "util/error.h"
 #include "util/rng.h"
+#include "util/streams.h"
 
 namespace lethe {
 
@@ -69,12 +70,12 @@ data::Attack fgsm_victim_attack(const VictimOptions& options) {
     const std::vector<float> mean = data::pixel_mean(train);
     data::subtract_mean(train, mean);
     // Streams of their own: the victim shares no draws with the model that will train on D.
-    Rng init = Rng(options.seed).fork(7);
+    Rng init = stream(options.seed, Stream::kVictimInit);
     auto victim = make_model(options.model, init);
     victim->to(options.device);
     TrainOptions opt;
     opt.epochs = options.epochs;
-    opt.seed = Rng(options.seed).fork(8).next_u64();
+    opt.seed = stream_seed(options.seed, Stream::kVictimOrder);
     train_classifier(*victim, train, opt);
     const EvalResult fit = evaluate(*victim, train);
     const int64_t changed = fgsm_relabel(*victim, targets, mean, options.epsilon);

@@ -9,6 +9,7 @@
 #include "nn/optim.h"
 #include "util/error.h"
 #include "util/interrupt.h"
+#include "util/streams.h"
 
 namespace lethe {
 
@@ -36,7 +37,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
   ModeGuard training_mode(model, true);
   Adam optimizer(model.parameters(), options.adam);
   Rng order_rng(options.seed);
-  Rng augment_rng = Rng(options.seed).fork(1);
+  Rng augment_rng = stream(options.seed, Stream::kAugmentation);
   std::vector<EpochStats> history;
   // A model that is already damaged (a NaN in a loaded or injected parameter) is named before
   // any step, rather than reported later as a diverged loss.

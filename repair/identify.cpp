@@ -16,6 +16,7 @@
 #include "repair/params.h"
 #include "util/error.h"
 #include "util/interrupt.h"
+#include "util/streams.h"
 
 namespace lethe::repair {
 namespace {
@@ -111,7 +112,7 @@ std::vector<double> ewc_scores(Module& model, const data::ImageSet& train, const
   // Fq: a seeded held-out part decides when to stop.
   std::vector<int64_t> order(static_cast<size_t>(fq.n));
   std::iota(order.begin(), order.end(), 0);
-  Rng rng = Rng(o.seed).fork(5);
+  Rng rng = stream(o.seed, Stream::kEwcUpdate);
   rng.shuffle(order);
   const int64_t n_val = fq.n >= 2 && o.holdout > 0 ? std::max<int64_t>(1, std::llround(o.holdout * fq.n)) : 0;
   std::vector<int64_t> val_idx(order.begin(), order.begin() + n_val), upd_idx(order.begin() + n_val, order.end());
@@ -289,7 +290,7 @@ IdentifyResult identify(Module& model, const data::ImageSet& train, const data::
     const auto l = per_example_losses(model, train, pass(o, "score"));
     result.scores.assign(l.begin(), l.end());
   } else {  // random
-    Rng rng = Rng(o.seed).fork(7);
+    Rng rng = stream(o.seed, Stream::kRandomScores);
     result.scores.resize(static_cast<size_t>(train.n));
     for (auto& s : result.scores) s = rng.uniform();
   }

@@ -6,6 +6,7 @@
 
 #include "util/error.h"
 #include "util/rng.h"
+#include "util/streams.h"
 
 namespace lethe::repair {
 namespace {
@@ -131,7 +132,7 @@ FailureSplit split_failures(const std::vector<int32_t>& predictions, const std::
   FailureSplit s;
   for (size_t i = 0; i < labels.size(); ++i)
     (predictions[i] != labels[i] ? failures : s.remaining).push_back(static_cast<int64_t>(i));
-  Rng rng = Rng(seed).fork(4);
+  Rng rng = stream(seed, Stream::kFailureSplit);
   rng.shuffle(failures);
   const size_t half = (failures.size() + 1) / 2;
   s.fq.assign(failures.begin(), failures.begin() + static_cast<std::ptrdiff_t>(half));

@@ -15,6 +15,7 @@
 #include "repair/quantities.h"
 #include "util/error.h"
 #include "util/interrupt.h"
+#include "util/streams.h"
 
 namespace lethe::repair {
 namespace {
@@ -38,7 +39,7 @@ TrainOptions train_options(const TreatOptions& o, int epochs, double lr, const s
   t.epochs = epochs;
   t.batch = o.batch;
   t.adam.lr = static_cast<float>(lr);
-  t.seed = Rng(o.seed).fork(9).next_u64();
+  t.seed = stream_seed(o.seed, Stream::kFinetuneOrder);
   t.augment = o.augment;
   if (o.progress) t.on_batch = [&o, stage](int64_t d, int64_t n) { o.progress(stage, d, n); };
   if (o.log)
@@ -62,7 +63,7 @@ void ewc_delete(Module& model, const data::ImageSet& train, const data::ImageSet
   AdamHyper hyper;
   hyper.lr = static_cast<float>(o.lr);
   Adam adam(params, hyper);
-  Rng rng = Rng(o.seed).fork(10);
+  Rng rng = stream(o.seed, Stream::kEwcDeleteBatches);
   result.stats["cause_loss_before"] = sum_loss(model, causes);
   double best = accuracy(model, fq);
   const double start = best;
@@ -175,7 +176,7 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
     if (o.treatment == "finetune" || o.treatment == "retrain") {
       if (kept.n == 0) fail("{}: the cause set covers the whole training set", o.treatment);
       if (o.treatment == "retrain") {
-        Rng init = Rng(o.seed).fork(11);
+        Rng init = stream(o.seed, Stream::kRetrainInit);
         model.reset_parameters(init);
       }
       const bool retrain = o.treatment == "retrain";

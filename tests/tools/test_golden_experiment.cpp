@@ -66,5 +66,20 @@ TEST(GoldenExperiment, ResultsMatchTheRecordingBitForBit) {
   EXPECT_GT(want["per_seed"][0]["n_fq"].get<int>(), 0);
 }
 
+// `lethe train` and `lethe experiment` draw the base model's initialisation and batch order from
+// the same named streams, so the same seed and recipe give the same model: its test accuracy is
+// the one the golden experiment recorded.
+TEST(GoldenExperiment, TrainBuildsTheExperimentsBaseModel) {
+  TempDir work;
+  const std::string data = work.file("mnist");
+  write_synthetic_mnist(data);
+  const auto r = run_lethe({"--quiet", "--threads", "1", "--device", "cpu", "--seed", "11", "train", "--data", data,
+                            "--subset", "200", "--noise", "label", "--epochs", "2", "--batch", "32", "--out",
+                            work.file("model.safetensors"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const Json want = Json::parse(read_all(kGolden));
+  EXPECT_EQ(Json::parse(r.out)["test_accuracy"].get<double>(), want["per_seed"][0]["test_accuracy"].get<double>());
+}
+
 }  // namespace
 }  // namespace lethe::cli_test

@@ -23,6 +23,7 @@
 #include "tools/lethe/scores_io.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/streams.h"
 
 namespace lethe::cli {
 namespace {
@@ -154,14 +155,14 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
     spec.seed = global.seed + static_cast<uint64_t>(s);
     progress.line(fmt::format("== seed {} ({}/{})", spec.seed, s + 1, a.seeds));
     const auto d = load_data(spec, device, progress);
-    Rng init = Rng(spec.seed).fork(2);
+    Rng init = stream(spec.seed, Stream::kModelInit);
     auto model = make_model(a.model, init);
     model->to(device);
     TrainOptions to;
     to.epochs = a.epochs;
     to.batch = a.batch;
     to.adam.lr = static_cast<float>(a.lr);
-    to.seed = Rng(spec.seed).fork(3).next_u64();
+    to.seed = stream_seed(spec.seed, Stream::kTrainingOrder);
     std::optional<data::Augmentation> augmentation;
     if (augment) augmentation = data::training_augmentation(d);
     to.augment = augmentation;
@@ -193,7 +194,7 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
       repair::IdentifyOptions io;
       io.method = m;
       io.seed = spec.seed;
-      io.fisher.seed = Rng(spec.seed).fork(8).next_u64();
+      io.fisher.seed = stream_seed(spec.seed, Stream::kFisherLabels);
       io.progress = [&](const std::string& stage, int64_t done, int64_t total) { progress.update(m + " " + stage, done, total); };
       const auto r = repair::identify(*model, d.train, fq, io);
       MethodScore ms;

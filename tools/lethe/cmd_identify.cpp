@@ -6,6 +6,7 @@
 #include "tools/lethe/context.h"
 #include "tools/lethe/scores_io.h"
 #include "util/error.h"
+#include "util/streams.h"
 
 namespace lethe::cli {
 namespace {
@@ -28,7 +29,7 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress);
   a.opt.progress = [&](const std::string& stage, int64_t done, int64_t total) { progress.update(stage, done, total); };
   a.opt.log = [&](const std::string& line) { progress.line(line); };
-  a.opt.fisher.seed = Rng(c.spec.seed).fork(8).next_u64();
+  a.opt.fisher.seed = stream_seed(c.spec.seed, Stream::kFisherLabels);
 
   const auto r = repair::identify(*c.loaded.model, c.data.train, c.fq, a.opt);
   const auto positive = repair::causes_positive(r.scores);

@@ -8,6 +8,7 @@
 #include "tools/lethe/cli.h"
 #include "util/error.h"
 #include "util/interrupt.h"
+#include "util/streams.h"
 
 namespace lethe::cli {
 namespace {
@@ -43,7 +44,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   if (spec.channels != d.train.channels || spec.height != d.train.height || spec.width != d.train.width)
     throw UsageError(fmt::format("--model {} takes {}x{}x{} images but the data's are {}x{}x{}", a.model, spec.channels,
                                  spec.height, spec.width, d.train.channels, d.train.height, d.train.width));
-  Rng init_rng = Rng(global.seed).fork(2);
+  Rng init_rng = stream(global.seed, Stream::kModelInit);
   auto model = make_model(a.model, init_rng);
   model->to(device);
   progress.line(fmt::format("model: {} ({} parameters) on {}", a.model, model->parameter_count(), device_name(device)));
@@ -53,7 +54,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   opt.batch = a.batch;
   opt.adam.lr = a.lr;
   opt.adam.weight_decay = a.weight_decay;
-  opt.seed = Rng(global.seed).fork(3).next_u64();
+  opt.seed = stream_seed(global.seed, Stream::kTrainingOrder);
   const bool augment = a.augment.resolve(a.spec.dataset);
   if (augment) opt.augment = data::training_augmentation(d);
   opt.on_batch = [&](int64_t done, int64_t total) { progress.update("train", done, total); };
