@@ -10,7 +10,7 @@
 #include "nn/checkpoint.h"
 #include "nn/finite.h"
 #include "nn/optim.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/anchor.h"
 #include "repair/kfac.h"
 #include "repair/params.h"

@@ -6,7 +6,7 @@
 
 #include "repair/per_example.h"
 #include "datasets/transforms.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/rng.h"

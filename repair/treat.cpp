@@ -9,7 +9,7 @@
 #include "nn/finite.h"
 #include "nn/models.h"
 #include "nn/optim.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/anchor.h"
 #include "repair/params.h"
 #include "repair/quantities.h"

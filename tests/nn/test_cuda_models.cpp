@@ -14,7 +14,7 @@
 #include "nn/models.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
-#include "nn/train.h"
+#include "learning/train.h"
 
 namespace lethe {
 namespace {

@@ -11,7 +11,7 @@
 #include "nn/models.h"
 #include "nn/resnet.h"
 #include "nn/safetensors.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "util/error.h"
 
 namespace lethe {

@@ -7,7 +7,7 @@
 #include "nn/autograd.h"
 #include "nn/models.h"
 #include "nn/optim.h"
-#include "nn/train.h"
+#include "learning/train.h"
 
 namespace lethe::repair {
 

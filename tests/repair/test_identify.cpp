@@ -8,7 +8,7 @@
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
 #include "nn/optim.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/identify.h"
 #include "repair/metrics.h"
 #include "repair/params.h"

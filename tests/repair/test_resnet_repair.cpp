@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "nn/models.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/identify.h"
 #include "repair/params.h"
 #include "repair/treat.h"

@@ -3,7 +3,7 @@
 #include "datasets/transforms.h"
 #include "nn/checkpoint.h"
 #include "nn/models.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "tools/lethe/context.h"
 #include "util/error.h"
 

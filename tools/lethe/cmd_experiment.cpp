@@ -12,7 +12,7 @@
 #include "datasets/transforms.h"
 #include "kernels/cpu/blas.h"
 #include "nn/models.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/identify.h"
 #include "repair/metrics.h"
 #include "repair/params.h"
@@ -155,17 +155,11 @@ void run_experiment(const GlobalOptions& global, ExperimentArgs& a, const CLI::A
     spec.seed = global.seed + static_cast<uint64_t>(s);
     progress.line(fmt::format("== seed {} ({}/{})", spec.seed, s + 1, a.seeds));
     const auto d = load_data(spec, device, progress);
-    Rng init = stream(spec.seed, Stream::kModelInit);
-    auto model = make_model(a.model, init);
+    auto model = init_base_model(a.model, spec.seed);
     model->to(device);
-    TrainOptions to;
-    to.epochs = a.epochs;
-    to.batch = a.batch;
-    to.adam.lr = static_cast<float>(a.lr);
-    to.seed = stream_seed(spec.seed, Stream::kTrainingOrder);
     std::optional<data::Augmentation> augmentation;
     if (augment) augmentation = data::training_augmentation(d);
-    to.augment = augmentation;
+    TrainOptions to = base_training(spec.seed, a.epochs, a.batch, a.lr, augmentation);
     to.on_batch = [&](int64_t done, int64_t total) { progress.update("train", done, total); };
     to.on_epoch = [&](const EpochStats& e) {
       if (e.epoch == e.epochs || e.epoch % 5 == 0)

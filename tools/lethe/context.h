@@ -8,7 +8,7 @@
 
 #include "datasets/prepare.h"
 #include "nn/checkpoint.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/metrics.h"
 #include "tools/lethe/cli.h"
 

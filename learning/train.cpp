@@ -1,4 +1,4 @@
-#include "nn/train.h"
+#include "learning/train.h"
 
 #include <chrono>
 #include <cmath>

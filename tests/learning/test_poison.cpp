@@ -1,5 +1,5 @@
 // FGSM against a model whose input gradient's sign is known in closed form.
-#include "nn/poison.h"
+#include "learning/poison.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "nn/models.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "util/error.h"
 
 namespace lethe {

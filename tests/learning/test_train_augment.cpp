@@ -4,7 +4,7 @@
 
 #include "datasets/transforms.h"
 #include "nn/models.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "util/rng.h"
 
 namespace lethe {

@@ -1,4 +1,4 @@
-#include "nn/poison.h"
+#include "learning/poison.h"
 
 #include <chrono>
 #include <cmath>
@@ -10,7 +10,7 @@
 #include "nn/autograd.h"
 #include "nn/models.h"
 #include "nn/ops.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "util/error.h"
 #include "util/rng.h"
 #include "util/streams.h"
