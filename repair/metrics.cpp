@@ -162,4 +162,16 @@ std::vector<int64_t> causes_top_fraction(const std::vector<double>& scores, doub
   return causes_top_k(scores, static_cast<int64_t>(std::llround(fraction * static_cast<double>(scores.size()))));
 }
 
+Detection detection(const std::vector<double>& scores, const std::vector<uint8_t>& mask, int curve_points) {
+  Detection d;
+  const auto positive = causes_positive(scores);
+  d.n_corrupted = std::count(mask.begin(), mask.end(), 1);
+  d.n_positive = static_cast<int64_t>(positive.size());
+  d.recall_at_k = recall_at_k(scores, mask, d.n_corrupted);
+  d.roc_auc = roc_auc(scores, mask);
+  d.precision_positive = precision(positive, mask);
+  if (curve_points > 0) d.curve = recall_curve(scores, mask, curve_points);
+  return d;
+}
+
 }  // namespace lethe::repair
