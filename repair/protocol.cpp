@@ -13,6 +13,7 @@
 #include "learning/train.h"
 #include "repair/identify.h"
 #include "repair/params.h"
+#include "repair/registry.h"
 #include "repair/treat.h"
 #include "util/error.h"
 #include "util/streams.h"
@@ -168,15 +169,19 @@ class Protocol {
 
 }  // namespace
 
+std::vector<std::string> default_methods() { return identify_methods(); }
+
+std::vector<std::string> default_treatments() {
+  std::vector<std::string> names;
+  for (const TreatmentInfo* t : treatments())
+    if (t->in_experiment) names.push_back(t->name);
+  return names;
+}
+
 void validate(const ExperimentSettings& a) {
-  const auto& methods = identify_methods();
   if (a.methods.empty()) throw UsageError("--methods: at least one method");
-  for (const auto& m : a.methods)
-    if (std::find(methods.begin(), methods.end(), m) == methods.end())
-      throw UsageError(fmt::format("--methods: unknown method '{}' (known: ewc, kfac-ewc, linear, tracin, gradcos, loss, random)", m));
-  for (const auto& t : a.treatments)
-    if (t != "newton" && t != "ewc-delete" && t != "retrain" && t != "finetune")
-      throw UsageError(fmt::format("--treatments: unknown treatment '{}' (known: newton, ewc-delete, retrain)", t));
+  for (const auto& m : a.methods) find_method(m, "--methods");
+  for (const auto& t : a.treatments) find_treatment(t, "--treatments");
   if (a.ks.empty()) throw UsageError("--ks: at least one k");
   const int64_t n = a.spec.subset;
   for (int64_t k : a.ks)

@@ -16,6 +16,10 @@
 
 namespace lethe::repair {
 
+// The experiment's default lists, read from the registry (repair/registry.h).
+std::vector<std::string> default_methods();
+std::vector<std::string> default_treatments();
+
 struct ExperimentSettings {
   data::DataSpec spec;  // its seed is replaced by each run's
   std::string model;    // the base model's architecture (make_model's names)
@@ -23,9 +27,9 @@ struct ExperimentSettings {
   int epochs = 20;
   int64_t batch = 64;
   double lr = 1e-3;
-  std::vector<std::string> methods = {"ewc", "kfac-ewc", "linear", "tracin", "gradcos", "loss", "random"};
+  std::vector<std::string> methods = default_methods();        // every registered method
   std::vector<int64_t> ks = {250, 500, 1000};
-  std::vector<std::string> treatments = {"newton", "ewc-delete"};
+  std::vector<std::string> treatments = default_treatments();  // those registered as the experiment's
   int seeds = 1;
   uint64_t first_seed = 0;  // seeds first_seed, first_seed + 1, ...
   Device device = Device::CPU;
