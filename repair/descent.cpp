@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "datasets/transforms.h"
+#include "learning/batches.h"
 #include "learning/train.h"
 #include "nn/finite.h"
 #include "nn/optim.h"
@@ -22,16 +23,11 @@ DescentResult anchored_descent(Module& model, const data::ImageSet& set, const A
   out.best = out.start = d.criterion ? d.criterion() : 0.0;
   out.best_theta = flatten_params(model);
   const int64_t b = std::min(d.batch, set.n);
-  std::vector<std::vector<int64_t>> batches;
-  size_t next = 0;
+  ShuffledBatches batches(set.n, b, rng, d.drop_last);
   int since_best = 0, step = 0;
   for (step = 1; step <= d.max_steps; ++step) {
     check_interrupt("at {} step {}", d.who, step);
-    if (next == batches.size()) {
-      batches = data::shuffled_batches(set.n, b, rng, d.drop_last);
-      next = 0;
-    }
-    const auto& idx = batches[next++];
+    const auto& idx = batches.next();
     adam.zero_grad();
     Labels labels;
     Tensor x = batch_images(set, idx, device, &labels);

@@ -16,9 +16,9 @@
 namespace lethe::repair {
 
 struct AnchoredDescent {
-  std::string who;        // names the method in errors and progress: "ewc", "ewc-delete"
-  std::string set_name;   // names S in errors: "Fq", "C"
-  std::string hint;       // appended to the error when S's loss stops being finite
+  const char* who = "";      // names the method in errors: "ewc", "ewc-delete"
+  const char* set_name = ""; // names S in errors: "Fq", "C"
+  const char* hint = "";     // appended to the error when S's loss stops being finite
   float sign = 1.0f;      // +1 minimises S's loss, −1 maximises it
   int64_t batch = 128;    // examples of S per step (at most |S|)
   bool drop_last = false; // drop each pass's short last batch

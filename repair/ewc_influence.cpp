@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "datasets/transforms.h"
+#include "learning/batches.h"
 #include "learning/train.h"
 #include "nn/autograd.h"
 #include "repair/anchor.h"
@@ -25,11 +26,10 @@ using Clock = std::chrono::steady_clock;
 // Sum of the cross-entropy over `set` (one or more batches), differentiable.
 Tensor summed_loss(Module& model, const data::ImageSet& set, int64_t batch, Device device) {
   Tensor total;
-  for (const auto& idx : data::sequential_batches(set.n, batch)) {
-    Labels labels;
-    Tensor l = sum(cross_entropy(model.forward(batch_images(set, idx, device, &labels)), labels));
+  for_each_image_batch(set, batch, device, [&](const std::vector<int64_t>&, Tensor& x, Labels& labels) {
+    Tensor l = sum(cross_entropy(model.forward(x), labels));
     total = total.defined() ? add(total, l) : l;
-  }
+  });
   return total;
 }
 

@@ -17,10 +17,10 @@ LETHE_METHOD(linear) {
                                      [](O& o) -> std::string& { return o.solve.solver; },
                                      [](const O& o) { validate(o.solve); }),
               option<double, O>("--damping", "damping δ added to the Fisher", [](O& o) -> double& { return o.solve.damping; }),
-              option<std::string, O>("--curvature", "cg/lissa/gd: fisher (empirical Fisher) | ggn (Gauss-Newton)",
+              option<std::string, O>("--curvature", "products of cg, lissa, gd: fisher (empirical Fisher) | ggn (Gauss-Newton)",
                                      [](O& o) -> std::string& { return o.solve.curvature; }),
-              option<int, O>("--iterations", "cg/lissa/gd: iterations", [](O& o) -> int& { return o.solve.iterations; }),
-              option<int64_t, O>("--solver-batch", "lissa/gd: examples per stochastic Fisher product",
+              option<int, O>("--iterations", "iterations of cg, lissa, gd", [](O& o) -> int& { return o.solve.iterations; }),
+              option<int64_t, O>("--solver-batch", "examples per stochastic Fisher product (lissa, gd)",
                                  [](O& o) -> int64_t& { return o.solve.solver_batch; }),
           },
       .run =

@@ -22,7 +22,6 @@ void ewc_delete(TreatmentRun& run) {
   const data::ImageSet& fq = run.fq;
   const TreatOptions& o = run.options;
   TreatResult& result = run.result;
-  const Device device = model.device();
   const double n = static_cast<double>(train.n);
   const auto theta_hat = flatten_params(model);
   PassOptions pass;

@@ -6,8 +6,8 @@
 #include <array>
 #include <cmath>
 
-#include "nn/models.h"
 #include "learning/train.h"
+#include "nn/models.h"
 #include "util/error.h"
 
 namespace lethe {

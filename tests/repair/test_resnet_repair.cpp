@@ -6,8 +6,8 @@
 
 #include <cmath>
 
-#include "nn/models.h"
 #include "learning/train.h"
+#include "nn/models.h"
 #include "repair/identify.h"
 #include "repair/params.h"
 #include "repair/treat.h"

@@ -3,13 +3,13 @@
 // the work and report::write_experiment writes results.json, results.csv, report.md and the
 // figures; the first method's top causes of the first seed become causes_<method>.png.
 #include <filesystem>
-#include <sstream>
 
 #include "kernels/cpu/blas.h"
 #include "repair/protocol.h"
 #include "report/experiment.h"
 #include "tools/lethe/cli.h"
 #include "tools/lethe/experiment_config.h"
+#include "tools/lethe/list_flags.h"
 #include "tools/lethe/scores_io.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -93,30 +93,6 @@ void run(const GlobalOptions& global, ExperimentArgs& a, const CLI::App& cmd) {
 std::string joined(const auto& items) {
   std::string out;
   for (const auto& x : items) out += (out.empty() ? "" : ",") + fmt::format("{}", x);
-  return out;
-}
-
-template <typename T>
-std::vector<T> split_list(const std::string& text, const char* flag) {
-  std::vector<T> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (item.empty()) continue;
-    if constexpr (std::is_same_v<T, std::string>) {
-      out.push_back(item);
-    } else {
-      size_t used = 0;
-      long long v = 0;
-      try {
-        v = std::stoll(item, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != item.size()) throw UsageError(fmt::format("{}: '{}' is not an integer", flag, item));
-      out.push_back(static_cast<T>(v));
-    }
-  }
   return out;
 }
 

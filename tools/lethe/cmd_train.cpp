@@ -2,9 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "learning/train.h"
 #include "nn/checkpoint.h"
 #include "nn/models.h"
-#include "learning/train.h"
 #include "tools/lethe/cli.h"
 #include "util/error.h"
 #include "util/interrupt.h"
