@@ -199,8 +199,9 @@ ExperimentResults run_experiment(const ExperimentSettings& settings, const Exper
   const auto t_all = Clock::now();
   ExperimentResults out;
   out.settings = settings;
+  if (out.settings.model.empty()) out.settings.model = default_model(settings.spec.dataset);
   out.noisy = settings.spec.noise != "none";
-  Protocol protocol(settings, hooks, out);
+  Protocol protocol(out.settings, hooks, out);
   for (int s = 0; s < settings.seeds; ++s) protocol.run_seed(s);
   out.seconds_total = since(t_all);
   return out;

@@ -22,7 +22,7 @@ std::vector<std::string> default_treatments();
 
 struct ExperimentSettings {
   data::DataSpec spec;  // its seed is replaced by each run's
-  std::string model;    // the base model's architecture (make_model's names)
+  std::string model;    // the base model's architecture (make_model's names); empty: the dataset's default
   bool augment = false; // base model and fine-tuning augment their batches
   int epochs = 20;
   int64_t batch = 64;
