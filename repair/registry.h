@@ -52,12 +52,12 @@ struct MethodRun {
 };
 
 struct MethodInfo {
-  std::string name;
-  std::string summary;
+  std::string name = {};
+  std::string summary = {};
   int position = 0;        // place in listings and in the experiment's default list
   bool needs_fq = true;    // loss and random score without the failures
-  std::vector<Option<IdentifyOptions>> options;
-  std::function<void(MethodRun&)> run;
+  std::vector<Option<IdentifyOptions>> options = {};
+  std::function<void(MethodRun&)> run = {};
 };
 
 // What a Step II treatment works on: the model at θ̂ (treated in place), D, the examples it
@@ -72,13 +72,13 @@ struct TreatmentRun {
 };
 
 struct TreatmentInfo {
-  std::string name;
-  std::string summary;
+  std::string name = {};
+  std::string summary = {};
   int position = 0;
   bool in_experiment = false;  // among the experiment's default extra treatments
   bool trains = false;         // trains on D \ C (finetune, retrain) rather than working from C
-  std::vector<Option<TreatOptions>> options;
-  std::function<void(TreatmentRun&)> run;
+  std::vector<Option<TreatOptions>> options = {};
+  std::function<void(TreatmentRun&)> run = {};
 };
 
 // Every registered method / treatment, in `position` order.
