@@ -13,7 +13,7 @@
 #include "datasets/prepare.h"
 #include "datasets/transforms.h"
 #include "nn/models.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/identify.h"
 #include "repair/metrics.h"
 

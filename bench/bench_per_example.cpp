@@ -12,7 +12,7 @@
 
 #include "kernels/device.h"
 #include "nn/models.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/kfac.h"
 #include "repair/params.h"
 #include "repair/quantities.h"

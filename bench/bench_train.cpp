@@ -9,7 +9,7 @@
 #include "kernels/cpu/conv.h"
 #include "kernels/device.h"
 #include "nn/models.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "peak.h"
 
 namespace lethe {

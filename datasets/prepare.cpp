@@ -11,6 +11,7 @@
 #include "datasets/transforms.h"
 #include "util/error.h"
 #include "util/rng.h"
+#include "util/streams.h"
 
 namespace lethe::data {
 
@@ -122,7 +123,7 @@ PreparedData prepare_data(const DataSpec& spec, const Attack& adversarial) {
   full = ImageSet();  // release the full split (180 MB for MNIST, 600 MB for CIFAR-10)
 
   // Independent sub-streams so a change in one stage does not move another's draws.
-  Rng noise_rng = Rng(spec.seed).fork(1);
+  Rng noise_rng = stream(spec.seed, Stream::kNoise);
   const double amount = noise_amount(spec);
   if (spec.noise == "label") {
     out.noisy = cifar ? map_labels(out.train, cifar10_label_maps(), noise_rng)

@@ -41,7 +41,7 @@ struct PreparedData {
 };
 
 // Validates the spec (UsageError for bad values) and builds D and T. Adversarial noise needs a
-// trained model, which this layer knows nothing of: the caller passes the attack (nn/poison.h
+// trained model, which this layer knows nothing of: the caller passes the attack (learning/poison.h
 // builds one); the other kinds ignore it.
 PreparedData prepare_data(const DataSpec& spec, const Attack& adversarial = {});
 

@@ -1,6 +1,7 @@
 #pragma once
 // Step I of the repair: score every training example by how much it causes the failures Fq
-// (larger = stronger cause). Methods and their equations: shared/docs/method.md.
+// (larger = stronger cause). Each method is one file of repair/methods/, registered in
+// repair/registry.h; their equations: docs/method.md.
 //   ewc       EWC-influence: a continual-learning update on Fq anchored by the diagonal Fisher,
 //             r(z) = ℓ(z; θ*) − ℓ(z; θ̂)
 //   kfac-ewc  the same anchored by the KFAC Fisher
@@ -21,7 +22,8 @@
 
 namespace lethe::repair {
 
-const std::vector<std::string>& identify_methods();
+// The registered methods' names (repair/registry.h), in listing order.
+std::vector<std::string> identify_methods();
 
 struct IdentifyOptions {
   std::string method = "ewc";

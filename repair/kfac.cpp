@@ -5,9 +5,10 @@
 #include <cmath>
 
 #include "kernels/cpu/blas.h"
-#include "repair/per_example.h"
 #include "datasets/transforms.h"
-#include "nn/train.h"
+#include "learning/batches.h"
+#include "learning/train.h"
+#include "repair/per_example.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/rng.h"
@@ -47,10 +48,9 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
   const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
   const Device device = model.device();
   int64_t done = 0;
-  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
+  for_each_image_batch(set, opt.batch, device, [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
     check_interrupt("at example {} of {} (KFAC)", done + 1, set.n);
-    Labels labels;
-    Tensor logits = engine.forward(batch_images(set, idx, device, &labels));
+    Tensor logits = engine.forward(x);
     for (int s = 0; s < draws; ++s) {
       if (fisher.kind == FisherKind::Sampled) {
         engine.backward(logits, sample_labels(logits, rng));
@@ -61,7 +61,7 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
     }
     done += static_cast<int64_t>(idx.size());
     if (opt.progress) opt.progress(done, set.n);
-  }
+  });
   Kfac kfac;
   kfac.num_params = engine.num_params();
   const double norm = 1.0 / (static_cast<double>(set.n) * draws);

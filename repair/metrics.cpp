@@ -6,6 +6,7 @@
 
 #include "util/error.h"
 #include "util/rng.h"
+#include "util/streams.h"
 
 namespace lethe::repair {
 namespace {
@@ -131,7 +132,7 @@ FailureSplit split_failures(const std::vector<int32_t>& predictions, const std::
   FailureSplit s;
   for (size_t i = 0; i < labels.size(); ++i)
     (predictions[i] != labels[i] ? failures : s.remaining).push_back(static_cast<int64_t>(i));
-  Rng rng = Rng(seed).fork(4);
+  Rng rng = stream(seed, Stream::kFailureSplit);
   rng.shuffle(failures);
   const size_t half = (failures.size() + 1) / 2;
   s.fq.assign(failures.begin(), failures.begin() + static_cast<std::ptrdiff_t>(half));
@@ -159,6 +160,18 @@ std::vector<int64_t> causes_top_k(const std::vector<double>& scores, int64_t k) 
 std::vector<int64_t> causes_top_fraction(const std::vector<double>& scores, double fraction) {
   if (!(fraction >= 0 && fraction <= 1)) throw UsageError(fmt::format("--top-fraction {}: must be in [0, 1]", fraction));
   return causes_top_k(scores, static_cast<int64_t>(std::llround(fraction * static_cast<double>(scores.size()))));
+}
+
+Detection detection(const std::vector<double>& scores, const std::vector<uint8_t>& mask, int curve_points) {
+  Detection d;
+  const auto positive = causes_positive(scores);
+  d.n_corrupted = std::count(mask.begin(), mask.end(), 1);
+  d.n_positive = static_cast<int64_t>(positive.size());
+  d.recall_at_k = recall_at_k(scores, mask, d.n_corrupted);
+  d.roc_auc = roc_auc(scores, mask);
+  d.precision_positive = precision(positive, mask);
+  if (curve_points > 0) d.curve = recall_curve(scores, mask, curve_points);
+  return d;
 }
 
 }  // namespace lethe::repair

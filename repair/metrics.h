@@ -22,6 +22,16 @@ struct CurvePoint {
 };
 std::vector<CurvePoint> recall_curve(const std::vector<double>& scores, const std::vector<uint8_t>& mask, int points = 100);
 
+// How well scores find the examples a known corruption changed (mask 1), the figures every
+// command reports: recall@K with K the corrupted count, ROC AUC, the precision of the cause set
+// r > 0, and the recall curve at `curve_points` + 1 fractions (none when curve_points is 0).
+struct Detection {
+  int64_t n_corrupted = 0, n_positive = 0;
+  double recall_at_k = 0, roc_auc = 0, precision_positive = 0;
+  std::vector<CurvePoint> curve;
+};
+Detection detection(const std::vector<double>& scores, const std::vector<uint8_t>& mask, int curve_points = 0);
+
 // Precision of a cause set (indices) against the mask.
 double precision(const std::vector<int64_t>& cause_set, const std::vector<uint8_t>& mask);
 

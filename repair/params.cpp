@@ -57,6 +57,13 @@ void restore_buffers(Module& model, const std::vector<Tensor>& saved) {
   for (size_t i = 0; i < buffers.size(); ++i) buffers[i].tensor.copy_(saved[i]);
 }
 
+ModelSnapshot snapshot(Module& model) { return {flatten_params(model), snapshot_buffers(model)}; }
+
+void restore(Module& model, const ModelSnapshot& saved) {
+  assign_params(model, saved.params);
+  restore_buffers(model, saved.buffers);
+}
+
 std::vector<float> flatten_grads(Module& model) {
   std::vector<float> g;
   for (auto& p : model.named_parameters()) {

@@ -23,6 +23,15 @@ void assign_params(Module& model, const std::vector<float>& theta);
 // Copies of the model's buffers (BatchNorm running statistics), and their restoration.
 std::vector<Tensor> snapshot_buffers(Module& model);
 void restore_buffers(Module& model, const std::vector<Tensor>& saved);
+// A model's state as a repair starts from it: its parameters (θ) and its buffers (BatchNorm
+// running statistics). Every repair that must start from the trained model restores both: the
+// parameters alone would leave the statistics a previous fine-tune moved.
+struct ModelSnapshot {
+  std::vector<float> params;
+  std::vector<Tensor> buffers;
+};
+ModelSnapshot snapshot(Module& model);
+void restore(Module& model, const ModelSnapshot& saved);
 // Accumulated .grad of every parameter (zeros where there is none).
 std::vector<float> flatten_grads(Module& model);
 

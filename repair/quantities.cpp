@@ -4,7 +4,7 @@
 
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/jvp.h"
 #include "repair/params.h"
 #include "repair/per_example.h"

@@ -8,6 +8,7 @@
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/rng.h"
+#include "util/streams.h"
 
 namespace lethe::repair {
 namespace {
@@ -92,7 +93,7 @@ std::vector<double> solve_damped(Module& model, const data::ImageSet& train, con
     return x;
   }
   // Stochastic solvers: Fisher-vector products on seeded random mini-batches of D.
-  Rng rng = Rng(c.seed).fork(6);
+  Rng rng = stream(c.seed, Stream::kSolverBatches);
   auto minibatch = [&] {
     std::vector<int64_t> idx;
     const int64_t m = std::min(o.solver_batch, train.n);

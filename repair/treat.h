@@ -18,7 +18,8 @@
 
 namespace lethe::repair {
 
-const std::vector<std::string>& treatments();
+// The registered treatments' names (repair/registry.h), in listing order.
+std::vector<std::string> treatment_list();
 
 struct TreatOptions {
   std::string treatment = "finetune";

@@ -11,10 +11,10 @@
 #include <string>
 
 #include "kernels/device.h"
+#include "learning/train.h"
 #include "nn/models.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
-#include "nn/train.h"
 
 namespace lethe {
 namespace {

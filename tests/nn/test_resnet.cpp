@@ -7,11 +7,11 @@
 #include <filesystem>
 
 #include "gradcheck.h"
+#include "learning/train.h"
 #include "nn/checkpoint.h"
 #include "nn/models.h"
 #include "nn/resnet.h"
 #include "nn/safetensors.h"
-#include "nn/train.h"
 #include "util/error.h"
 
 namespace lethe {

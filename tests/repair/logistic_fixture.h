@@ -4,10 +4,10 @@
 #include <memory>
 
 #include "datasets/mnist.h"
+#include "learning/train.h"
 #include "nn/autograd.h"
 #include "nn/models.h"
 #include "nn/optim.h"
-#include "nn/train.h"
 
 namespace lethe::repair {
 

@@ -6,14 +6,14 @@
 #include <cmath>
 
 #include "datasets/transforms.h"
+#include "learning/train.h"
+#include "logistic_fixture.h"
 #include "nn/autograd.h"
 #include "nn/optim.h"
-#include "nn/train.h"
 #include "repair/identify.h"
 #include "repair/metrics.h"
 #include "repair/params.h"
 #include "util/error.h"
-#include "logistic_fixture.h"
 
 namespace lethe::repair {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "datasets/mnist.h"
 #include "nn/models.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "nn/autograd.h"
 #include "repair/jvp.h"
 #include "repair/kfac.h"

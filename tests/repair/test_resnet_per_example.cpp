@@ -11,7 +11,7 @@
 #include "nn/autograd.h"
 #include "nn/models.h"
 #include "nn/resnet.h"
-#include "nn/train.h"
+#include "learning/train.h"
 #include "repair/jvp.h"
 #include "repair/kfac.h"
 #include "repair/params.h"

@@ -6,8 +6,8 @@
 
 #include <cmath>
 
+#include "learning/train.h"
 #include "nn/models.h"
-#include "nn/train.h"
 #include "repair/identify.h"
 #include "repair/params.h"
 #include "repair/treat.h"

@@ -4,7 +4,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "kernels/device.h"
-#include "nn/poison.h"
+#include "learning/recipe.h"
 #include "nn/models.h"
 #include "util/error.h"
 
@@ -65,19 +65,7 @@ const std::vector<std::string>& data_flags_defining_d() {
 }
 
 data::PreparedData load_data(const data::DataSpec& spec, Device device, Progress& progress) {
-  data::Attack attack;
-  if (spec.noise == "adversarial") {
-    VictimOptions victim;
-    victim.model = default_model(spec.dataset);
-    victim.epochs = spec.victim_epochs;
-    victim.epsilon = data::noise_amount(spec);
-    victim.seed = spec.seed;
-    victim.device = device;
-    victim.log = [&progress](const std::string& text) { progress.line(text); };
-    progress.line(fmt::format("adversarial poisoning: training the victim for {} epochs", spec.victim_epochs));
-    attack = fgsm_victim_attack(victim);
-  }
-  return data::prepare_data(spec, attack);
+  return prepare_data_with_victim(spec, device, [&progress](const std::string& text) { progress.line(text); });
 }
 
 void check_model_fits(const std::string& model, const std::string& dataset, const std::string& checkpoint) {
@@ -96,8 +84,6 @@ void check_model_fits(const std::string& model, const std::string& dataset, cons
                                  m.channels, m.height, m.width, m.classes, dataset, g.channels, g.height,
                                  g.width, g.classes, dataset, default_model(dataset)));
 }
-
-std::string default_model(const std::string& dataset) { return dataset == "cifar10" ? "cifar-cnn" : "mnist-cnn"; }
 
 bool AugmentFlags::resolve(const std::string& dataset) const {
   if (on) return true;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "datasets/prepare.h"
+#include "learning/recipe.h"
 #include "nn/tensor.h"
 #include "util/progress.h"
 
@@ -42,8 +43,7 @@ data::PreparedData load_data(const data::DataSpec& spec, Device device, Progress
 // model came from, when it did not come from --model.
 void check_model_fits(const std::string& model, const std::string& dataset, const std::string& checkpoint = "");
 
-// The model a command trains when none is named: mnist-cnn for mnist, cifar-cnn for cifar10.
-std::string default_model(const std::string& dataset);
+// default_model (the model a command trains when none is named): learning/recipe.h.
 
 // --augment / --no-augment; neither given means the dataset's default (on for cifar10).
 struct AugmentFlags {

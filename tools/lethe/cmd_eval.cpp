@@ -1,9 +1,9 @@
 #include <nlohmann/json.hpp>
 
 #include "datasets/transforms.h"
+#include "learning/train.h"
 #include "nn/checkpoint.h"
 #include "nn/models.h"
-#include "nn/train.h"
 #include "tools/lethe/context.h"
 #include "util/error.h"
 

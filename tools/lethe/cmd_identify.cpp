@@ -4,8 +4,10 @@
 #include "repair/identify.h"
 #include "repair/metrics.h"
 #include "tools/lethe/context.h"
+#include "tools/lethe/registry_options.h"
 #include "tools/lethe/scores_io.h"
 #include "util/error.h"
+#include "util/streams.h"
 
 namespace lethe::cli {
 namespace {
@@ -28,11 +30,10 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress);
   a.opt.progress = [&](const std::string& stage, int64_t done, int64_t total) { progress.update(stage, done, total); };
   a.opt.log = [&](const std::string& line) { progress.line(line); };
-  a.opt.fisher.seed = Rng(c.spec.seed).fork(8).next_u64();
+  a.opt.fisher.seed = stream_seed(c.spec.seed, Stream::kFisherLabels);
 
   const auto r = repair::identify(*c.loaded.model, c.data.train, c.fq, a.opt);
   const auto positive = repair::causes_positive(r.scores);
-  const int64_t n_noisy = std::count(c.data.noisy.begin(), c.data.noisy.end(), 1);
 
   write_scores_csv(a.out, c.data.train, r.scores, c.has_noise_mask() ? &c.data.noisy : nullptr);
   if (!a.array_out.empty()) write_scores_array(a.array_out, r);
@@ -54,10 +55,11 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   for (const auto& [k, v] : r.stats) j["stats"][k] = v;
   if (c.has_noise_mask()) {
     j["noise"] = c.spec.noise;
-    j["n_corrupted"] = n_noisy;
-    j["recall_at_k"] = repair::recall_at_k(r.scores, c.data.noisy, n_noisy);
-    j["roc_auc"] = repair::roc_auc(r.scores, c.data.noisy);
-    j["precision_positive"] = repair::precision(positive, c.data.noisy);
+    const repair::Detection found = repair::detection(r.scores, c.data.noisy);
+    j["n_corrupted"] = found.n_corrupted;
+    j["recall_at_k"] = found.recall_at_k;
+    j["roc_auc"] = found.roc_auc;
+    j["precision_positive"] = found.precision_positive;
   }
   if (a.json) {
     print_result(j.dump(2) + "\n");
@@ -69,7 +71,7 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   out += fmt::format("causes with r > 0: {}\n", positive.size());
   if (c.has_noise_mask())
     out += fmt::format("against the {} corrupted examples ({} noise): recall@{} {:.3f}, ROC AUC {:.3f}, precision of r>0 {:.3f}\n",
-                       n_noisy, c.spec.noise, n_noisy, j["recall_at_k"].get<double>(), j["roc_auc"].get<double>(),
+                       j["n_corrupted"].get<int64_t>(), c.spec.noise, j["n_corrupted"].get<int64_t>(), j["recall_at_k"].get<double>(), j["roc_auc"].get<double>(),
                        j["precision_positive"].get<double>());
   out += fmt::format("scores: {}\n", a.out);
   print_result(out);
@@ -82,7 +84,7 @@ void add_identify_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<IdentifyArgs>();
   add_context_options(cmd, a->model_file, a->spec, a->failures_file);
   auto& o = a->opt;
-  cmd->add_option("--method", o.method, "ewc | kfac-ewc | linear | tracin | gradcos | loss | random")->capture_default_str();
+  cmd->add_option("--method", o.method, repair::method_names(" | "))->capture_default_str();
   cmd->add_option("--out", a->out, "Scores file to write (CSV: index, source_index, label, [corrupted,] score, rank)")->required();
   cmd->add_option("--array", a->array_out, "Also write the scores as a safetensors array (F64 'scores')");
   cmd->add_option("--grid", a->grid, "Also write a PNG grid of the top causes");
@@ -90,19 +92,7 @@ void add_identify_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--batch", o.batch, "Examples per pass over D")->capture_default_str();
   cmd->add_option("--fisher", a->fisher, "Fisher: empirical (given labels) | sampled (labels from the model)")->capture_default_str();
   cmd->add_option("--mc-samples", o.fisher.mc_samples, "Label draws per example for --fisher sampled")->capture_default_str();
-  cmd->add_option("--lambda", o.lambda, "ewc: extra L2 anchor strength (paper: 0)")->capture_default_str();
-  cmd->add_option("--ewc-lr", o.lr, "ewc: Adam step size of the update on Fq")->capture_default_str();
-  cmd->add_option("--max-steps", o.max_steps, "ewc: most update steps")->capture_default_str();
-  cmd->add_option("--patience", o.patience, "ewc: steps without a better held-out Fq loss before stopping")->capture_default_str();
-  cmd->add_option("--update-batch", o.update_batch, "ewc: Fq examples per update step (0: all of Fq)")->capture_default_str();
-  cmd->add_option("--holdout", o.holdout, "ewc: fraction of Fq held out for early stopping")->capture_default_str();
-  cmd->add_option("--solver", o.solve.solver, "linear: diag | kfac | cg | lissa | gd")->capture_default_str();
-  cmd->add_option("--damping", o.solve.damping, "linear: damping δ added to the Fisher")->capture_default_str();
-  cmd->add_option("--curvature", o.solve.curvature, "linear cg/lissa/gd: fisher (empirical Fisher) | ggn (Gauss-Newton)")->capture_default_str();
-  cmd->add_option("--iterations", o.solve.iterations, "linear cg/lissa/gd: iterations")->capture_default_str();
-  cmd->add_option("--solver-batch", o.solve.solver_batch, "linear lissa/gd: examples per stochastic Fisher product")->capture_default_str();
-  cmd->add_option("--checkpoints", o.checkpoints, "tracin: further checkpoints to sum over (the model itself counts once)");
-  cmd->add_option("--checkpoint-lrs", o.checkpoint_lrs, "tracin: learning rate weighting each further checkpoint");
+  add_registry_options(cmd, o, repair::method_options());
   cmd->add_flag("--json", a->json, "Print one JSON document on stdout instead of text");
   cmd->callback([&global, a, cmd] { run_identify(global, *a, *cmd); });
 }

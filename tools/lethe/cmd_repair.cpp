@@ -10,6 +10,7 @@
 #include "repair/metrics.h"
 #include "repair/treat.h"
 #include "tools/lethe/context.h"
+#include "tools/lethe/registry_options.h"
 #include "tools/lethe/scores_io.h"
 #include "tools/lethe/treat_args.h"
 #include "util/atomic_file.h"
@@ -92,11 +93,11 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
     j["cause_rule"] = a.rule.describe();
     j["n_causes"] = causes.size();
     if (mask) {
-      const int64_t noisy = std::count(mask->begin(), mask->end(), 1);
-      j["identify"]["recall_at_k"] = repair::recall_at_k(ident.scores, *mask, noisy);
-      j["identify"]["roc_auc"] = repair::roc_auc(ident.scores, *mask);
-      j["causes_precision"] = repair::precision(causes, *mask);
-      j["n_corrupted"] = noisy;
+      const repair::Detection found = repair::detection(ident.scores, *mask);
+      j["identify"]["recall_at_k"] = found.recall_at_k;
+      j["identify"]["roc_auc"] = found.roc_auc;
+      j["causes_precision"] = repair::precision(causes, *mask);  // the chosen cause set's, not r > 0's
+      j["n_corrupted"] = found.n_corrupted;
     }
     j["treat"] = {{"treatment", a.treat.treatment}, {"seconds", tr.seconds}};
     for (const auto& [k, v] : tr.stats) j["treat"]["stats"][k] = v;
@@ -151,11 +152,9 @@ void add_repair_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<RepairArgs>();
   add_context_options(cmd, a->model_file, a->spec, a->failures_file);
   cmd->add_option("--out-dir", a->out_dir, "Folder for scores.csv, causes.png, repaired.safetensors, report.md")->required();
-  cmd->add_option("--method", a->identify.method, "Step I method: ewc | kfac-ewc | linear | tracin | gradcos | loss | random")
-      ->capture_default_str();
-  cmd->add_option("--solver", a->identify.solve.solver, "linear: diag | kfac | cg | lissa | gd")->capture_default_str();
-  cmd->add_option("--damping", a->identify.solve.damping, "linear: damping δ")->capture_default_str();
-  cmd->add_option("--ewc-lr", a->identify.lr, "ewc: Adam step size of the update on Fq")->capture_default_str();
+  cmd->add_option("--method", a->identify.method, "Step I method: " + repair::method_names(" | "))->capture_default_str();
+  // The Step I options a repair most often changes; `lethe identify` has them all.
+  add_registry_options(cmd, a->identify, repair::method_options(), {"--solver", "--damping", "--ewc-lr"});
   add_cause_rule_options(cmd, a->rule, "default 1000");
   add_treatment_options(cmd, a->treat);
   cmd->add_flag("--json", a->json, "Print the summary as JSON on stdout");

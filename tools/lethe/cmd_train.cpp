@@ -2,9 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "learning/train.h"
 #include "nn/checkpoint.h"
 #include "nn/models.h"
-#include "nn/train.h"
 #include "tools/lethe/cli.h"
 #include "util/error.h"
 #include "util/interrupt.h"
@@ -43,19 +43,14 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   if (spec.channels != d.train.channels || spec.height != d.train.height || spec.width != d.train.width)
     throw UsageError(fmt::format("--model {} takes {}x{}x{} images but the data's are {}x{}x{}", a.model, spec.channels,
                                  spec.height, spec.width, d.train.channels, d.train.height, d.train.width));
-  Rng init_rng = Rng(global.seed).fork(2);
-  auto model = make_model(a.model, init_rng);
+  auto model = init_base_model(a.model, global.seed);
   model->to(device);
   progress.line(fmt::format("model: {} ({} parameters) on {}", a.model, model->parameter_count(), device_name(device)));
 
-  TrainOptions opt;
-  opt.epochs = a.epochs;
-  opt.batch = a.batch;
-  opt.adam.lr = a.lr;
-  opt.adam.weight_decay = a.weight_decay;
-  opt.seed = Rng(global.seed).fork(3).next_u64();
   const bool augment = a.augment.resolve(a.spec.dataset);
-  if (augment) opt.augment = data::training_augmentation(d);
+  TrainOptions opt = base_training(global.seed, a.epochs, a.batch, a.lr,
+                                   augment ? std::optional(data::training_augmentation(d)) : std::nullopt);
+  opt.adam.weight_decay = a.weight_decay;
   opt.on_batch = [&](int64_t done, int64_t total) { progress.update("train", done, total); };
   auto meta = data_metadata(a.spec, d.mean, d.stddev);
   meta["lethe.train.augment"] = augment ? "1" : "0";

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "datasets/prepare.h"
+#include "learning/train.h"
 #include "nn/checkpoint.h"
-#include "nn/train.h"
 #include "repair/metrics.h"
 #include "tools/lethe/cli.h"
 

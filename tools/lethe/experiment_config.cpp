@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "repair/registry.h"
 #include "util/error.h"
 
 namespace lethe::cli {
@@ -63,6 +64,21 @@ auto read_list(const Json& value, const std::string& name, const std::string& ke
   return out;
 }
 
+// A list of registered names (methods or treatments); an unknown one is named with the file.
+template <typename Find>
+std::vector<std::string> read_names(const Json& value, const std::string& name, const std::string& key, const char* what,
+                                    Find find, const std::string& known) {
+  auto names = read_list(value, name, key, read_string);
+  for (const auto& n : names) {
+    try {
+      find(n, key);
+    } catch (const UsageError&) {
+      wrong(name, key, fmt::format("names an unknown {} '{}' (known: {})", what, n, known));
+    }
+  }
+  return names;
+}
+
 }  // namespace
 
 ExperimentConfig parse_experiment_config(std::string_view text, const std::string& name) {
@@ -92,8 +108,8 @@ ExperimentConfig parse_experiment_config(std::string_view text, const std::strin
     else if (key == "noise_fraction") c.noise_fraction = read_number(value, name, key);
     else if (key == "noise_amount") c.noise_amount = read_number(value, name, key);
     else if (key == "victim_epochs") c.victim_epochs = read_integer<int>(value, name, key);
-    else if (key == "methods") c.methods = read_list(value, name, key, read_string);
-    else if (key == "treatments") c.treatments = read_list(value, name, key, read_string);
+    else if (key == "methods") c.methods = read_names(value, name, key, "method", repair::find_method, repair::method_names());
+    else if (key == "treatments") c.treatments = read_names(value, name, key, "treatment", repair::find_treatment, repair::treatment_names());
     else if (key == "ks") c.ks = read_list(value, name, key, read_integer<int64_t>);
     else throw UsageError(fmt::format("config '{}': unknown setting '{}'", name, key));
   }

@@ -1,13 +1,13 @@
 // FGSM against a model whose input gradient's sign is known in closed form.
-#include "nn/poison.h"
+#include "learning/poison.h"
 
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cmath>
 
+#include "learning/train.h"
 #include "nn/models.h"
-#include "nn/train.h"
 #include "util/error.h"
 
 namespace lethe {

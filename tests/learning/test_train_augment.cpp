@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "datasets/transforms.h"
+#include "learning/train.h"
 #include "nn/models.h"
-#include "nn/train.h"
 #include "util/rng.h"
 
 namespace lethe {

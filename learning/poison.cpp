@@ -1,4 +1,4 @@
-#include "nn/poison.h"
+#include "learning/poison.h"
 
 #include <chrono>
 #include <cmath>
@@ -7,12 +7,14 @@
 #include <fmt/format.h>
 
 #include "datasets/transforms.h"
+#include "learning/batches.h"
+#include "learning/train.h"
 #include "nn/autograd.h"
 #include "nn/models.h"
 #include "nn/ops.h"
-#include "nn/train.h"
 #include "util/error.h"
 #include "util/rng.h"
+#include "util/streams.h"
 
 namespace lethe {
 
@@ -28,11 +30,7 @@ int64_t fgsm_relabel(Module& model, data::ImageSet& images, const std::vector<fl
   data::subtract_mean(shifted, mean);
   const int64_t size = images.image_size();
   const auto eps = static_cast<float>(epsilon);
-  for (int64_t start = 0; start < images.n; start += batch) {
-    std::vector<int64_t> idx(static_cast<size_t>(std::min(batch, images.n - start)));
-    std::iota(idx.begin(), idx.end(), start);
-    Labels labels;
-    Tensor x = batch_images(shifted, idx, device, &labels);
+  for_each_image_batch(shifted, batch, device, [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
     x.set_requires_grad(true);
     // The summed loss: each image's input gradient is its own loss's, whatever the batch.
     Tensor loss = sum(cross_entropy(model.forward(x), labels));
@@ -47,7 +45,7 @@ int64_t fgsm_relabel(Module& model, data::ImageSet& images, const std::vector<fl
         image[p] = std::clamp(image[p] + step, 0.0f, 1.0f);
       }
     }
-  }
+  });
   model.zero_grad();
 
   data::ImageSet attacked = images;
@@ -69,12 +67,12 @@ data::Attack fgsm_victim_attack(const VictimOptions& options) {
     const std::vector<float> mean = data::pixel_mean(train);
     data::subtract_mean(train, mean);
     // Streams of their own: the victim shares no draws with the model that will train on D.
-    Rng init = Rng(options.seed).fork(7);
+    Rng init = stream(options.seed, Stream::kVictimInit);
     auto victim = make_model(options.model, init);
     victim->to(options.device);
     TrainOptions opt;
     opt.epochs = options.epochs;
-    opt.seed = Rng(options.seed).fork(8).next_u64();
+    opt.seed = stream_seed(options.seed, Stream::kVictimOrder);
     train_classifier(*victim, train, opt);
     const EvalResult fit = evaluate(*victim, train);
     const int64_t changed = fgsm_relabel(*victim, targets, mean, options.epsilon);

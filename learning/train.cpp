@@ -1,14 +1,16 @@
-#include "nn/train.h"
+#include "learning/train.h"
 
 #include <chrono>
 #include <cmath>
 
 #include "datasets/transforms.h"
+#include "learning/batches.h"
 #include "nn/autograd.h"
 #include "nn/finite.h"
 #include "nn/optim.h"
 #include "util/error.h"
 #include "util/interrupt.h"
+#include "util/streams.h"
 
 namespace lethe {
 
@@ -36,20 +38,21 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
   ModeGuard training_mode(model, true);
   Adam optimizer(model.parameters(), options.adam);
   Rng order_rng(options.seed);
-  Rng augment_rng = Rng(options.seed).fork(1);
+  ShuffledBatches order(train.n, options.batch, order_rng);
+  Rng augment_rng = stream(options.seed, Stream::kAugmentation);
   std::vector<EpochStats> history;
   // A model that is already damaged (a NaN in a loaded or injected parameter) is named before
   // any step, rather than reported later as a diverged loss.
   require_finite_parameters(model, "training", "before the first step");
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
-    const auto batches = data::shuffled_batches(train.n, options.batch, order_rng);
+    const int64_t per_epoch = order.per_pass();
     double loss_total = 0;
     int64_t correct = 0;
-    for (size_t bi = 0; bi < batches.size(); ++bi) {
+    for (int64_t bi = 0; bi < per_epoch; ++bi) {
       const auto step = [&] { return fmt::format("at epoch {}, batch {}", epoch, bi + 1); };
-      check_interrupt("at epoch {}, batch {} of {}", epoch, bi + 1, batches.size());
-      const auto& idx = batches[bi];
+      check_interrupt("at epoch {}, batch {} of {}", epoch, bi + 1, per_epoch);
+      const auto& idx = order.next();
       Labels labels;
       Tensor x = batch_images(train, idx, options.augment ? Device::CPU : device, &labels);
       if (options.augment) {
@@ -74,7 +77,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
       const int64_t k = logits.size(1);
       for (size_t i = 0; i < idx.size(); ++i)
         correct += argmax_row(z.data() + i * k, k) == labels.host()[i];
-      if (options.on_batch) options.on_batch(static_cast<int64_t>(bi + 1), static_cast<int64_t>(batches.size()));
+      if (options.on_batch) options.on_batch(bi + 1, per_epoch);
     }
     // An update that made a parameter non-finite shows in the next batch's loss; the epoch's
     // last update is checked here, before on_epoch may save the model.
@@ -104,9 +107,8 @@ EvalResult evaluate(Module& model, const data::ImageSet& set, int64_t batch) {
   const Device device = model.device();
   int64_t correct = 0;
   double loss_total = 0;
-  for (const auto& idx : data::sequential_batches(set.n, batch)) {
-    Labels labels;
-    Tensor logits = model.forward(batch_images(set, idx, device, &labels));
+  for_each_image_batch(set, batch, device, [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
+    Tensor logits = model.forward(x);
     if (logits.size(1) != r.classes)
       fail("model has {} outputs but the data has {} classes", logits.size(1), r.classes);
     const auto z = logits.to_vector();
@@ -120,7 +122,7 @@ EvalResult evaluate(Module& model, const data::ImageSet& set, int64_t batch) {
       correct += pred == truth;
       r.confusion[static_cast<size_t>(truth) * r.classes + pred]++;
     }
-  }
+  });
   r.accuracy = set.n ? static_cast<double>(correct) / static_cast<double>(set.n) : 0.0;
   r.mean_loss = set.n ? loss_total / static_cast<double>(set.n) : 0.0;
   for (int32_t c = 0; c < r.classes; ++c) {

@@ -1,0 +1,38 @@
+#pragma once
+// The one way to walk an image set in batches: in order (evaluation and dataset-wide passes),
+// or as an endless seeded shuffle reshuffled after every pass (training and the anchored
+// descent). Each batch comes as its examples' indices in the set, their images as a
+// [b, c, h, w] tensor on the device, and their labels.
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "datasets/mnist.h"
+#include "learning/train.h"
+#include "util/rng.h"
+
+namespace lethe {
+
+// f(idx, x, labels) for consecutive batches of `batch` examples (the last may be shorter).
+void for_each_image_batch(const data::ImageSet& set, int64_t batch, Device device,
+                          const std::function<void(const std::vector<int64_t>& idx, Tensor& x, Labels& labels)>& f);
+
+// Batches of a seeded permutation of [0, n); when a pass is used up the next is drawn from the
+// same generator, so a pass's order depends only on the seed and how many passes came before.
+class ShuffledBatches {
+ public:
+  ShuffledBatches(int64_t n, int64_t batch, Rng& rng, bool drop_last = false)
+      : n_(n), batch_(batch), rng_(rng), drop_last_(drop_last) {}
+  const std::vector<int64_t>& next();
+  // The batches of the pass that next() is in (or starts), drawing it when none is left.
+  int64_t per_pass();
+
+ private:
+  int64_t n_, batch_;
+  Rng& rng_;
+  bool drop_last_;
+  std::vector<std::vector<int64_t>> pass_;
+  size_t next_ = 0;
+};
+
+}  // namespace lethe

@@ -1,0 +1,171 @@
+// EWC-influence (docs/method.md, Step I): a continual-learning update θ̂ → θ* on Fq anchored
+// by the Fisher, then r(z) = ℓ(z; θ*) − ℓ(z; θ̂). The update is repair/descent.h's.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <numeric>
+
+#include "datasets/transforms.h"
+#include "learning/batches.h"
+#include "learning/train.h"
+#include "nn/autograd.h"
+#include "repair/anchor.h"
+#include "repair/descent.h"
+#include "repair/kfac.h"
+#include "repair/method_support.h"
+#include "repair/params.h"
+#include "util/error.h"
+#include "util/streams.h"
+
+namespace lethe::repair {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Sum of the cross-entropy over `set` (one or more batches), differentiable.
+Tensor summed_loss(Module& model, const data::ImageSet& set, int64_t batch, Device device) {
+  Tensor total;
+  for_each_image_batch(set, batch, device, [&](const std::vector<int64_t>&, Tensor& x, Labels& labels) {
+    Tensor l = sum(cross_entropy(model.forward(x), labels));
+    total = total.defined() ? add(total, l) : l;
+  });
+  return total;
+}
+
+double loss_value(Module& model, const data::ImageSet& set, int64_t batch, Device device) {
+  NoGradGuard ng;
+  return static_cast<double>(summed_loss(model, set, batch, device).item());
+}
+
+}  // namespace
+
+void ewc_influence(MethodRun& run, bool kfac_anchor) {
+  Module& model = run.model;
+  const data::ImageSet& train = run.train;
+  const data::ImageSet& fq = run.fq;
+  const IdentifyOptions& o = run.options;
+  IdentifyResult& result = run.result;
+  const Device device = model.device();
+  const double n = static_cast<double>(train.n);
+  const auto theta_hat = flatten_params(model);
+  const auto layout = ParamLayout::of(model);
+
+  // The anchor: (N/2)(θ−θ̂)ᵀ F (θ−θ̂) + (λ/2)||θ−θ̂||²; its gradient is (N F + λ I)(θ−θ̂).
+  std::vector<double> fisher_diag;
+  std::vector<float> losses_before;  // ℓ(z; θ̂), from the Fisher's own forward pass when it has one
+  Kfac kfac;
+  const auto t_fisher = Clock::now();
+  if (kfac_anchor) {
+    kfac = kfac_factors(model, train, o.fisher, pass(o, "kfac"));
+  } else {
+    fisher_diag = diagonal_fisher(model, train, o.fisher, pass(o, "fisher"), &losses_before);
+  }
+  result.stats["seconds_fisher"] = std::chrono::duration<double>(Clock::now() - t_fisher).count();
+  const auto t_update = Clock::now();
+  auto params = model.parameters();
+  std::unique_ptr<DiagonalAnchor> diagonal;
+  if (!kfac_anchor) diagonal = std::make_unique<DiagonalAnchor>(model, fisher_diag, n, o.lambda);
+
+  // Fq: a seeded held-out part decides when to stop.
+  std::vector<int64_t> order(static_cast<size_t>(fq.n));
+  std::iota(order.begin(), order.end(), 0);
+  Rng rng = stream(o.seed, Stream::kEwcUpdate);
+  rng.shuffle(order);
+  const int64_t n_val = fq.n >= 2 && o.holdout > 0 ? std::max<int64_t>(1, std::llround(o.holdout * fq.n)) : 0;
+  std::vector<int64_t> val_idx(order.begin(), order.begin() + n_val), upd_idx(order.begin() + n_val, order.end());
+  std::sort(val_idx.begin(), val_idx.end());
+  std::sort(upd_idx.begin(), upd_idx.end());
+  const data::ImageSet fq_update = data::take(fq, upd_idx), fq_val = data::take(fq, val_idx);
+  const double start_fq = loss_value(model, fq_update, o.batch, device);
+
+  // Mini-batches of Fq, reshuffled each pass (the whole of Fq per step when update_batch is 0).
+  AnchoredDescent d;
+  d.who = "ewc";
+  d.set_name = "Fq";
+  d.hint = " (try a smaller --ewc-lr)";
+  d.batch = o.update_batch > 0 ? std::min(o.update_batch, fq_update.n) : fq_update.n;
+  d.drop_last = fq_update.n >= 2 * d.batch;
+  d.lr = o.lr;
+  d.max_steps = o.max_steps;
+  d.patience = o.patience;
+  if (n_val) d.criterion = [&] { return loss_value(model, fq_val, o.batch, device); };
+  if (o.progress) d.progress = [&o](int step, int total) { o.progress("ewc update", step, total); };
+  d.add_anchor_gradient = [&](int step) {
+    if (diagonal) {
+      diagonal->add_gradient("ewc", step);
+      return;
+    }
+    // The KFAC anchor's gradient N·F_kfac(θ − θ̂) + λ(θ − θ̂), added on the host.
+    NoGradGuard ng;
+    const auto theta = flatten_params(model);
+    std::vector<double> delta(theta.size());
+    for (size_t j = 0; j < theta.size(); ++j) delta[j] = static_cast<double>(theta[j]) - theta_hat[j];
+    auto g = kfac_multiply(kfac, delta);
+    for (size_t j = 0; j < g.size(); ++j) g[j] = n * g[j] + o.lambda * delta[j];
+    for (size_t k = 0; k < params.size(); ++k) {
+      Tensor grad = params[k].grad();
+      const int64_t off = layout.offsets[k], cnt = params[k].numel();
+      std::vector<float> gk(g.begin() + off, g.begin() + off + cnt);
+      add_inplace(grad, Tensor::from_vector(params[k].shape(), gk, device));
+    }
+  };
+  const DescentResult descent = anchored_descent(model, fq_update, d, rng);
+  const std::vector<float>& best_theta = descent.best_theta;
+  result.stats["update_steps"] = descent.steps;
+  result.stats["best_step"] = descent.best_step;
+  result.stats["fq_holdout_loss_before"] = descent.start;
+  result.stats["fq_holdout_loss_after"] = descent.best;
+  result.stats["fq_update_loss_before"] = start_fq;
+  report(o, fmt::format("ewc: {} update steps, best at {} (held-out Fq loss {:.4f} -> {:.4f})", descent.steps,
+                        descent.best_step, descent.start, descent.best));
+
+  result.stats["seconds_update"] = std::chrono::duration<double>(Clock::now() - t_update).count();
+  // r(z) = ℓ(z; θ*) − ℓ(z; θ̂).
+  const auto t_score = Clock::now();
+  assign_params(model, best_theta);
+  const auto after = per_example_losses(model, train, pass(o, "score θ*"));
+  assign_params(model, theta_hat);
+  const auto before = losses_before.empty() ? per_example_losses(model, train, pass(o, "score θ̂")) : losses_before;
+  std::vector<double> r(after.size());
+  for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<double>(after[i]) - static_cast<double>(before[i]);
+  result.stats["seconds_score"] = std::chrono::duration<double>(Clock::now() - t_score).count();
+  result.scores = std::move(r);
+}
+
+
+std::vector<Option<IdentifyOptions>> ewc_influence_options() {
+  using O = IdentifyOptions;
+  return {
+      option<double, O>("--lambda", "extra L2 anchor strength (paper: 0)", [](O& o) -> double& { return o.lambda; },
+                        [](const O& o) {
+                          if (!(o.lambda >= 0)) throw UsageError(fmt::format("--lambda {}: must be >= 0", o.lambda));
+                        }),
+      option<double, O>("--ewc-lr", "Adam step size of the update on Fq", [](O& o) -> double& { return o.lr; },
+                        [](const O& o) {
+                          if (!(o.lr > 0)) throw UsageError(fmt::format("--ewc-lr {}: must be > 0", o.lr));
+                        }),
+      option<int, O>("--max-steps", "most update steps", [](O& o) -> int& { return o.max_steps; },
+                     [](const O& o) {
+                       if (o.max_steps < 1) throw UsageError(fmt::format("--max-steps {}: must be >= 1", o.max_steps));
+                     }),
+      option<int, O>("--patience", "steps without a better held-out Fq loss before stopping",
+                     [](O& o) -> int& { return o.patience; },
+                     [](const O& o) {
+                       if (o.patience < 1) throw UsageError(fmt::format("--patience {}: must be >= 1", o.patience));
+                     }),
+      option<int64_t, O>("--update-batch", "Fq examples per update step (0: all of Fq)",
+                         [](O& o) -> int64_t& { return o.update_batch; },
+                         [](const O& o) {
+                           if (o.update_batch < 0)
+                             throw UsageError(fmt::format("--update-batch {}: must be >= 0", o.update_batch));
+                         }),
+      option<double, O>("--holdout", "fraction of Fq held out for early stopping", [](O& o) -> double& { return o.holdout; },
+                        [](const O& o) {
+                          if (!(o.holdout >= 0 && o.holdout < 1))
+                            throw UsageError(fmt::format("--holdout {}: must be in [0, 1)", o.holdout));
+                        }),
+  };
+}
+
+}  // namespace lethe::repair

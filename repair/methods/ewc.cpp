@@ -1,0 +1,14 @@
+// ewc: EWC-influence, the paper's method: the update on Fq anchored by the diagonal Fisher.
+#include "repair/method_support.h"
+
+LETHE_METHOD(ewc) {
+  using namespace lethe::repair;
+  static const MethodInfo m = {
+      .name = "ewc",
+      .summary = "EWC-influence: r(z) = ℓ(z; θ*) − ℓ(z; θ̂), θ* the update on Fq anchored by the diagonal Fisher",
+      .position = 10,
+      .options = ewc_influence_options(),
+      .run = [](MethodRun& run) { ewc_influence(run, /*kfac_anchor=*/false); },
+  };
+  return m;
+}

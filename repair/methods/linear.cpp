@@ -1,0 +1,35 @@
+// linear: linear influence, r(z) = −∇ℓ(z)ᵀ (F̂ + δI)⁻¹ ∇ℓ(Fq), with the solvers of repair/solve.h.
+#include <fmt/format.h>
+
+#include "repair/method_support.h"
+#include "util/error.h"
+
+LETHE_METHOD(linear) {
+  using namespace lethe::repair;
+  using O = IdentifyOptions;
+  static const MethodInfo m = {
+      .name = "linear",
+      .summary = "linear influence: r(z) = −∇ℓ(z)ᵀ (F̂ + δI)⁻¹ ∇ℓ(Fq)",
+      .position = 30,
+      .options =
+          {
+              option<std::string, O>("--solver", "diag | kfac | cg | lissa | gd",
+                                     [](O& o) -> std::string& { return o.solve.solver; },
+                                     [](const O& o) { validate(o.solve); }),
+              option<double, O>("--damping", "damping δ added to the Fisher", [](O& o) -> double& { return o.solve.damping; }),
+              option<std::string, O>("--curvature", "products of cg, lissa, gd: fisher (empirical Fisher) | ggn (Gauss-Newton)",
+                                     [](O& o) -> std::string& { return o.solve.curvature; }),
+              option<int, O>("--iterations", "iterations of cg, lissa, gd", [](O& o) -> int& { return o.solve.iterations; }),
+              option<int64_t, O>("--solver-batch", "examples per stochastic Fisher product (lissa, gd)",
+                                 [](O& o) -> int64_t& { return o.solve.solver_batch; }),
+          },
+      .run =
+          [](MethodRun& run) {
+            const auto b = summed_gradient(run.model, run.fq, pass(run.options, "grad Fq"));
+            const auto v = solve_damped(run.model, run.train, b, run.options.solve, solver_context(run.options),
+                                        run.result.stats);
+            run.result.scores = negated_dots(run.model, run.train, v, run.options);
+          },
+  };
+  return m;
+}

@@ -1,0 +1,246 @@
+#include "repair/protocol.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "datasets/transforms.h"
+#include "learning/recipe.h"
+#include "learning/train.h"
+#include "repair/identify.h"
+#include "repair/params.h"
+#include "repair/registry.h"
+#include "repair/treat.h"
+#include "util/error.h"
+#include "util/streams.h"
+
+namespace lethe::repair {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// One seed's trained model and the sets it is measured on.
+struct SeedRun {
+  data::DataSpec spec;
+  data::PreparedData d;
+  std::unique_ptr<Module> model;
+  std::optional<data::Augmentation> augmentation;
+  data::ImageSet fq, fh, rest;
+  ModelSnapshot trained;
+  int64_t n_noisy = 0;
+  std::array<double, 3> accuracies(Module& m) const {
+    return {fq.n ? evaluate(m, fq).accuracy : 0.0, fh.n ? evaluate(m, fh).accuracy : 0.0,
+            rest.n ? evaluate(m, rest).accuracy : 0.0};
+  }
+};
+
+class Protocol {
+ public:
+  Protocol(const ExperimentSettings& s, const ExperimentHooks& h, ExperimentResults& out) : s_(s), h_(h), out_(out) {}
+
+  void run_seed(int index) {
+    SeedRun run;
+    run.spec = s_.spec;
+    run.spec.seed = s_.first_seed + static_cast<uint64_t>(index);
+    line(fmt::format("== seed {} ({}/{})", run.spec.seed, index + 1, s_.seeds));
+    train_base(run);
+    const auto ranked = identify_all(run, index == 0);
+    for (const auto& [method, scores] : ranked) finetune_all(run, method, scores);
+    treat_largest_k(run, ranked.front().first, ranked.front().second);
+  }
+
+ private:
+  void line(const std::string& text) const {
+    if (h_.line) h_.line(text);
+  }
+  void update(const std::string& stage, int64_t done, int64_t total) const {
+    if (h_.update) h_.update(stage, done, total);
+  }
+
+  void train_base(SeedRun& run) {
+    run.d = prepare_data_with_victim(run.spec, s_.device, h_.line);
+    run.model = init_base_model(s_.model, run.spec.seed);
+    run.model->to(s_.device);
+    if (s_.augment) run.augmentation = data::training_augmentation(run.d);
+    TrainOptions to = base_training(run.spec.seed, s_.epochs, s_.batch, s_.lr, run.augmentation);
+    to.on_batch = [&](int64_t done, int64_t total) { update("train", done, total); };
+    to.on_epoch = [&](const EpochStats& e) {
+      if (e.epoch == e.epochs || e.epoch % 5 == 0)
+        line(fmt::format("train epoch {}/{}: loss {:.4f}, train acc {:.4f}", e.epoch, e.epochs, e.loss, e.accuracy));
+    };
+    const auto t_train = Clock::now();
+    train_classifier(*run.model, run.d.train, to);
+    const double train_seconds = since(t_train);
+    const auto test_eval = evaluate(*run.model, run.d.test);
+    const auto split = split_failures(test_eval.predictions, run.d.test.labels, run.spec.seed);
+    run.fq = data::take(run.d.test, split.fq);
+    run.fh = data::take(run.d.test, split.fh);
+    run.rest = data::take(run.d.test, split.remaining);
+    line(fmt::format("base model: test accuracy {:.4f}, |Fq| = {}, |Fh| = {}", test_eval.accuracy, run.fq.n, run.fh.n));
+    run.trained = snapshot(*run.model);
+    run.n_noisy = std::count(run.d.noisy.begin(), run.d.noisy.end(), 1);
+    const auto base = run.accuracies(*run.model);
+    out_.rows.push_back({run.spec.seed, "none", "none", 0, base[0], base[1], base[2], 0});
+    out_.seeds.push_back({run.spec.seed, train_seconds, test_eval.accuracy, run.fq.n, run.fh.n, run.n_noisy});
+  }
+
+  // Step I for every method, and the oracle's ranking when the corruption is known.
+  std::vector<std::pair<std::string, std::vector<double>>> identify_all(SeedRun& run, bool first_seed) {
+    std::vector<std::pair<std::string, std::vector<double>>> ranked;
+    for (const auto& m : s_.methods) {
+      IdentifyOptions io;
+      io.method = m;
+      io.seed = run.spec.seed;
+      io.fisher.seed = stream_seed(run.spec.seed, Stream::kFisherLabels);
+      io.progress = [&](const std::string& stage, int64_t done, int64_t total) { update(m + " " + stage, done, total); };
+      const auto r = identify(*run.model, run.d.train, run.fq, io);
+      MethodScore ms;
+      ms.seed = run.spec.seed;
+      ms.method = m;
+      ms.seconds = r.seconds;
+      ms.n_positive = static_cast<int64_t>(causes_positive(r.scores).size());
+      ms.measured = out_.noisy;
+      if (out_.noisy) ms.detection = detection(r.scores, run.d.noisy, 50);
+      line(fmt::format("{:<9} {:6.2f}s  recall@{} {:.3f}  AUC {:.3f}", m, r.seconds, run.n_noisy,
+                       ms.measured ? ms.detection.recall_at_k : NAN, ms.measured ? ms.detection.roc_auc : NAN));
+      out_.scores.push_back(ms);
+      if (first_seed && m == s_.methods.front() && h_.first_scores)
+        h_.first_scores(m, run.spec.seed, run.d.train, r.scores, out_.noisy ? &run.d.noisy : nullptr);
+      ranked.emplace_back(m, r.scores);
+    }
+    if (out_.noisy) ranked.emplace_back("oracle", std::vector<double>(run.d.noisy.begin(), run.d.noisy.end()));
+    return ranked;
+  }
+
+  // Step II: remove the top k and fine-tune, for every k (the oracle at most the corrupted set,
+  // each distinct size once).
+  void finetune_all(SeedRun& run, const std::string& method, const std::vector<double>& scores) {
+    std::vector<int64_t> sizes;
+    for (int64_t k : s_.ks) {
+      const int64_t kk = method == "oracle" ? std::min<int64_t>(k, run.n_noisy) : k;
+      if (std::find(sizes.begin(), sizes.end(), kk) == sizes.end()) sizes.push_back(kk);
+    }
+    for (int64_t k : sizes) {
+      const std::string stage = fmt::format("{} k={}", method, k);
+      repair_once(run, method, "finetune", k, scores, stage);
+    }
+    const auto& last = out_.rows.back();
+    line(fmt::format("{:<9} remove top {} + finetune: Fq {:.3f}  Fh {:.3f}  R {:.3f}", method, last.k, last.fq, last.fh,
+                     last.r));
+  }
+
+  // The other treatments at the largest k, on the first method's causes.
+  void treat_largest_k(SeedRun& run, const std::string& method, const std::vector<double>& scores) {
+    const int64_t kmax = *std::max_element(s_.ks.begin(), s_.ks.end());
+    for (const auto& tname : s_.treatments) {
+      if (tname == "finetune") continue;
+      repair_once(run, method, tname, kmax, scores, tname);
+      const auto& r = out_.rows.back();
+      line(fmt::format("{} + {} (top {}): Fq {:.3f}  Fh {:.3f}  R {:.3f}  {:.1f}s", method, tname, kmax, r.fq, r.fh, r.r,
+                       r.seconds));
+    }
+  }
+
+  // One treatment of the top k from the trained model; its row joins the results.
+  void repair_once(SeedRun& run, const std::string& method, const std::string& treatment, int64_t k,
+                   const std::vector<double>& scores, const std::string& stage) {
+    restore(*run.model, run.trained);
+    TreatOptions t;
+    t.treatment = treatment;
+    t.seed = run.spec.seed;
+    t.augment = run.augmentation;
+    t.progress = [&](const std::string& what, int64_t done, int64_t total) {
+      update(fmt::format("{} {}", stage, what), done, total);
+    };
+    const auto tr = treat(*run.model, run.d.train, causes_top_k(scores, k), run.fq, t);
+    const auto acc = run.accuracies(*run.model);
+    out_.rows.push_back({run.spec.seed, method, treatment, k, acc[0], acc[1], acc[2], tr.seconds});
+  }
+
+  const ExperimentSettings& s_;
+  const ExperimentHooks& h_;
+  ExperimentResults& out_;
+};
+
+}  // namespace
+
+std::vector<std::string> default_methods() { return identify_methods(); }
+
+std::vector<std::string> default_treatments() {
+  std::vector<std::string> names;
+  for (const TreatmentInfo* t : treatments())
+    if (t->in_experiment) names.push_back(t->name);
+  return names;
+}
+
+void validate(const ExperimentSettings& a) {
+  if (a.methods.empty()) throw UsageError("--methods: at least one method");
+  for (const auto& m : a.methods) find_method(m, "--methods");
+  for (const auto& t : a.treatments) find_treatment(t, "--treatments");
+  if (a.ks.empty()) throw UsageError("--ks: at least one k");
+  const int64_t n = a.spec.subset;
+  for (int64_t k : a.ks)
+    if (k < 1 || (n > 0 && k >= n))
+      throw UsageError(fmt::format("--ks: k = {} must be in [1, {}) (the training set size)", k, n));
+  if (a.seeds < 1) throw UsageError(fmt::format("--seeds {}: must be >= 1", a.seeds));
+  if (a.epochs < 1) throw UsageError(fmt::format("--epochs {}: must be >= 1", a.epochs));
+  if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
+  if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
+  data::validate_spec(a.spec);
+}
+
+ExperimentResults run_experiment(const ExperimentSettings& settings, const ExperimentHooks& hooks) {
+  validate(settings);
+  const auto t_all = Clock::now();
+  ExperimentResults out;
+  out.settings = settings;
+  if (out.settings.model.empty()) out.settings.model = default_model(settings.spec.dataset);
+  out.noisy = settings.spec.noise != "none";
+  Protocol protocol(out.settings, hooks, out);
+  for (int s = 0; s < settings.seeds; ++s) protocol.run_seed(s);
+  out.seconds_total = since(t_all);
+  return out;
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? NAN : s / static_cast<double>(v.size());
+}
+
+double stdev(const std::vector<double>& v) {
+  if (v.size() < 2) return 0.0;
+  const double m = mean(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+std::vector<int64_t> finetune_sizes(const ExperimentResults& results, const std::string& method) {
+  std::vector<int64_t> out;
+  for (const auto& r : results.rows)
+    if (r.method == method && r.treatment == "finetune" && std::find(out.begin(), out.end(), r.k) == out.end())
+      out.push_back(r.k);
+  return out;
+}
+
+std::vector<const RepairRow*> rows_where(const ExperimentResults& results,
+                                         const std::function<bool(const RepairRow&)>& keep) {
+  std::vector<const RepairRow*> out;
+  for (const auto& r : results.rows)
+    if (keep(r)) out.push_back(&r);
+  return out;
+}
+
+std::vector<std::string> compared_methods(const ExperimentResults& results) {
+  std::vector<std::string> m = results.settings.methods;
+  if (results.noisy) m.push_back("oracle");
+  return m;
+}
+
+}  // namespace lethe::repair

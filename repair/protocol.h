@@ -1,0 +1,96 @@
+#pragma once
+// The evaluation protocol of docs/method.md as one library call. For each seed: build the noisy
+// D and T, train the base model, split its test failures into Fq and Fh (R the rest), score D
+// with every method, remove each method's top k for every k and fine-tune, apply the other
+// treatments at the largest k to the first method's causes, and measure Fq/Fh/R accuracy after
+// each repair. Every repair starts from the trained model's snapshot (parameters and buffers).
+// Rendering the results (JSON, CSV, Markdown, figures) is report/experiment.h's.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "datasets/prepare.h"
+#include "nn/tensor.h"
+#include "repair/metrics.h"
+
+namespace lethe::repair {
+
+// The experiment's default lists, read from the registry (repair/registry.h).
+std::vector<std::string> default_methods();
+std::vector<std::string> default_treatments();
+
+struct ExperimentSettings {
+  data::DataSpec spec;  // its seed is replaced by each run's
+  std::string model;    // the base model's architecture (make_model's names); empty: the dataset's default
+  bool augment = false; // base model and fine-tuning augment their batches
+  int epochs = 20;
+  int64_t batch = 64;
+  double lr = 1e-3;
+  std::vector<std::string> methods = default_methods();        // every registered method
+  std::vector<int64_t> ks = {250, 500, 1000};
+  std::vector<std::string> treatments = default_treatments();  // those registered as the experiment's
+  int seeds = 1;
+  uint64_t first_seed = 0;  // seeds first_seed, first_seed + 1, ...
+  Device device = Device::CPU;
+};
+
+// UsageError (naming the flag) for settings run_experiment would refuse; reads no data.
+void validate(const ExperimentSettings& settings);
+
+// One (method, k, treatment) outcome of one seed; method "none" is the trained model itself,
+// "oracle" removes the known corrupted examples.
+struct RepairRow {
+  uint64_t seed;
+  std::string method, treatment;
+  int64_t k;
+  double fq, fh, r, seconds;
+};
+
+// One method's scores of one seed, measured against the corruption when it is known.
+struct MethodScore {
+  uint64_t seed;
+  std::string method;
+  double seconds = 0;
+  int64_t n_positive = 0;
+  bool measured = false;  // detection holds figures (the noise is known)
+  Detection detection;
+};
+
+struct SeedSummary {
+  uint64_t seed;
+  double train_seconds, test_accuracy;
+  int64_t n_fq, n_fh, n_corrupted;
+};
+
+struct ExperimentResults {
+  ExperimentSettings settings;
+  bool noisy = false;  // D has a known corruption: detection figures and the oracle exist
+  std::vector<SeedSummary> seeds;
+  std::vector<MethodScore> scores;
+  std::vector<RepairRow> rows;
+  double seconds_total = 0;
+};
+
+struct ExperimentHooks {
+  std::function<void(const std::string& line)> line;  // one line per stage
+  std::function<void(const std::string& stage, int64_t done, int64_t total)> update;
+  // The first seed's scores by the first method, with D and its noise mask (null without noise).
+  std::function<void(const std::string& method, uint64_t seed, const data::ImageSet& train,
+                     const std::vector<double>& scores, const std::vector<uint8_t>* noisy)>
+      first_scores;
+};
+
+ExperimentResults run_experiment(const ExperimentSettings& settings, const ExperimentHooks& hooks = {});
+
+// ---- aggregation over seeds ----
+double mean(const std::vector<double>& v);   // NaN when empty
+double stdev(const std::vector<double>& v);  // sample standard deviation; 0 below two values
+// The removal sizes `method` was fine-tuned at, in the order first run.
+std::vector<int64_t> finetune_sizes(const ExperimentResults& results, const std::string& method);
+// The rows that pass `keep`.
+std::vector<const RepairRow*> rows_where(const ExperimentResults& results, const std::function<bool(const RepairRow&)>& keep);
+// The methods of the figures: the settings' methods, then the oracle when the noise is known.
+std::vector<std::string> compared_methods(const ExperimentResults& results);
+
+}  // namespace lethe::repair

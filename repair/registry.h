@@ -1,0 +1,108 @@
+#pragma once
+// The registry of Step I methods and Step II treatments. Each lives in one file of
+// repair/methods/ or repair/treatments/ that declares its name, a one-line summary, the options
+// it reads (flag, help, where the value lives, and the check of its range), and the function
+// that runs it; the build collects the folders' files into the registry (CMake generates the
+// table from the file names), so adding a method is adding a file. The CLI's flags and help,
+// validation, error messages, the experiment's defaults and its config parser all read it.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "datasets/mnist.h"
+#include "nn/module.h"
+
+namespace lethe::repair {
+
+struct IdentifyOptions;
+struct IdentifyResult;
+struct TreatOptions;
+struct TreatResult;
+
+// Where an option's value lives in the options struct O.
+template <typename O>
+using Field = std::variant<std::function<int&(O&)>, std::function<int64_t&(O&)>, std::function<double&(O&)>,
+                           std::function<std::string&(O&)>, std::function<std::vector<std::string>&(O&)>,
+                           std::function<std::vector<double>&(O&)>>;
+
+template <typename O>
+struct Option {
+  std::string flag;  // "--ewc-lr"
+  std::string help;  // without the owner's name: the CLI prefixes the methods that read it
+  Field<O> field;
+  std::function<void(const O&)> check;  // UsageError naming the flag when the value is out of range
+};
+
+// An option of type T at the place `get` returns.
+template <typename T, typename O, typename Get>
+Option<O> option(std::string flag, std::string help, Get get, std::function<void(const O&)> check = {}) {
+  return {std::move(flag), std::move(help), Field<O>(std::in_place_type<std::function<T&(O&)>>, get), std::move(check)};
+}
+
+// What a Step I method scores with.
+struct MethodRun {
+  Module& model;
+  const data::ImageSet& train;
+  const data::ImageSet& fq;
+  const IdentifyOptions& options;
+  IdentifyResult& result;  // scores go in result.scores, figures in result.stats
+};
+
+struct MethodInfo {
+  std::string name = {};
+  std::string summary = {};
+  int position = 0;        // place in listings and in the experiment's default list
+  bool needs_fq = true;    // loss and random score without the failures
+  std::vector<Option<IdentifyOptions>> options = {};
+  std::function<void(MethodRun&)> run = {};
+};
+
+// What a Step II treatment works on: the model at θ̂ (treated in place), D, the examples it
+// works from (D \ C for a treatment that trains, the causes C otherwise), and the query failures.
+struct TreatmentRun {
+  Module& model;
+  const data::ImageSet& train;
+  const data::ImageSet& set;
+  const data::ImageSet& fq;
+  const TreatOptions& options;
+  TreatResult& result;
+};
+
+struct TreatmentInfo {
+  std::string name = {};
+  std::string summary = {};
+  int position = 0;
+  bool in_experiment = false;  // among the experiment's default extra treatments
+  bool trains = false;         // trains on D \ C (finetune, retrain) rather than working from C
+  std::vector<Option<TreatOptions>> options = {};
+  std::function<void(TreatmentRun&)> run = {};
+};
+
+// Every registered method / treatment, in `position` order.
+const std::vector<const MethodInfo*>& methods();
+const std::vector<const TreatmentInfo*>& treatments();
+// The one named; a UsageError naming `flag` and listing the known names otherwise.
+const MethodInfo& find_method(const std::string& name, const std::string& flag = "--method");
+const TreatmentInfo& find_treatment(const std::string& name, const std::string& flag = "--treatment");
+// "ewc, kfac-ewc, ..." and "finetune | retrain | ..." for messages and help.
+std::string method_names(const std::string& separator = ", ");
+std::string treatment_names(const std::string& separator = ", ");
+
+// Each option flag once, in registration order, with the names of those that read it.
+template <typename O>
+struct OptionUse {
+  const Option<O>* option;
+  std::vector<std::string> owners;
+};
+std::vector<OptionUse<IdentifyOptions>> method_options();
+std::vector<OptionUse<TreatOptions>> treatment_options();
+
+}  // namespace lethe::repair
+
+// Registration: a file of repair/methods/ (treatments/) named <stem>.cpp defines
+//   LETHE_METHOD(<stem>) { static const MethodInfo m = {...}; return m; }
+#define LETHE_METHOD(stem) const ::lethe::repair::MethodInfo& lethe_registered_method_##stem()
+#define LETHE_TREATMENT(stem) const ::lethe::repair::TreatmentInfo& lethe_registered_treatment_##stem()

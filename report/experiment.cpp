@@ -1,0 +1,195 @@
+#include "report/experiment.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "util/atomic_file.h"
+
+namespace lethe::report {
+namespace {
+
+using repair::ExperimentResults;
+using repair::mean;
+using repair::RepairRow;
+
+std::string pm(const std::vector<double>& v) {
+  return v.size() > 1 ? fmt::format("{:.3f} ± {:.3f}", mean(v), repair::stdev(v)) : fmt::format("{:.3f}", mean(v));
+}
+
+std::string label(const std::string& method) { return method == "linear" ? "linear (diag)" : method; }
+
+const repair::MethodScore* score_of(const ExperimentResults& res, uint64_t seed, const std::string& method) {
+  const repair::MethodScore* found = nullptr;
+  for (const auto& m : res.scores)
+    if (m.seed == seed && m.method == method) found = &m;
+  return found;
+}
+
+// The accuracies (Fq, Fh, R) of the rows that pass `keep`, each as a list over seeds.
+struct Accuracies {
+  std::vector<double> fq, fh, r, seconds;
+};
+Accuracies accuracies(const ExperimentResults& res, const std::function<bool(const RepairRow&)>& keep) {
+  Accuracies a;
+  for (const RepairRow* row : repair::rows_where(res, keep)) {
+    a.fq.push_back(row->fq), a.fh.push_back(row->fh), a.r.push_back(row->r), a.seconds.push_back(row->seconds);
+  }
+  return a;
+}
+
+std::string detection_section(const ExperimentResults& res) {
+  std::string md = "## Detection of the corrupted examples\n\n| method | recall@K | ROC AUC | precision of r>0 | r>0 | seconds |\n|---|---|---|---|---|---|\n";
+  for (const auto& m : res.settings.methods) {
+    std::vector<double> rec, auc, prec, pos, sec;
+    for (const auto& x : res.scores)
+      if (x.method == m) {
+        rec.push_back(x.detection.recall_at_k), auc.push_back(x.detection.roc_auc);
+        prec.push_back(x.detection.precision_positive);
+        pos.push_back(static_cast<double>(x.n_positive)), sec.push_back(x.seconds);
+      }
+    md += fmt::format("| {} | {} | {} | {} | {:.0f} | {:.1f} |\n", label(m), pm(rec), pm(auc), pm(prec), mean(pos), mean(sec));
+  }
+  return md + "\nK = the number of corrupted examples. ![recall curve](recall_curve.svg)\n\n";
+}
+
+std::string repair_sections(const ExperimentResults& res) {
+  const auto& s = res.settings;
+  std::string md = "## Repair: remove the top k, fine-tune\n\n| method | k | Fq | Fh | R |\n|---|---|---|---|---|\n";
+  const auto base = accuracies(res, [](const RepairRow& r) { return r.method == "none"; });
+  md += fmt::format("| original model | 0 | {} | {} | {} |\n", pm(base.fq), pm(base.fh), pm(base.r));
+  for (const auto& m : repair::compared_methods(res))
+    for (int64_t k : repair::finetune_sizes(res, m)) {
+      const auto a = accuracies(res, [&](const RepairRow& r) { return r.method == m && r.treatment == "finetune" && r.k == k; });
+      md += fmt::format("| {} | {} | {} | {} | {} |\n", label(m), k, pm(a.fq), pm(a.fh), pm(a.r));
+    }
+  md += "\n![Fh against k](fh_vs_k.svg) ![R against k](r_vs_k.svg)\n\n";
+  if (!s.treatments.empty()) {
+    md += fmt::format("## Treatments of the top {} by {}\n\n| treatment | Fq | Fh | R | seconds |\n|---|---|---|---|---|\n",
+                      *std::max_element(s.ks.begin(), s.ks.end()), s.methods.front());
+    for (const auto& t : s.treatments) {
+      const auto a = accuracies(res, [&](const RepairRow& r) { return r.treatment == t; });
+      if (!a.fq.empty()) md += fmt::format("| {} | {} | {} | {} | {:.1f} |\n", t, pm(a.fq), pm(a.fh), pm(a.r), mean(a.seconds));
+    }
+    md += "\n";
+  }
+  return md;
+}
+
+}  // namespace
+
+nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
+  const auto& s = res.settings;
+  nlohmann::json j;
+  j["settings"] = {{"dataset", s.spec.dataset}, {"data", run.data_dir}, {"model", s.model}, {"augment", s.augment},
+                   {"subset", s.spec.subset}, {"noise", s.spec.noise}, {"noise_fraction", s.spec.noise_fraction},
+                   {"noise_amount", data::noise_amount(s.spec)}, {"victim_epochs", s.spec.victim_epochs},
+                   {"epochs", s.epochs}, {"batch", s.batch}, {"lr", s.lr}, {"methods", s.methods}, {"ks", s.ks},
+                   {"treatments", s.treatments}, {"seeds", s.seeds}, {"first_seed", s.first_seed}};
+  j["device"] = run.device;
+  j["tf32"] = run.tf32;
+  j["threads"] = run.threads;
+  j["git_commit"] = run.git_commit;
+  j["version"] = run.version;
+  j["seconds_total"] = res.seconds_total;
+  j["per_seed"] = nlohmann::json::array();
+  for (const auto& p : res.seeds)
+    j["per_seed"].push_back({{"seed", p.seed}, {"train_seconds", p.train_seconds}, {"test_accuracy", p.test_accuracy},
+                             {"n_fq", p.n_fq}, {"n_fh", p.n_fh}, {"n_corrupted", p.n_corrupted}});
+  j["identification"] = nlohmann::json::array();
+  for (const auto& ms : res.scores) {
+    nlohmann::json e = {{"seed", ms.seed}, {"method", ms.method}, {"seconds", ms.seconds}, {"n_positive", ms.n_positive}};
+    if (ms.measured) {
+      e["recall_at_k"] = ms.detection.recall_at_k;
+      e["roc_auc"] = ms.detection.roc_auc;
+      e["precision_positive"] = ms.detection.precision_positive;
+      e["recall_curve"] = nlohmann::json::array();
+      for (const auto& p : ms.detection.curve) e["recall_curve"].push_back({p.fraction, p.recall});
+    }
+    j["identification"].push_back(e);
+  }
+  j["repair"] = nlohmann::json::array();
+  for (const auto& r : res.rows)
+    j["repair"].push_back({{"seed", r.seed}, {"method", r.method}, {"treatment", r.treatment}, {"k", r.k},
+                           {"accuracy_fq", r.fq}, {"accuracy_fh", r.fh}, {"accuracy_r", r.r}, {"seconds", r.seconds}});
+  return j;
+}
+
+std::string results_csv(const ExperimentResults& res) {
+  std::string csv = "seed,method,treatment,k,accuracy_fq,accuracy_fh,accuracy_r,seconds,recall_at_k,roc_auc,identify_seconds\n";
+  for (const auto& r : res.rows) {
+    const auto* ms = score_of(res, r.seed, r.method);
+    const bool measured = ms && ms->measured;
+    csv += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.3f},{},{},{}\n", r.seed, r.method, r.treatment, r.k, r.fq, r.fh,
+                       r.r, r.seconds, measured ? fmt::format("{:.6f}", ms->detection.recall_at_k) : "",
+                       measured ? fmt::format("{:.6f}", ms->detection.roc_auc) : "",
+                       ms ? fmt::format("{:.3f}", ms->seconds) : "");
+  }
+  return csv;
+}
+
+Chart recall_chart(const ExperimentResults& res) {
+  Chart curve{"Detection: recall of the corrupted examples", "fraction of D inspected (in score order)", "recall", 0, 1, 0, 1, {}};
+  for (const auto& m : res.settings.methods) {
+    Series series{m, {}, {}, "", m == "random"};
+    std::vector<const repair::MethodScore*> ms;  // the mean curve over seeds
+    for (const auto& x : res.scores)
+      if (x.method == m) ms.push_back(&x);
+    for (size_t p = 0; p < ms.front()->detection.curve.size(); ++p) {
+      double r = 0;
+      for (const auto* x : ms) r += x->detection.curve[p].recall;
+      series.x.push_back(ms.front()->detection.curve[p].fraction);
+      series.y.push_back(r / static_cast<double>(ms.size()));
+    }
+    curve.series.push_back(series);
+  }
+  return curve;
+}
+
+Chart accuracy_chart(const ExperimentResults& res, const std::string& which) {
+  Chart chart{fmt::format("{} accuracy after removing the top k and fine-tuning", which), "k (examples removed)",
+              fmt::format("{} accuracy", which), kAuto, kAuto, 0, 1, {}};
+  for (const auto& m : repair::compared_methods(res)) {
+    Series series{m, {}, {}, "", m == "random" || m == "oracle"};
+    for (int64_t k : repair::finetune_sizes(res, m)) {
+      const auto a = accuracies(res, [&](const RepairRow& r) { return r.method == m && r.treatment == "finetune" && r.k == k; });
+      series.x.push_back(static_cast<double>(k));
+      series.y.push_back(mean(which == "Fh" ? a.fh : a.r));
+    }
+    chart.series.push_back(series);
+  }
+  return chart;
+}
+
+std::string report_markdown(const ExperimentResults& res, const RunInfo& run) {
+  const auto& s = res.settings;
+  std::vector<double> base_test;
+  for (const auto& p : res.seeds) base_test.push_back(p.test_accuracy);
+  std::string md = "# lethe experiment\n\n";
+  md += fmt::format("{} ({} training examples, noise: {}), {} trained {} epochs (Adam {}, batch {}); {} seed(s) "
+                    "from {}; device {}, {} threads; lethe {} ({}); {:.0f} s in all.\n\n",
+                    s.spec.dataset, s.spec.subset, data::describe_noise(s.spec), s.model, s.epochs, s.lr, s.batch, s.seeds,
+                    s.first_seed, run.device + std::string(run.tf32 ? " (TF32)" : ""), run.threads, run.version,
+                    run.git_commit, res.seconds_total);
+  md += fmt::format("Base model test accuracy: {}. Values are mean ± std over seeds.\n\n", pm(base_test));
+  if (res.noisy) md += detection_section(res);
+  md += repair_sections(res);
+  md += fmt::format("Top causes by {} (first seed; red: known corrupted): ![causes](causes_{}.png)\n\nAll numbers: "
+                    "`results.json`, `results.csv`.\n", s.methods.front(), s.methods.front());
+  return md;
+}
+
+std::string write_experiment(const std::string& dir, const ExperimentResults& res, const RunInfo& run) {
+  const auto path = [&](const std::string& name) { return (std::filesystem::path(dir) / name).string(); };
+  write_file_atomic(path("results.json"), results_json(res, run).dump(2) + "\n");
+  write_file_atomic(path("results.csv"), results_csv(res));
+  if (res.noisy) write_file_atomic(path("recall_curve.svg"), render_svg(recall_chart(res)));
+  write_file_atomic(path("fh_vs_k.svg"), render_svg(accuracy_chart(res, "Fh")));
+  write_file_atomic(path("r_vs_k.svg"), render_svg(accuracy_chart(res, "R")));
+  const std::string md = report_markdown(res, run);
+  write_file_atomic(path("report.md"), md);
+  return md;
+}
+
+}  // namespace lethe::report

@@ -1,0 +1,34 @@
+#pragma once
+// The experiment's results (repair/protocol.h) as files: results.json, results.csv, report.md
+// and the SVG figures (the recall curve, Fh and R against k).
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "repair/protocol.h"
+#include "report/svg.h"
+
+namespace lethe::report {
+
+// What the results do not say about the run that made them.
+struct RunInfo {
+  std::string device;     // "cpu" | "cuda"
+  bool tf32 = false;
+  int threads = 0;
+  std::string git_commit, version;
+  std::string data_dir;   // where D and T were read from
+};
+
+nlohmann::json results_json(const repair::ExperimentResults& results, const RunInfo& run);
+std::string results_csv(const repair::ExperimentResults& results);
+std::string report_markdown(const repair::ExperimentResults& results, const RunInfo& run);
+// Mean recall of the corrupted examples against the fraction of D inspected, one series a method.
+Chart recall_chart(const repair::ExperimentResults& results);
+// Fh or R accuracy (which = "Fh" | "R") after removing the top k and fine-tuning, against k.
+Chart accuracy_chart(const repair::ExperimentResults& results, const std::string& which);
+
+// Writes results.json, results.csv, the figures and report.md into `dir` (each atomically);
+// returns the report's text.
+std::string write_experiment(const std::string& dir, const repair::ExperimentResults& results, const RunInfo& run);
+
+}  // namespace lethe::report

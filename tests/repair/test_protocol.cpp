@@ -1,0 +1,85 @@
+// The experiment protocol as a library call: what it returns for two seeds, and what it refuses.
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "repair/protocol.h"
+#include "tools/cli_harness.h"
+#include "util/error.h"
+
+namespace lethe::repair {
+namespace {
+
+ExperimentSettings tiny(const std::string& data) {
+  ExperimentSettings s;
+  s.spec.dir = data;
+  s.spec.subset = 120;
+  s.spec.noise = "label";
+  s.epochs = 1;
+  s.batch = 32;
+  s.methods = {"loss", "random"};
+  s.ks = {5, 10};
+  s.treatments = {"newton"};
+  s.seeds = 2;
+  s.first_seed = 7;
+  return s;
+}
+
+TEST(Protocol, ReturnsEverySeedsRowsAndScores) {
+  cli_test::TempDir work;
+  cli_test::write_synthetic_mnist(work.file("mnist"));
+  int first_scores_calls = 0;
+  ExperimentHooks hooks;
+  hooks.first_scores = [&](const std::string& method, uint64_t seed, const data::ImageSet& train,
+                           const std::vector<double>& scores, const std::vector<uint8_t>* noisy) {
+    ++first_scores_calls;
+    EXPECT_EQ(method, "loss");
+    EXPECT_EQ(seed, 7u);
+    EXPECT_EQ(static_cast<int64_t>(scores.size()), train.n);
+    EXPECT_NE(noisy, nullptr);
+  };
+  const ExperimentResults r = run_experiment(tiny(work.file("mnist")), hooks);
+  EXPECT_EQ(first_scores_calls, 1);
+  EXPECT_TRUE(r.noisy);
+  ASSERT_EQ(r.seeds.size(), 2u);
+  EXPECT_EQ(r.seeds[0].seed, 7u);
+  EXPECT_EQ(r.seeds[1].seed, 8u);
+  EXPECT_EQ(r.scores.size(), 4u);  // 2 methods x 2 seeds
+  for (const auto& s : r.scores) {
+    EXPECT_TRUE(s.measured);
+    EXPECT_EQ(s.detection.curve.size(), 51u);
+  }
+  // Per seed: the trained model, 2 methods x 2 ks, the oracle's distinct sizes, newton once.
+  for (uint64_t seed : {7u, 8u}) {
+    const auto rows = rows_where(r, [&](const RepairRow& x) { return x.seed == seed; });
+    const auto oracle = rows_where(r, [&](const RepairRow& x) { return x.seed == seed && x.method == "oracle"; });
+    EXPECT_EQ(rows.size(), 1 + 4 + oracle.size() + 1) << "seed " << seed;
+    EXPECT_EQ(rows.front()->method, "none");
+    EXPECT_EQ(rows.back()->treatment, "newton");
+    EXPECT_EQ(rows.back()->k, 10);
+  }
+  EXPECT_EQ(finetune_sizes(r, "loss"), (std::vector<int64_t>{5, 10}));
+  EXPECT_EQ(compared_methods(r), (std::vector<std::string>{"loss", "random", "oracle"}));
+}
+
+TEST(Protocol, AggregatesMeanAndSampleDeviation) {
+  EXPECT_DOUBLE_EQ(mean({1, 2, 3}), 2.0);
+  EXPECT_DOUBLE_EQ(stdev({1, 2, 3}), 1.0);  // sample (n - 1) deviation
+  EXPECT_EQ(stdev({4}), 0.0);
+  EXPECT_TRUE(std::isnan(mean({})));
+}
+
+TEST(Protocol, RefusesBadSettingsNamingTheFlag) {
+  ExperimentSettings s = tiny("nowhere");
+  s.methods = {"loss", "telepathy"};
+  data::fixture::expect_error_mentioning([&] { validate(s); }, {"--methods", "telepathy"});
+  s = tiny("nowhere");
+  s.ks = {5, 500};
+  data::fixture::expect_error_mentioning([&] { validate(s); }, {"--ks", "500"});
+  s = tiny("nowhere");
+  s.treatments = {"amnesia"};
+  data::fixture::expect_error_mentioning([&] { validate(s); }, {"--treatments", "amnesia"});
+}
+
+}  // namespace
+}  // namespace lethe::repair
