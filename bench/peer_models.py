@@ -25,7 +25,7 @@ def torch_config(threads):
     shown = torch.__config__.show()
     blas = [line.strip(" -") for line in shown.splitlines() if "CPU capability" in line]
     for key in ("BLAS_INFO", "LAPACK_INFO", "USE_MKLDNN", "USE_OPENMP"):
-        blas += [part.strip() for part in shown.split(",") if part.strip().startswith(key + "=")]
+        blas += [part.strip().split(": ")[-1] for part in shown.split(",") if (key + "=") in part]
     return (f"peer: torch {torch.__version__}, threads {torch.get_num_threads()} (asked {threads}), "
             f"interop {torch.get_num_interop_threads()}, mkldnn {torch.backends.mkldnn.is_available()}, "
             f"mkl {torch.backends.mkl.is_available()}, cpu capability {cap}; " + "; ".join(blas))
