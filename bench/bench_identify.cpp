@@ -13,6 +13,7 @@
 #include "datasets/prepare.h"
 #include "datasets/transforms.h"
 #include "nn/models.h"
+#include "learning/recipe.h"
 #include "learning/train.h"
 #include "repair/identify.h"
 #include "repair/metrics.h"
@@ -36,11 +37,10 @@ const LabelNoiseSetup* setup() {
   spec.dir = dir;
   spec.noise = "label";
   s->data = data::prepare_data(spec);
-  Rng init = Rng(0).fork(2);
-  s->model = make_model("mnist-cnn", init);
-  TrainOptions t;
-  t.seed = Rng(0).fork(3).next_u64();
-  train_classifier(*s->model, s->data.train, t);
+  // The base model `lethe --seed 0 train` builds: the recipe's named streams and defaults.
+  s->model = init_base_model("mnist-cnn", 0);
+  const TrainOptions defaults;
+  train_classifier(*s->model, s->data.train, base_training(0, defaults.epochs, defaults.batch, defaults.adam.lr));
   const auto e = evaluate(*s->model, s->data.test);
   s->fq = data::take(s->data.test, repair::split_failures(e.predictions, s->data.test.labels, 0).fq);
   return s.get();
