@@ -133,17 +133,16 @@ void conv2d_dots_through_forward(const Conv2dShape& s, bool bias, const float* a
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < s.n; ++i) {
     const float* di = d + i * co * cols;
+    std::vector<double> bias_grad(static_cast<size_t>(bias ? co : 0));  // Σ_t d_i[o, t], shared by the queries
+    for (int64_t o = 0; o < static_cast<int64_t>(bias_grad.size()); ++o)
+      for (int64_t t = 0; t < cols; ++t) bias_grad[static_cast<size_t>(o)] += di[o * cols + t];
     for (int64_t j = 0; j < q; ++j) {
       const float* yij = y.data() + (i * q + j) * co * cols;
       double dot = 0;
 #pragma omp simd reduction(+ : dot)
       for (int64_t k = 0; k < co * cols; ++k) dot += static_cast<double>(di[k]) * yij[k];
-      if (bias)
-        for (int64_t o = 0; o < co; ++o) {
-          double sum = 0;
-          for (int64_t t = 0; t < cols; ++t) sum += di[o * cols + t];
-          dot += sum * req.queries[j * req.ld_queries + pw + o];
-        }
+      for (int64_t o = 0; o < static_cast<int64_t>(bias_grad.size()); ++o)
+        dot += bias_grad[static_cast<size_t>(o)] * req.queries[j * req.ld_queries + pw + o];
       req.dots[i * q + j] += sc * dot;
     }
   }

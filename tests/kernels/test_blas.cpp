@@ -6,20 +6,16 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/blas.h"
+#include "kernels/rerun_self.h"
 #include "repair/kfac.h"
 #include "util/error.h"
 
@@ -189,20 +185,6 @@ TEST(BlasCore, AnUnselectableCoreIsRefusedWithTheChoices) {
 // The double-precision tests of the suite (KFAC eigenbases, Newton removal, KFAC and CG solvers)
 // run again in a child process under every selectable core, and under a simulated mis-detection
 // (OpenBLAS put on Prescott as if it had picked it from the CPU's model) that lethe must correct.
-std::string self_exe() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
-
-int run_self(const std::string& env, const std::string& filter, std::string& output) {
-  const std::string log = std::filesystem::temp_directory_path().string() + "/lethe-blas-core-" +
-                          std::to_string(::getpid()) + ".log";
-  const std::string cmd = "env -u OPENBLAS_CORETYPE -u LETHE_BLAS_CORE " + env + " '" + self_exe() +
-                          "' --gtest_filter='" + filter + "' > '" + log + "' 2>&1";
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(log);
-  output.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  std::filesystem::remove(log);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 constexpr const char* kDoublePrecisionTests = "Kfac.*:Treat.*:Identify.*:LeaveOneOut.*";
 
 TEST(BlasCore, DoublePrecisionTestsPassUnderEveryCoreAndAfterAMisdetection) {
@@ -213,7 +195,8 @@ TEST(BlasCore, DoublePrecisionTestsPassUnderEveryCoreAndAfterAMisdetection) {
   envs.push_back("LETHE_BLAS_CORE_CHILD=1 LETHE_BLAS_SIMULATE_DETECTED=Prescott");
   for (const std::string& env : envs) {
     std::string out;
-    EXPECT_EQ(run_self(env, kDoublePrecisionTests, out), 0) << env << "\n" << out;
+    const int status = test::rerun_self("-u OPENBLAS_CORETYPE -u LETHE_BLAS_CORE " + env, kDoublePrecisionTests, out);
+    EXPECT_EQ(status, 0) << env << "\n" << out;
     EXPECT_NE(out.find("[  PASSED  ]"), std::string::npos) << env << "\n" << out;
   }
 }

@@ -4,19 +4,16 @@
 // forward and backward. The per-example engine's tests then run again on the im2col path in a
 // child process, so both paths stay tested whichever is the default.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/conv.h"
+#include "kernels/rerun_self.h"
 
 namespace lethe {
 namespace {
@@ -92,16 +89,10 @@ TEST(ConvPaths, PathIsNamed) {
 // The convolution and per-example tests once more with LETHE_CONV=im2col, in a child process.
 TEST(ConvPaths, Im2colPathPassesTheConvolutionAndPerExampleTests) {
   if (std::getenv("LETHE_CONV")) GTEST_SKIP() << "LETHE_CONV is set: this run already chose a path";
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string log = std::filesystem::temp_directory_path().string() + "/lethe-conv-im2col-" +
-                          std::to_string(::getpid()) + ".log";
   const std::string filter = "Shapes/ConvGradCheck.*:Models/PerExample.*:PerExampleFisher.*:ResNetPerExample.*:Ops.*";
-  const std::string cmd = "LETHE_CONV=im2col '" + self + "' --gtest_filter='" + filter + "' > '" + log + "' 2>&1";
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(log);
-  const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::filesystem::remove(log);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  std::string out;
+  const int status = test::rerun_self("LETHE_CONV=im2col", filter, out);
+  EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("[  PASSED  ]"), std::string::npos) << out;
 }
 
