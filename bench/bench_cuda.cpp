@@ -142,7 +142,7 @@ void BM_CudaPerExampleConv(benchmark::State& state) {
   const auto d = DeviceBuffer::random(s.n * s.co * s.col_cols(), 8);
   const auto query = DeviceBuffer::random(params, 9);
   DeviceBuffer dots(s.n * 8), norms(s.n * 8), sq(params * 8);
-  cpu::PerExampleRequest req;
+  PerExampleRequest req;
   req.queries = query.f(), req.q = 1, req.ld_queries = params, req.dots = dots.d();
   req.sq_norms = norms.d(), req.sq_sum = sq.d();
   cuda::conv2d_per_example(s, true, a.f(), d.f(), req);

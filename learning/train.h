@@ -7,7 +7,7 @@
 
 #include "datasets/mnist.h"
 #include "datasets/transforms.h"
-#include "kernels/cpu/optim.h"
+#include "kernels/types.h"
 #include "nn/module.h"
 #include "nn/ops.h"
 

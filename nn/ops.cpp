@@ -1,8 +1,9 @@
 #include "nn/ops.h"
 
+#include "kernels/backend.h"
+#include "kernels/cpu/pool_jvp.h"
 #include "kernels/device.h"
 #include "nn/autograd.h"
-#include "nn/dispatch.h"
 #include "util/error.h"
 
 
@@ -177,6 +178,29 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride) {
     return std::vector<Tensor>{dx};
   });
   return y;
+}
+
+Tensor relu_jvp(const Tensor& y, const Tensor& dx) {
+  if (y.shape() != dx.shape()) fail("relu_jvp: output {} and tangent {}", shape_str(y.shape()), shape_str(dx.shape()));
+  same_device("relu_jvp", y, dx);
+  Tensor dy = Tensor::empty(dx.shape(), dx.device());
+  LETHE_DISPATCH(dx.device(), relu_backward, dx.numel(), y.data(), dx.data(), dy.data());
+  return dy;
+}
+
+Tensor max_pool2d_jvp(const Tensor& x, const Tensor& y, const Tensor& dx, int64_t kernel, int64_t stride) {
+  if (x.dim() != 4 || dx.shape() != x.shape())
+    fail("max_pool2d_jvp: input {} and tangent {}", shape_str(x.shape()), shape_str(dx.shape()));
+  if (x.device() != Device::CPU || y.device() != Device::CPU || dx.device() != Device::CPU)
+    fail("max_pool2d_jvp: max pooling's forward derivative runs on the CPU only");
+  Pool2dShape s;
+  s.n = x.size(0), s.c = x.size(1), s.h = x.size(2), s.w = x.size(3), s.k = kernel, s.stride = stride;
+  if (y.shape() != Shape{s.n, s.c, s.ho(), s.wo()})
+    fail("max_pool2d_jvp: output {} for input {} with kernel {} stride {}", shape_str(y.shape()), shape_str(x.shape()),
+         kernel, stride);
+  Tensor dy = Tensor::empty(y.shape(), Device::CPU);
+  cpu::maxpool2d_jvp(s, x.data(), y.data(), dx.data(), dy.data());
+  return dy;
 }
 
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,

@@ -43,9 +43,15 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 // x [n, c, h, w], w [co, c, kh, kw], b [co] or undefined -> [n, co, ho, wo]
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride, int64_t padding);
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride);
+// Forward-mode derivatives (no graph recorded). relu at the input whose output is y, along dx:
+// dy = relu'(y) ∘ dx.
+Tensor relu_jvp(const Tensor& y, const Tensor& dx);
+// max_pool2d at x (whose output is y) along the tangent dx: each
+// output takes the tangent of the input element the forward pass chose. CPU tensors only.
+Tensor max_pool2d_jvp(const Tensor& x, const Tensor& y, const Tensor& dx, int64_t kernel, int64_t stride);
 Tensor flatten(const Tensor& x);  // [n, ...] -> [n, prod(...)]
 // BatchNorm over the channels of x [n, c, h, w] with weight γ and bias β [c] (see
-// kernels/cpu/norm.h). Training mode normalises with the batch statistics and updates
+// kernels/backend.inc). Training mode normalises with the batch statistics and updates
 // running_mean/running_var in place (no gradient flows into them); evaluation mode uses them.
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                     Tensor& running_var, bool training, double momentum, double eps);

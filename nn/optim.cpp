@@ -1,6 +1,6 @@
 #include "nn/optim.h"
 
-#include "nn/dispatch.h"
+#include "kernels/backend.h"
 #include "util/error.h"
 
 

@@ -3,7 +3,7 @@
 // the parameters' device; each step is one fused kernel per parameter.
 #include <vector>
 
-#include "kernels/cpu/optim.h"
+#include "kernels/types.h"
 #include "nn/tensor.h"
 
 namespace lethe {

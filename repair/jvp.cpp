@@ -2,9 +2,7 @@
 
 #include <unordered_map>
 
-#include "kernels/cpu/pool_jvp.h"
 #include "nn/autograd.h"
-#include "nn/dispatch.h"
 #include "nn/ops.h"
 #include "nn/resnet.h"
 #include "util/error.h"
@@ -39,13 +37,6 @@ class Direction {
   std::unordered_map<const TensorImpl*, int64_t> offsets_;
 };
 
-// dy = relu'(y) ∘ dx, with y = relu(x) already computed.
-Tensor relu_tangent(const Tensor& y, const Tensor& dh) {
-  Tensor out = Tensor::empty(dh.shape(), dh.device());
-  LETHE_DISPATCH(dh.device(), relu_backward, dh.numel(), y.data(), dh.data(), out.data());
-  return out;
-}
-
 void step(Module& m, Tensor& h, Tensor& dh, const Direction& v);
 
 // Propagates (h, ḣ) through a module whose output is relu(body(h) + shortcut(h)).
@@ -54,12 +45,12 @@ void basic_block(BasicBlock& b, Tensor& h, Tensor& dh, const Direction& v) {
   step(*b.conv1, h, dh, v);
   step(*b.bn1, h, dh, v);
   h = relu(h);
-  dh = relu_tangent(h, dh);
+  dh = relu_jvp(h, dh);
   step(*b.conv2, h, dh, v);
   step(*b.bn2, h, dh, v);
   if (b.downsample) step(*b.downsample, x, dx, v);
   h = relu(add(h, x));
-  dh = relu_tangent(h, add(dh, dx));
+  dh = relu_jvp(h, add(dh, dx));
 }
 
 void step(Module& m, Tensor& h, Tensor& dh, const Direction& v) {
@@ -90,23 +81,18 @@ void step(Module& m, Tensor& h, Tensor& dh, const Direction& v) {
     step(*net->conv1, h, dh, v);
     step(*net->bn1, h, dh, v);
     h = relu(h);
-    dh = relu_tangent(h, dh);
+    dh = relu_jvp(h, dh);
     for (Sequential* layer : {net->layer1.get(), net->layer2.get(), net->layer3.get(), net->layer4.get()})
       step(*layer, h, dh, v);
     step(*net->avgpool, h, dh, v);
     step(*net->fc, h, dh, v);
   } else if (dynamic_cast<ReLU*>(&m)) {
     h = relu(h);
-    dh = relu_tangent(h, dh);
+    dh = relu_jvp(h, dh);
   } else if (auto* pool = dynamic_cast<MaxPool2d*>(&m)) {
     Tensor y = max_pool2d(h, pool->kernel(), pool->stride());
-    if (dh.device() != Device::CPU) fail("jvp: max pooling's forward derivative runs on the CPU only");
-    Pool2dShape s;
-    s.n = h.size(0), s.c = h.size(1), s.h = h.size(2), s.w = h.size(3), s.k = pool->kernel(), s.stride = pool->stride();
-    Tensor out = Tensor::empty(y.shape(), dh.device());
-    cpu::maxpool2d_jvp(s, h.data(), y.data(), dh.data(), out.data());
+    dh = max_pool2d_jvp(h, y, dh, pool->kernel(), pool->stride());
     h = y;
-    dh = out;
   } else if (dynamic_cast<GlobalAvgPool2d*>(&m)) {
     h = global_avg_pool2d(h);  // linear: the tangent takes the same map
     dh = global_avg_pool2d(dh);

@@ -1,44 +1,17 @@
 #include "repair/kfac.h"
 
-#include <cblas.h>
-
 #include <cmath>
 
-#include "kernels/cpu/blas.h"
 #include "datasets/transforms.h"
 #include "learning/batches.h"
 #include "learning/train.h"
+#include "nn/linalg.h"
 #include "repair/per_example.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/rng.h"
 
-extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
-                        double* work, const int* lwork, int* iwork, const int* liwork, int* info);
-
 namespace lethe::repair {
-
-void symmetric_eigen(int64_t n64, std::vector<double>& a, std::vector<double>& w) {
-  LETHE_CHECK(n64 > 0 && n64 < 46341, "symmetric_eigen: size {}", n64);
-  const int n = static_cast<int>(n64);
-  LETHE_CHECK(static_cast<int64_t>(a.size()) == n64 * n64, "symmetric_eigen: {} values for {}x{}", a.size(), n, n);
-  cpu::ensure_blas_configured();  // LAPACK runs on the kernels lethe chose
-  w.assign(static_cast<size_t>(n), 0.0);
-  // Row-major symmetric == column-major symmetric; LAPACK returns eigenvectors in columns
-  // (column-major), i.e. rows of our row-major view: transpose after.
-  int lwork = -1, liwork = -1, info = 0;
-  double work_query = 0;
-  int iwork_query = 0;
-  dsyevd_("V", "U", &n, a.data(), &n, w.data(), &work_query, &lwork, &iwork_query, &liwork, &info);
-  lwork = static_cast<int>(work_query);
-  liwork = iwork_query;
-  std::vector<double> work(static_cast<size_t>(lwork));
-  std::vector<int> iwork(static_cast<size_t>(liwork));
-  dsyevd_("V", "U", &n, a.data(), &n, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
-  if (info != 0) fail("symmetric eigendecomposition of a {}x{} matrix failed (LAPACK info {})", n, n, info);
-  for (int i = 0; i < n; ++i)
-    for (int j = i + 1; j < n; ++j) std::swap(a[static_cast<size_t>(i) * n + j], a[static_cast<size_t>(j) * n + i]);
-}
 
 Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt) {
   if (set.n == 0) fail("KFAC factors of an empty set");
@@ -121,17 +94,6 @@ void scatter_matrix(const KfacLayer& l, const std::vector<double>& m, std::vecto
   }
 }
 
-// C = op(X) op(Y), row-major doubles.
-std::vector<double> matmul(bool tx, bool ty, int64_t m, int64_t n, int64_t k, const std::vector<double>& x,
-                           const std::vector<double>& y) {
-  std::vector<double> c(static_cast<size_t>(m * n));
-  cpu::ensure_blas_configured();
-  cblas_dgemm(CblasRowMajor, tx ? CblasTrans : CblasNoTrans, ty ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), 1.0, x.data(), static_cast<int>(tx ? m : k), y.data(),
-              static_cast<int>(ty ? k : n), 0.0, c.data(), static_cast<int>(n));
-  return c;
-}
-
 // The (γ_c, β_c) pair of a BatchNorm layer's segment of θ.
 std::pair<size_t, size_t> pair_index(const KfacLayer& l, int64_t c) {
   return {static_cast<size_t>(l.offset + c), static_cast<size_t>(l.offset + l.out + c)};
@@ -170,16 +132,16 @@ std::vector<double> kfac_apply(const Kfac& kfac, const std::vector<double>& v, d
     // (A ⊗ G) vec(M) = G M A for M = [W | b] ([out, ad]); in the eigenbases the operator is
     // diagonal with entries lG_o lA_k.
     auto m = gather_matrix(l, v);
-    auto t = matmul(true, false, l.out, ad, l.out, l.QG, m);  // QGᵀ M
-    t = matmul(false, false, l.out, ad, ad, t, l.QA);          // QGᵀ M QA
+    auto t = matmul_f64(true, false, l.out, ad, l.out, l.QG, m);  // QGᵀ M
+    t = matmul_f64(false, false, l.out, ad, ad, t, l.QA);          // QGᵀ M QA
     for (int64_t o = 0; o < l.out; ++o)
       for (int64_t k = 0; k < ad; ++k) {
         const double lam = std::max(0.0, l.lG[o]) * std::max(0.0, l.lA[k]) + damping;
         if (lam <= 0) fail("KFAC: non-positive damped eigenvalue in layer {} (use --damping > 0)", l.name);
         t[o * ad + k] *= std::pow(lam, power);
       }
-    t = matmul(false, false, l.out, ad, l.out, l.QG, t);  // QG T
-    t = matmul(false, true, l.out, ad, ad, t, l.QA);      // QG T QAᵀ
+    t = matmul_f64(false, false, l.out, ad, l.out, l.QG, t);  // QG T
+    t = matmul_f64(false, true, l.out, ad, ad, t, l.QA);      // QG T QAᵀ
     scatter_matrix(l, t, out);
   }
   return out;
@@ -200,8 +162,8 @@ std::vector<double> kfac_multiply(const Kfac& kfac, const std::vector<double>& v
     }
     const int64_t ad = l.a_dim();
     auto m = gather_matrix(l, v);
-    auto t = matmul(false, false, l.out, ad, l.out, l.G, m);
-    t = matmul(false, false, l.out, ad, ad, t, l.A);
+    auto t = matmul_f64(false, false, l.out, ad, l.out, l.G, m);
+    t = matmul_f64(false, false, l.out, ad, ad, t, l.A);
     scatter_matrix(l, t, out);
   }
   return out;

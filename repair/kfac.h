@@ -49,8 +49,4 @@ std::vector<double> kfac_diagonal(const Kfac& kfac);
 // (A ⊗ G) v without damping: the quadratic form's matrix-vector product, for a KFAC-EWC anchor.
 std::vector<double> kfac_multiply(const Kfac& kfac, const std::vector<double>& v);
 
-// Symmetric eigendecomposition in double (LAPACK dsyevd): `a` (n x n, row-major) becomes the
-// eigenvectors as columns; eigenvalues ascending in `w`.
-void symmetric_eigen(int64_t n, std::vector<double>& a, std::vector<double>& w);
-
 }  // namespace lethe::repair

@@ -11,21 +11,18 @@
 // training mode a BatchNorm output depends on the whole batch and a per-example gradient is not
 // defined; the quantities here are those of the model as it is evaluated.
 //
-// Where the model lives on the GPU, so do the captures, and accumulate() runs the CUDA twins of
-// the kernels there (kernels/cuda/kernels.h): the request's host arrays are mirrored by device
-// scratch, and the results come back to the host once per call. KFAC statistics are gathered
-// on the host in either case.
+// Where the model lives on the GPU, so do the captures, and accumulate() runs the kernels there
+// (nn/per_example_kernels.h): the request's host arrays are mirrored on the device, and the
+// results come back to the host once per call. KFAC statistics are gathered on the host in
+// either case.
 #include <memory>
 #include <vector>
 
-#include "kernels/cpu/per_example.h"
+#include "kernels/types.h"
 #include "nn/module.h"
 #include "nn/ops.h"
+#include "nn/per_example_kernels.h"
 #include "repair/params.h"
-
-namespace lethe::cuda {
-class DeviceScratch;
-}
 
 namespace lethe::repair {
 
@@ -54,8 +51,8 @@ class PerExampleEngine {
   // Adds the current batch's per-example quantities; pointers in `req` index the whole θ
   // (this call offsets them per layer). `req.dots`/`sq_norms` are indexed by batch row.
   // Every pointer is a host pointer, whichever device the model is on; the += contract of
-  // kernels/cpu/per_example.h holds for dots, sq_norms and sq_sum (grads are written).
-  void accumulate(const cpu::PerExampleRequest& req) const;
+  // kernels/backend.inc holds for dots, sq_norms and sq_sum (grads are written).
+  void accumulate(const PerExampleRequest& req) const;
 
   // On the GPU, accumulate() uploads the queries of each request anew (q × θ floats). A caller
   // that asks about the same queries batch after batch names them here once: requests whose
@@ -82,24 +79,10 @@ class PerExampleEngine {
   void kfac_accumulate(std::vector<KfacBlock>& blocks) const;
 
  private:
-  enum class Kind { Linear, Conv, BatchNorm };
   struct Layer {
     CapturableLayer* module;
-    Kind kind;
     int64_t offset;
     LayerCapture capture;
-  };
-  // One layer's share of a request whose pointers are already offset to its segment, on the
-  // device named (the captures are copied there when they live elsewhere).
-  void accumulate_layer(const Layer& l, Device device, const cpu::PerExampleRequest& r) const;
-  bool captures_on_gpu() const;
-  void accumulate_on_host(const cpu::PerExampleRequest& req) const;
-  void accumulate_on_gpu(const cpu::PerExampleRequest& req) const;
-
-  struct KeptQueries {
-    const float* host = nullptr;
-    int64_t q = 0, ld = 0;
-    std::unique_ptr<cuda::DeviceScratch> device;  // q rows of θ, packed (θ apart)
   };
 
   Module& model_;
@@ -107,6 +90,7 @@ class PerExampleEngine {
   bool parameter_gradients_;
   ParamLayout layout_;
   std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<CapturedLayer> captured_;  // the same layers, as the kernels take them
   int64_t batch_ = 0;
   KeptQueries kept_queries_;
 };

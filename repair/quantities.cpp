@@ -118,7 +118,7 @@ std::vector<float> per_example_gradients(Module& model, const data::ImageSet& se
     Labels labels;
     Tensor logits = engine.forward(batch_images(set, idx, device, &labels));
     engine.backward(logits, labels);
-    cpu::PerExampleRequest req;
+    PerExampleRequest req;
     req.grads = out.data() + (start - begin) * p;
     req.ld_grads = p;
     engine.accumulate(req);
@@ -138,7 +138,7 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
     engine.backward(logits, labels);
     batch_dots.assign(idx.size() * static_cast<size_t>(q), 0.0);
-    cpu::PerExampleRequest req;
+    PerExampleRequest req;
     req.queries = queries.data();
     req.q = q;
     req.ld_queries = p;
@@ -157,7 +157,7 @@ std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& se
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
     engine.backward(logits, labels);
     batch_norms.assign(idx.size(), 0.0);
-    cpu::PerExampleRequest req;
+    PerExampleRequest req;
     req.sq_norms = batch_norms.data();
     engine.accumulate(req);
     for (size_t i = 0; i < idx.size(); ++i) out[static_cast<size_t>(idx[i])] = batch_norms[i];
@@ -189,7 +189,7 @@ std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, co
         if (losses)
           for (size_t i = 0; i < idx.size(); ++i) (*losses)[static_cast<size_t>(idx[i])] = l[i];
       }
-      cpu::PerExampleRequest req;
+      PerExampleRequest req;
       req.sq_sum = acc.data();
       engine.accumulate(req);
     }
@@ -210,7 +210,7 @@ std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& s
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
     engine.backward(logits, labels);
     std::vector<double> s(idx.size(), 0.0);
-    cpu::PerExampleRequest req;
+    PerExampleRequest req;
     req.queries = vf.data();
     req.q = 1;
     req.ld_queries = p;

@@ -1,7 +1,7 @@
 #pragma once
-// Row-major single-precision GEMM on OpenBLAS: C = alpha * op(A) op(B) + beta * C,
-// op(A) is M x K, op(B) is K x N. Inside an OpenMP parallel region OpenBLAS (its OpenMP build)
-// runs on the calling thread, so per-sample loops may call it from every thread.
+// The CPU's BLAS: gemm (kernels/backend.h) runs on OpenBLAS. Inside an OpenMP parallel region
+// OpenBLAS (its OpenMP build) runs on the calling thread, so per-sample loops may call it from
+// every thread.
 //
 // Which of OpenBLAS's kernel sets ("cores") runs is lethe's choice, made from the CPU's own
 // features (kernels/cpu/features.h) before the first product: OpenBLAS picks its core from the
@@ -12,12 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "kernels/backend.h"
 #include "kernels/cpu/features.h"
 
 namespace lethe::cpu {
-
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // Threads for OpenMP and OpenBLAS together (<= 0: leave the default).
 void set_num_threads(int threads);

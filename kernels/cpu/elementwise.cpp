@@ -1,4 +1,4 @@
-#include "kernels/cpu/elementwise.h"
+#include "kernels/backend.h"
 
 #include <cmath>
 #include <vector>

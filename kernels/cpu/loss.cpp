@@ -1,4 +1,4 @@
-#include "kernels/cpu/loss.h"
+#include "kernels/backend.h"
 
 #include <algorithm>
 #include <cmath>

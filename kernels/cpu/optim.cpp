@@ -1,4 +1,4 @@
-#include "kernels/cpu/optim.h"
+#include "kernels/backend.h"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-#include "kernels/cpu/pool.h"
+#include "kernels/backend.h"
 
 #include <algorithm>
 #include <cstdint>

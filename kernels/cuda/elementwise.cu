@@ -1,4 +1,4 @@
-// Elementwise maps (CUDA twins of kernels/cpu/elementwise.h): one grid-stride kernel each,
+// Elementwise maps (the CUDA side of kernels/backend.h): one grid-stride kernel each,
 // memory-bound, so the only design choice is to keep every access coalesced.
 //
 // The arithmetic matches the CPU expression for expression; nvcc may still fuse a*x + y into

@@ -1,4 +1,4 @@
-// Softmax cross-entropy, log-softmax and NLL (CUDA twins of kernels/cpu/loss.h).
+// Softmax cross-entropy, log-softmax and NLL (the CUDA side of kernels/backend.h).
 //
 // The row-wise ops give each row one warp: class counts here are tens to a few thousand, so a
 // warp's 32 lanes striding over the row read it coalesced, and the reductions (max, then a

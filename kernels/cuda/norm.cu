@@ -1,4 +1,4 @@
-// BatchNorm2d and global average pooling (CUDA twins of kernels/cpu/norm.h).
+// BatchNorm2d and global average pooling (the CUDA side of kernels/backend.h).
 //
 // Hand-written rather than cuDNN's batch-norm calls: cuDNN has no backward pass with frozen
 // statistics, which evaluation-mode gradients (EWC updates, Newton removal, the per-example

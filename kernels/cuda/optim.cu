@@ -1,4 +1,4 @@
-// Optimiser updates (CUDA twins of kernels/cpu/optim.h): one fused pass reads the parameter,
+// Optimiser updates (the CUDA side of kernels/backend.h): one fused pass reads the parameter,
 // its gradient and its state once and writes them back once. The bias corrections are computed
 // on the host in double exactly as the CPU computes them, so both backends feed the per-element
 // update the same float constants.

@@ -53,7 +53,7 @@ struct KernelRequest {
   float scale;
 };
 
-KernelRequest kernel_request(const cpu::PerExampleRequest& req) {
+KernelRequest kernel_request(const PerExampleRequest& req) {
   return {req.queries, req.dots ? req.q : 0, req.ld_queries, req.dots, req.sq_norms, req.sq_sum,
           req.grads, req.ld_grads, req.scale};
 }
@@ -310,7 +310,7 @@ struct LinearGrads {  // g_i = scale * [d_i a_i^T, d_i]
 }  // namespace
 
 void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const float* d,
-                        const cpu::PerExampleRequest& req) {
+                        const PerExampleRequest& req) {
   if (s.n == 0) return;
   const ConvGeometry g{s.c, s.h, s.w, s.co, s.kh, s.kw, s.stride, s.pad, s.ho(), s.wo()};
   const KernelRequest r = kernel_request(req);
@@ -339,14 +339,14 @@ void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const f
 }
 
 void batchnorm2d_per_example(const ChannelShape& s, const float* a, const float* running_mean,
-                             const float* running_var, float eps, const float* d, const cpu::PerExampleRequest& req) {
+                             const float* running_var, float eps, const float* d, const PerExampleRequest& req) {
   if (s.n == 0 || s.c == 0) return;
   batchnorm_per_example_kernel<<<grid_for(s.n * s.c * 32), kBlockSize, 0, stream()>>>(
       s.n, s.c, s.hw, a, running_mean, running_var, eps, d, kernel_request(req));
   LETHE_CUDA_CHECK_LAUNCH("batchnorm2d_per_example");
 }
 
-void linear_per_example(const cpu::LinearDims& dm, const float* a, const float* d, const cpu::PerExampleRequest& req) {
+void linear_per_example(const LinearDims& dm, const float* a, const float* d, const PerExampleRequest& req) {
   const int64_t n = dm.n, in = dm.in, out = dm.out;
   if (n == 0) return;
   const unsigned row_grid = grid_for(n * kBlockSize);

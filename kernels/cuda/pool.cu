@@ -1,4 +1,4 @@
-// Max pooling (CUDA twins of kernels/cpu/pool.h): no padding, floor mode, and the CPU's tie
+// Max pooling (the CUDA side of kernels/backend.h): no padding, floor mode, and the CPU's tie
 // rule. Forward keeps the running maximum with `best < v ? v : best`, which is std::max's rule:
 // the first of equal values stays. Backward finds, for each window, the first element (in
 // row-major order) equal to the output, exactly as the CPU does, and routes the gradient there.

@@ -1,4 +1,4 @@
-// Reductions (CUDA twins of sum, sum_rows and all_finite in kernels/cpu/elementwise.h), plus
+// Reductions (the CUDA side of sum, sum_rows and all_finite in kernels/backend.h), plus
 // the per-channel sum behind conv's bias gradient.
 //
 // Sums accumulate in double, as the CPU's do, and run in two fixed passes (per-block partials,

@@ -16,7 +16,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "kernels/rerun_self.h"
-#include "repair/kfac.h"
+#include "nn/linalg.h"
 #include "util/error.h"
 
 extern "C" int openblas_get_parallel(void);
@@ -144,7 +144,7 @@ TEST(BlasCore, EverySelectableCoreComputesDoublesToMachinePrecision) {
     cpu::select_blas_core(core);
     ASSERT_EQ(cpu::blas_core_level(cpu::blas_core_in_use()), cpu::blas_core_level(core));
     std::vector<double> v = a, w;
-    repair::symmetric_eigen(n, v, w);  // columns of v: eigenvectors
+    lethe::symmetric_eigen(n, v, w);  // columns of v: eigenvectors
     double worst = 0;
     for (int64_t r = 0; r < n; ++r)
       for (int64_t c = 0; c < n; ++c) {

@@ -37,12 +37,8 @@ TEST(CudaKernels, SkippedWithoutCudaBackend) { GTEST_SKIP() << lethe::device::cu
 
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/conv.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/loss.h"
-#include "kernels/cpu/norm.h"
-#include "kernels/cpu/optim.h"
+#include "kernels/backend.h"
 #include "kernels/cpu/per_example.h"
-#include "kernels/cpu/pool.h"
 #include "kernels/cuda/kernels.h"
 #include "util/error.h"
 #include "util/rng.h"
@@ -611,7 +607,7 @@ void expect_per_example_match(int64_t n, int64_t params, CpuFn cpu_fn, CudaFn cu
   DeviceFloats queries_d(queries), grads_d(grads);
   DeviceArray<double> dots_d(dots), norms_d(norms), sq_d(sq);
 
-  lethe::cpu::PerExampleRequest req;
+  lethe::PerExampleRequest req;
   req.queries = queries.data(), req.q = q, req.ld_queries = params, req.dots = dots.data();
   req.sq_norms = norms.data(), req.sq_sum = sq.data(), req.grads = grads.data(), req.ld_grads = params;
   req.scale = 0.5f;
@@ -636,8 +632,8 @@ TEST(CudaPerExample, ConvMatchesCpu) {
       const auto d = random_floats(s.n * s.co * s.col_cols(), 152);
       DeviceFloats a_d(a), d_d(d);
       expect_per_example_match(
-          s.n, params, [&](const lethe::cpu::PerExampleRequest& r) { lethe::cpu::conv2d_per_example(s, bias, a.data(), d.data(), r); },
-          [&](const lethe::cpu::PerExampleRequest& r) { lethe::cuda::conv2d_per_example(s, bias, a_d.get(), d_d.get(), r); });
+          s.n, params, [&](const lethe::PerExampleRequest& r) { lethe::cpu::conv2d_per_example(s, bias, a.data(), d.data(), r); },
+          [&](const lethe::PerExampleRequest& r) { lethe::cuda::conv2d_per_example(s, bias, a_d.get(), d_d.get(), r); });
     }
   }
 }
@@ -651,21 +647,21 @@ TEST(CudaPerExample, ConvWithMoreChannelsThanOneTile) {
   const auto d = random_floats(s.n * s.co * s.col_cols(), 154);
   DeviceFloats a_d(a), d_d(d);
   expect_per_example_match(
-      s.n, params, [&](const lethe::cpu::PerExampleRequest& r) { lethe::cpu::conv2d_per_example(s, true, a.data(), d.data(), r); },
-      [&](const lethe::cpu::PerExampleRequest& r) { lethe::cuda::conv2d_per_example(s, true, a_d.get(), d_d.get(), r); });
+      s.n, params, [&](const lethe::PerExampleRequest& r) { lethe::cpu::conv2d_per_example(s, true, a.data(), d.data(), r); },
+      [&](const lethe::PerExampleRequest& r) { lethe::cuda::conv2d_per_example(s, true, a_d.get(), d_d.get(), r); });
 }
 
 TEST(CudaPerExample, LinearMatchesCpu) {
   if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
   for (const bool bias : {true, false}) {
     SCOPED_TRACE(bias ? "bias" : "no bias");
-    const lethe::cpu::LinearDims dims{37, 129, 11, bias};
+    const lethe::LinearDims dims{37, 129, 11, bias};
     const auto a = random_floats(dims.n * dims.in, 155);
     const auto d = random_floats(dims.n * dims.out, 156);
     DeviceFloats a_d(a), d_d(d);
     expect_per_example_match(
-        dims.n, dims.params(), [&](const lethe::cpu::PerExampleRequest& r) { lethe::cpu::linear_per_example(dims, a.data(), d.data(), r); },
-        [&](const lethe::cpu::PerExampleRequest& r) { lethe::cuda::linear_per_example(dims, a_d.get(), d_d.get(), r); });
+        dims.n, dims.params(), [&](const lethe::PerExampleRequest& r) { lethe::cpu::linear_per_example(dims, a.data(), d.data(), r); },
+        [&](const lethe::PerExampleRequest& r) { lethe::cuda::linear_per_example(dims, a_d.get(), d_d.get(), r); });
   }
 }
 
@@ -780,10 +776,10 @@ TEST(CudaPerExample, BatchNormMatchesCpu) {
     DeviceFloats a_d(a), d_d(d), rm_d(rm), rv_d(rv);
     expect_per_example_match(
         s.n, 2 * s.c,
-        [&](const lethe::cpu::PerExampleRequest& r) {
+        [&](const lethe::PerExampleRequest& r) {
           lethe::cpu::batchnorm2d_per_example(s, a.data(), rm.data(), rv.data(), 1e-5f, d.data(), r);
         },
-        [&](const lethe::cpu::PerExampleRequest& r) {
+        [&](const lethe::PerExampleRequest& r) {
           lethe::cuda::batchnorm2d_per_example(s, a_d.get(), rm_d.get(), rv_d.get(), 1e-5f, d_d.get(), r);
         });
   }

@@ -1,5 +1,5 @@
 // Layer probe, the control: nn/ sees its own headers and those below it, so this builds.
-#include "kernels/device.h"
+#include "kernels/types.h"
 #include "nn/module.h"
 #include "util/error.h"
 

@@ -232,7 +232,7 @@ TEST(CudaPerExampleEngine, OneRequestAddsToTheCallersArraysThroughStridedRows) {
     engine.backward(logits, labels);
   };
   auto accumulate = [&](const PerExampleEngine& engine, Results& r) {
-    cpu::PerExampleRequest req;
+    PerExampleRequest req;
     req.queries = queries.data(), req.q = q, req.ld_queries = ld_queries, req.dots = r.dots.data();
     req.sq_norms = r.norms.data(), req.sq_sum = r.sq_sum.data();
     req.grads = r.grads.data(), req.ld_grads = ld_grads;

@@ -1,0 +1,56 @@
+#pragma once
+// Per-example requests whose arrays live on the host, run on the GPU: the device twins of the
+// request's arrays for one call, and the copies both ways. A plain C++ header (host code only),
+// present in a build with LETHE_WITH_CUDA.
+#include <cstdint>
+#include <memory>
+
+#include "kernels/types.h"
+
+namespace lethe::cuda {
+
+class DeviceScratch;
+
+// Query vectors uploaded once and reused by every request that names the same host array, q
+// and stride (the caller promises the values do not change meanwhile).
+class KeptQueries {
+ public:
+  // q rows of p floats, `ld` apart on the host, packed p apart on the device.
+  KeptQueries(const float* host, int64_t q, int64_t p, int64_t ld);
+  ~KeptQueries();
+  KeptQueries(const KeptQueries&) = delete;
+  KeptQueries& operator=(const KeptQueries&) = delete;
+  bool serves(const PerExampleRequest& req) const {
+    return req.queries == host_ && req.q == q_ && req.ld_queries == ld_;
+  }
+  const float* device() const;
+
+ private:
+  const float* host_;
+  int64_t q_, ld_;
+  std::unique_ptr<DeviceScratch> buf_;
+};
+
+// A host request for one batch of n examples over a parameter vector of p values, mirrored on
+// the device: the queries go up packed p apart (unless `kept` serves them); dots, squared norms
+// and the sum of squares start at zero there, and finish() adds them into the host arrays; the
+// gradients come back row by row into the host's rows (one copy when those are p apart too).
+// The per-example kernels add into their layer's share, so one zeroed array serves every layer.
+class StagedRequest {
+ public:
+  StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p, const KeptQueries* kept);
+  ~StagedRequest();
+  StagedRequest(const StagedRequest&) = delete;
+  StagedRequest& operator=(const StagedRequest&) = delete;
+  // The request with device pointers, indexing the whole parameter vector.
+  const PerExampleRequest& on_device() const { return dev_; }
+  // Waits for the kernels (the copies follow them on the one stream) and delivers the results.
+  void finish();
+
+ private:
+  PerExampleRequest host_, dev_;
+  int64_t n_, p_;
+  std::unique_ptr<DeviceScratch> queries_, dots_, sq_norms_, sq_sum_, grads_;
+};
+
+}  // namespace lethe::cuda

@@ -1,0 +1,52 @@
+#pragma once
+// The per-example kernels over what capturing layers recorded (nn/module.h's LayerCapture: a
+// layer's input and, after a backward pass, its output gradient), run on the device the captures
+// live on. The per-example engine (repair/per_example.h) walks a model and keeps the layers'
+// places in θ; this is where its requests meet the hardware.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/types.h"
+#include "nn/module.h"
+
+namespace lethe {
+
+// A Linear, Conv2d or BatchNorm2d layer with a capture attached, and where its parameters start
+// in the flattened θ.
+struct CapturedLayer {
+  const CapturableLayer* layer = nullptr;
+  int64_t offset = 0;
+};
+
+// Query vectors kept on the GPU between requests (see accumulate_per_example). Empty on the CPU.
+class KeptQueries {
+ public:
+  KeptQueries();
+  ~KeptQueries();
+  KeptQueries(KeptQueries&&) noexcept;
+  KeptQueries& operator=(KeptQueries&&) noexcept;
+  // Uploads q rows of p floats, `ld` apart, when `device` is the GPU; forgets any earlier ones.
+  void keep(Device device, const float* queries, int64_t q, int64_t p, int64_t ld);
+
+ private:
+  friend void accumulate_per_example(const std::vector<CapturedLayer>&, int64_t, int64_t, const PerExampleRequest&,
+                                     const KeptQueries*);
+  struct Impl;  // the device copy (kernels/cuda/staging.h) in a build with the CUDA backend
+  std::unique_ptr<Impl> device_;
+};
+
+// Adds every layer's share of `req` for the batch of n examples the captures hold. The request's
+// arrays are host arrays indexing the whole θ (p values) whichever device the captures are on;
+// on the GPU they get device twins for the call (queries from `kept` when it holds the same
+// ones), and the results come back once every layer has run. The += contract of
+// kernels/backend.inc holds for dots, sq_norms and sq_sum; grads are written.
+void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n, int64_t p,
+                            const PerExampleRequest& req, const KeptQueries* kept = nullptr);
+
+// One layer's KFAC statistics of the captured batch, added on the host (the captures are copied
+// there when they live on the GPU). Linear and Conv2d: the factors A ((in + bias)²) and G (out²);
+// BatchNorm2d: the exact 2×2 block per channel, into pairs (4 per channel).
+void accumulate_kfac(const CapturableLayer& layer, double* A, double* G, double* pairs);
+
+}  // namespace lethe
