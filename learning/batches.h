@@ -13,9 +13,19 @@
 
 namespace lethe {
 
+// What a dataset-wide pass may ask of the walk besides the batches themselves.
+struct BatchWalk {
+  int64_t begin = 0, end = -1;  // the examples [begin, end) of the set; end -1: to the set's end
+  // Named in the message when an interruption (Ctrl-C, SIGTERM) stops the walk between batches;
+  // empty: the walk is not interruptible.
+  const char* interruptible_as = nullptr;
+  std::function<void(int64_t done, int64_t total)> progress;  // after each batch, in examples
+};
+
 // f(idx, x, labels) for consecutive batches of `batch` examples (the last may be shorter).
 void for_each_image_batch(const data::ImageSet& set, int64_t batch, Device device,
-                          const std::function<void(const std::vector<int64_t>& idx, Tensor& x, Labels& labels)>& f);
+                          const std::function<void(const std::vector<int64_t>& idx, Tensor& x, Labels& labels)>& f,
+                          const BatchWalk& walk = {});
 
 // Batches of a seeded permutation of [0, n); when a pass is used up the next is drawn from the
 // same generator, so a pass's order depends only on the seed and how many passes came before.

@@ -20,9 +20,10 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
   Rng rng(fisher.seed);
   const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
   const Device device = model.device();
-  int64_t done = 0;
-  for_each_image_batch(set, opt.batch, device, [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
-    check_interrupt("at example {} of {} (KFAC)", done + 1, set.n);
+  BatchWalk walk;
+  walk.interruptible_as = "KFAC";
+  walk.progress = opt.progress;
+  for_each_image_batch(set, opt.batch, device, [&](const std::vector<int64_t>&, Tensor& x, Labels& labels) {
     Tensor logits = engine.forward(x);
     for (int s = 0; s < draws; ++s) {
       if (fisher.kind == FisherKind::Sampled) {
@@ -32,9 +33,7 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
       }
       engine.kfac_accumulate(blocks);
     }
-    done += static_cast<int64_t>(idx.size());
-    if (opt.progress) opt.progress(done, set.n);
-  });
+  }, walk);
   Kfac kfac;
   kfac.num_params = engine.num_params();
   const double norm = 1.0 / (static_cast<double>(set.n) * draws);

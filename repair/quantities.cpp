@@ -4,6 +4,7 @@
 
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
+#include "learning/batches.h"
 #include "learning/train.h"
 #include "repair/jvp.h"
 #include "repair/params.h"
@@ -15,26 +16,23 @@
 namespace lethe::repair {
 namespace {
 
-void check_batch(const PassOptions& opt) {
-  if (opt.batch < 1) throw UsageError(fmt::format("batch size {}: must be >= 1", opt.batch));
+// The walk a pass over the whole of a set takes: interruptible between batches, with progress.
+BatchWalk whole_set(const PassOptions& opt) {
+  BatchWalk walk;
+  walk.interruptible_as = "dataset pass";
+  walk.progress = opt.progress;
+  return walk;
 }
 
-// Runs `body(engine, idx, logits, labels)` for every batch of `set`, reporting progress.
+// Runs `body(idx, logits, labels)` for every batch of `set`, the logits from the engine's
+// capturing forward pass.
 template <typename Body>
 void for_each_batch(Module& model, const data::ImageSet& set, const PassOptions& opt, PerExampleEngine& engine,
                     Body&& body) {
-  check_batch(opt);
-  const Device device = model.device();
-  int64_t done = 0;
-  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
-    check_interrupt("at example {} of {}", done + 1, set.n);
-    Labels labels;
-    Tensor x = batch_images(set, idx, device, &labels);
-    Tensor logits = engine.forward(x);
-    body(idx, logits, labels);
-    done += static_cast<int64_t>(idx.size());
-    if (opt.progress) opt.progress(done, set.n);
-  }
+  for_each_image_batch(
+      set, opt.batch, model.device(),
+      [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) { body(idx, engine.forward(x), labels); },
+      whole_set(opt));
 }
 
 }  // namespace
@@ -63,7 +61,6 @@ Labels sample_labels(const Tensor& logits, Rng& rng) {
   return Labels(std::move(y));
 }
 
-
 FisherKind parse_fisher_kind(const std::string& name) {
   if (name == "empirical") return FisherKind::Empirical;
   if (name == "sampled") return FisherKind::Sampled;
@@ -71,34 +68,25 @@ FisherKind parse_fisher_kind(const std::string& name) {
 }
 
 std::vector<float> per_example_losses(Module& model, const data::ImageSet& set, const PassOptions& opt) {
-  check_batch(opt);
   NoGradGuard no_grad;
   ModeGuard evaluation_mode(model, false);
   std::vector<float> out(static_cast<size_t>(set.n));
-  const Device device = model.device();
-  int64_t done = 0;
-  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
-    check_interrupt("at example {} of {}", done + 1, set.n);
-    Labels labels;
-    Tensor logits = model.forward(batch_images(set, idx, device, &labels));
-    const auto l = cross_entropy(logits, labels).to_vector();
-    for (size_t i = 0; i < idx.size(); ++i) out[static_cast<size_t>(idx[i])] = l[i];
-    done += static_cast<int64_t>(idx.size());
-    if (opt.progress) opt.progress(done, set.n);
-  }
+  for_each_image_batch(
+      set, opt.batch, model.device(),
+      [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
+        const auto l = cross_entropy(model.forward(x), labels).to_vector();
+        for (size_t i = 0; i < idx.size(); ++i) out[static_cast<size_t>(idx[i])] = l[i];
+      },
+      whole_set(opt));
   return out;
 }
 
 std::vector<double> summed_gradient(Module& model, const data::ImageSet& set, const PassOptions& opt) {
-  check_batch(opt);
-  const Device device = model.device();
   ModeGuard evaluation_mode(model, false);
   model.zero_grad();
-  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
-    Labels labels;
-    Tensor logits = model.forward(batch_images(set, idx, device, &labels));
-    sum(cross_entropy(logits, labels)).backward();  // .grad accumulates over batches
-  }
+  for_each_image_batch(set, opt.batch, model.device(), [&](const std::vector<int64_t>&, Tensor& x, Labels& labels) {
+    sum(cross_entropy(model.forward(x), labels)).backward();  // .grad accumulates over batches
+  });
   const auto g = flatten_grads(model);
   model.zero_grad();
   return std::vector<double>(g.begin(), g.end());
@@ -110,19 +98,19 @@ std::vector<float> per_example_gradients(Module& model, const data::ImageSet& se
   PerExampleEngine engine(model);
   const int64_t p = engine.num_params();
   std::vector<float> out(static_cast<size_t>((end - begin) * p));
-  check_batch(opt);
-  const Device device = model.device();
-  for (int64_t start = begin; start < end; start += opt.batch) {
-    std::vector<int64_t> idx;
-    for (int64_t i = start; i < std::min(end, start + opt.batch); ++i) idx.push_back(i);
-    Labels labels;
-    Tensor logits = engine.forward(batch_images(set, idx, device, &labels));
-    engine.backward(logits, labels);
-    PerExampleRequest req;
-    req.grads = out.data() + (start - begin) * p;
-    req.ld_grads = p;
-    engine.accumulate(req);
-  }
+  BatchWalk walk;
+  walk.begin = begin, walk.end = end;
+  walk.progress = opt.progress;
+  for_each_image_batch(
+      set, opt.batch, model.device(),
+      [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
+        engine.backward(engine.forward(x), labels);
+        PerExampleRequest req;
+        req.grads = out.data() + (idx.front() - begin) * p;
+        req.ld_grads = p;
+        engine.accumulate(req);
+      },
+      walk);
   return out;
 }
 
@@ -231,15 +219,13 @@ std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& s
 
 std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
                                        const PassOptions& opt) {
-  check_batch(opt);
   const std::vector<float> vf(v.begin(), v.end());
   const int64_t p = ParamLayout::of(model).total;
   if (static_cast<int64_t>(v.size()) != p) fail("ggn_vector_product: vector of {} for {} parameters", v.size(), p);
   std::vector<double> out(static_cast<size_t>(p), 0.0);
   const Device device = model.device();
   ModeGuard evaluation_mode(model, false);
-  for (const auto& idx : data::sequential_batches(set.n, opt.batch)) {
-    Tensor x = batch_images(set, idx, device, nullptr);
+  for_each_image_batch(set, opt.batch, device, [&](const std::vector<int64_t>&, Tensor& x, Labels&) {
     const auto [z, dz] = jvp(model, x, vf);
     // u_i = H_i ż_i = p_i ∘ ż_i − p_i (p_i · ż_i), from the logits in double.
     const auto zv = z.to_vector(), dzv = dz.to_vector();
@@ -259,7 +245,7 @@ std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set,
     const auto g = flatten_grads(model);
     for (int64_t j = 0; j < p; ++j) out[static_cast<size_t>(j)] += g[static_cast<size_t>(j)];
     model.zero_grad();
-  }
+  });
   for (auto& x : out) x /= static_cast<double>(set.n);
   return out;
 }
