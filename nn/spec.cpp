@@ -275,8 +275,16 @@ const std::vector<std::string>& spec_layer_types() {
 
 NetSpec parse_net_spec(std::string_view text, const std::string& source) {
   Json j;
+  // A valid spec nests a few levels per residual block; deeper documents are refused while parsing.
+  constexpr int kMaxJsonDepth = 64;
+  const Json::parser_callback_t limit_depth = [&](int depth, Json::parse_event_t event, Json&) {
+    if ((event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) &&
+        depth >= kMaxJsonDepth)
+      fail("model spec '{}': JSON nests deeper than {} levels", source, kMaxJsonDepth);
+    return true;
+  };
   try {
-    j = Json::parse(text.begin(), text.end(), nullptr, true, /*ignore_comments=*/false);
+    j = Json::parse(text.begin(), text.end(), limit_depth, true, /*ignore_comments=*/false);
   } catch (const Json::exception& e) {
     fail("model spec '{}': not valid JSON ({})", source, e.what());
   }
