@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <filesystem>
 
 #include <fmt/ranges.h>
@@ -20,7 +21,18 @@ const std::vector<std::string>& noise_kinds() {
   return kinds;
 }
 
+std::pair<std::vector<float>, std::vector<float>> given_normalisation(const DataSpec& spec, int64_t channels) {
+  if (spec.mean.empty()) return {};
+  auto widen = [&](const std::vector<float>& v, float fallback) {
+    if (v.empty()) return std::vector<float>(static_cast<size_t>(channels), fallback);
+    return v.size() == 1 ? std::vector<float>(static_cast<size_t>(channels), v[0]) : v;
+  };
+  return {widen(spec.mean, 0.0f), widen(spec.stddev, 1.0f)};
+}
+
 bool same_data(const DataSpec& a, const DataSpec& b) {
+  const int64_t channels = dataset_geometry(a.dataset).channels;
+  if (given_normalisation(a, channels) != given_normalisation(b, channels)) return false;
   return a.dataset == b.dataset && a.subset == b.subset && a.noise == b.noise && a.seed == b.seed &&
          a.noise_fraction == b.noise_fraction && noise_amount(a) == noise_amount(b) &&
          (a.noise != "adversarial" || a.victim_epochs == b.victim_epochs);
@@ -54,7 +66,17 @@ std::string describe_noise(const DataSpec& spec) {
 }
 
 void validate_spec(const DataSpec& spec) {
-  dataset_geometry(spec.dataset);
+  const int64_t channels = dataset_geometry(spec.dataset).channels;
+  for (const auto& [flag, values] : {std::pair{"--mean", &spec.mean}, std::pair{"--std", &spec.stddev}}) {
+    if (!values->empty() && values->size() != 1 && static_cast<int64_t>(values->size()) != channels)
+      throw UsageError(fmt::format("{}: {} values given; {} has {} channel{} (give one value, or one per channel)", flag,
+                                   values->size(), spec.dataset, channels, channels == 1 ? "" : "s"));
+    for (const float v : *values)
+      if (!std::isfinite(v) || (flag == std::string_view("--std") && !(v > 0)))
+        throw UsageError(fmt::format("{}: {} is not {}", flag, v, flag == std::string_view("--std") ? "a positive number" : "finite"));
+  }
+  if (spec.mean.empty() && !spec.stddev.empty())
+    throw UsageError("--std needs --mean (the normalisation is given whole, or computed from D)");
   const auto& kinds = noise_kinds();
   if (std::find(kinds.begin(), kinds.end(), spec.noise) == kinds.end())
     throw UsageError(fmt::format("--noise: unknown kind '{}' (known: {})", spec.noise, fmt::join(kinds, ", ")));
@@ -139,8 +161,12 @@ PreparedData prepare_data(const DataSpec& spec, const Attack& adversarial) {
     out.noisy.assign(static_cast<size_t>(out.train.n), 0);
   }
 
-  out.mean = pixel_mean(out.train);
-  out.stddev = cifar ? pixel_std(out.train, out.mean) : std::vector<float>(out.mean.size(), 1.0f);
+  if (!spec.mean.empty()) {
+    std::tie(out.mean, out.stddev) = given_normalisation(spec, out.train.channels);
+  } else {
+    out.mean = pixel_mean(out.train);
+    out.stddev = cifar ? pixel_std(out.train, out.mean) : std::vector<float>(out.mean.size(), 1.0f);
+  }
   out.test = read_split(spec, Split::Test);
   normalise(out.train, out.mean, out.stddev);
   normalise(out.test, out.mean, out.stddev);

@@ -27,9 +27,13 @@ struct DataSpec {
   double noise_amount = -1;
   // adversarial: epochs the victim model trains on the clean D before the attack.
   int victim_epochs = kDefaultVictimEpochs;
+  // A given normalisation on the [0,1] pixel scale, one value per channel or one for all (a model
+  // trained elsewhere, with its own statistics): x -> (x - mean[c]) / stddev[c] on D and T alike.
+  // Empty: computed from D as below. stddev empty with a mean given means all ones.
+  std::vector<float> mean, stddev;
 };
 
-// Normalisation, computed on D after noise and applied to D and T alike:
+// Normalisation, computed on D after noise (unless the spec gives one) and applied to D and T alike:
 //   mnist    x - mean (the paper's "training-subset mean subtracted"); stddev is all ones
 //   cifar10  (x - mean[c]) / stddev[c] per channel, the usual CIFAR-10 input scaling for ResNets
 struct PreparedData {
@@ -44,6 +48,9 @@ struct PreparedData {
 // trained model, which this layer knows nothing of: the caller passes the attack (learning/poison.h
 // builds one); the other kinds ignore it.
 PreparedData prepare_data(const DataSpec& spec, const Attack& adversarial = {});
+
+// The spec's given normalisation broadcast to `channels` values each ({} when none is given).
+std::pair<std::vector<float>, std::vector<float>> given_normalisation(const DataSpec& spec, int64_t channels);
 
 // Whether a and b define the same D and T (every field but the folder they are read from).
 bool same_data(const DataSpec& a, const DataSpec& b);

@@ -21,6 +21,8 @@ void touch_values(const lethe::NamedArray& a) {
     case DType::I32: require(a.values<std::int32_t>().size_bytes() == a.bytes.size()); break;
     case DType::I64: require(a.values<std::int64_t>().size_bytes() == a.bytes.size()); break;
     case DType::U8: require(a.values<std::uint8_t>().size_bytes() == a.bytes.size()); break;
+    case DType::F16:
+    case DType::BF16: require(a.to_f32().size() * 2 == a.bytes.size()); break;
   }
 }
 

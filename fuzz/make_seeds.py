@@ -139,6 +139,27 @@ def main():
     put(ex, "unknown-key", '{"colour": "blue"}')
     put(ex, "deep", "[" * 40 + "]" * 40)
 
+    # ---- model spec ----
+    ms = "model_spec"
+    models = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models")
+    for name in ("mnist-cnn", "resnet18-w8", "mnist-bn3"):
+        with open(os.path.join(models, name + ".json")) as f:
+            put(ms, name, f.read())
+    small = {"name": "s", "input": [1, 6, 6], "classes": 2, "layers": [
+        {"type": "avgpool2d", "kernel": 2}, {"type": "residual", "name": "r", "relu": False,
+         "body": [{"type": "conv2d", "name": "c", "in": 1, "out": 1, "kernel": 3, "padding": 1}], "shortcut": []},
+        {"type": "dropout", "p": 0.1}, {"type": "global_avgpool2d"}, {"type": "linear", "name": "fc", "in": 1, "out": 2}]}
+    put(ms, "small", json.dumps(small))
+    put(ms, "unsupported", json.dumps({**small, "layers": [{"type": "lstm"}]}))
+    put(ms, "shapes-break", json.dumps({**small, "layers": [{"type": "flatten"}, {"type": "linear", "name": "a", "in": 5, "out": 2}]}))
+    put(ms, "huge", json.dumps({**small, "input": [65536, 4096, 4096]}))
+    put(ms, "deep", "[" * 100 + "]" * 100)
+
+    # ---- half-precision safetensors ----
+    put("safetensors", "f16-bf16", safetensors([("h", "F16", [2], b"\x00\x3c\x00\x7c"),
+                                                ("b", "BF16", [2], b"\x80\x3f\xc0\x7f")]))
+    put("safetensors", "bf16-odd-bytes", safetensors([("b", "BF16", [2], b"\x80\x3f\xc0")]))
+
 
 if __name__ == "__main__":
     main()

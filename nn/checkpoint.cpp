@@ -4,6 +4,7 @@
 
 #include "nn/models.h"
 #include "nn/safetensors.h"
+#include "nn/spec.h"
 #include "util/error.h"
 
 namespace lethe {
@@ -24,7 +25,8 @@ std::vector<Slot> model_slots(Module& model) {
   return slots;
 }
 
-void copy_into(const SafetensorsFile& file, Module& model, const std::string& path) {
+void copy_into(const SafetensorsFile& file, Module& model, const std::string& path,
+               std::map<std::string, int>* converted = nullptr) {
   auto slots = model_slots(model);
   std::set<std::string> expected;
   for (auto& p : slots) expected.insert(p.name);
@@ -36,10 +38,10 @@ void copy_into(const SafetensorsFile& file, Module& model, const std::string& pa
   for (auto& p : slots) {
     const NamedArray* a = file.find(p.name);
     if (!a) fail("checkpoint '{}': missing tensor '{}'", path, p.name);
-    const bool dtype_ok = a->dtype == DType::F32 || (p.integer && a->dtype == DType::I64);
+    const bool dtype_ok = is_float_dtype(a->dtype) || (p.integer && a->dtype == DType::I64);
     if (!dtype_ok)
       fail("checkpoint '{}': tensor '{}' has dtype {}, expected {}", path, p.name, dtype_name(a->dtype),
-           p.integer ? "I64 or F32" : "F32");
+           p.integer ? "I64 or a floating-point dtype" : "F32, F16, BF16 or F64");
     if (a->shape != p.tensor.shape())
       fail("checkpoint '{}': tensor '{}' has shape {}, the model needs {}", path, p.name, shape_str(a->shape),
            shape_str(p.tensor.shape()));
@@ -51,21 +53,37 @@ void copy_into(const SafetensorsFile& file, Module& model, const std::string& pa
       }
       sources.push_back(std::move(v));
     } else {
-      const auto v = a->values<float>();
-      sources.emplace_back(v.begin(), v.end());
+      sources.push_back(a->to_f32());
+      if (a->dtype != DType::F32 && converted) ++(*converted)[std::string(dtype_name(a->dtype))];
     }
   }
   for (size_t i = 0; i < slots.size(); ++i)
     slots[i].tensor.copy_(Tensor::from_vector(slots[i].tensor.shape(), sources[i]));
 }
 
+constexpr const char* kSpecKey = "lethe.model.spec";
+
 }  // namespace
 
+std::string LoadedModel::conversion_note() const {
+  std::string note;
+  for (const auto& [dtype, count] : converted)
+    note += fmt::format("{}{} {} tensor{}", note.empty() ? "" : ", ", count, dtype, count == 1 ? "" : "s");
+  return note.empty() ? note : "converted " + note + " to F32";
+}
+
 void save_checkpoint(const std::string& path, Module& model, const std::string& model_name,
-                     const std::map<std::string, std::string>& metadata) {
+                     const std::map<std::string, std::string>& metadata, DType dtype) {
+  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
+    fail("save_checkpoint: cannot store parameters as {}", dtype_name(dtype));
   SafetensorsFile file;
   file.metadata = metadata;
-  file.metadata["lethe.model"] = model_name;
+  file.metadata["lethe.model"] = model_display_name(model_name);
+  if (is_model_spec_reference(model_name))
+    file.metadata[kSpecKey] = canonical_spec(model_name.front() == '{' ? parse_net_spec(model_name, kSpecKey)
+                                                                       : load_net_spec(model_name));
+  else
+    file.metadata.erase(kSpecKey);
   file.metadata["format"] = "pt";
   for (auto& p : model_slots(model)) {
     const auto values = p.tensor.to_vector();
@@ -73,7 +91,7 @@ void save_checkpoint(const std::string& path, Module& model, const std::string& 
       std::vector<int64_t> counts(values.begin(), values.end());
       file.arrays.push_back(NamedArray::from_values<int64_t>(p.name, p.tensor.shape(), std::span<const int64_t>(counts)));
     } else {
-      file.arrays.push_back(NamedArray::from_values<float>(p.name, p.tensor.shape(), std::span<const float>(values)));
+      file.arrays.push_back(NamedArray::from_f32(p.name, p.tensor.shape(), std::span<const float>(values), dtype));
     }
   }
   save_safetensors(path, file);
@@ -85,17 +103,40 @@ LoadedModel load_checkpoint(const std::string& path, const std::string& expected
 
 LoadedModel load_checkpoint_from(SafetensorsFile file, const std::string& path, const std::string& expected_model) {
   LoadedModel out;
-  auto it = file.metadata.find("lethe.model");
-  out.model_name = it != file.metadata.end() ? it->second : !expected_model.empty() ? expected_model : "mnist-cnn";
-  if (!expected_model.empty() && out.model_name != expected_model)
-    fail("checkpoint '{}' holds a '{}' model, expected '{}'", path, out.model_name, expected_model);
+  const auto spec = file.metadata.find(kSpecKey);
+  const auto name = file.metadata.find("lethe.model");
+  const std::string recorded = spec != file.metadata.end() ? spec->second
+                               : name != file.metadata.end() ? name->second
+                                                             : std::string();
+  if (!expected_model.empty() && !recorded.empty()) {
+    bool same = false;
+    try {
+      same = same_architecture(expected_model, recorded);
+    } catch (const UsageError&) {
+      same = false;
+    }
+    if (!same)
+      throw UsageError(fmt::format("checkpoint '{}' records a '{}' model (lethe.model) but --model says '{}': drop "
+                                   "--model, or give the architecture the file was saved with",
+                                   path, name != file.metadata.end() ? name->second : "?", expected_model));
+  }
+  out.architecture = !recorded.empty() ? recorded : !expected_model.empty() ? expected_model : "mnist-cnn";
   Rng rng(0);
   try {
-    out.model = make_model(out.model_name, rng);
+    out.model_name = model_display_name(out.architecture);
+    out.model = make_model(out.architecture, rng);
   } catch (const UsageError&) {
-    fail("checkpoint '{}' names an unknown model '{}'", path, out.model_name);
+    fail("checkpoint '{}' names an unknown model '{}'", path, out.architecture);
   }
-  copy_into(file, *out.model, path);
+  try {
+    copy_into(file, *out.model, path, &out.converted);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    if (!recorded.empty()) throw;
+    fail("{} (the file records no model; read as {}{})", e.what(), out.model_name,
+         expected_model.empty() ? ": name its architecture with --model" : "");
+  }
   out.metadata = std::move(file.metadata);
   return out;
 }

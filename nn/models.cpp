@@ -1,6 +1,7 @@
 #include "nn/models.h"
 
 #include "nn/resnet.h"
+#include "nn/spec.h"
 #include "util/error.h"
 
 namespace lethe {
@@ -45,15 +46,42 @@ int64_t resnet18_width(const std::string& name) {
   return w >= 1 && name[prefix.size()] != '0' ? w : 0;
 }
 
+bool is_model_spec_reference(const std::string& name) {
+  return (!name.empty() && name.front() == '{') ||
+         (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0);
+}
+
+namespace {
+NetSpec spec_of(const std::string& reference) {
+  if (reference.front() == '{') return parse_net_spec(reference, "lethe.model.spec");
+  return load_net_spec(reference);
+}
+}  // namespace
+
+std::string model_display_name(const std::string& name) {
+  return is_model_spec_reference(name) ? spec_of(name).name : name;
+}
+
+bool same_architecture(const std::string& a, const std::string& b) {
+  if (is_model_spec_reference(a) && is_model_spec_reference(b)) return canonical_spec(spec_of(a)) == canonical_spec(spec_of(b));
+  return model_display_name(a) == model_display_name(b);
+}
+
 ModelSpec model_spec(const std::string& name) {
+  if (is_model_spec_reference(name)) {
+    const NetSpec s = spec_of(name);
+    return {s.name, s.channels, s.height, s.width, s.classes};
+  }
   if (name == "mnist-cnn") return {name, 1, 28, 28, 10};
   if (name == "cifar-cnn") return {name, 3, 32, 32, 10};
   if (resnet18_width(name) > 0) return {name, 3, 32, 32, 10};
   throw UsageError(fmt::format(
-      "unknown model '{}' (known: mnist-cnn, cifar-cnn, resnet18, resnet18-w<width> e.g. resnet18-w8)", name));
+      "unknown model '{}' (known: mnist-cnn, cifar-cnn, resnet18, resnet18-w<width> e.g. resnet18-w8, or a "
+      "model spec FILE.json)", name));
 }
 
 std::unique_ptr<Module> make_model(const std::string& name, Rng& rng) {
+  if (is_model_spec_reference(name)) return build_net(spec_of(name), rng);
   const ModelSpec spec = model_spec(name);  // validates the name
   if (name == "cifar-cnn") return make_cifar_cnn(rng);
   if (const int64_t w = resnet18_width(name)) return make_resnet18(w, spec.classes, rng);

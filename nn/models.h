@@ -16,12 +16,15 @@ std::unique_ptr<Sequential> make_mnist_cnn(Rng& rng);
 // CIFAR-10 model for CPU-sized runs and tests; the paper's CIFAR-10 model is ResNet-18.
 std::unique_ptr<Sequential> make_cifar_cnn(Rng& rng);
 
-// Builds a model by its CLI name; throws a UsageError listing the known names:
+// Builds a model by its CLI name or from a model spec (nn/spec.h); throws a UsageError listing
+// the known names:
 //   mnist-cnn          the CNN above (1×28×28 inputs)
 //   cifar-cnn          its 3×32×32 twin
 //   resnet18           ResNet-18 in the CIFAR form of nn/resnet.h (3×32×32 inputs, 10 classes)
 //   resnet18-w<k>      the same with first-stage width k instead of 64 (k, 2k, 4k, 8k channels),
 //                      e.g. resnet18-w8 for tests and CPU runs
+//   FILE.json          the network a model spec file describes (models/ holds the built-ins')
+//   {...}              a spec's JSON text itself (as checkpoints record it in "lethe.model.spec")
 // Every model starts in training mode.
 std::unique_ptr<Module> make_model(const std::string& name, Rng& rng);
 
@@ -31,6 +34,15 @@ struct ModelSpec {
   int64_t channels, height, width, classes;
 };
 ModelSpec model_spec(const std::string& name);
+
+// Whether a model reference is a spec (a path ending in .json, or JSON text) rather than a name.
+bool is_model_spec_reference(const std::string& name);
+// The name a model reference shows in messages and records in "lethe.model": the spec's own
+// "name" for a spec, else the reference itself.
+std::string model_display_name(const std::string& name);
+// Whether two references denote the same architecture: equal names, and for two specs equal
+// canonical texts (a built-in name matches a spec of that name: models/ ships them, built alike).
+bool same_architecture(const std::string& a, const std::string& b);
 // The first-stage width a ResNet-18 name asks for ("resnet18" 64, "resnet18-w8" 8), 0 for any
 // other name.
 int64_t resnet18_width(const std::string& name);

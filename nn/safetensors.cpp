@@ -1,5 +1,7 @@
 #include "nn/safetensors.h"
 
+#include "nn/half.h"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -30,8 +32,8 @@ constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 // from building pathological documents.
 constexpr int kMaxJsonDepth = 64;
 
-constexpr std::array<DType, 5> kAllDTypes = {DType::F32, DType::F64, DType::I32, DType::I64,
-                                             DType::U8};
+constexpr std::array<DType, 7> kAllDTypes = {DType::F32, DType::F64, DType::I32, DType::I64,
+                                             DType::U8,  DType::F16, DType::BF16};
 
 [[noreturn]] void reject(const std::string& file, const std::string& reason) {
   fail("invalid safetensors file '{}': {}", file, reason);
@@ -185,8 +187,8 @@ TensorEntry read_tensor_entry(const std::string& name, const Json& entry,
     reject(file, fmt::format("tensor '{}': \"dtype\" is {}, not a string", name, excerpt(dtype)));
   const std::optional<DType> known = dtype_from_name(dtype.get_ref<const std::string&>());
   if (!known)
-    reject(file, fmt::format("tensor '{}' has unsupported dtype {} (lethe reads F32, F64, I32, "
-                             "I64, U8)",
+    reject(file, fmt::format("tensor '{}' has unsupported dtype {} (lethe reads F32, F64, F16, "
+                             "BF16, I32, I64, U8)",
                              name, excerpt(dtype)));
   tensor.dtype = *known;
 
@@ -327,6 +329,8 @@ std::string_view dtype_name(DType dtype) {
     case DType::I32: return "I32";
     case DType::I64: return "I64";
     case DType::U8: return "U8";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
   }
   fail("invalid DType value {}", static_cast<int>(dtype));
 }
@@ -344,6 +348,8 @@ std::size_t dtype_size(DType dtype) {
     case DType::I32: return 4;
     case DType::I64: return 8;
     case DType::U8: return 1;
+    case DType::F16: return 2;
+    case DType::BF16: return 2;
   }
   fail("invalid DType value {}", static_cast<int>(dtype));
 }
@@ -372,6 +378,52 @@ std::size_t NamedArray::checked_count(DType wanted, std::size_t element_size,
   LETHE_CHECK(reinterpret_cast<std::uintptr_t>(bytes.data()) % alignment == 0,
               "array '{}' storage is misaligned", name);
   return static_cast<std::size_t>(count);
+}
+
+bool is_float_dtype(DType dtype) {
+  return dtype == DType::F32 || dtype == DType::F64 || dtype == DType::F16 || dtype == DType::BF16;
+}
+
+std::vector<float> NamedArray::to_f32() const {
+  if (dtype == DType::F32) {
+    const auto v = values<float>();
+    return {v.begin(), v.end()};
+  }
+  if (dtype == DType::F64) {
+    std::vector<float> out;
+    for (const double x : values<double>()) out.push_back(static_cast<float>(x));
+    return out;
+  }
+  if (dtype != DType::F16 && dtype != DType::BF16) fail("array '{}' holds {}, not floating-point values", name, dtype_name(dtype));
+  const std::int64_t count = numel();
+  if (static_cast<std::uint64_t>(count) * 2 != bytes.size())
+    fail("array '{}' ({} {}) holds {} bytes, not the {} its shape needs", name, dtype_name(dtype), shape_text(shape),
+         bytes.size(), static_cast<std::uint64_t>(count) * 2);
+  std::vector<float> out(static_cast<std::size_t>(count));
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    std::uint16_t bits = 0;
+    std::memcpy(&bits, bytes.data() + 2 * i, 2);
+    out[i] = dtype == DType::F16 ? f16_to_f32(bits) : bf16_to_f32(bits);
+  }
+  return out;
+}
+
+NamedArray NamedArray::from_f32(std::string name, std::vector<std::int64_t> shape, std::span<const float> values,
+                                DType dtype) {
+  if (dtype == DType::F32) return from_values<float>(std::move(name), std::move(shape), values);
+  if (dtype != DType::F16 && dtype != DType::BF16) fail("array '{}': cannot store floats as {}", name, dtype_name(dtype));
+  NamedArray array;
+  array.name = std::move(name);
+  array.dtype = dtype;
+  array.shape = std::move(shape);
+  if (static_cast<std::uint64_t>(array.numel()) != values.size())
+    fail("array '{}': shape holds {} values but {} were given", array.name, array.numel(), values.size());
+  array.bytes.resize(values.size() * 2);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::uint16_t bits = dtype == DType::F16 ? f32_to_f16(values[i]) : f32_to_bf16(values[i]);
+    std::memcpy(array.bytes.data() + 2 * i, &bits, 2);
+  }
+  return array;
 }
 
 const NamedArray* SafetensorsFile::find(std::string_view name) const {

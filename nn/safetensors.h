@@ -29,15 +29,18 @@ namespace lethe {
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; a big-endian host would need byte swapping");
 
-enum class DType { F32, F64, I32, I64, U8 };
+enum class DType { F32, F64, I32, I64, U8, F16, BF16 };
 
-// The on-disk spelling: "F32", "F64", "I32", "I64", "U8".
+// The on-disk spelling: "F32", "F64", "I32", "I64", "U8", "F16", "BF16".
 std::string_view dtype_name(DType dtype);
-// nullopt for a name we do not support (the format has others, e.g. "BF16", "F16", "BOOL").
+// nullopt for a name we do not support (the format has others, e.g. "BOOL", "I8").
 std::optional<DType> dtype_from_name(std::string_view name);
 std::size_t dtype_size(DType dtype);
 
-// The DType that stores values of C++ type T (only the five supported types have one).
+// Whether a dtype holds floating-point values (F32, F64, F16, BF16).
+bool is_float_dtype(DType dtype);
+
+// The DType that stores values of C++ type T (F16 and BF16 have no C++ type: see to_f32, from_f32).
 template <typename T>
 inline constexpr bool has_dtype = false;
 template <typename T>
@@ -74,6 +77,13 @@ struct NamedArray {
   std::span<const T> values() const;
   template <typename T>
   std::span<T> values();
+
+  // The values of a floating-point array (F32, F64, F16, BF16) as F32: widened exactly from F16
+  // and BF16, rounded to nearest from F64. Throws for an integer dtype or a bad byte count.
+  std::vector<float> to_f32() const;
+  // An F32, F16 or BF16 array holding `values` (rounded to nearest-even when narrowed).
+  static NamedArray from_f32(std::string name, std::vector<std::int64_t> shape, std::span<const float> values,
+                             DType dtype);
 
   const float* f32() const { return values<float>().data(); }
   float* f32() { return values<float>().data(); }

@@ -188,9 +188,9 @@ TEST_F(BrokenCheckpoint, WrongDtype) {
   auto tensors = torch_tensors();
   RawTensor& bias = tensors[5];  // 7.bias, 50 values
   ASSERT_EQ(bias.name, "7.bias");
-  bias.dtype = "F64";
-  bias.bytes = std::string(50 * sizeof(double), '\0');
-  expect_refused(tensors, {"7.bias", "F64"});
+  bias.dtype = "I32";  // F64, F16 and BF16 convert; integers do not
+  bias.bytes = std::string(50 * sizeof(int32_t), '\0');
+  expect_refused(tensors, {"7.bias", "I32"});
 }
 
 TEST_F(BrokenCheckpoint, WrongShape) {

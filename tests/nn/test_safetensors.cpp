@@ -93,7 +93,10 @@ TEST(DType, NamesAndSizes) {
   EXPECT_EQ(dtype_name(DType::F32), "F32");
   EXPECT_EQ(dtype_name(DType::U8), "U8");
   EXPECT_EQ(dtype_from_name("I64"), DType::I64);
-  EXPECT_EQ(dtype_from_name("BF16"), std::nullopt);
+  EXPECT_EQ(dtype_from_name("BF16"), DType::BF16);
+  EXPECT_EQ(dtype_from_name("F16"), DType::F16);
+  EXPECT_EQ(dtype_from_name("BOOL"), std::nullopt);
+  EXPECT_EQ(dtype_size(DType::BF16), 2u);
   EXPECT_EQ(dtype_size(DType::F64), 8u);
   EXPECT_EQ(dtype_size(DType::I32), 4u);
 }
@@ -243,8 +246,8 @@ TEST(Safetensors, RejectsMalformedFilesNamingThem) {
        with_length_prefix(entry(R"({"dtype":4,"shape":[1],"data_offsets":[0,4]})"), one_f32),
        "not a string"},
       {"unknown dtype",
-       with_length_prefix(entry(R"({"dtype":"BF16","shape":[2],"data_offsets":[0,4]})"), one_f32),
-       "unsupported dtype \"BF16\""},
+       with_length_prefix(entry(R"({"dtype":"BOOL","shape":[4],"data_offsets":[0,4]})"), one_f32),
+       "unsupported dtype \"BOOL\""},
       {"shape not an array",
        with_length_prefix(entry(R"({"dtype":"F32","shape":1,"data_offsets":[0,4]})"), one_f32),
        "not an array"},

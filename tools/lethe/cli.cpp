@@ -56,11 +56,53 @@ void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
                               data::kDefaultSaltPepperAmount, data::kDefaultGaussianSigma, data::kDefaultFgsmEpsilon));
   cmd->add_option("--victim-epochs", spec.victim_epochs, "adversarial: epochs the victim model trains on the clean D")
       ->capture_default_str();
+  cmd->add_option("--mean", spec.mean,
+                  "Normalise with this mean instead of D's: one value per channel (or one for all), on the [0,1] "
+                  "pixel scale, e.g. 0.4914,0.4822,0.4465 (for a model trained elsewhere; a checkpoint that records "
+                  "its normalisation refuses a different one)")
+      ->delimiter(',');
+  cmd->add_option("--std", spec.stddev,
+                  "Divide by this standard deviation after --mean, per channel or one for all (default 1)")
+      ->delimiter(',');
+}
+
+void add_model_option(CLI::App* cmd, std::string& model) {
+  cmd->add_option("--model", model,
+                  "Architecture of a checkpoint that records none (e.g. saved by PyTorch): mnist-cnn | cifar-cnn | "
+                  "resnet18 | resnet18-w<k> | FILE.json (a model spec, see models/). A checkpoint that records its "
+                  "architecture refuses a different one");
+}
+
+LoadedModel open_checkpoint(const std::string& path, const std::string& model, const GlobalOptions& global) {
+  LoadedModel loaded = load_checkpoint(path, model);
+  const std::string note = loaded.conversion_note();
+  if (!note.empty() && !global.quiet) std::fprintf(stderr, "lethe: %s\n", note.c_str());
+  return loaded;
+}
+
+void add_save_dtype_option(CLI::App* cmd, std::string& dtype) {
+  cmd->add_option("--save-dtype", dtype,
+                  "Dtype of the floating-point tensors in written checkpoints: f32 | f16 | bf16 (rounded to "
+                  "nearest-even)")
+      ->capture_default_str();
+}
+
+DType parse_save_dtype(const std::string& text) {
+  if (text == "f32") return DType::F32;
+  if (text == "f16") return DType::F16;
+  if (text == "bf16") return DType::BF16;
+  throw UsageError(fmt::format("--save-dtype: unknown dtype '{}' (known: f32, f16, bf16)", text));
+}
+
+nlohmann::json normalisation_json(const data::DataSpec& spec, const std::vector<float>& mean,
+                                  const std::vector<float>& stddev) {
+  return {{"mean", mean}, {"std", stddev}, {"source", spec.mean.empty() ? "computed from D" : "given"}};
 }
 
 const std::vector<std::string>& data_flags_defining_d() {
-  static const std::vector<std::string> flags = {"--dataset",        "--subset",       "--noise",
-                                                 "--noise-fraction", "--noise-amount", "--victim-epochs"};
+  static const std::vector<std::string> flags = {"--dataset",       "--subset",        "--noise",
+                                                 "--noise-fraction", "--noise-amount", "--victim-epochs",
+                                                 "--mean",           "--std"};
   return flags;
 }
 
@@ -76,11 +118,12 @@ void check_model_fits(const std::string& model, const std::string& dataset, cons
   } catch (const UsageError& e) {
     throw UsageError(fmt::format("--model: {}", e.what()));
   }
+  const std::string shown = m.name;
   if (m.channels != g.channels || m.height != g.height || m.width != g.width || m.classes != g.classes)
     throw UsageError(fmt::format("{} takes {}x{}x{} images in {} classes, but --dataset {} has {}x{}x{} in {} "
                                  "(for {} use --model {})",
-                                 checkpoint.empty() ? "--model " + model
-                                                    : fmt::format("the model in '{}' ({})", checkpoint, model),
+                                 checkpoint.empty() ? "--model " + shown
+                                                    : fmt::format("the model in '{}' ({})", checkpoint, shown),
                                  m.channels, m.height, m.width, m.classes, dataset, g.channels, g.height,
                                  g.width, g.classes, dataset, default_model(dataset)));
 }
@@ -114,7 +157,8 @@ std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, con
           {"lethe.data.victim_epochs", std::to_string(spec.victim_epochs)},
           {"lethe.data.seed", std::to_string(spec.seed)},
           {"lethe.data.mean", join(mean)},
-          {"lethe.data.std", join(stddev)}};
+          {"lethe.data.std", join(stddev)},
+          {"lethe.data.normalisation", spec.mean.empty() ? "computed" : "given"}};
 }
 
 bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::DataSpec& spec, std::vector<float>& mean,
@@ -151,6 +195,11 @@ bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::Da
       const std::string* s = get("lethe.data.std");
       *stddev = s ? split(*s) : std::vector<float>(mean.size(), 1.0f);
       if (stddev->size() != mean.size()) return false;
+    }
+    if (const auto* n = get("lethe.data.normalisation"); n && *n == "given") {
+      spec.mean = mean;
+      const std::string* s = get("lethe.data.std");
+      spec.stddev = s ? split(*s) : std::vector<float>(mean.size(), 1.0f);
     }
   } catch (const std::exception&) {
     return false;

@@ -6,8 +6,11 @@
 #include <map>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "datasets/prepare.h"
 #include "learning/recipe.h"
+#include "nn/checkpoint.h"
 #include "nn/tensor.h"
 #include "util/progress.h"
 
@@ -29,6 +32,21 @@ Device setup(const GlobalOptions& global);
 
 // --dataset, --data, --subset, --noise and the noise's settings.
 void add_data_options(CLI::App* cmd, data::DataSpec& spec);
+
+// --model for commands that read a checkpoint: the architecture of a file that records none.
+void add_model_option(CLI::App* cmd, std::string& model);
+
+// Loads a checkpoint (nn/checkpoint.h, `model` as --model gave it) and names any dtype
+// conversion on stderr ("lethe: converted 12 BF16 tensors to F32") unless --quiet.
+LoadedModel open_checkpoint(const std::string& path, const std::string& model, const GlobalOptions& global);
+
+// --save-dtype f32|f16|bf16 for commands that write checkpoints; parse_save_dtype reads it.
+void add_save_dtype_option(CLI::App* cmd, std::string& dtype);
+DType parse_save_dtype(const std::string& text);
+
+// The normalisation used, as JSON outputs record it: {"mean": [...], "std": [...], "source": ...}.
+nlohmann::json normalisation_json(const data::DataSpec& spec, const std::vector<float>& mean,
+                                  const std::vector<float>& stddev);
 
 // Flags of add_data_options that change D (all but --data), for "given on the command line?" checks.
 const std::vector<std::string>& data_flags_defining_d();
@@ -69,6 +87,7 @@ void add_treat_command(CLI::App& app, GlobalOptions& global);
 void add_repair_command(CLI::App& app, GlobalOptions& global);
 void add_experiment_command(CLI::App& app, GlobalOptions& global);
 void add_info_command(CLI::App& app, GlobalOptions& global);
+void add_predict_command(CLI::App& app, GlobalOptions& global);
 
 // Writes `text` to stdout (results), never progress.
 void print_result(const std::string& text);

@@ -12,35 +12,17 @@ namespace {
 
 struct EvalArgs {
   data::DataSpec spec;
-  std::string model_file;
+  std::string model_file, model;
   std::string split = "test";
   bool json = false;
 };
 
 void run_eval(const GlobalOptions& global, EvalArgs& a, const CLI::App& cmd) {
   const Device device = setup(global);
-  if (a.split != "test" && a.split != "train")
-    throw UsageError(fmt::format("--split: unknown split '{}' (known: test, train)", a.split));
-  LoadedModel loaded = load_checkpoint(a.model_file);
+  LoadedModel loaded = open_checkpoint(a.model_file, a.model, global);
   loaded.model->to(device);
-
-  // The training-set mean the model was trained with comes from the checkpoint; flags given on
-  // the command line override the recorded data spec.
-  data::DataSpec recorded;
-  std::vector<float> mean, stddev;
-  const bool has_meta = spec_from_metadata(loaded.metadata, recorded, mean, &stddev);
-  const data::DataSpec spec = resolve_spec(cmd, a.spec, global, loaded.metadata);
-  check_model_fits(loaded.model_name, spec.dataset, a.model_file);
-  data::ImageSet set;
-  const bool same_as_recorded = has_meta && data::same_data(spec, recorded);
-  if (a.split == "test" && same_as_recorded) {
-    set = data::read_split(spec, data::Split::Test);
-    data::normalise(set, mean, stddev);
-  } else {
-    Progress progress(global.quiet);
-    data::PreparedData d = load_data(spec, device, progress);
-    set = a.split == "test" ? std::move(d.test) : std::move(d.train);
-  }
+  const EvalSet e = eval_set(cmd, global, a.spec, loaded, a.split, device, a.model_file);
+  const data::ImageSet& set = e.set;
   const EvalResult r = evaluate(*loaded.model, set);
 
   if (a.json) {
@@ -52,6 +34,7 @@ void run_eval(const GlobalOptions& global, EvalArgs& a, const CLI::App& cmd) {
     j["accuracy"] = r.accuracy;
     j["mean_loss"] = r.mean_loss;
     j["per_class_accuracy"] = r.per_class_accuracy;
+    j["normalisation"] = normalisation_json(e.spec, e.mean, e.stddev);
     nlohmann::json cm = nlohmann::json::array();
     for (int32_t t = 0; t < r.classes; ++t) {
       nlohmann::json row = nlohmann::json::array();
@@ -81,6 +64,7 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix of a checkpoint");
   auto a = std::make_shared<EvalArgs>();
   cmd->add_option("--model-file", a->model_file, "Checkpoint (safetensors) to evaluate")->required();
+  add_model_option(cmd, a->model);
   add_data_options(cmd, a->spec);
   cmd->add_option("--split", a->split, "Which set: test (T) | train (D, as the data flags define it)")
       ->capture_default_str();

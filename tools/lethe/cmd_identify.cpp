@@ -13,7 +13,7 @@ namespace lethe::cli {
 namespace {
 
 struct IdentifyArgs {
-  std::string model_file, failures_file, out, array_out, grid;
+  std::string model_file, failures_file, out, array_out, grid, model;
   data::DataSpec spec;
   repair::IdentifyOptions opt;
   std::string fisher = "empirical";
@@ -27,7 +27,7 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   repair::validate(a.opt, 1, 1);  // flag errors before any loading
   if (a.out.empty()) throw UsageError("--out: a scores file is required");
   Progress progress(global.quiet);
-  RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress);
+  RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress, a.model);
   a.opt.progress = [&](const std::string& stage, int64_t done, int64_t total) { progress.update(stage, done, total); };
   a.opt.log = [&](const std::string& line) { progress.line(line); };
   a.opt.fisher.seed = stream_seed(c.spec.seed, Stream::kFisherLabels);
@@ -51,6 +51,8 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   j["n_positive"] = static_cast<int64_t>(positive.size());
   j["test_accuracy"] = c.test_eval.accuracy;
   j["device"] = device_name(c.device);
+  j["model"] = c.loaded.model_name;
+  j["normalisation"] = normalisation_json(c.spec, c.data.mean, c.data.stddev);
   j["scores_file"] = a.out;
   for (const auto& [k, v] : r.stats) j["stats"][k] = v;
   if (c.has_noise_mask()) {
@@ -82,7 +84,7 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
 void add_identify_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("identify", "Step I: score every training example as a cause of the model's failures");
   auto a = std::make_shared<IdentifyArgs>();
-  add_context_options(cmd, a->model_file, a->spec, a->failures_file);
+  add_context_options(cmd, a->model_file, a->spec, a->failures_file, a->model);
   auto& o = a->opt;
   cmd->add_option("--method", o.method, repair::method_names(" | "))->capture_default_str();
   cmd->add_option("--out", a->out, "Scores file to write (CSV: index, source_index, label, [corrupted,] score, rank)")->required();

@@ -22,6 +22,7 @@ namespace {
 
 struct RepairArgs {
   std::string model_file, failures_file, out_dir;
+  std::string model, save_dtype = "f32";
   data::DataSpec spec;
   CauseRule rule;
   repair::IdentifyOptions identify;
@@ -37,11 +38,12 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
   a.identify.seed = a.treat.seed = global.seed;
   repair::validate(a.identify, 1, 1);
   repair::validate(a.treat);
+  parse_save_dtype(a.save_dtype);  // a bad value stops here, before any work
   if (a.rule.top_k < 0 && a.rule.top_fraction < 0 && !a.rule.positive) a.rule.top_k = 1000;
   if (std::filesystem::exists(a.out_dir) && !std::filesystem::is_directory(a.out_dir))
     fail("--out-dir '{}' exists and is not a folder", a.out_dir);
   Progress progress(global.quiet);
-  RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress);
+  RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress, a.model);
   if (a.rule.top_k > c.data.train.n)
     throw UsageError(fmt::format("--top-k {}: larger than the {} training examples", a.rule.top_k, c.data.train.n));
   std::filesystem::create_directories(a.out_dir);
@@ -74,16 +76,17 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
     const auto tr = repair::treat(model, c.data.train, causes, c.fq, a.treat);
     const SplitAccuracy after = split_accuracy(model, c);
     const std::string model_path = (std::filesystem::path(a.out_dir) / "repaired.safetensors").string();
-    auto meta = c.loaded.metadata;
+    auto meta = output_metadata(c);
     meta["lethe.repair.method"] = ident.method;
     meta["lethe.repair.treatment"] = a.treat.treatment;
     meta["lethe.repair.causes"] = std::to_string(causes.size());
-    save_checkpoint(model_path, model, c.loaded.model_name, meta);
+    save_checkpoint(model_path, model, c.loaded.architecture, meta, parse_save_dtype(a.save_dtype));
     written.push_back(model_path);
 
     nlohmann::json j;
     j["model_file"] = a.model_file;
     j["device"] = device_name(c.device);
+    j["normalisation"] = normalisation_json(c.spec, c.data.mean, c.data.stddev);
     j["data"] = {{"dataset", c.spec.dataset}, {"subset", c.spec.subset}, {"noise", c.spec.noise}, {"seed", c.spec.seed}};
     j["n_train"] = c.data.train.n;
     j["n_fq"] = c.fq.n;
@@ -150,13 +153,14 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
 void add_repair_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("repair", "Algorithm 1 end to end: identify the causes, treat the model, write a report");
   auto a = std::make_shared<RepairArgs>();
-  add_context_options(cmd, a->model_file, a->spec, a->failures_file);
+  add_context_options(cmd, a->model_file, a->spec, a->failures_file, a->model);
   cmd->add_option("--out-dir", a->out_dir, "Folder for scores.csv, causes.png, repaired.safetensors, report.md")->required();
   cmd->add_option("--method", a->identify.method, "Step I method: " + repair::method_names(" | "))->capture_default_str();
   // The Step I options a repair most often changes; `lethe identify` has them all.
   add_registry_options(cmd, a->identify, repair::method_options(), {"--solver", "--damping", "--ewc-lr"});
   add_cause_rule_options(cmd, a->rule, "default 1000");
   add_treatment_options(cmd, a->treat);
+  add_save_dtype_option(cmd, a->save_dtype);
   cmd->add_flag("--json", a->json, "Print the summary as JSON on stdout");
   cmd->callback([&global, a, cmd] { run_repair(global, *a, *cmd); });
 }

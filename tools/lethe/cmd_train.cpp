@@ -20,7 +20,7 @@ struct TrainArgs {
   int64_t batch = 64;
   float lr = 1e-3f;
   float weight_decay = 0.0f;
-  std::string out;
+  std::string out, save_dtype = "f32";
   bool json = false;
 };
 
@@ -33,6 +33,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   if (a.epochs < 0) throw UsageError(fmt::format("--epochs {}: must be >= 0", a.epochs));
   if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
+  const DType save_dtype = parse_save_dtype(a.save_dtype);
   Progress progress(global.quiet);
   const auto t0 = std::chrono::steady_clock::now();
   data::PreparedData d = load_data(a.spec, device, progress);
@@ -65,7 +66,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
                               s.accuracy, s.seconds));
     if (s.epoch == s.epochs) return;  // the last one is saved below, with its test accuracy
     meta["lethe.train.epochs_done"] = std::to_string(s.epoch);
-    save_checkpoint(a.out, *model, a.model, meta);
+    save_checkpoint(a.out, *model, a.model, meta, save_dtype);
     saved_epoch = s.epoch;
   };
   const auto kept = [&] {
@@ -79,7 +80,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
     test = evaluate(*model, d.test);
     meta["lethe.train.epochs_done"] = std::to_string(a.epochs);
     meta["lethe.train.test_accuracy"] = fmt::format("{:.6f}", test.accuracy);
-    save_checkpoint(a.out, *model, a.model, meta);
+    save_checkpoint(a.out, *model, a.model, meta, save_dtype);
   } catch (const Interrupted& e) {
     throw Interrupted(e.signal(), fmt::format("{}; {}", e.what(), kept()));
   } catch (const UsageError&) {
@@ -91,7 +92,8 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
 
   if (a.json) {
     nlohmann::json j;
-    j["model"] = a.model;
+    j["model"] = spec.name;
+    j["normalisation"] = normalisation_json(a.spec, d.mean, d.stddev);
     j["out"] = a.out;
     j["device"] = device_name(device);
     j["n_train"] = d.train.n;
@@ -115,7 +117,9 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   add_data_options(cmd, a->spec);
   cmd->add_option("--model", a->model,
                   "Architecture: mnist-cnn | cifar-cnn | resnet18 (CIFAR form) | resnet18-w<k> (first-stage width k, "
-                  "e.g. resnet18-w8) (default: the dataset's, mnist-cnn or cifar-cnn)");
+                  "e.g. resnet18-w8) | FILE.json (a model spec, see models/ and docs/models.md; the checkpoint "
+                  "records it) (default: the dataset's, mnist-cnn or cifar-cnn)");
+  add_save_dtype_option(cmd, a->save_dtype);
   add_augment_options(cmd, a->augment);
   cmd->add_option("--epochs", a->epochs, "Passes over D")->capture_default_str();
   cmd->add_option("--batch", a->batch, "Examples per Adam step")->capture_default_str();

@@ -12,6 +12,7 @@ namespace {
 
 struct TreatArgs {
   std::string model_file, failures_file, scores_file, out;
+  std::string model, save_dtype = "f32";
   data::DataSpec spec;
   CauseRule rule;
   repair::TreatOptions opt;
@@ -25,10 +26,11 @@ nlohmann::json accuracy_json(const SplitAccuracy& a) {
 void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   a.opt.seed = global.seed;
   repair::validate(a.opt);
+  parse_save_dtype(a.save_dtype);  // a bad value stops here, before any work
   if (a.rule.top_k < 0 && a.rule.top_fraction < 0 && !a.rule.positive)
     throw UsageError("choose the cause set: --top-k K, --top-fraction F or --positive");
   Progress progress(global.quiet);
-  RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress);
+  RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress, a.model);
   const auto scores = read_scores_csv(a.scores_file, c.data.train.n);
   const auto causes = select_causes(a.rule, scores);
   a.opt.augment = c.augment;
@@ -39,14 +41,15 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   const auto r = repair::treat(model, c.data.train, causes, c.fq, a.opt);
   const SplitAccuracy after = split_accuracy(model, c);
 
-  auto meta = c.loaded.metadata;
+  auto meta = output_metadata(c);
   meta["lethe.repair.treatment"] = a.opt.treatment;
   meta["lethe.repair.causes"] = std::to_string(causes.size());
   meta["lethe.repair.scores"] = a.scores_file;
-  save_checkpoint(a.out, model, c.loaded.model_name, meta);
+  save_checkpoint(a.out, model, c.loaded.architecture, meta, parse_save_dtype(a.save_dtype));
 
   if (a.json) {
     nlohmann::json j;
+    j["normalisation"] = normalisation_json(c.spec, c.data.mean, c.data.stddev);
     j["treatment"] = a.opt.treatment;
     j["n_causes"] = causes.size();
     j["seconds"] = r.seconds;
@@ -71,11 +74,12 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
 void add_treat_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("treat", "Step II: make the model forget a cause set, and measure Fq/Fh/R before and after");
   auto a = std::make_shared<TreatArgs>();
-  add_context_options(cmd, a->model_file, a->spec, a->failures_file);
+  add_context_options(cmd, a->model_file, a->spec, a->failures_file, a->model);
   cmd->add_option("--scores", a->scores_file, "Scores file from `lethe identify`")->required();
   add_cause_rule_options(cmd, a->rule, "one of --top-k, --top-fraction, --positive is required");
   add_treatment_options(cmd, a->opt);
   cmd->add_option("--out", a->out, "Repaired checkpoint to write (atomically)")->required();
+  add_save_dtype_option(cmd, a->save_dtype);
   cmd->add_flag("--json", a->json, "Print one JSON document on stdout instead of the table");
   cmd->callback([&global, a, cmd] { run_treat(global, *a, *cmd); });
 }

@@ -1,13 +1,17 @@
 #include "tools/lethe/context.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "datasets/transforms.h"
 #include "repair/metrics.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+
+#include <fmt/ranges.h>
 
 namespace lethe::cli {
 
@@ -18,8 +22,29 @@ data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, co
   data::DataSpec spec = flags;
   spec.seed = global.seed;
   data::DataSpec recorded;
-  std::vector<float> mean;
-  if (!spec_from_metadata(metadata, recorded, mean)) return spec;
+  std::vector<float> mean, stddev;
+  if (!spec_from_metadata(metadata, recorded, mean, &stddev)) return spec;
+  // A recorded normalisation is part of the model; a given one must agree with it.
+  if (cmd.count("--mean") || cmd.count("--std")) {
+    const auto channels = static_cast<int64_t>(mean.size());
+    data::DataSpec given = flags;
+    if (given.mean.empty()) given.mean = mean;  // --std alone: compare it with the recorded std
+    for (const auto& [flag, values] : {std::pair{"--mean", &given.mean}, std::pair{"--std", &given.stddev}})
+      if (!values->empty() && values->size() != 1 && static_cast<int64_t>(values->size()) != channels)
+        throw UsageError(fmt::format("{}: {} values for a model normalised over {} channels", flag, values->size(), channels));
+    const auto [m, sd] = data::given_normalisation(given, channels);
+    auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
+      for (size_t i = 0; i < a.size(); ++i)
+        if (std::abs(a[i] - b[i]) > 1e-6f * std::max(1.0f, std::abs(b[i]))) return false;
+      return true;
+    };
+    if (!close(m, mean) || !close(sd, stddev))
+      throw UsageError(fmt::format("--mean/--std ({} / {}) disagree with the normalisation the checkpoint records "
+                                   "(lethe.data.mean {} / lethe.data.std {}); omit them to use the recorded one",
+                                   fmt::join(m, ","), fmt::join(sd, ","), fmt::join(mean, ","), fmt::join(stddev, ",")));
+  }
+  spec.mean = recorded.mean;
+  spec.stddev = recorded.stddev;
   if (cmd.count("--dataset") == 0) spec.dataset = recorded.dataset;
   if (cmd.count("--subset") == 0) spec.subset = recorded.subset;
   if (cmd.count("--noise") == 0) spec.noise = recorded.noise;
@@ -29,6 +54,37 @@ data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, co
   // --seed is global; 0 (its default) means "as recorded".
   if (global.seed == 0) spec.seed = recorded.seed;
   return spec;
+}
+
+EvalSet eval_set(const CLI::App& cmd, const GlobalOptions& global, const data::DataSpec& flags, const LoadedModel& loaded,
+                 const std::string& split, Device device, const std::string& model_file) {
+  if (split != "test" && split != "train")
+    throw UsageError(fmt::format("--split: unknown split '{}' (known: test, train)", split));
+  data::DataSpec recorded;
+  std::vector<float> mean, stddev;
+  const bool has_meta = spec_from_metadata(loaded.metadata, recorded, mean, &stddev);
+  EvalSet out;
+  out.spec = resolve_spec(cmd, flags, global, loaded.metadata);
+  check_model_fits(loaded.architecture, out.spec.dataset, model_file);
+  data::validate_spec(out.spec);
+  // T alone needs no D when the normalisation is known: recorded with the same D, or given.
+  const int64_t channels = data::dataset_geometry(out.spec.dataset).channels;
+  if (split == "test" && has_meta && data::same_data(out.spec, recorded)) {
+    out.mean = mean;
+    out.stddev = stddev;
+  } else if (split == "test" && !out.spec.mean.empty()) {
+    std::tie(out.mean, out.stddev) = data::given_normalisation(out.spec, channels);
+  } else {
+    Progress progress(global.quiet);
+    data::PreparedData d = load_data(out.spec, device, progress);
+    out.set = split == "test" ? std::move(d.test) : std::move(d.train);
+    out.mean = d.mean;
+    out.stddev = d.stddev;
+    return out;
+  }
+  out.set = data::read_split(out.spec, data::Split::Test);
+  data::normalise(out.set, out.mean, out.stddev);
+  return out;
 }
 
 std::vector<int64_t> read_index_file(const std::string& path, int64_t limit) {
@@ -65,12 +121,13 @@ std::vector<int64_t> parse_index_list(std::string_view text, const std::string& 
 }
 
 RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, const std::string& model_file,
-                           const data::DataSpec& flags, const std::string& failures_file, Progress& progress) {
+                           const data::DataSpec& flags, const std::string& failures_file, Progress& progress,
+                           const std::string& model) {
   RepairContext c;
   c.device = setup(global);
-  c.loaded = load_checkpoint(model_file);
+  c.loaded = open_checkpoint(model_file, model, global);
   c.spec = resolve_spec(cmd, flags, global, c.loaded.metadata);
-  check_model_fits(c.loaded.model_name, c.spec.dataset, model_file);
+  check_model_fits(c.loaded.architecture, c.spec.dataset, model_file);
   c.data = load_data(c.spec, c.device, progress);
   // Treatments that train (finetune, retrain) keep the recipe the model was trained with.
   const auto recorded = c.loaded.metadata.find("lethe.train.augment");
@@ -95,14 +152,23 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
   return c;
 }
 
-void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec& spec, std::string& failures_file) {
+std::map<std::string, std::string> output_metadata(const RepairContext& c) {
+  auto meta = c.loaded.metadata;
+  for (auto& [key, value] : data_metadata(c.spec, c.data.mean, c.data.stddev)) meta[key] = value;
+  return meta;
+}
+
+void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec& spec, std::string& failures_file,
+                         std::string& model) {
   cmd->add_option("--model-file", model_file, "Trained checkpoint (safetensors), e.g. from `lethe train`")->required();
+  add_model_option(cmd, model);
   add_data_options(cmd, spec);
   cmd->add_option("--failures", failures_file,
                   "File of test-set indices to use as the query failures Fq (default: the seeded half of the "
                   "misclassified test examples)");
   cmd->footer("The data flags default to what the checkpoint recorded at training time, so D is the set the model "
-              "was trained on.");
+              "was trained on. A checkpoint without lethe's metadata (e.g. saved by PyTorch) takes them from the "
+              "flags: --model names its architecture and --mean/--std its normalisation.");
 }
 
 SplitAccuracy split_accuracy(Module& model, const RepairContext& c) {

@@ -33,7 +33,23 @@ data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, co
 // Loads everything; `failures_file` (optional) lists test indices to use as Fq instead of the
 // seeded half of the misclassified ones (Fh is then the other misclassified examples).
 RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, const std::string& model_file,
-                           const data::DataSpec& flags, const std::string& failures_file, Progress& progress);
+                           const data::DataSpec& flags, const std::string& failures_file, Progress& progress,
+                           const std::string& model = "");
+
+// The loaded checkpoint's metadata with the data spec and normalisation actually used, for the
+// checkpoints treat and repair write.
+std::map<std::string, std::string> output_metadata(const RepairContext& c);
+
+// The set eval and predict score: T, or D as the flags (filling in the checkpoint's recorded
+// spec) define it, normalised as the model was trained (recorded, given by --mean/--std, or
+// computed from D); `split` is test or train (else a UsageError).
+struct EvalSet {
+  data::DataSpec spec;
+  data::ImageSet set;
+  std::vector<float> mean, stddev;
+};
+EvalSet eval_set(const CLI::App& cmd, const GlobalOptions& global, const data::DataSpec& flags, const LoadedModel& loaded,
+                 const std::string& split, Device device, const std::string& model_file);
 
 // Reads a list of non-negative integer indices (one per line; '#' comments) below `limit`.
 std::vector<int64_t> read_index_file(const std::string& path, int64_t limit);
@@ -56,7 +72,8 @@ struct CauseRule {
 void add_cause_rule_options(CLI::App* cmd, CauseRule& rule, const std::string& default_text);
 std::vector<int64_t> select_causes(const CauseRule& rule, const std::vector<double>& scores);
 
-// Adds --model-file, the data flags and --failures to a command.
-void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec& spec, std::string& failures_file);
+// Adds --model-file, --model, the data flags and --failures to a command.
+void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec& spec, std::string& failures_file,
+                         std::string& model);
 
 }  // namespace lethe::cli
