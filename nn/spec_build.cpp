@@ -9,31 +9,6 @@
 namespace lethe {
 namespace {
 
-// A Sequential whose children carry the spec's names instead of their positions, so parameters
-// take the state_dict names the spec gives (jvp and the per-example engine see a Sequential).
-class NamedSequential : public Sequential {
- public:
-  NamedSequential& add_named(std::string name, std::unique_ptr<Module> layer) {
-    names_.push_back(std::move(name));
-    add(std::move(layer));
-    return *this;
-  }
-  std::vector<ChildModule> children() override {
-    std::vector<ChildModule> c;
-    for (size_t i = 0; i < size(); ++i) c.push_back({names_[i], &layer(i)});
-    return c;
-  }
-  std::string describe() const override {
-    std::string s = "Sequential(\n";
-    for (size_t i = 0; i < names_.size(); ++i)
-      s += fmt::format("  ({}): {}\n", names_[i], const_cast<NamedSequential*>(this)->layer(i).describe());
-    return s + ")";
-  }
-
- private:
-  std::vector<std::string> names_;
-};
-
 // The root: resets draw as construction's rule does, the kaiming convolutions without
 // PyTorch's default draw first (as torchvision's ResNet re-initialises).
 class SpecNet : public NamedSequential {
@@ -58,51 +33,6 @@ class SpecNet : public NamedSequential {
     }
     for (auto& child : m.children()) reset(*child.module, rng);
   }
-};
-
-// relu(body(x) + shortcut(x)) (or without the ReLU); the shortcut is the identity when empty.
-// Its children are the body's and the shortcut's layers, named relative to the block.
-class Residual : public Module {
- public:
-  std::unique_ptr<NamedSequential> body = std::make_unique<NamedSequential>();
-  std::unique_ptr<NamedSequential> shortcut = std::make_unique<NamedSequential>();
-  bool relu_after = true;
-  Tensor forward(const Tensor& x) override {
-    Tensor y = add(body->forward(x), shortcut->size() ? shortcut->forward(x) : x);
-    return relu_after ? relu(y) : y;
-  }
-  std::string describe() const override {
-    return fmt::format("Residual(body {}, shortcut {}{})", body->describe(),
-                       shortcut->size() ? shortcut->describe() : "identity", relu_after ? ", relu" : "");
-  }
-  std::vector<ChildModule> children() override {
-    auto c = body->children();
-    for (auto& s : shortcut->children()) c.push_back(s);
-    return c;
-  }
-};
-
-// Average pooling without padding, as a convolution with a fixed per-channel averaging kernel
-// (1/k² on the diagonal channel pairs): it runs wherever conv2d runs, with its gradient.
-class AvgPool2d : public Module {
- public:
-  AvgPool2d(int64_t kernel, int64_t stride) : kernel_(kernel), stride_(stride) {}
-  Tensor forward(const Tensor& x) override {
-    const int64_t c = x.size(1);
-    if (!weight_.defined() || weight_.size(0) != c || weight_.device() != x.device()) {
-      std::vector<float> w(static_cast<size_t>(c * c * kernel_ * kernel_), 0.0f);
-      const float value = 1.0f / static_cast<float>(kernel_ * kernel_);
-      for (int64_t i = 0; i < c; ++i)
-        for (int64_t k = 0; k < kernel_ * kernel_; ++k) w[static_cast<size_t>((i * c + i) * kernel_ * kernel_ + k)] = value;
-      weight_ = Tensor::from_vector({c, c, kernel_, kernel_}, w, x.device());
-    }
-    return conv2d(x, weight_, Tensor(), stride_, 0);
-  }
-  std::string describe() const override { return fmt::format("AvgPool2d(kernel_size={}, stride={})", kernel_, stride_); }
-
- private:
-  int64_t kernel_, stride_;
-  Tensor weight_;
 };
 
 bool is_conv(const LayerSpec& l, const char* name, int64_t kernel, int64_t stride, int64_t padding) {

@@ -5,6 +5,7 @@
 #include "nn/autograd.h"
 #include "nn/ops.h"
 #include "nn/resnet.h"
+#include "nn/spec.h"
 #include "util/error.h"
 
 namespace lethe::repair {
@@ -75,6 +76,20 @@ void step(Module& m, Tensor& h, Tensor& dh, const Direction& v) {
              batch_norm2d(h, v.of(bn->weight), v.of(bn->bias), bn->running_mean, bn->running_var, false, bn->momentum,
                           bn->eps));
     h = y;
+  } else if (auto* r = dynamic_cast<Residual*>(&m)) {
+    // relu(body(x) + shortcut(x)): each branch propagates its own tangent from the block's input.
+    Tensor x = h, dx = dh;
+    step(*r->body, h, dh, v);
+    if (r->shortcut->size()) step(*r->shortcut, x, dx, v);
+    h = add(h, x);
+    dh = add(dh, dx);
+    if (r->relu_after) {
+      h = relu(h);
+      dh = relu_jvp(h, dh);
+    }
+  } else if (dynamic_cast<AvgPool2d*>(&m)) {
+    h = m.forward(h);  // linear and parameter-free: the tangent takes the same map
+    dh = m.forward(dh);
   } else if (auto* block = dynamic_cast<BasicBlock*>(&m)) {
     basic_block(*block, h, dh, v);
   } else if (auto* net = dynamic_cast<ResNet*>(&m)) {
