@@ -109,6 +109,32 @@ TEST_F(Byom, ForeignBf16StateDictEvaluatesAndPredictsWithTheGivenNormalisation) 
   EXPECT_EQ(rows, static_cast<size_t>(kTestCount));
 }
 
+TEST_F(Byom, ForeignStateDictIdentifiesAndRepairs) {
+  // The same file without lethe's metadata through Step I and Algorithm 1: the architecture and
+  // the normalisation come from the flags, and the outputs record both.
+  const std::vector<std::string> common = {"--model-file", foreign(), "--model", "mnist-cnn", "--data", data(),
+                                           "--subset", "200", "--mean", "0.25", "--std", "0.5"};
+  auto with = [&](std::vector<std::string> head, const std::vector<std::string>& tail) {
+    head.insert(head.end(), common.begin(), common.end());
+    head.insert(head.end(), tail.begin(), tail.end());
+    return head;
+  };
+  const auto id = run_lethe(with({"--quiet", "--threads", "1", "identify"},
+                                 {"--method", "tracin", "--out", work_.file("scores.csv"), "--json"}));
+  ASSERT_EQ(id.exit_code, 0) << describe(id);
+  const Json ij = Json::parse(id.out);
+  EXPECT_EQ(ij["model"], "mnist-cnn");
+  EXPECT_EQ(ij["n_train"], 200);
+  EXPECT_TRUE(fs::exists(work_.file("scores.csv")));
+  const auto rep = run_lethe(with({"--quiet", "--threads", "1", "repair"},
+                                  {"--method", "loss", "--epochs", "1", "--top-k", "10", "--out-dir", work_.file("r"),
+                                   "--json"}));
+  ASSERT_EQ(rep.exit_code, 0) << describe(rep);
+  const SafetensorsFile repaired = load_safetensors(work_.file("r") + "/repaired.safetensors");
+  EXPECT_EQ(repaired.metadata.at("lethe.model"), "mnist-cnn");
+  EXPECT_EQ(repaired.metadata.at("lethe.data.mean"), "0.25");
+}
+
 TEST_F(Byom, DisagreeingModelOrNormalisationIsRefusedWithOneLine) {
   expect_error(run_lethe({"--quiet", "eval", "--model-file", trained(), "--model", "cifar-cnn", "--data", data()}), 2,
                {"records a 'mnist-cnn' model", "--model says 'cifar-cnn'"});
