@@ -17,7 +17,8 @@ trap 'rm -rf "$log"' EXIT
 ms() {  # the median time (ms) of benchmark $1 in Google Benchmark's JSON $2
   "$py" -c 'import json,sys
 u={"ns":1e-6,"us":1e-3,"ms":1.0,"s":1e3}
-r=[b for b in json.load(open(sys.argv[2]))["benchmarks"] if b["name"].startswith(sys.argv[1]) and b.get("aggregate_name", "median")=="median"]
+runs=[b for b in json.load(open(sys.argv[2]))["benchmarks"] if b["name"].startswith(sys.argv[1])]
+r=[b for b in runs if b.get("run_type")=="aggregate" and b.get("aggregate_name")=="median"] or runs
 print(r[0]["real_time"]*u[r[0]["time_unit"]] if r else "nan")' "$1" "$2"
 }
 filter='MnistCnnEpoch/device:0|PerExample(InnerProducts|DiagonalFisher)/device:0|SgemmPeak'
