@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_spec import export_spec  # noqa: E402
-from peer_models import mnist_cnn  # noqa: E402
+from peer_models import ResNet18Cifar, mnist_cnn  # noqa: E402
 
 
 def save_safetensors(path, tensors, dtype=torch.float32):
@@ -129,45 +129,6 @@ def mnist_case(args):
     compare("MnistCnn predict", z, pred, te_y)
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
-
-
-class CifarResNet18(nn.Module):
-    """torchvision's resnet18 with the CIFAR stem (3x3 stride-1 conv, no max-pool): same names."""
-
-    def __init__(self, classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU()
-        widths, cin, stages = [64, 128, 256, 512], 64, []
-        for i, w in enumerate(widths):
-            stages.append(nn.Sequential(BasicBlock(cin, w, 1 if i == 0 else 2), BasicBlock(w, w, 1)))
-            cin = w
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, classes)
-
-    def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
 def randomise_bn(model, gen):
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -225,7 +186,7 @@ def main():
     cifar = os.path.join(args.work, "cifar")
     labels, x = write_cifar(cifar, args.cifar_test, gen)
     torch.manual_seed(2)
-    resnet = CifarResNet18()
+    resnet = ResNet18Cifar()
     randomise_bn(resnet, gen)
     mean, std = [0.4914, 0.4822, 0.4465], [0.247, 0.243, 0.261]
     flags = ["--dataset", "cifar10", "--data", cifar]

@@ -291,6 +291,27 @@ TEST(Kfac, ConvFactorsMatchTheirDefinition) {
 namespace lethe::repair {
 namespace {
 
+// uᵀ (J v) against (Jᵀ u)ᵀ v for random u and v at x, and the forward value against the
+// model's own; returns (Jᵀ u)ᵀ v so a caller can check the direction mattered.
+double expect_jvp_adjoint(Module& model, const Tensor& x, Rng& rng) {
+  std::vector<float> v(static_cast<size_t>(ParamLayout::of(model).total));
+  for (auto& e : v) e = static_cast<float>(rng.uniform(-1, 1));
+  const auto [z, dz] = jvp(model, x, v);
+  std::vector<float> u(static_cast<size_t>(z.numel()));
+  for (auto& e : u) e = static_cast<float>(rng.uniform(-1, 1));
+  model.zero_grad();
+  Tensor logits = model.forward(x);
+  EXPECT_EQ(logits.to_vector(), z.to_vector());
+  logits.backward(Tensor::from_vector(logits.shape(), u));
+  const auto jtu = flatten_grads(model);
+  const auto jv = dz.to_vector();
+  double lhs = 0, rhs = 0;
+  for (size_t i = 0; i < u.size(); ++i) lhs += static_cast<double>(u[i]) * jv[i];
+  for (size_t j = 0; j < v.size(); ++j) rhs += static_cast<double>(jtu[j]) * v[j];
+  EXPECT_NEAR(lhs, rhs, 1e-4 * (1 + std::abs(rhs)));
+  return rhs;
+}
+
 TEST(ForwardMode, JvpIsTheAdjointOfTheBackwardPass) {
   // uᵀ (J v) = (Jᵀ u)ᵀ v for any u, v: the forward-mode product against the reverse pass the
   // gradient checks already verify. Both sides are float32 sums of ~1e5 terms accumulated in
@@ -301,21 +322,7 @@ TEST(ForwardMode, JvpIsTheAdjointOfTheBackwardPass) {
   data::ImageSet set = random_images(3, 1, 28, 28, 42);
   std::vector<int64_t> idx{0, 1, 2};
   Tensor x = batch_images(set, idx, Device::CPU, nullptr);
-  std::vector<float> v(static_cast<size_t>(ParamLayout::of(*model).total));
-  for (auto& e : v) e = static_cast<float>(rng.uniform(-1, 1));
-  const auto [z, dz] = jvp(*model, x, v);
-  std::vector<float> u(static_cast<size_t>(z.numel()));
-  for (auto& e : u) e = static_cast<float>(rng.uniform(-1, 1));
-  model->zero_grad();
-  Tensor logits = model->forward(x);
-  EXPECT_EQ(logits.to_vector(), z.to_vector());
-  logits.backward(Tensor::from_vector(logits.shape(), u));
-  const auto jtu = flatten_grads(*model);
-  const auto jv = dz.to_vector();
-  double lhs = 0, rhs = 0;
-  for (size_t i = 0; i < u.size(); ++i) lhs += static_cast<double>(u[i]) * jv[i];
-  for (size_t j = 0; j < v.size(); ++j) rhs += static_cast<double>(jtu[j]) * v[j];
-  EXPECT_NEAR(lhs, rhs, 1e-4 * (1 + std::abs(rhs)));
+  expect_jvp_adjoint(*model, x, rng);
 }
 
 TEST(ForwardMode, JvpOfASpecNetworkWithAveragePoolingAndAGeneralResidual) {
@@ -340,22 +347,7 @@ TEST(ForwardMode, JvpOfASpecNetworkWithAveragePoolingAndAGeneralResidual) {
   data::ImageSet set = random_images(4, 1, 8, 8, 46);
   std::vector<int64_t> idx{0, 1, 2, 3};
   Tensor x = batch_images(set, idx, Device::CPU, nullptr);
-  std::vector<float> v(static_cast<size_t>(ParamLayout::of(*model).total));
-  for (auto& e : v) e = static_cast<float>(rng.uniform(-1, 1));
-  const auto [z, dz] = jvp(*model, x, v);
-  std::vector<float> u(static_cast<size_t>(z.numel()));
-  for (auto& e : u) e = static_cast<float>(rng.uniform(-1, 1));
-  model->zero_grad();
-  Tensor logits = model->forward(x);
-  EXPECT_EQ(logits.to_vector(), z.to_vector());
-  logits.backward(Tensor::from_vector(logits.shape(), u));
-  const auto jtu = flatten_grads(*model);
-  const auto jv = dz.to_vector();
-  double lhs = 0, rhs = 0;
-  for (size_t i = 0; i < u.size(); ++i) lhs += static_cast<double>(u[i]) * jv[i];
-  for (size_t j = 0; j < v.size(); ++j) rhs += static_cast<double>(jtu[j]) * v[j];
-  EXPECT_GT(std::abs(rhs), 1e-3);  // a direction the network responds to
-  EXPECT_NEAR(lhs, rhs, 1e-4 * (1 + std::abs(rhs)));
+  EXPECT_GT(std::abs(expect_jvp_adjoint(*model, x, rng)), 1e-3);  // a direction the network responds to
 }
 
 TEST(ForwardMode, GaussNewtonProductOfLogisticRegressionHasItsClosedForm) {
