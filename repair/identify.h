@@ -6,6 +6,7 @@
 //             r(z) = ℓ(z; θ*) − ℓ(z; θ̂)
 //   kfac-ewc  the same anchored by the KFAC Fisher
 //   linear    r(z) = −∇ℓ(z)ᵀ (F̂ + δI)⁻¹ ∇ℓ(Fq), solver diag | kfac | cg | lissa | gd
+//   ekfac     the same with EK-FAC's eigenvalue-refitted KFAC as the curvature
 //   tracin    r(z) = −Σ_c η_c ∇ℓ_c(z)ᵀ ∇ℓ_c(Fq) over checkpoints c (the final model alone by default)
 //   gradcos   r(z) = −cos(∇ℓ(z), ∇ℓ(Fq))
 //   loss      r(z) = ℓ(z; θ̂)
@@ -38,6 +39,10 @@ struct IdentifyOptions {
   double holdout = 0.1;   // fraction of Fq held out for early stopping
   // linear
   SolverOptions solve;
+  // ekfac (with solve.damping, δ)
+  double relative_damping = 0;  // δ_l = δ + this × the mean refitted eigenvalue of layer l
+  std::string save_factors;     // EK-FAC factors written here (safetensors)
+  std::string load_factors;     // and read from here instead of being computed
   // tracin
   std::vector<std::string> checkpoints;  // extra checkpoints (safetensors) besides the model
   std::vector<double> checkpoint_lrs;    // their learning rates (default 1 each)

@@ -13,6 +13,17 @@
 
 namespace lethe::repair {
 
+void decompose_pairs(KfacLayer& l) {
+  l.QP.resize(l.pairs.size());
+  l.lP.resize(l.pairs.size() / 2);
+  for (int64_t c = 0; c < l.out; ++c) {
+    std::vector<double> q(l.pairs.begin() + 4 * c, l.pairs.begin() + 4 * c + 4), w;
+    symmetric_eigen(2, q, w);
+    std::copy(q.begin(), q.end(), l.QP.begin() + 4 * c);
+    std::copy(w.begin(), w.end(), l.lP.begin() + 2 * c);
+  }
+}
+
 Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt) {
   if (set.n == 0) fail("KFAC factors of an empty set");
   PerExampleEngine engine(model);
@@ -48,14 +59,7 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
       l.channel_pairs = true;
       l.pairs = std::move(b.pairs);
       for (auto& x : l.pairs) x *= norm;
-      l.QP.resize(l.pairs.size());
-      l.lP.resize(l.pairs.size() / 2);
-      for (int64_t c = 0; c < l.out; ++c) {
-        std::vector<double> q(l.pairs.begin() + 4 * c, l.pairs.begin() + 4 * c + 4), w;
-        symmetric_eigen(2, q, w);
-        std::copy(q.begin(), q.end(), l.QP.begin() + 4 * c);
-        std::copy(w.begin(), w.end(), l.lP.begin() + 2 * c);
-      }
+      decompose_pairs(l);
       kfac.layers.push_back(std::move(l));
       continue;
     }
@@ -72,10 +76,7 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
   return kfac;
 }
 
-namespace {
-
-// The layer's segment of θ as the matrix [W | b] of shape [out, a_dim].
-std::vector<double> gather_matrix(const KfacLayer& l, const std::vector<double>& v) {
+std::vector<double> layer_matrix(const KfacLayer& l, const std::vector<double>& v) {
   const int64_t ad = l.a_dim();
   std::vector<double> m(static_cast<size_t>(l.out * ad));
   for (int64_t o = 0; o < l.out; ++o) {
@@ -85,13 +86,15 @@ std::vector<double> gather_matrix(const KfacLayer& l, const std::vector<double>&
   return m;
 }
 
-void scatter_matrix(const KfacLayer& l, const std::vector<double>& m, std::vector<double>& v) {
+void set_layer_matrix(const KfacLayer& l, const std::vector<double>& m, std::vector<double>& v) {
   const int64_t ad = l.a_dim();
   for (int64_t o = 0; o < l.out; ++o) {
     for (int64_t k = 0; k < l.in; ++k) v[static_cast<size_t>(l.offset + o * l.in + k)] = m[o * ad + k];
     if (l.bias) v[static_cast<size_t>(l.offset + l.out * l.in + o)] = m[o * ad + l.in];
   }
 }
+
+namespace {
 
 // The (γ_c, β_c) pair of a BatchNorm layer's segment of θ.
 std::pair<size_t, size_t> pair_index(const KfacLayer& l, int64_t c) {
@@ -119,30 +122,33 @@ void check_vector(const Kfac& kfac, const std::vector<double>& v) {
 
 }  // namespace
 
+void kfac_apply_layer(const KfacLayer& l, const std::vector<double>& v, double damping, double power,
+                      std::vector<double>& out) {
+  if (l.channel_pairs) {
+    apply_pairs(l, v, damping, power, out);
+    return;
+  }
+  const int64_t ad = l.a_dim();
+  // (A ⊗ G) vec(M) = G M A for M = [W | b] ([out, ad]); in the eigenbases the operator is
+  // diagonal with entries lG_o lA_k.
+  auto m = layer_matrix(l, v);
+  auto t = matmul_f64(true, false, l.out, ad, l.out, l.QG, m);  // QGᵀ M
+  t = matmul_f64(false, false, l.out, ad, ad, t, l.QA);          // QGᵀ M QA
+  for (int64_t o = 0; o < l.out; ++o)
+    for (int64_t k = 0; k < ad; ++k) {
+      const double lam = std::max(0.0, l.lG[o]) * std::max(0.0, l.lA[k]) + damping;
+      if (lam <= 0) fail("KFAC: non-positive damped eigenvalue in layer {} (use --damping > 0)", l.name);
+      t[o * ad + k] *= std::pow(lam, power);
+    }
+  t = matmul_f64(false, false, l.out, ad, l.out, l.QG, t);  // QG T
+  t = matmul_f64(false, true, l.out, ad, ad, t, l.QA);      // QG T QAᵀ
+  set_layer_matrix(l, t, out);
+}
+
 std::vector<double> kfac_apply(const Kfac& kfac, const std::vector<double>& v, double damping, double power) {
   check_vector(kfac, v);
   std::vector<double> out(v.size(), 0.0);
-  for (const auto& l : kfac.layers) {
-    if (l.channel_pairs) {
-      apply_pairs(l, v, damping, power, out);
-      continue;
-    }
-    const int64_t ad = l.a_dim();
-    // (A ⊗ G) vec(M) = G M A for M = [W | b] ([out, ad]); in the eigenbases the operator is
-    // diagonal with entries lG_o lA_k.
-    auto m = gather_matrix(l, v);
-    auto t = matmul_f64(true, false, l.out, ad, l.out, l.QG, m);  // QGᵀ M
-    t = matmul_f64(false, false, l.out, ad, ad, t, l.QA);          // QGᵀ M QA
-    for (int64_t o = 0; o < l.out; ++o)
-      for (int64_t k = 0; k < ad; ++k) {
-        const double lam = std::max(0.0, l.lG[o]) * std::max(0.0, l.lA[k]) + damping;
-        if (lam <= 0) fail("KFAC: non-positive damped eigenvalue in layer {} (use --damping > 0)", l.name);
-        t[o * ad + k] *= std::pow(lam, power);
-      }
-    t = matmul_f64(false, false, l.out, ad, l.out, l.QG, t);  // QG T
-    t = matmul_f64(false, true, l.out, ad, ad, t, l.QA);      // QG T QAᵀ
-    scatter_matrix(l, t, out);
-  }
+  for (const auto& l : kfac.layers) kfac_apply_layer(l, v, damping, power, out);
   return out;
 }
 
@@ -160,10 +166,10 @@ std::vector<double> kfac_multiply(const Kfac& kfac, const std::vector<double>& v
       continue;
     }
     const int64_t ad = l.a_dim();
-    auto m = gather_matrix(l, v);
+    auto m = layer_matrix(l, v);
     auto t = matmul_f64(false, false, l.out, ad, l.out, l.G, m);
     t = matmul_f64(false, false, l.out, ad, ad, t, l.A);
-    scatter_matrix(l, t, out);
+    set_layer_matrix(l, t, out);
   }
   return out;
 }
@@ -183,7 +189,7 @@ std::vector<double> kfac_diagonal(const Kfac& kfac) {
     std::vector<double> m(static_cast<size_t>(l.out * ad));
     for (int64_t o = 0; o < l.out; ++o)
       for (int64_t k = 0; k < ad; ++k) m[o * ad + k] = l.G[o * l.out + o] * l.A[k * ad + k];
-    scatter_matrix(l, m, out);
+    set_layer_matrix(l, m, out);
   }
   return out;
 }

@@ -43,6 +43,17 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
 // (A ⊗ G + damping I)^power v per layer, for v laid out as θ; power -1 is the damped inverse.
 std::vector<double> kfac_apply(const Kfac& kfac, const std::vector<double>& v, double damping, double power = -1.0);
 
+// A BatchNorm layer's 2×2 blocks (pairs) eigendecomposed into QP and lP.
+void decompose_pairs(KfacLayer& layer);
+
+// One layer's share of kfac_apply: its segment of `out` set to (block + damping I)^power v.
+void kfac_apply_layer(const KfacLayer& layer, const std::vector<double>& v, double damping, double power,
+                      std::vector<double>& out);
+
+// A Linear/Conv2d layer's segment of θ as the matrix [W | b] ([out, a_dim], row-major), and back.
+std::vector<double> layer_matrix(const KfacLayer& layer, const std::vector<double>& v);
+void set_layer_matrix(const KfacLayer& layer, const std::vector<double>& m, std::vector<double>& v);
+
 // The diagonal of A ⊗ G (for an EWC anchor): diag(G)_o diag(A)_k.
 std::vector<double> kfac_diagonal(const Kfac& kfac);
 

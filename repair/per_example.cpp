@@ -150,4 +150,14 @@ void PerExampleEngine::kfac_accumulate(std::vector<KfacBlock>& blocks) const {
     lethe::accumulate_kfac(*layers_[k]->module, blocks[k].A.data(), blocks[k].G.data(), blocks[k].pairs.data());
 }
 
+bool PerExampleEngine::linear_capture(size_t k, std::vector<float>& input, std::vector<float>& grad_output) const {
+  LETHE_CHECK(k < layers_.size(), "linear_capture: layer {} of {}", k, layers_.size());
+  if (!dynamic_cast<const Linear*>(layers_[k]->module)) return false;
+  const LayerCapture& cap = layers_[k]->capture;
+  if (!cap.input.defined() || !cap.grad_output.defined()) fail("per-example engine: layer {} has no captured batch", k);
+  input = cap.input.to_vector();
+  grad_output = cap.grad_output.to_vector();
+  return true;
+}
+
 }  // namespace lethe::repair

@@ -77,6 +77,10 @@ class PerExampleEngine {
   // On the host whatever the model's device: no CUDA twin of the KFAC kernels exists yet, so a
   // GPU model's captures are copied over for this call.
   void kfac_accumulate(std::vector<KfacBlock>& blocks) const;
+  // Layer k (kfac_blocks() order) of the current batch when it is a Linear layer: its captured
+  // input [n, in] and output gradient [n, out] (each row example i's own, from the summed loss),
+  // copied to the host; false for a Conv2d or BatchNorm2d layer, whose captures stay put.
+  bool linear_capture(size_t k, std::vector<float>& input, std::vector<float>& grad_output) const;
 
  private:
   struct Layer {

@@ -1,0 +1,54 @@
+// ekfac: linear influence preconditioned by EK-FAC, r(z) = −∇ℓ(z)ᵀ (F_ekfac + δI)⁻¹ ∇ℓ(Fq), with
+// KFAC's eigenbases and the eigenvalues refitted from per-example gradients (repair/ekfac.h).
+#include <fmt/format.h>
+
+#include "repair/ekfac.h"
+#include "repair/method_support.h"
+#include "util/error.h"
+
+LETHE_METHOD(ekfac) {
+  using namespace lethe::repair;
+  using O = IdentifyOptions;
+  static const MethodInfo m = {
+      .name = "ekfac",
+      .summary = "EK-FAC influence: r(z) = −∇ℓ(z)ᵀ (F_ekfac + δI)⁻¹ ∇ℓ(Fq), KFAC eigenbases with refitted eigenvalues",
+      .position = 35,
+      .options =
+          {
+              option<double, O>("--damping", "damping δ added to the Fisher (absolute; ekfac: must be > 0)",
+                                [](O& o) -> double& { return o.solve.damping; },
+                                [](const O& o) {
+                                  if (!(o.solve.damping >= 0))
+                                    throw lethe::UsageError(fmt::format("--damping {}: must be >= 0", o.solve.damping));
+                                  if (o.method == "ekfac" && !(o.solve.damping > 0))
+                                    throw lethe::UsageError(
+                                        fmt::format("--damping {}: ekfac needs damping > 0", o.solve.damping));
+                                }),
+              option<double, O>("--relative-damping",
+                                "adds this multiple of each layer's mean refitted eigenvalue to --damping (0: none)",
+                                [](O& o) -> double& { return o.relative_damping; },
+                                [](const O& o) {
+                                  if (!(o.relative_damping >= 0))
+                                    throw lethe::UsageError(
+                                        fmt::format("--relative-damping {}: must be >= 0", o.relative_damping));
+                                }),
+              option<std::string, O>("--save-factors", "write the EK-FAC factors (Q_A, Q_G, Λ per layer) to this safetensors file",
+                                     [](O& o) -> std::string& { return o.save_factors; }),
+              option<std::string, O>("--load-factors",
+                                     "read the EK-FAC factors from this file (saved for the same model and D) instead of computing them",
+                                     [](O& o) -> std::string& { return o.load_factors; }),
+          },
+      .run =
+          [](MethodRun& run) {
+            const IdentifyOptions& o = run.options;
+            const Ekfac e = o.load_factors.empty() ? ekfac_factors(run.model, run.train, o.fisher, pass(o, "ekfac"))
+                                                   : load_ekfac(o.load_factors, run.model, run.train.n);
+            if (!o.save_factors.empty()) save_ekfac(o.save_factors, e, run.model);
+            const auto b = summed_gradient(run.model, run.fq, pass(o, "grad Fq"));
+            const auto v = ekfac_apply(e, b, o.solve.damping, o.relative_damping);
+            run.result.scores = negated_dots(run.model, run.train, v, o);
+            run.result.stats["factors_loaded"] = o.load_factors.empty() ? 0.0 : 1.0;
+          },
+  };
+  return m;
+}
