@@ -81,6 +81,33 @@ TEST_F(Pipeline, IdentifyRefusesBadInputWithoutWritingAnything) {
   EXPECT_FALSE(fs::exists(csv));
 }
 
+TEST_F(Pipeline, IdentifyEkfacWritesScoresAndReusesItsFactors) {
+  const std::string csv = work_.file("ekfac.csv"), again = work_.file("again.csv"), factors = work_.file("f.safetensors");
+  const auto r = run_lethe(with(base("identify"), {"--method", "ekfac", "--damping", "0.01", "--save-factors", factors,
+                                                   "--out", csv, "--json"}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["method"], "ekfac");
+  EXPECT_EQ(j["n_train"], 200);
+  EXPECT_EQ(count_lines(csv), 201u);
+  const auto f = load_safetensors(factors);
+  ASSERT_NE(f.find("0.QA"), nullptr);
+  EXPECT_EQ(f.find("0.QA")->shape, (std::vector<int64_t>{26, 26}));  // conv1: 1·5·5 inputs and the bias
+  ASSERT_NE(f.find("1.lambda"), nullptr);
+  EXPECT_EQ(f.find("1.lambda")->shape, (std::vector<int64_t>{32, 801}));
+  // Loaded factors give the same scores as the ones just computed.
+  const auto r2 = run_lethe(with(base("identify"), {"--method", "ekfac", "--damping", "0.01", "--load-factors", factors,
+                                                    "--out", again}));
+  ASSERT_EQ(r2.exit_code, 0) << describe(r2);
+  EXPECT_EQ(read_all(again), read_all(csv));
+  // Bad input, each refused with one line and nothing written.
+  const std::string bad = work_.file("bad.csv");
+  expect_error(run_lethe(with(base("identify"), {"--method", "ekfac", "--damping", "0", "--out", bad})), 2, {"--damping"});
+  expect_error(run_lethe(with(base("identify"), {"--method", "ekfac", "--load-factors", model(), "--out", bad})), 1,
+               {"--load-factors", "not an EK-FAC factors file"});
+  EXPECT_FALSE(fs::exists(bad));
+}
+
 TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
   const std::string csv = work_.file("scores.csv");
   ASSERT_EQ(run_lethe(with(base("identify"), {"--method", "tracin", "--out", csv})).exit_code, 0);
