@@ -1,13 +1,15 @@
 // Step I end to end on the paper's label-noise MNIST setting: 3,000 examples of real MNIST,
 // labels flipped 1<->7 (p=0.4) and 6<->9 (p=0.3), the CNN trained 20 epochs, Fq = half of the
-// misclassified test examples. Each iteration is one complete EWC-influence run: the Fisher,
-// the continual update on Fq and the scoring of all 3,000 examples.
+// misclassified test examples. Each iteration is one complete Step I run (for EWC-influence: the
+// Fisher, the continual update on Fq and the scoring of all 3,000 examples; for ekfac: both
+// factor passes, the query and the scoring).
 //   LETHE_MNIST_DIR=data/mnist build/lethe_bench --benchmark_filter=Identify
 // Without LETHE_MNIST_DIR the benchmark reports an error and is skipped. The model is trained
 // once when the benchmark starts (about a minute on 2 cores), not timed.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 
 #include "datasets/prepare.h"
@@ -15,6 +17,7 @@
 #include "nn/models.h"
 #include "learning/recipe.h"
 #include "learning/train.h"
+#include "repair/ekfac.h"
 #include "repair/identify.h"
 #include "repair/metrics.h"
 
@@ -46,7 +49,8 @@ const LabelNoiseSetup* setup() {
   return s.get();
 }
 
-void run_method(benchmark::State& state, const std::string& method, const std::string& solver = "diag") {
+void run_method(benchmark::State& state, const std::string& method, const std::string& solver = "diag",
+                const std::string& load_factors = "") {
   const LabelNoiseSetup* s = setup();
   if (!s) {
     state.SkipWithError("set LETHE_MNIST_DIR to a folder with real MNIST");
@@ -55,6 +59,7 @@ void run_method(benchmark::State& state, const std::string& method, const std::s
   repair::IdentifyOptions o;
   o.method = method;
   o.solve.solver = solver;
+  o.load_factors = load_factors;
   double recall = 0;
   for (auto _ : state) {
     const auto r = repair::identify(*s->model, s->data.train, s->fq, o);
@@ -72,6 +77,27 @@ BENCHMARK(BM_IdentifyLinearDiag)->Unit(benchmark::kSecond)->Iterations(2);
 
 void BM_IdentifyTracin(benchmark::State& state) { run_method(state, "tracin"); }
 BENCHMARK(BM_IdentifyTracin)->Unit(benchmark::kSecond)->Iterations(2);
+
+void BM_IdentifyLinearKfac(benchmark::State& state) { run_method(state, "linear", "kfac"); }
+BENCHMARK(BM_IdentifyLinearKfac)->Unit(benchmark::kSecond)->Iterations(2);
+
+// EK-FAC from scratch: KFAC's pass, the refitting pass (conv2's per-example gradients formed
+// and rotated), the query gradient and the scoring pass.
+void BM_IdentifyEkfac(benchmark::State& state) { run_method(state, "ekfac"); }
+BENCHMARK(BM_IdentifyEkfac)->Unit(benchmark::kSecond)->Iterations(2);
+
+// One more query against factors saved once (not timed): the query gradient and scoring alone.
+void BM_IdentifyEkfacSavedFactors(benchmark::State& state) {
+  const LabelNoiseSetup* s = setup();
+  const std::string path = (std::filesystem::temp_directory_path() / "lethe-bench-ekfac.safetensors").string();
+  if (s) {
+    const auto e = repair::ekfac_factors(*s->model, s->data.train);
+    repair::save_ekfac(path, e, *s->model);
+  }
+  run_method(state, "ekfac", "diag", path);
+  std::filesystem::remove(path);
+}
+BENCHMARK(BM_IdentifyEkfacSavedFactors)->Unit(benchmark::kSecond)->Iterations(2);
 
 }  // namespace
 }  // namespace lethe
