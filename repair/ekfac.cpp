@@ -1,6 +1,7 @@
 #include "repair/ekfac.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -250,7 +251,10 @@ Ekfac load_ekfac(const std::string& path, Module& model, int64_t examples) {
   const auto crc = f.metadata.find(kChecksumKey);
   if (crc == f.metadata.end() || crc->second != model_checksum(model))
     fail("--load-factors {}: factors of another model (same layers, other parameters or BatchNorm statistics)", path);
-  e.examples = std::stoll(f.metadata.count(kExamplesKey) ? f.metadata.at(kExamplesKey) : "0");
+  const auto n = f.metadata.find(kExamplesKey);
+  const char* n_end = n == f.metadata.end() ? nullptr : n->second.data() + n->second.size();
+  if (!n_end || std::from_chars(n->second.data(), n_end, e.examples).ptr != n_end)
+    fail("--load-factors {}: no valid example count in the metadata", path);
   if (examples != 0 && e.examples != examples)
     fail("--load-factors {}: factors over {} examples, the training set has {}", path, e.examples, examples);
   e.lambda.assign(layers.size(), {});
