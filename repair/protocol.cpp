@@ -169,7 +169,12 @@ class Protocol {
 
 }  // namespace
 
-std::vector<std::string> default_methods() { return identify_methods(); }
+std::vector<std::string> default_methods() {
+  std::vector<std::string> names;
+  for (const MethodInfo* m : methods())
+    if (m->in_experiment) names.push_back(m->name);
+  return names;
+}
 
 std::vector<std::string> default_treatments() {
   std::vector<std::string> names;

@@ -27,7 +27,7 @@ struct ExperimentSettings {
   int epochs = 20;
   int64_t batch = 64;
   double lr = 1e-3;
-  std::vector<std::string> methods = default_methods();        // every registered method
+  std::vector<std::string> methods = default_methods();        // the registered methods marked in_experiment
   std::vector<int64_t> ks = {250, 500, 1000};
   std::vector<std::string> treatments = default_treatments();  // those registered as the experiment's
   int seeds = 1;

@@ -56,6 +56,9 @@ struct MethodInfo {
   std::string summary = {};
   int position = 0;        // place in listings and in the experiment's default list
   bool needs_fq = true;    // loss and random score without the failures
+  // Among the experiment's default methods (the paper's and their rivals); methods added for
+  // influence benchmarking only run when named.
+  bool in_experiment = true;
   std::vector<Option<IdentifyOptions>> options = {};
   std::function<void(MethodRun&)> run = {};
 };

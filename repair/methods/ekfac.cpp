@@ -13,6 +13,7 @@ LETHE_METHOD(ekfac) {
       .name = "ekfac",
       .summary = "EK-FAC influence: r(z) = −∇ℓ(z)ᵀ (F_ekfac + δI)⁻¹ ∇ℓ(Fq), KFAC eigenbases with refitted eigenvalues",
       .position = 35,
+      .in_experiment = false,
       .options =
           {
               option<double, O>("--damping", "damping δ added to the Fisher (absolute; ekfac: must be > 0)",

@@ -99,7 +99,7 @@ std::string joined(const auto& items) {
 }  // namespace
 
 void add_experiment_command(CLI::App& app, GlobalOptions& global) {
-  auto* cmd = app.add_subcommand("experiment", "The paper's evaluation: train, identify with every method, repair, report");
+  auto* cmd = app.add_subcommand("experiment", "The paper's evaluation: train, identify with each of the paper's methods and rivals, repair, report");
   auto a = std::make_shared<ExperimentArgs>();
   auto& s = a->settings;
   s.spec.noise = "label";
