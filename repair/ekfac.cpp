@@ -177,24 +177,6 @@ std::string model_checksum(Module& model) {
   return fmt::format("{:08x}", crc);
 }
 
-// The model's layers, shaped as KFAC's, with nothing computed.
-std::vector<KfacLayer> model_layers(Module& model, int64_t& num_params) {
-  PerExampleEngine engine(model);
-  num_params = engine.num_params();
-  std::vector<KfacLayer> layers;
-  for (const auto& b : engine.kfac_blocks()) {
-    KfacLayer l;
-    l.name = b.weight_name;
-    l.offset = b.offset;
-    l.out = b.out;
-    l.in = b.in;
-    l.bias = b.bias;
-    l.channel_pairs = b.channel_pairs;
-    layers.push_back(std::move(l));
-  }
-  return layers;
-}
-
 std::vector<double> read_array(const SafetensorsFile& f, const std::string& path, const std::string& name,
                                const std::vector<int64_t>& shape) {
   const NamedArray* a = f.find(name);
@@ -236,7 +218,7 @@ Ekfac load_ekfac(const std::string& path, Module& model, int64_t examples) {
   const SafetensorsFile f = load_safetensors(path);
   if (!f.metadata.count(kKindKey)) fail("--load-factors {}: not an EK-FAC factors file", path);
   Ekfac e;
-  e.basis.layers = model_layers(model, e.basis.num_params);
+  e.basis.layers = kfac_layer_shapes(model, e.basis.num_params);
   auto& layers = e.basis.layers;
   const auto described = layer_descriptions(model, layers);
   const std::string kind = fmt::format("{} layers, {} parameters", layers.size(), e.basis.num_params);

@@ -24,6 +24,29 @@ void decompose_pairs(KfacLayer& l) {
   }
 }
 
+namespace {
+
+KfacLayer shaped_like(const PerExampleEngine::KfacBlock& b) {
+  KfacLayer l;
+  l.name = b.weight_name;
+  l.offset = b.offset;
+  l.out = b.out;
+  l.in = b.in;
+  l.bias = b.bias;
+  l.channel_pairs = b.channel_pairs;
+  return l;
+}
+
+}  // namespace
+
+std::vector<KfacLayer> kfac_layer_shapes(Module& model, int64_t& num_params) {
+  PerExampleEngine engine(model);
+  num_params = engine.num_params();
+  std::vector<KfacLayer> layers;
+  for (const auto& b : engine.kfac_blocks()) layers.push_back(shaped_like(b));
+  return layers;
+}
+
 Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt) {
   if (set.n == 0) fail("KFAC factors of an empty set");
   PerExampleEngine engine(model);
@@ -49,14 +72,8 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
   kfac.num_params = engine.num_params();
   const double norm = 1.0 / (static_cast<double>(set.n) * draws);
   for (auto& b : blocks) {
-    KfacLayer l;
-    l.name = b.weight_name;
-    l.offset = b.offset;
-    l.out = b.out;
-    l.in = b.in;
-    l.bias = b.bias;
+    KfacLayer l = shaped_like(b);
     if (b.channel_pairs) {
-      l.channel_pairs = true;
       l.pairs = std::move(b.pairs);
       for (auto& x : l.pairs) x *= norm;
       decompose_pairs(l);

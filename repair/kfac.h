@@ -37,6 +37,10 @@ struct Kfac {
   int64_t num_params = 0;
 };
 
+// The layers of `model` as KFAC sees them (names, places in θ, shapes), with nothing computed;
+// `num_params` receives θ's length.
+std::vector<KfacLayer> kfac_layer_shapes(Module& model, int64_t& num_params);
+
 // Factors over `set` (labels as `fisher` says), eigendecomposed.
 Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher = {}, const PassOptions& opt = {});
 

@@ -14,6 +14,7 @@
 #include "repair/identify.h"
 #include "repair/params.h"
 #include "util/error.h"
+#include "loop_gradients.h"
 
 namespace lethe::repair {
 namespace {
@@ -49,23 +50,6 @@ std::unique_ptr<Sequential> tiny_conv_net(uint64_t seed) {
       .add(std::make_unique<ReLU>())
       .add(std::make_unique<Linear>(7, 10, rng));
   return net;
-}
-
-// g_i by one backward pass per example, in double.
-std::vector<std::vector<double>> loop_gradients(Module& model, const data::ImageSet& set) {
-  ModeGuard eval(model, false);
-  std::vector<std::vector<double>> g;
-  for (int64_t i = 0; i < set.n; ++i) {
-    std::vector<int64_t> idx{i};
-    Labels labels;
-    Tensor x = batch_images(set, idx, Device::CPU, &labels);
-    model.zero_grad();
-    sum(cross_entropy(model.forward(x), labels)).backward();
-    const auto gi = flatten_grads(model);
-    g.emplace_back(gi.begin(), gi.end());
-  }
-  model.zero_grad();
-  return g;
 }
 
 // θ index of entry (o, k) of a layer's [W | b] matrix.

@@ -16,6 +16,7 @@
 #include "repair/kfac.h"
 #include "repair/params.h"
 #include "repair/quantities.h"
+#include "loop_gradients.h"
 
 namespace lethe::repair {
 namespace {
@@ -42,22 +43,6 @@ std::unique_ptr<Sequential> small_net(Rng& rng) {
       .add(std::make_unique<ReLU>())
       .add(std::make_unique<Linear>(7, 10, rng));
   return net;
-}
-
-// g_i by one backward pass per example.
-std::vector<std::vector<double>> loop_gradients(Module& model, const data::ImageSet& set) {
-  std::vector<std::vector<double>> g;
-  for (int64_t i = 0; i < set.n; ++i) {
-    std::vector<int64_t> idx{i};
-    Labels labels;
-    Tensor x = batch_images(set, idx, Device::CPU, &labels);
-    model.zero_grad();
-    sum(cross_entropy(model.forward(x), labels)).backward();
-    const auto gi = flatten_grads(model);
-    g.emplace_back(gi.begin(), gi.end());
-  }
-  model.zero_grad();
-  return g;
 }
 
 void expect_close(double got, double want, const std::string& what) {

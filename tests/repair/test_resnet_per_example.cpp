@@ -18,25 +18,10 @@
 #include "repair/quantities.h"
 #include "util/error.h"
 #include "resnet_fixture.h"
+#include "loop_gradients.h"
 
 namespace lethe::repair {
 namespace {
-
-std::vector<std::vector<double>> loop_gradients(Module& model, const data::ImageSet& set) {
-  ModeGuard evaluation_mode(model, false);
-  std::vector<std::vector<double>> g;
-  for (int64_t i = 0; i < set.n; ++i) {
-    std::vector<int64_t> idx{i};
-    Labels labels;
-    Tensor x = batch_images(set, idx, Device::CPU, &labels);
-    model.zero_grad();
-    sum(cross_entropy(model.forward(x), labels)).backward();
-    const auto gi = flatten_grads(model);
-    g.emplace_back(gi.begin(), gi.end());
-  }
-  model.zero_grad();
-  return g;
-}
 
 void expect_close(double got, double want, const std::string& what) {
   EXPECT_NEAR(got, want, 1e-4 * std::abs(want) + 1e-6) << what;
