@@ -1,6 +1,8 @@
 #include "nn/linalg.h"
 
+#include "kernels/backend.h"
 #include "kernels/cpu/linalg.h"
+#include "kernels/cpu/projection.h"
 #include "util/error.h"
 
 namespace lethe {
@@ -19,6 +21,18 @@ std::vector<double> matmul_f64(bool trans_x, bool trans_y, int64_t m, int64_t n,
   std::vector<double> c(static_cast<size_t>(m * n));
   cpu::dgemm(trans_x, trans_y, m, n, k, 1.0, x.data(), trans_x ? m : k, y.data(), trans_y ? k : n, 0.0, c.data(), n);
   return c;
+}
+
+void matmul_f32(bool trans_x, bool trans_y, int64_t m, int64_t n, int64_t k, const float* x, const float* y, float beta,
+                float* c) {
+  LETHE_CHECK(m >= 0 && n >= 0 && k >= 0, "matmul_f32: negative size ({} x {}) ({} x {})", m, k, k, n);
+  if (m == 0 || n == 0) return;
+  cpu::gemm(trans_x, trans_y, m, n, k, 1.0f, x, trans_x ? m : k, y, trans_y ? k : n, beta, c, n);
+}
+
+void jl_project(const float* g, int64_t n, int64_t p, int64_t k, uint64_t seed, float* out, bool accumulate) {
+  LETHE_CHECK(n >= 0 && p >= 0 && k >= 1, "jl_project: {} rows of {} values to {} dimensions", n, p, k);
+  cpu::jl_project(g, n, p, p, k, seed, out, k, accumulate);
 }
 
 }  // namespace lethe

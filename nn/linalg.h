@@ -14,4 +14,13 @@ void symmetric_eigen(int64_t n, std::vector<double>& a, std::vector<double>& w);
 std::vector<double> matmul_f64(bool trans_x, bool trans_y, int64_t m, int64_t n, int64_t k, const std::vector<double>& x,
                                const std::vector<double>& y);
 
+// C [m, n] = op(X) op(Y) + beta C on host float arrays (row-major, no padding).
+void matmul_f32(bool trans_x, bool trans_y, int64_t m, int64_t n, int64_t k, const float* x, const float* y, float beta,
+                float* c);
+
+// out [n, k] = g [n, p] · R for the seeded Johnson–Lindenstrauss matrix R of
+// kernels/cpu/projection.h (±1/√k entries, regenerated block by block, never stored), on host
+// arrays; with `accumulate`, out += g · R.
+void jl_project(const float* g, int64_t n, int64_t p, int64_t k, uint64_t seed, float* out, bool accumulate = false);
+
 }  // namespace lethe

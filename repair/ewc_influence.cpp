@@ -16,6 +16,7 @@
 #include "repair/method_support.h"
 #include "repair/params.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/streams.h"
 
 namespace lethe::repair {
@@ -38,34 +39,43 @@ double loss_value(Module& model, const data::ImageSet& set, int64_t batch, Devic
   return static_cast<double>(summed_loss(model, set, batch, device).item());
 }
 
-}  // namespace
+// The anchor of every update from θ̂: the Fisher (diagonal or KFAC) over D, and ℓ(z; θ̂).
+struct EwcAnchor {
+  bool kfac_anchor = false;
+  std::vector<double> fisher_diag;
+  Kfac kfac;
+  std::vector<float> losses_before;  // from the diagonal Fisher's own forward pass, or one pass
+};
 
-void ewc_influence(MethodRun& run, bool kfac_anchor) {
-  Module& model = run.model;
-  const data::ImageSet& train = run.train;
-  const data::ImageSet& fq = run.fq;
-  const IdentifyOptions& o = run.options;
-  IdentifyResult& result = run.result;
+EwcAnchor ewc_anchor(Module& model, const data::ImageSet& train, const IdentifyOptions& o, bool kfac_anchor,
+                     std::map<std::string, double>& stats) {
+  EwcAnchor a;
+  a.kfac_anchor = kfac_anchor;
+  const auto t_fisher = Clock::now();
+  if (kfac_anchor) {
+    a.kfac = kfac_factors(model, train, o.fisher, pass(o, "kfac"));
+  } else {
+    a.fisher_diag = diagonal_fisher(model, train, o.fisher, pass(o, "fisher"), &a.losses_before);
+  }
+  stats["seconds_fisher"] = std::chrono::duration<double>(Clock::now() - t_fisher).count();
+  return a;
+}
+
+// The anchored update θ̂ → θ* on Fq, then r(z) = ℓ(z; θ*) − ℓ(z; θ̂); the model is back at θ̂ after.
+std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& train, const data::ImageSet& fq,
+                                         EwcAnchor& anchor, const IdentifyOptions& o,
+                                         std::map<std::string, double>& stats) {
   const Device device = model.device();
   const double n = static_cast<double>(train.n);
   const auto theta_hat = flatten_params(model);
   const auto layout = ParamLayout::of(model);
-
+  const bool kfac_anchor = anchor.kfac_anchor;
+  const Kfac& kfac = anchor.kfac;
   // The anchor: (N/2)(θ−θ̂)ᵀ F (θ−θ̂) + (λ/2)||θ−θ̂||²; its gradient is (N F + λ I)(θ−θ̂).
-  std::vector<double> fisher_diag;
-  std::vector<float> losses_before;  // ℓ(z; θ̂), from the Fisher's own forward pass when it has one
-  Kfac kfac;
-  const auto t_fisher = Clock::now();
-  if (kfac_anchor) {
-    kfac = kfac_factors(model, train, o.fisher, pass(o, "kfac"));
-  } else {
-    fisher_diag = diagonal_fisher(model, train, o.fisher, pass(o, "fisher"), &losses_before);
-  }
-  result.stats["seconds_fisher"] = std::chrono::duration<double>(Clock::now() - t_fisher).count();
   const auto t_update = Clock::now();
   auto params = model.parameters();
   std::unique_ptr<DiagonalAnchor> diagonal;
-  if (!kfac_anchor) diagonal = std::make_unique<DiagonalAnchor>(model, fisher_diag, n, o.lambda);
+  if (!kfac_anchor) diagonal = std::make_unique<DiagonalAnchor>(model, anchor.fisher_diag, n, o.lambda);
 
   // Fq: a seeded held-out part decides when to stop.
   std::vector<int64_t> order(static_cast<size_t>(fq.n));
@@ -112,25 +122,47 @@ void ewc_influence(MethodRun& run, bool kfac_anchor) {
   };
   const DescentResult descent = anchored_descent(model, fq_update, d, rng);
   const std::vector<float>& best_theta = descent.best_theta;
-  result.stats["update_steps"] = descent.steps;
-  result.stats["best_step"] = descent.best_step;
-  result.stats["fq_holdout_loss_before"] = descent.start;
-  result.stats["fq_holdout_loss_after"] = descent.best;
-  result.stats["fq_update_loss_before"] = start_fq;
+  stats["update_steps"] = descent.steps;
+  stats["best_step"] = descent.best_step;
+  stats["fq_holdout_loss_before"] = descent.start;
+  stats["fq_holdout_loss_after"] = descent.best;
+  stats["fq_update_loss_before"] = start_fq;
   report(o, fmt::format("ewc: {} update steps, best at {} (held-out Fq loss {:.4f} -> {:.4f})", descent.steps,
                         descent.best_step, descent.start, descent.best));
 
-  result.stats["seconds_update"] = std::chrono::duration<double>(Clock::now() - t_update).count();
+  stats["seconds_update"] = std::chrono::duration<double>(Clock::now() - t_update).count();
   // r(z) = ℓ(z; θ*) − ℓ(z; θ̂).
   const auto t_score = Clock::now();
   assign_params(model, best_theta);
   const auto after = per_example_losses(model, train, pass(o, "score θ*"));
   assign_params(model, theta_hat);
-  const auto before = losses_before.empty() ? per_example_losses(model, train, pass(o, "score θ̂")) : losses_before;
+  if (anchor.losses_before.empty()) anchor.losses_before = per_example_losses(model, train, pass(o, "score θ̂"));
+  const auto& before = anchor.losses_before;
   std::vector<double> r(after.size());
   for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<double>(after[i]) - static_cast<double>(before[i]);
-  result.stats["seconds_score"] = std::chrono::duration<double>(Clock::now() - t_score).count();
-  result.scores = std::move(r);
+  stats["seconds_score"] = std::chrono::duration<double>(Clock::now() - t_score).count();
+  return r;
+}
+
+}  // namespace
+
+void ewc_influence(MethodRun& run, bool kfac_anchor) {
+  EwcAnchor anchor = ewc_anchor(run.model, run.train, run.options, kfac_anchor, run.result.stats);
+  run.result.scores = ewc_update_and_score(run.model, run.train, run.fq, anchor, run.options, run.result.stats);
+}
+
+void ewc_influence_per_query(QueryRun& run, bool kfac_anchor) {
+  EwcAnchor anchor = ewc_anchor(run.model, run.train, run.options, kfac_anchor, run.stats);
+  IdentifyOptions quiet = run.options;
+  quiet.log = nullptr;
+  quiet.progress = nullptr;
+  for (int64_t j = 0; j < run.queries.n; ++j) {
+    check_interrupt("at query {}", j + 1);
+    std::map<std::string, double> one;
+    run.scores.push_back(ewc_update_and_score(run.model, run.train, data::take(run.queries, std::vector<int64_t>{j}), anchor, quiet, one));
+    run.stats["update_steps_mean"] += one["update_steps"] / static_cast<double>(run.queries.n);
+    if (run.options.progress) run.options.progress("queries", j + 1, run.queries.n);
+  }
 }
 
 

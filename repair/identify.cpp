@@ -5,10 +5,12 @@
 #include <cmath>
 #include <numeric>
 
+#include "datasets/transforms.h"
 #include "nn/finite.h"
 #include "repair/params.h"
 #include "repair/registry.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace lethe::repair {
 namespace {
@@ -53,13 +55,26 @@ void validate(const IdentifyOptions& o, int64_t n_train, int64_t n_fq) {
   if (method.needs_fq && n_fq < 1) fail("the query failure set Fq is empty: the model makes no mistakes to explain");
 }
 
-IdentifyResult identify(Module& model, const data::ImageSet& train, const data::ImageSet& fq, const IdentifyOptions& o) {
-  validate(o, train.n, fq.n);
+namespace {
+
+void check_compatible(const data::ImageSet& train, const data::ImageSet& fq) {
   if (fq.n > 0 && (fq.channels != train.channels || fq.height != train.height || fq.width != train.width))
     fail("failures are {}x{}x{} images but the training set's are {}x{}x{}", fq.channels, fq.height, fq.width,
          train.channels, train.height, train.width);
   if (fq.n > 0 && fq.num_classes != train.num_classes)
     fail("failures have {} classes, the training set {}", fq.num_classes, train.num_classes);
+}
+
+void check_finite(const std::string& method, const std::vector<double>& scores) {
+  for (double s : scores)
+    if (!std::isfinite(s)) fail("{}: a score came out {} (the model or the solver diverged)", method, s);
+}
+
+}  // namespace
+
+IdentifyResult identify(Module& model, const data::ImageSet& train, const data::ImageSet& fq, const IdentifyOptions& o) {
+  validate(o, train.n, fq.n);
+  check_compatible(train, fq);
   require_finite_parameters(model, "identify", "in the model to explain (before step I)");
   IdentifyResult result;
   result.method = o.method;
@@ -71,8 +86,47 @@ IdentifyResult identify(Module& model, const data::ImageSet& train, const data::
   MethodRun run{model, train, fq, o, result};
   find_method(o.method).run(run);
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  for (double s : result.scores)
-    if (!std::isfinite(s)) fail("{}: a score came out {} (the model or the solver diverged)", o.method, s);
+  check_finite(o.method, result.scores);
+  return result;
+}
+
+QueryScores identify_per_query(Module& model, const data::ImageSet& train, const data::ImageSet& queries,
+                               const IdentifyOptions& o) {
+  validate(o, train.n, queries.n);
+  if (queries.n < 1) fail("{}: no queries to score against", o.method);
+  check_compatible(train, queries);
+  require_finite_parameters(model, "identify", "in the model to explain (before step I)");
+  const MethodInfo& method = find_method(o.method);
+  QueryScores result;
+  result.method = o.method;
+  ModeGuard evaluation_mode(model, false);
+  ParamsGuard guard(model);
+  const auto t0 = Clock::now();
+  if (method.run_queries) {
+    QueryRun run{model, train, queries, o, result.scores, result.stats};
+    method.run_queries(run);
+  } else {
+    // One run per query; a method that needs no failures scores D once for all of them.
+    const int64_t runs = method.needs_fq ? queries.n : 1;
+    for (int64_t j = 0; j < runs; ++j) {
+      check_interrupt("at query {}", j + 1);
+      IdentifyResult one;
+      const data::ImageSet fq = data::take(queries, std::vector<int64_t>{j});
+      MethodRun run{model, train, fq, o, one};
+      method.run(run);
+      result.scores.push_back(std::move(one.scores));
+      for (const auto& [k, v] : one.stats) result.stats[k] += v / static_cast<double>(runs);
+      if (o.progress && runs > 1) o.progress("queries", j + 1, runs);
+    }
+    while (static_cast<int64_t>(result.scores.size()) < queries.n) result.scores.push_back(result.scores.front());
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (static_cast<int64_t>(result.scores.size()) != queries.n)
+    fail("{}: scored {} queries of {}", o.method, result.scores.size(), queries.n);
+  for (const auto& s : result.scores) {
+    if (static_cast<int64_t>(s.size()) != train.n) fail("{}: {} scores for {} examples", o.method, s.size(), train.n);
+    check_finite(o.method, s);
+  }
   return result;
 }
 

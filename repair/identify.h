@@ -43,7 +43,10 @@ struct IdentifyOptions {
   double relative_damping = 0;  // δ_l = δ + this × the mean refitted eigenvalue of layer l
   std::string save_factors;     // EK-FAC factors written here (safetensors)
   std::string load_factors;     // and read from here instead of being computed
-  // tracin
+  // trak (with checkpoints: the ensemble)
+  int64_t proj_dim = 2048;   // k, the projection's dimension
+  double trak_damping = 0;   // relative to the after-kernel's mean eigenvalue
+  // tracin, trak
   std::vector<std::string> checkpoints;  // extra checkpoints (safetensors) besides the model
   std::vector<double> checkpoint_lrs;    // their learning rates (default 1 each)
   uint64_t seed = 0;
@@ -58,11 +61,24 @@ struct IdentifyResult {
   std::map<std::string, double> stats;   // method-specific figures (steps, losses, residuals)
 };
 
+// D scored against each query on its own, as if Fq were that one example.
+struct QueryScores {
+  std::string method;
+  std::vector<std::vector<double>> scores;  // [query][example]
+  double seconds = 0;
+  std::map<std::string, double> stats;
+};
+
 // Validates options (UsageError on bad ones) without running anything.
 void validate(const IdentifyOptions& options, int64_t n_train, int64_t n_fq);
 
 // Scores D against Fq. The model's parameters are left exactly as they were.
 IdentifyResult identify(Module& model, const data::ImageSet& train, const data::ImageSet& fq,
                         const IdentifyOptions& options);
+
+// Scores D against every example of `queries` separately (the per-query attributions that the
+// linear datamodeling score compares with retrained models). The model is left as it was.
+QueryScores identify_per_query(Module& model, const data::ImageSet& train, const data::ImageSet& queries,
+                               const IdentifyOptions& options);
 
 }  // namespace lethe::repair

@@ -19,10 +19,20 @@ SolverContext solver_context(const IdentifyOptions& options);
 std::vector<double> negated_dots(Module& model, const data::ImageSet& train, const std::vector<double>& v,
                                  const IdentifyOptions& options);
 std::vector<float> to_float(const std::vector<double>& v);
+
+// ---- per-query scoring (MethodInfo::run_queries) ----
+// The gradient of every query on its own, as a block of vectors.
+Block query_gradients(Module& model, const data::ImageSet& queries, const IdentifyOptions& options);
+// scores[j][i] += weight · −<∇ℓ(z_i), v_j> for every example of D and vector of the block, in one
+// pass over D (scores is resized to the block when empty).
+void add_negated_dots(Module& model, const data::ImageSet& train, const Block& vs, const IdentifyOptions& options,
+                      std::vector<std::vector<double>>& scores, double weight = 1.0);
 void report(const IdentifyOptions& options, const std::string& line);
 
 // EWC-influence anchored by the diagonal Fisher, or by KFAC when `kfac_anchor`.
 void ewc_influence(MethodRun& run, bool kfac_anchor);
+// The same for each query on its own: the Fisher and ℓ(z; θ̂) once, one update per query.
+void ewc_influence_per_query(QueryRun& run, bool kfac_anchor);
 // Its options, which ewc and kfac-ewc both read.
 std::vector<Option<IdentifyOptions>> ewc_influence_options();
 

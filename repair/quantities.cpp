@@ -4,6 +4,7 @@
 
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
+#include "nn/linalg.h"
 #include "learning/batches.h"
 #include "learning/train.h"
 #include "repair/jvp.h"
@@ -215,6 +216,41 @@ std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& s
   });
   for (auto& x : out) x /= static_cast<double>(set.n);
   return out;
+}
+
+std::vector<std::vector<double>> fisher_vector_products(Module& model, const data::ImageSet& set,
+                                                        const std::vector<std::vector<double>>& vs,
+                                                        const PassOptions& opt) {
+  PerExampleEngine engine(model);
+  const int64_t p = engine.num_params(), q = static_cast<int64_t>(vs.size());
+  std::vector<float> v(static_cast<size_t>(q * p));
+  for (int64_t j = 0; j < q; ++j) {
+    if (static_cast<int64_t>(vs[j].size()) != p)
+      fail("fisher_vector_products: vector {} has {} values for {} parameters", j, vs[j].size(), p);
+    std::copy(vs[j].begin(), vs[j].end(), v.begin() + j * p);
+  }
+  std::vector<double> out(static_cast<size_t>(q * p), 0.0);
+  std::vector<float> grads, s, batch_out(static_cast<size_t>(q * p));
+  for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
+    const int64_t b = static_cast<int64_t>(idx.size());
+    engine.backward(logits, labels);
+    grads.assign(static_cast<size_t>(b * p), 0.0f);
+    PerExampleRequest req;
+    req.grads = grads.data();
+    req.ld_grads = p;
+    engine.accumulate(req);
+    s.assign(static_cast<size_t>(b * q), 0.0f);
+    matmul_f32(false, true, b, q, p, grads.data(), v.data(), 0.0f, s.data());              // S = G Vᵀ  [b, q]
+    matmul_f32(true, false, q, p, b, s.data(), grads.data(), 0.0f, batch_out.data());      // Sᵀ G     [q, p]
+    for (size_t j = 0; j < out.size(); ++j) out[j] += batch_out[j];
+  });
+  std::vector<std::vector<double>> result(static_cast<size_t>(q));
+  const double inv_n = 1.0 / static_cast<double>(set.n);
+  for (int64_t j = 0; j < q; ++j) {
+    result[j].assign(out.begin() + j * p, out.begin() + (j + 1) * p);
+    for (auto& x : result[j]) x *= inv_n;
+  }
+  return result;
 }
 
 std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,

@@ -59,6 +59,12 @@ std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, co
 std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
                                           const PassOptions& opt = {});
 
+// The same for several vectors in one pass: each batch's per-example gradients G are formed once
+// and multiplied twice, Gᵀ (G V), instead of a second backward pass per vector.
+std::vector<std::vector<double>> fisher_vector_products(Module& model, const data::ImageSet& set,
+                                                        const std::vector<std::vector<double>>& vs,
+                                                        const PassOptions& opt = {});
+
 // Gauss-Newton-vector product (1/N) Σ_i J_iᵀ H_i J_i v, H_i the softmax cross-entropy's Hessian
 // in the logits (diag(p) − p pᵀ): the true Fisher's product, exact rather than sampled.
 std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,

@@ -51,6 +51,17 @@ struct MethodRun {
   IdentifyResult& result;  // scores go in result.scores, figures in result.stats
 };
 
+// What a Step I method scores with when each query is its own failure set (repair/benchmark.h's
+// LDS): scores[j] is r(z) over D for Fq = {queries_j}.
+struct QueryRun {
+  Module& model;
+  const data::ImageSet& train;
+  const data::ImageSet& queries;
+  const IdentifyOptions& options;
+  std::vector<std::vector<double>>& scores;  // [query][example]
+  std::map<std::string, double>& stats;
+};
+
 struct MethodInfo {
   std::string name = {};
   std::string summary = {};
@@ -61,6 +72,10 @@ struct MethodInfo {
   bool in_experiment = true;
   std::vector<Option<IdentifyOptions>> options = {};
   std::function<void(MethodRun&)> run = {};
+  // Scores every query at once, sharing the work over D (a curvature, a projection, one pass of
+  // dots against all query gradients). Empty: `run` once per query, or once in all when the
+  // method needs no failures.
+  std::function<void(QueryRun&)> run_queries = {};
 };
 
 // What a Step II treatment works on: the model at θ̂ (treated in place), D, the examples it

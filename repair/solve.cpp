@@ -39,60 +39,101 @@ void validate(const SolverOptions& o) {
 
 std::vector<double> solve_damped(Module& model, const data::ImageSet& train, const std::vector<double>& b,
                                  const SolverOptions& o, const SolverContext& c, std::map<std::string, double>& stats) {
+  return std::move(solve_damped_many(model, train, {b}, o, c, stats).front());
+}
+
+std::vector<std::vector<double>> solve_damped_many(Module& model, const data::ImageSet& train, const Block& bs,
+                                                   const SolverOptions& o, const SolverContext& c,
+                                                   std::map<std::string, double>& stats) {
   validate(o);
+  if (bs.empty()) return {};
   auto pass = [&c](const std::string& stage) {
     PassOptions p;
     p.batch = c.batch;
     if (c.progress) p.progress = [&c, stage](int64_t d, int64_t t) { c.progress(stage, d, t); };
     return p;
   };
+  const size_t q = bs.size();
   const std::string& s = o.solver;
   if (s == "kfac") {
     Kfac k = kfac_factors(model, train, c.fisher, pass("kfac"));
-    return kfac_apply(k, b, o.damping);
+    Block v;
+    for (const auto& b : bs) v.push_back(kfac_apply(k, b, o.damping));
+    return v;
   }
   const auto diag = diagonal_fisher(model, train, c.fisher, pass("fisher"));
-  if (s == "diag") {
+  auto diagonal_solve = [&](const std::vector<double>& b) {
     std::vector<double> v(b.size());
     for (size_t j = 0; j < b.size(); ++j) v[j] = b[j] / (diag[j] + o.damping);
     return v;
-  }
-  auto damped_fvp = [&](const data::ImageSet& set, const std::vector<double>& x) {
+  };
+  Block start;
+  for (const auto& b : bs) start.push_back(diagonal_solve(b));
+  if (s == "diag") return start;
+  // (C + δI) x for every x of a block: one pass over the set for all of them.
+  auto damped_fvp = [&](const data::ImageSet& set, const Block& xs) {
     PassOptions p;
     p.batch = c.batch;
-    auto y = o.curvature == "ggn" ? ggn_vector_product(model, set, x, p) : fisher_vector_product(model, set, x, p);
-    for (size_t j = 0; j < y.size(); ++j) y[j] += o.damping * x[j];
-    return y;
+    Block ys;
+    if (o.curvature == "ggn") {
+      for (const auto& x : xs) ys.push_back(ggn_vector_product(model, set, x, p));
+    } else if (xs.size() == 1) {
+      ys.push_back(fisher_vector_product(model, set, xs.front(), p));
+    } else {
+      ys = fisher_vector_products(model, set, xs, p);
+    }
+    for (size_t i = 0; i < xs.size(); ++i)
+      for (size_t j = 0; j < xs[i].size(); ++j) ys[i][j] += o.damping * xs[i][j];
+    return ys;
   };
   const double diag_max = *std::max_element(diag.begin(), diag.end()) + o.damping;
-  const double bnorm = std::sqrt(dot(b, b));
   if (s == "cg") {
-    // Conjugate gradient on the full empirical Fisher, warm-started at the diagonal solve.
-    std::vector<double> x(b.size());
-    for (size_t j = 0; j < b.size(); ++j) x[j] = b[j] / (diag[j] + o.damping);
-    auto ax = damped_fvp(train, x);
-    std::vector<double> r(b.size()), p(b.size());
-    for (size_t j = 0; j < b.size(); ++j) p[j] = r[j] = b[j] - ax[j];
-    double rr = dot(r, r);
+    // Conjugate gradient on the full empirical Fisher, warm-started at the diagonal solve; each
+    // right-hand side runs its own recurrence, and the ones not yet converged share a pass.
+    Block x = start, r(q), p(q);
+    std::vector<double> rr(q), bnorm(q);
+    const Block ax = damped_fvp(train, x);
+    for (size_t i = 0; i < q; ++i) {
+      const auto& b = bs[i];
+      bnorm[i] = std::sqrt(dot(b, b));
+      r[i].resize(b.size());
+      for (size_t j = 0; j < b.size(); ++j) r[i][j] = b[j] - ax[i][j];
+      p[i] = r[i];
+      rr[i] = dot(r[i], r[i]);
+    }
+    auto converged = [&](size_t i) { return !(std::sqrt(rr[i]) > 1e-6 * bnorm[i]); };
     int it = 0;
-    for (it = 1; it <= o.iterations && std::sqrt(rr) > 1e-6 * bnorm; ++it) {
+    for (it = 1; it <= o.iterations; ++it) {
+      std::vector<size_t> active;
+      for (size_t i = 0; i < q; ++i)
+        if (!converged(i)) active.push_back(i);
+      if (active.empty()) break;
       check_interrupt("at CG iteration {}", it);
-      const auto ap = damped_fvp(train, p);
-      const double alpha = rr / dot(p, ap);
-      for (size_t j = 0; j < x.size(); ++j) {
-        x[j] += alpha * p[j];
-        r[j] -= alpha * ap[j];
+      Block ps;
+      for (size_t i : active) ps.push_back(p[i]);
+      const Block aps = damped_fvp(train, ps);
+      for (size_t a = 0; a < active.size(); ++a) {
+        const size_t i = active[a];
+        const auto& ap = aps[a];
+        const double alpha = rr[i] / dot(p[i], ap);
+        for (size_t j = 0; j < x[i].size(); ++j) {
+          x[i][j] += alpha * p[i][j];
+          r[i][j] -= alpha * ap[j];
+        }
+        const double rr_new = dot(r[i], r[i]);
+        for (size_t j = 0; j < p[i].size(); ++j) p[i][j] = r[i][j] + rr_new / rr[i] * p[i][j];
+        rr[i] = rr_new;
       }
-      const double rr_new = dot(r, r);
-      for (size_t j = 0; j < p.size(); ++j) p[j] = r[j] + rr_new / rr * p[j];
-      rr = rr_new;
       if (c.progress) c.progress("cg", it, o.iterations);
     }
+    double worst = 0;
+    for (size_t i = 0; i < q; ++i) worst = std::max(worst, std::sqrt(rr[i]) / bnorm[i]);
     stats["cg_iterations"] = it - 1;
-    stats["cg_relative_residual"] = std::sqrt(rr) / bnorm;
+    stats["cg_relative_residual"] = worst;
     return x;
   }
-  // Stochastic solvers: Fisher-vector products on seeded random mini-batches of D.
+  // Stochastic solvers: Fisher-vector products on seeded random mini-batches of D, the same
+  // mini-batch for every right-hand side.
   Rng rng = stream(c.seed, Stream::kSolverBatches);
   auto minibatch = [&] {
     std::vector<int64_t> idx;
@@ -104,26 +145,28 @@ std::vector<double> solve_damped(Module& model, const data::ImageSet& train, con
     // v_{t+1} = b + v_t − (F̂_B + δI) v_t / scale; v = v_T / scale. The scale must exceed the
     // operator's largest eigenvalue; the diagonal's maximum times a margin is a cheap bound proxy.
     const double scale = o.lissa_scale > 0 ? o.lissa_scale : 10.0 * diag_max;
-    std::vector<double> v = b;
+    Block v = bs;
     for (int it = 1; it <= o.iterations; ++it) {
       check_interrupt("at LiSSA iteration {}", it);
-      const auto hv = damped_fvp(minibatch(), v);
-      for (size_t j = 0; j < v.size(); ++j) v[j] = b[j] + v[j] - hv[j] / scale;
+      const Block hv = damped_fvp(minibatch(), v);
+      for (size_t i = 0; i < q; ++i)
+        for (size_t j = 0; j < v[i].size(); ++j) v[i][j] = bs[i][j] + v[i][j] - hv[i][j] / scale;
       if (c.progress) c.progress("lissa", it, o.iterations);
     }
-    for (auto& x : v) x /= scale;
+    for (auto& vi : v)
+      for (auto& x : vi) x /= scale;
     stats["lissa_scale"] = scale;
     return v;
   }
   if (s == "gd") {
     // Gradient descent on ½ vᵀ(F̂+δI)v − bᵀv from the diagonal solve.
     const double eta = o.gd_lr > 0 ? o.gd_lr : 1.0 / (10.0 * diag_max);
-    std::vector<double> v(b.size());
-    for (size_t j = 0; j < b.size(); ++j) v[j] = b[j] / (diag[j] + o.damping);
+    Block v = start;
     for (int it = 1; it <= o.iterations; ++it) {
       check_interrupt("at gradient-descent iteration {}", it);
-      const auto hv = damped_fvp(minibatch(), v);
-      for (size_t j = 0; j < v.size(); ++j) v[j] -= eta * (hv[j] - b[j]);
+      const Block hv = damped_fvp(minibatch(), v);
+      for (size_t i = 0; i < q; ++i)
+        for (size_t j = 0; j < v[i].size(); ++j) v[i][j] -= eta * (hv[i][j] - bs[i][j]);
       if (c.progress) c.progress("gd", it, o.iterations);
     }
     stats["gd_lr"] = eta;

@@ -41,4 +41,11 @@ void validate(const SolverOptions& o);  // UsageError on bad values
 std::vector<double> solve_damped(Module& model, const data::ImageSet& train, const std::vector<double>& b,
                                  const SolverOptions& o, const SolverContext& c, std::map<std::string, double>& stats);
 
+// The same for several right-hand sides at once, each solved as if alone (up to float rounding):
+// one curvature (diag, kfac) for all of them, and cg/lissa/gd's products over a pass shared by
+// the whole block. CG stops each one at its own tolerance; its stats are the worst column's.
+using Block = std::vector<std::vector<double>>;
+Block solve_damped_many(Module& model, const data::ImageSet& train, const Block& b, const SolverOptions& o,
+                        const SolverContext& c, std::map<std::string, double>& stats);
+
 }  // namespace lethe::repair

@@ -334,7 +334,7 @@ std::string render_svg(const Chart& chart, int width, int height) {
     const std::string color = xml_escape(color_or_palette(series.color, s));
     // Few points read better with markers; a point between two gaps has no line, so it always
     // gets one.
-    const bool mark_every_point = series.x.size() <= 20;
+    const bool mark_every_point = series.points_only || series.x.size() <= 20;
     std::string path;
     auto finite_at = [&](size_t i) { return i < series.x.size() && std::isfinite(series.x[i]) && std::isfinite(series.y[i]); };
     for (size_t i = 0; i < series.x.size(); ++i) {
@@ -347,7 +347,7 @@ std::string render_svg(const Chart& chart, int width, int height) {
         fmt::format_to(std::back_inserter(out), "<circle cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"2.5\" fill=\"{}\" stroke=\"none\"/>\n",
                        px, py, color);
     }
-    if (!path.empty()) {
+    if (!path.empty() && !series.points_only) {
       path.pop_back();
       fmt::format_to(std::back_inserter(out), "<path d=\"{}\" stroke=\"{}\"{}/>\n", path, color,
                      series.dashed ? " stroke-dasharray=\"6 4\"" : "");
@@ -369,12 +369,18 @@ std::string render_bar_svg(const BarChart& chart, int width, int height) {
       fail("bar series '{}' has {} values for {} categories", series.name, series.values.size(), categories);
     if (!series.errors.empty() && series.errors.size() != categories)
       fail("bar series '{}' has {} error bars for {} categories", series.name, series.errors.size(), categories);
+    if (!series.errors_high.empty() && series.errors_high.size() != series.errors.size())
+      fail("bar series '{}' has {} upper error bars for {} lower", series.name, series.errors_high.size(),
+           series.errors.size());
     for (size_t c = 0; c < categories; ++c) {
       const double v = series.values[c];
       const double e = series.errors.empty() ? 0.0 : series.errors[c];
-      if (e < 0) fail("bar series '{}' has a negative error {} for '{}'", series.name, e, chart.categories[c]);
+      const double eh = series.errors_high.empty() ? e : series.errors_high[c];
+      if (e < 0 || eh < 0)
+        fail("bar series '{}' has a negative error {} for '{}'", series.name, std::min(e, eh), chart.categories[c]);
       extend(y_lo, y_hi, v);
-      if (std::isfinite(e)) extend(y_lo, y_hi, v - e), extend(y_lo, y_hi, v + e);
+      if (std::isfinite(e)) extend(y_lo, y_hi, v - e);
+      if (std::isfinite(eh)) extend(y_lo, y_hi, v + eh);
     }
     if (!series.name.empty()) legend.push_back({series.name, color_or_palette(series.color, s), false, true});
   }
@@ -414,10 +420,11 @@ std::string render_bar_svg(const BarChart& chart, int width, int height) {
       fmt::format_to(std::back_inserter(out), "<rect x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" fill=\"{}\"/>\n",
                      left, std::min(top, base), bar, std::abs(base - top), color);
       const double e = series.errors.empty() ? kAuto : series.errors[c];
+      const double eh = series.errors_high.empty() ? e : series.errors_high[c];
       const double centre = left + bar / 2;
       double label_above = std::min(top, base), label_below = std::max(top, base);
-      if (std::isfinite(e) && e > 0) {
-        const double hi = to_y(v + e), lo = to_y(v - e), cap = bar / 4;
+      if (std::isfinite(e) && std::isfinite(eh) && (e > 0 || eh > 0)) {
+        const double hi = to_y(v + eh), lo = to_y(v - e), cap = bar / 4;
         fmt::format_to(std::back_inserter(out),
                        "<path d=\"M{0:.2f} {1:.2f} L{0:.2f} {2:.2f} M{3:.2f} {1:.2f} L{4:.2f} {1:.2f} M{3:.2f} {2:.2f} "
                        "L{4:.2f} {2:.2f}\" stroke=\"#222\" fill=\"none\"/>\n",

@@ -16,6 +16,7 @@ struct Series {
   std::vector<double> x, y;  // same length; a non-finite point breaks the line there
   std::string color;         // any SVG colour; empty = the next palette colour
   bool dashed = false;
+  bool points_only = false;  // a scatter: a marker at every point, no line
 };
 
 struct Chart {
@@ -35,6 +36,7 @@ struct BarSeries {
   std::vector<double> values;  // one per category; NaN = no bar
   std::vector<double> errors;  // empty, or one half-width per category (NaN = no error bar)
   std::string color;           // empty = the next palette colour
+  std::vector<double> errors_high;  // empty, or the upper half-widths (errors then the lower ones)
 };
 
 struct BarChart {

@@ -26,6 +26,11 @@ enum class Stream : uint64_t {
   kVictimInit = 12,       // adversarial poisoning: the victim model's initial weights
   kVictimOrder = 13,      // adversarial poisoning: the victim's batch order
   kAugmentation = 14,     // training augmentation's crops and flips (forked from a training seed)
+  kTrakProjection = 15,   // trak: the Johnson–Lindenstrauss matrix
+  kBenchmarkQueries = 16, // benchmark: which test examples are the queries
+  kBenchmarkSubsets = 17, // benchmark: the random subsets of D the LDS models train on
+  kBenchmarkModels = 18,  // benchmark: each subset model's initialisation and batch order
+  kBootstrap = 19,        // benchmark: the bootstrap's resampling of the queries
 };
 
 struct StreamInfo {
@@ -34,7 +39,7 @@ struct StreamInfo {
 };
 
 // Every stream, for the test that they are distinct and for documentation.
-inline constexpr std::array<StreamInfo, 14> kStreams = {{
+inline constexpr std::array<StreamInfo, 19> kStreams = {{
     {Stream::kNoise, "noise"},
     {Stream::kModelInit, "model-init"},
     {Stream::kTrainingOrder, "training-order"},
@@ -49,6 +54,11 @@ inline constexpr std::array<StreamInfo, 14> kStreams = {{
     {Stream::kVictimInit, "victim-init"},
     {Stream::kVictimOrder, "victim-order"},
     {Stream::kAugmentation, "augmentation"},
+    {Stream::kTrakProjection, "trak-projection"},
+    {Stream::kBenchmarkQueries, "benchmark-queries"},
+    {Stream::kBenchmarkSubsets, "benchmark-subsets"},
+    {Stream::kBenchmarkModels, "benchmark-models"},
+    {Stream::kBootstrap, "bootstrap"},
 }};
 
 // The generator of stream `s` under `seed`.

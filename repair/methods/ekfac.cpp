@@ -6,6 +6,20 @@
 #include "repair/method_support.h"
 #include "util/error.h"
 
+namespace {
+
+// The factors computed over D, or read from --load-factors; written to --save-factors.
+lethe::repair::Ekfac factors(lethe::Module& model, const lethe::data::ImageSet& train,
+                             const lethe::repair::IdentifyOptions& o) {
+  using namespace lethe::repair;
+  const Ekfac e = o.load_factors.empty() ? ekfac_factors(model, train, o.fisher, pass(o, "ekfac"))
+                                         : load_ekfac(o.load_factors, model, train.n);
+  if (!o.save_factors.empty()) save_ekfac(o.save_factors, e, model);
+  return e;
+}
+
+}  // namespace
+
 LETHE_METHOD(ekfac) {
   using namespace lethe::repair;
   using O = IdentifyOptions;
@@ -42,13 +56,21 @@ LETHE_METHOD(ekfac) {
       .run =
           [](MethodRun& run) {
             const IdentifyOptions& o = run.options;
-            const Ekfac e = o.load_factors.empty() ? ekfac_factors(run.model, run.train, o.fisher, pass(o, "ekfac"))
-                                                   : load_ekfac(o.load_factors, run.model, run.train.n);
-            if (!o.save_factors.empty()) save_ekfac(o.save_factors, e, run.model);
+            const Ekfac e = factors(run.model, run.train, o);
             const auto b = summed_gradient(run.model, run.fq, pass(o, "grad Fq"));
             const auto v = ekfac_apply(e, b, o.solve.damping, o.relative_damping);
             run.result.scores = negated_dots(run.model, run.train, v, o);
             run.result.stats["factors_loaded"] = o.load_factors.empty() ? 0.0 : 1.0;
+          },
+      .run_queries =
+          [](QueryRun& run) {
+            const IdentifyOptions& o = run.options;
+            const Ekfac e = factors(run.model, run.train, o);
+            Block v;
+            for (const auto& g : query_gradients(run.model, run.queries, o))
+              v.push_back(ekfac_apply(e, g, o.solve.damping, o.relative_damping));
+            add_negated_dots(run.model, run.train, v, o, run.scores);
+            run.stats["factors_loaded"] = o.load_factors.empty() ? 0.0 : 1.0;
           },
   };
   return m;

@@ -9,6 +9,7 @@ LETHE_METHOD(ewc) {
       .position = 10,
       .options = ewc_influence_options(),
       .run = [](MethodRun& run) { ewc_influence(run, /*kfac_anchor=*/false); },
+      .run_queries = [](QueryRun& run) { ewc_influence_per_query(run, /*kfac_anchor=*/false); },
   };
   return m;
 }

@@ -24,6 +24,21 @@ LETHE_METHOD(gradcos) {
               run.result.scores[i] = denom > 0 ? -d[i] / denom : 0.0;
             }
           },
+      .run_queries =
+          [](QueryRun& run) {
+            const IdentifyOptions& o = run.options;
+            const Block g = query_gradients(run.model, run.queries, o);
+            add_negated_dots(run.model, run.train, g, o, run.scores);
+            const auto nn = per_example_sq_norms(run.model, run.train, pass(o, "norms"));
+            for (size_t j = 0; j < g.size(); ++j) {
+              double gg = 0;
+              for (double x : g[j]) gg += x * x;
+              for (size_t i = 0; i < nn.size(); ++i) {
+                const double denom = std::sqrt(nn[i] * gg);
+                run.scores[j][i] = denom > 0 ? run.scores[j][i] / denom : 0.0;
+              }
+            }
+          },
   };
   return m;
 }

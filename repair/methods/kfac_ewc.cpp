@@ -9,6 +9,7 @@ LETHE_METHOD(kfac_ewc) {
       .position = 20,
       .options = ewc_influence_options(),
       .run = [](MethodRun& run) { ewc_influence(run, /*kfac_anchor=*/true); },
+      .run_queries = [](QueryRun& run) { ewc_influence_per_query(run, /*kfac_anchor=*/true); },
   };
   return m;
 }

@@ -30,6 +30,12 @@ LETHE_METHOD(linear) {
                                         run.result.stats);
             run.result.scores = negated_dots(run.model, run.train, v, run.options);
           },
+      .run_queries =
+          [](QueryRun& run) {
+            const auto v = solve_damped_many(run.model, run.train, query_gradients(run.model, run.queries, run.options),
+                                             run.options.solve, solver_context(run.options), run.stats);
+            add_negated_dots(run.model, run.train, v, run.options, run.scores);
+          },
   };
   return m;
 }

@@ -15,7 +15,7 @@ LETHE_METHOD(tracin) {
       .options =
           {
               option<std::vector<std::string>, O>("--checkpoints",
-                                                  "further checkpoints to sum over (the model itself counts once)",
+                                                  "further checkpoints besides the model (tracin sums over them, trak averages)",
                                                   [](O& o) -> std::vector<std::string>& { return o.checkpoints; }),
               option<std::vector<double>, O>(
                   "--checkpoint-lrs", "learning rate weighting each further checkpoint",
@@ -41,6 +41,17 @@ LETHE_METHOD(tracin) {
               add_checkpoint(o.checkpoint_lrs.empty() ? 1.0 : o.checkpoint_lrs[c]);
             }
             run.result.stats["checkpoints"] = 1.0 + static_cast<double>(o.checkpoints.size());
+          },
+      .run_queries =
+          [](QueryRun& run) {
+            const IdentifyOptions& o = run.options;
+            add_negated_dots(run.model, run.train, query_gradients(run.model, run.queries, o), o, run.scores);
+            for (size_t c = 0; c < o.checkpoints.size(); ++c) {
+              lethe::load_parameters(o.checkpoints[c], run.model);
+              add_negated_dots(run.model, run.train, query_gradients(run.model, run.queries, o), o, run.scores,
+                               o.checkpoint_lrs.empty() ? 1.0 : o.checkpoint_lrs[c]);
+            }
+            run.stats["checkpoints"] = 1.0 + static_cast<double>(o.checkpoints.size());
           },
   };
   return m;

@@ -540,8 +540,8 @@ BarChart accuracy_table() {
   chart.title = "Test accuracy";
   chart.y_label = "accuracy";
   chart.categories = {"clean", "flip 1<->7 & 6<->9", "shift"};
-  chart.series.push_back({"before", {0.91, 0.85, 0.80}, {0.01, 0.02, NAN}, ""});
-  chart.series.push_back({"after", {0.981, 0.95, NAN}, {}, "#123456"});
+  chart.series.push_back({"before", {0.91, 0.85, 0.80}, {0.01, 0.02, NAN}, "", {}});
+  chart.series.push_back({"after", {0.981, 0.95, NAN}, {}, "#123456", {}});
   return chart;
 }
 

@@ -86,6 +86,7 @@ void add_identify_command(CLI::App& app, GlobalOptions& global);
 void add_treat_command(CLI::App& app, GlobalOptions& global);
 void add_repair_command(CLI::App& app, GlobalOptions& global);
 void add_experiment_command(CLI::App& app, GlobalOptions& global);
+void add_benchmark_command(CLI::App& app, GlobalOptions& global);
 void add_info_command(CLI::App& app, GlobalOptions& global);
 void add_predict_command(CLI::App& app, GlobalOptions& global);
 

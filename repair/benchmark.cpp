@@ -1,0 +1,350 @@
+#include "repair/benchmark.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <sstream>
+
+#include "datasets/transforms.h"
+#include "learning/recipe.h"
+#include "learning/train.h"
+#include "nn/checkpoint.h"
+#include "repair/registry.h"
+#include "repair/solve.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/interrupt.h"
+#include "util/streams.h"
+
+namespace lethe::repair {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// FNV-1a over a set's labels and pixels: D's identity in the cache's manifest.
+uint64_t fingerprint(const data::ImageSet& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto feed = [&h](const void* p, size_t bytes) {
+    const auto* c = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < bytes; ++i) h = (h ^ c[i]) * 0x100000001b3ull;
+  };
+  feed(s.labels.data(), s.labels.size() * sizeof(int32_t));
+  feed(s.pixels.data(), s.pixels.size() * sizeof(float));
+  return h;
+}
+
+// What the cached models depend on, one "key value" line each. A folder whose manifest differs in
+// any of them holds models of another D, model or recipe.
+std::vector<std::pair<std::string, std::string>> manifest(const BenchmarkSettings& s, const data::ImageSet& train) {
+  return {
+      {"format", "lethe.benchmark/1"},
+      {"model", s.model},
+      {"dataset", s.spec.dataset},
+      {"examples", std::to_string(train.n)},
+      {"data_fingerprint", fmt::format("{:016x}", fingerprint(train))},
+      {"noise", data::describe_noise(s.spec)},
+      {"seed", std::to_string(s.spec.seed)},
+      {"epochs", std::to_string(s.epochs)},
+      {"batch", std::to_string(s.batch)},
+      {"lr", fmt::format("{}", s.lr)},
+      {"alpha", fmt::format("{}", s.alpha)},
+  };
+}
+
+std::string manifest_path(const BenchmarkSettings& s) { return (fs::path(s.out_dir) / "benchmark-cache.txt").string(); }
+
+void check_or_write_manifest(const BenchmarkSettings& s, const data::ImageSet& train) {
+  const auto want = manifest(s, train);
+  const std::string path = manifest_path(s);
+  if (fs::exists(path)) {
+    std::ifstream in(path);
+    std::map<std::string, std::string> have;
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto space = line.find(' ');
+      if (space != std::string::npos) have[line.substr(0, space)] = line.substr(space + 1);
+    }
+    for (const auto& [key, value] : want) {
+      const auto it = have.find(key);
+      const std::string theirs = it == have.end() ? "(missing)" : it->second;
+      if (theirs != value)
+        fail("--out-dir '{}' holds a benchmark of another {} ({}: {}, this run: {}); use another folder", s.out_dir,
+             key == "data_fingerprint" || key == "examples" || key == "noise" || key == "dataset" ? "D" : "setting",
+             key, theirs, value);
+    }
+    return;
+  }
+  std::string text;
+  for (const auto& [key, value] : want) text += key + " " + value + "\n";
+  fs::create_directories(fs::path(s.out_dir) / "models");
+  write_file_atomic(path, text);
+}
+
+std::vector<uint8_t> subset_mask(uint64_t seed, int m, int64_t n, double alpha) {
+  Rng rng = stream(seed, Stream::kBenchmarkSubsets).fork(static_cast<uint64_t>(m));
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  rng.shuffle(order);
+  const int64_t size = std::clamp<int64_t>(std::llround(alpha * static_cast<double>(n)), 1, n);
+  std::vector<uint8_t> mask(static_cast<size_t>(n), 0);
+  for (int64_t i = 0; i < size; ++i) mask[order[i]] = 1;
+  return mask;
+}
+
+std::string fmt_duration(double seconds) {
+  const auto s = static_cast<int64_t>(std::llround(seconds));
+  return s >= 60 ? fmt::format("{}m{:02d}s", s / 60, s % 60) : fmt::format("{}s", s);
+}
+
+class Benchmark {
+ public:
+  Benchmark(const BenchmarkSettings& s, const BenchmarkHooks& h, BenchmarkResults& out) : s_(s), h_(h), out_(out) {}
+
+  void run() {
+    data_ = prepare_data_with_victim(s_.spec, s_.device, h_.line);
+    check_or_write_manifest(s_, data_.train);
+    out_.n_train = data_.train.n;
+    out_.n_corrupted = std::count(data_.noisy.begin(), data_.noisy.end(), 1);
+    base_ = model_for(-1, data_.train);
+    choose_queries();
+    measure_subsets();
+    for (const auto& label : s_.methods) score(parse_method_variant(label));
+  }
+
+ private:
+  void line(const std::string& text) const {
+    if (h_.line) h_.line(text);
+  }
+  void update(const std::string& stage, int64_t done, int64_t total) const {
+    if (h_.update) h_.update(stage, done, total);
+  }
+
+  std::string model_path(int m) const {
+    return (fs::path(s_.out_dir) / "models" / (m < 0 ? "base.safetensors" : fmt::format("subset-{:04d}.safetensors", m)))
+        .string();
+  }
+
+  // Model m (-1: the base model on all of D) from the cache, else trained on `set` and cached.
+  std::unique_ptr<Module> model_for(int m, const data::ImageSet& set, bool* trained = nullptr) {
+    const uint64_t seed =
+        m < 0 ? s_.spec.seed : stream(s_.spec.seed, Stream::kBenchmarkModels).fork(static_cast<uint64_t>(m)).next_u64();
+    auto model = init_base_model(s_.model, seed);
+    const std::string path = model_path(m);
+    if (fs::exists(path)) {
+      try {
+        load_parameters(path, *model);
+        model->to(s_.device);
+        if (trained) *trained = false;
+        return model;
+      } catch (const Error& e) {
+        line(fmt::format("cached model {} unreadable ({}); training it again", path, e.what()));
+        model = init_base_model(s_.model, seed);
+      }
+    }
+    model->to(s_.device);
+    TrainOptions to = base_training(seed, s_.epochs, s_.batch, s_.lr);
+    const std::string stage = m < 0 ? "train base" : fmt::format("subset {}", m + 1);
+    to.on_batch = [&](int64_t done, int64_t total) { update(stage, done, total); };
+    train_classifier(*model, set, to);
+    save_checkpoint(path, *model, s_.model, {{"lethe.benchmark.subset", std::to_string(m)}});
+    if (trained) *trained = true;
+    return model;
+  }
+
+  void choose_queries() {
+    const auto eval = evaluate(*base_, data_.test);
+    out_.test_accuracy = eval.accuracy;
+    std::vector<int64_t> failures;
+    for (size_t i = 0; i < eval.predictions.size(); ++i)
+      if (eval.predictions[i] != data_.test.labels[i]) failures.push_back(static_cast<int64_t>(i));
+    out_.n_failures = static_cast<int64_t>(failures.size());
+    if (failures.empty()) fail("the model trained on D makes no mistakes on the test set: no queries to attribute");
+    Rng rng = stream(s_.spec.seed, Stream::kBenchmarkQueries);
+    rng.shuffle(failures);
+    failures.resize(static_cast<size_t>(std::min<int64_t>(s_.queries, static_cast<int64_t>(failures.size()))));
+    std::sort(failures.begin(), failures.end());
+    out_.query_indices = failures;
+    queries_ = data::take(data_.test, failures);
+    line(fmt::format("base model: test accuracy {:.4f}, {} failures, {} of them the queries", eval.accuracy,
+                     out_.n_failures, queries_.n));
+  }
+
+  // Trains (or loads) the M subset models and measures every query's loss under each.
+  void measure_subsets() {
+    const int64_t n = data_.train.n;
+    double accuracy = 0;
+    const auto t0 = Clock::now();
+    for (int m = 0; m < s_.subsets; ++m) {
+      check_interrupt("before subset model {}", m + 1);
+      masks_.push_back(subset_mask(s_.spec.seed, m, n, s_.alpha));
+      std::vector<int64_t> idx;
+      for (int64_t i = 0; i < n; ++i)
+        if (masks_.back()[i]) idx.push_back(i);
+      bool trained = false;
+      const auto t = Clock::now();
+      auto model = model_for(m, data::take(data_.train, idx), &trained);
+      const auto eval = evaluate(*model, queries_);
+      out_.measured.emplace_back(eval.losses.begin(), eval.losses.end());
+      accuracy += evaluate(*model, data_.test).accuracy / s_.subsets;
+      if (trained) {
+        ++out_.subsets_trained;
+        const double per = since(t0) / out_.subsets_trained;
+        const int left = s_.subsets - m - 1;
+        line(fmt::format("subset model {}/{} trained in {:.1f}s (ETA {})", m + 1, s_.subsets, since(t),
+                         fmt_duration(per * left)));
+      } else {
+        ++out_.subsets_loaded;
+      }
+    }
+    out_.subset_seconds = since(t0);
+    out_.mean_subset_accuracy = accuracy;
+    if (out_.subsets_loaded) line(fmt::format("{} subset models read from the cache", out_.subsets_loaded));
+  }
+
+  void score(const MethodVariant& v) {
+    IdentifyOptions io = s_.identify;
+    io.method = v.method;
+    if (!v.solver.empty()) io.solve.solver = v.solver;
+    io.seed = s_.spec.seed;
+    io.fisher.seed = stream_seed(s_.spec.seed, Stream::kFisherLabels);
+    io.progress = [&](const std::string& stage, int64_t done, int64_t total) { update(v.label + " " + stage, done, total); };
+    const QueryScores q = identify_per_query(*base_, data_.train, queries_, io);
+    BenchmarkMethod bm;
+    bm.label = v.label;
+    bm.seconds = q.seconds;
+    bm.lds = linear_datamodeling_score(q.scores, masks_, out_.measured, s_.bootstrap,
+                                       stream_seed(s_.spec.seed, Stream::kBootstrap));
+    std::vector<double> total(static_cast<size_t>(data_.train.n), 0.0);
+    for (const auto& r : q.scores)
+      for (size_t i = 0; i < r.size(); ++i) total[i] += r[i];
+    bm.measured = out_.n_corrupted > 0;
+    if (bm.measured) bm.detection = detection(total, data_.noisy, 50);
+    for (const auto& mask : masks_) {
+      double p = 0;
+      for (size_t i = 0; i < mask.size(); ++i)
+        if (mask[i]) p += q.scores[0][i];
+      bm.predicted.push_back(p);
+    }
+    line(fmt::format("{:<12} {:7.2f}s  LDS {:.3f} [{:.3f}, {:.3f}]{}", v.label, bm.seconds, bm.lds.mean, bm.lds.lo,
+                     bm.lds.hi, bm.measured ? fmt::format("  mislabel AUC {:.3f}", bm.detection.roc_auc) : ""));
+    out_.methods.push_back(std::move(bm));
+  }
+
+  const BenchmarkSettings& s_;
+  const BenchmarkHooks& h_;
+  BenchmarkResults& out_;
+  data::PreparedData data_;
+  std::unique_ptr<Module> base_;
+  data::ImageSet queries_;
+  std::vector<std::vector<uint8_t>> masks_;
+};
+
+}  // namespace
+
+MethodVariant parse_method_variant(const std::string& label) {
+  MethodVariant v;
+  v.label = label;
+  const auto colon = label.find(':');
+  v.method = label.substr(0, colon);
+  find_method(v.method, "--methods");
+  if (colon != std::string::npos) {
+    v.solver = label.substr(colon + 1);
+    if (v.method != "linear")
+      throw UsageError(fmt::format("--methods: '{}': only linear takes a solver after ':'", label));
+    const auto& solvers = linear_solvers();
+    if (std::find(solvers.begin(), solvers.end(), v.solver) == solvers.end())
+      throw UsageError(fmt::format("--methods: '{}': unknown solver '{}' (known: diag, kfac, cg, lissa, gd)", label,
+                                   v.solver));
+  }
+  return v;
+}
+
+std::vector<std::string> default_benchmark_methods() {
+  return {"ewc", "kfac-ewc", "linear:diag", "linear:kfac", "ekfac", "linear:cg", "tracin", "trak", "gradcos", "loss",
+          "random"};
+}
+
+void validate(const BenchmarkSettings& s) {
+  if (s.methods.empty()) throw UsageError("--methods: at least one method");
+  for (const auto& label : s.methods) {
+    const MethodVariant v = parse_method_variant(label);
+    IdentifyOptions io = s.identify;
+    io.method = v.method;
+    if (!v.solver.empty()) io.solve.solver = v.solver;
+    validate(io, std::max<int64_t>(s.spec.subset, 1), 1);
+  }
+  if (s.subsets < 2) throw UsageError(fmt::format("--subsets {}: must be >= 2 (a correlation needs two models)", s.subsets));
+  if (!(s.alpha > 0 && s.alpha < 1)) throw UsageError(fmt::format("--alpha {}: must be in (0, 1)", s.alpha));
+  if (s.queries < 1) throw UsageError(fmt::format("--queries {}: must be >= 1", s.queries));
+  if (s.bootstrap < 1) throw UsageError(fmt::format("--bootstrap {}: must be >= 1", s.bootstrap));
+  if (s.epochs < 1) throw UsageError(fmt::format("--epochs {}: must be >= 1", s.epochs));
+  if (s.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", s.batch));
+  if (!(s.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", s.lr));
+  if (s.out_dir.empty()) throw UsageError("--out-dir: required");
+  data::validate_spec(s.spec);
+}
+
+Lds linear_datamodeling_score(const std::vector<std::vector<double>>& scores,
+                              const std::vector<std::vector<uint8_t>>& masks,
+                              const std::vector<std::vector<double>>& measured, int bootstrap, uint64_t seed) {
+  const size_t q = scores.size(), m = masks.size();
+  if (measured.size() != m) fail("lds: {} subsets but outputs of {}", m, measured.size());
+  if (m < 2) fail("lds: {} subsets (a correlation needs two)", m);
+  Lds out;
+  std::vector<double> finite;
+  for (size_t j = 0; j < q; ++j) {
+    std::vector<double> predicted(m, 0.0), actual(m);
+    for (size_t s = 0; s < m; ++s) {
+      if (masks[s].size() != scores[j].size())
+        fail("lds: a mask of {} examples for scores of {}", masks[s].size(), scores[j].size());
+      if (measured[s].size() != q) fail("lds: {} outputs for {} queries", measured[s].size(), q);
+      for (size_t i = 0; i < masks[s].size(); ++i)
+        if (masks[s][i]) predicted[s] += scores[j][i];
+      actual[s] = measured[s][j];
+    }
+    out.per_query.push_back(spearman(predicted, actual));
+    finite.push_back(out.per_query.back());
+  }
+  out.queries = static_cast<int64_t>(finite.size());
+  if (finite.empty()) {
+    out.mean = out.lo = out.hi = NAN;
+    return out;
+  }
+  out.mean = std::accumulate(finite.begin(), finite.end(), 0.0) / static_cast<double>(finite.size());
+  Rng rng(seed);
+  std::vector<double> means(static_cast<size_t>(bootstrap));
+  for (auto& b : means) {
+    double sum = 0;
+    for (size_t j = 0; j < finite.size(); ++j) sum += finite[rng.below(finite.size())];
+    b = sum / static_cast<double>(finite.size());
+  }
+  std::sort(means.begin(), means.end());
+  auto percentile = [&](double p) {
+    const double pos = p * static_cast<double>(means.size() - 1);
+    const size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, means.size() - 1);
+    return means[lo] + (pos - static_cast<double>(lo)) * (means[hi] - means[lo]);
+  };
+  out.lo = percentile(0.025);
+  out.hi = percentile(0.975);
+  return out;
+}
+
+BenchmarkResults run_benchmark(const BenchmarkSettings& settings, const BenchmarkHooks& hooks) {
+  validate(settings);
+  const auto t0 = Clock::now();
+  BenchmarkResults out;
+  out.settings = settings;
+  if (out.settings.model.empty()) out.settings.model = default_model(settings.spec.dataset);
+  Benchmark b(out.settings, hooks, out);
+  b.run();
+  out.seconds_total = since(t0);
+  return out;
+}
+
+}  // namespace lethe::repair

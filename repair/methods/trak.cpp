@@ -1,0 +1,84 @@
+// trak: TRAK's attribution in a random projection of the gradients (repair/trak.h), averaged over
+// the model and any further checkpoints; r(z) = −Σ_{q ∈ Fq} τ_q(z).
+#include <fmt/format.h>
+
+#include "nn/checkpoint.h"
+#include "repair/method_support.h"
+#include "repair/trak.h"
+#include "util/error.h"
+#include "util/streams.h"
+
+namespace {
+
+using namespace lethe::repair;
+
+TrakOptions trak_options(const IdentifyOptions& o) {
+  TrakOptions t;
+  t.proj_dim = o.proj_dim;
+  t.damping = o.trak_damping;
+  t.seed = lethe::stream_seed(o.seed, lethe::Stream::kTrakProjection);
+  return t;
+}
+
+// Per-query scores averaged over the model and the checkpoints (each with its own kernel).
+std::vector<std::vector<double>> ensemble(lethe::Module& model, const lethe::data::ImageSet& train,
+                                          const lethe::data::ImageSet& queries, const IdentifyOptions& o) {
+  const TrakOptions t = trak_options(o);
+  std::vector<std::vector<double>> total;
+  const size_t models = 1 + o.checkpoints.size();
+  for (size_t c = 0; c < models; ++c) {
+    if (c > 0) lethe::load_parameters(o.checkpoints[c - 1], model);
+    const auto r = trak_scores(trak_features(model, train, t, pass(o, "project D")),
+                               trak_features(model, queries, t, pass(o, "project queries")), t);
+    if (total.empty()) total.assign(r.size(), std::vector<double>(r.empty() ? 0 : r[0].size(), 0.0));
+    for (size_t j = 0; j < r.size(); ++j)
+      for (size_t i = 0; i < r[j].size(); ++i) total[j][i] += r[j][i] / static_cast<double>(models);
+  }
+  return total;
+}
+
+}  // namespace
+
+LETHE_METHOD(trak) {
+  using O = IdentifyOptions;
+  static const MethodInfo m = {
+      .name = "trak",
+      .summary = "TRAK: gradients projected to --proj-dim by a seeded JL matrix, r(z) = −Σ_q φ_qᵀ(ΦᵀΦ)⁻¹φ_z(1−p_z)",
+      .position = 45,
+      .in_experiment = false,
+      .options =
+          {
+              option<int64_t, O>("--proj-dim", "dimension of the random projection (TRAK's k)",
+                                 [](O& o) -> int64_t& { return o.proj_dim; },
+                                 [](const O& o) {
+                                   TrakOptions t;
+                                   t.proj_dim = o.proj_dim;
+                                   validate(t);
+                                 }),
+              option<double, O>("--trak-damping", "damping of the after-kernel, relative to its mean eigenvalue",
+                                [](O& o) -> double& { return o.trak_damping; },
+                                [](const O& o) {
+                                  if (!(o.trak_damping >= 0))
+                                    throw lethe::UsageError(fmt::format("--trak-damping {}: must be >= 0", o.trak_damping));
+                                }),
+              option<std::vector<std::string>, O>("--checkpoints",
+                                                  "further checkpoints besides the model (tracin sums over them, trak averages)",
+                                                  [](O& o) -> std::vector<std::string>& { return o.checkpoints; }),
+          },
+      .run =
+          [](MethodRun& run) {
+            const auto per_query = ensemble(run.model, run.train, run.fq, run.options);
+            run.result.scores.assign(static_cast<size_t>(run.train.n), 0.0);
+            for (const auto& r : per_query)
+              for (size_t i = 0; i < r.size(); ++i) run.result.scores[i] += r[i];
+            run.result.stats["proj_dim"] = static_cast<double>(run.options.proj_dim);
+            run.result.stats["checkpoints"] = 1.0 + static_cast<double>(run.options.checkpoints.size());
+          },
+      .run_queries =
+          [](QueryRun& run) {
+            run.scores = ensemble(run.model, run.train, run.queries, run.options);
+            run.stats["proj_dim"] = static_cast<double>(run.options.proj_dim);
+          },
+  };
+  return m;
+}
