@@ -114,6 +114,7 @@ class Benchmark {
     base_ = model_for(-1, data_.train);
     choose_queries();
     measure_subsets();
+    leave_one_out();
     for (const auto& label : s_.methods) score(parse_method_variant(label));
   }
 
@@ -134,8 +135,13 @@ class Benchmark {
   std::unique_ptr<Module> model_for(int m, const data::ImageSet& set, bool* trained = nullptr) {
     const uint64_t seed =
         m < 0 ? s_.spec.seed : stream(s_.spec.seed, Stream::kBenchmarkModels).fork(static_cast<uint64_t>(m)).next_u64();
+    return cached_model(model_path(m), seed, set, m < 0 ? "train base" : fmt::format("subset {}", m + 1), trained);
+  }
+
+  // The model cached at `path`, else one trained on `set` from `seed` and cached there.
+  std::unique_ptr<Module> cached_model(const std::string& path, uint64_t seed, const data::ImageSet& set,
+                                       const std::string& stage, bool* trained = nullptr) {
     auto model = init_base_model(s_.model, seed);
-    const std::string path = model_path(m);
     if (fs::exists(path)) {
       try {
         load_parameters(path, *model);
@@ -149,10 +155,9 @@ class Benchmark {
     }
     model->to(s_.device);
     TrainOptions to = base_training(seed, s_.epochs, s_.batch, s_.lr);
-    const std::string stage = m < 0 ? "train base" : fmt::format("subset {}", m + 1);
     to.on_batch = [&](int64_t done, int64_t total) { update(stage, done, total); };
     train_classifier(*model, set, to);
-    save_checkpoint(path, *model, s_.model, {{"lethe.benchmark.subset", std::to_string(m)}});
+    save_checkpoint(path, *model, s_.model, {{"lethe.benchmark.model", stage}});
     if (trained) *trained = true;
     return model;
   }
@@ -207,6 +212,88 @@ class Benchmark {
     if (out_.subsets_loaded) line(fmt::format("{} subset models read from the cache", out_.subsets_loaded));
   }
 
+  std::string cache_file(const std::string& name) const { return (fs::path(s_.out_dir) / "models" / name).string(); }
+
+  // Models retrained with the base model's seed on D without one example each.
+  void leave_one_out() {
+    if (s_.loo == 0) return;
+    const int64_t n = data_.train.n;
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    Rng rng = stream(s_.spec.seed, Stream::kBenchmarkLoo);
+    rng.shuffle(order);
+    const auto base_losses = evaluate(*base_, queries_).losses;
+    const auto t0 = Clock::now();
+    int trained_count = 0;
+    for (int e = 0; e < s_.loo; ++e) {
+      check_interrupt("before leave-one-out model {}", e + 1);
+      const int64_t left_out = order[e];
+      std::vector<int64_t> keep;
+      for (int64_t i = 0; i < n; ++i)
+        if (i != left_out) keep.push_back(i);
+      bool trained = false;
+      auto model = cached_model(cache_file(fmt::format("loo-{:05d}.safetensors", left_out)), s_.spec.seed,
+                                data::take(data_.train, keep), fmt::format("leave out {}", left_out), &trained);
+      const auto losses = evaluate(*model, queries_).losses;
+      std::vector<double> delta(losses.size());
+      for (size_t j = 0; j < delta.size(); ++j) delta[j] = static_cast<double>(losses[j]) - base_losses[j];
+      out_.loo_indices.push_back(left_out);
+      out_.loo_delta.push_back(std::move(delta));
+      if (trained) {
+        ++trained_count;
+        line(fmt::format("leave-one-out model {}/{} trained (ETA {})", e + 1, s_.loo,
+                         fmt_duration(since(t0) / trained_count * (s_.loo - e - 1))));
+      }
+    }
+  }
+
+  // Per query, Spearman over the left-out examples of the measured change against −r_q(z).
+  double loo_correlation(const std::vector<std::vector<double>>& scores) const {
+    if (out_.loo_indices.size() < 2) return NAN;
+    double total = 0;
+    for (size_t j = 0; j < scores.size(); ++j) {
+      std::vector<double> predicted, measured;
+      for (size_t e = 0; e < out_.loo_indices.size(); ++e) {
+        predicted.push_back(-scores[j][out_.loo_indices[e]]);
+        measured.push_back(out_.loo_delta[e][j]);
+      }
+      total += spearman(predicted, measured);
+    }
+    return total / static_cast<double>(scores.size());
+  }
+
+  // For each searched query, the smallest k of the grid whose top-k removal (retrained with the
+  // base seed) makes the model classify it correctly; -1 when none of the grid does.
+  std::vector<int64_t> brittleness(const MethodVariant& v, const std::vector<std::vector<double>>& scores) {
+    std::vector<int64_t> found;
+    const int64_t searched = std::min<int64_t>(s_.brittleness, queries_.n);
+    std::string stem = v.label;
+    std::replace(stem.begin(), stem.end(), ':', '-');
+    for (int64_t j = 0; j < searched; ++j) {
+      int64_t flipped = -1;
+      const auto query = data::take(queries_, std::vector<int64_t>{j});
+      for (int64_t k : s_.brittleness_ks) {
+        if (k >= data_.train.n) break;
+        check_interrupt("in the brittleness search of {}", v.label);
+        const auto top = causes_top_k(scores[j], k);
+        std::vector<uint8_t> removed(static_cast<size_t>(data_.train.n), 0);
+        for (int64_t i : top) removed[i] = 1;
+        std::vector<int64_t> keep;
+        for (int64_t i = 0; i < data_.train.n; ++i)
+          if (!removed[i]) keep.push_back(i);
+        auto model = cached_model(cache_file(fmt::format("brittle-{}-q{:03d}-k{:05d}.safetensors", stem, j, k)),
+                                  s_.spec.seed, data::take(data_.train, keep),
+                                  fmt::format("{} brittleness q{} k={}", v.label, j, k));
+        if (evaluate(*model, query).predictions[0] == query.labels[0]) {
+          flipped = k;
+          break;
+        }
+      }
+      found.push_back(flipped);
+    }
+    return found;
+  }
+
   void score(const MethodVariant& v) {
     IdentifyOptions io = s_.identify;
     io.method = v.method;
@@ -231,8 +318,11 @@ class Benchmark {
         if (mask[i]) p += q.scores[0][i];
       bm.predicted.push_back(p);
     }
-    line(fmt::format("{:<12} {:7.2f}s  LDS {:.3f} [{:.3f}, {:.3f}]{}", v.label, bm.seconds, bm.lds.mean, bm.lds.lo,
-                     bm.lds.hi, bm.measured ? fmt::format("  mislabel AUC {:.3f}", bm.detection.roc_auc) : ""));
+    bm.loo = loo_correlation(q.scores);
+    line(fmt::format("{:<12} {:7.2f}s  LDS {:.3f} [{:.3f}, {:.3f}]{}{}", v.label, bm.seconds, bm.lds.mean, bm.lds.lo,
+                     bm.lds.hi, bm.measured ? fmt::format("  mislabel AUC {:.3f}", bm.detection.roc_auc) : "",
+                     std::isfinite(bm.loo) ? fmt::format("  LOO {:.3f}", bm.loo) : ""));
+    if (s_.brittleness > 0) bm.brittle_k = brittleness(v, q.scores);
     out_.methods.push_back(std::move(bm));
   }
 
@@ -283,6 +373,13 @@ void validate(const BenchmarkSettings& s) {
   if (!(s.alpha > 0 && s.alpha < 1)) throw UsageError(fmt::format("--alpha {}: must be in (0, 1)", s.alpha));
   if (s.queries < 1) throw UsageError(fmt::format("--queries {}: must be >= 1", s.queries));
   if (s.bootstrap < 1) throw UsageError(fmt::format("--bootstrap {}: must be >= 1", s.bootstrap));
+  if (s.loo < 0 || s.loo == 1 || (s.spec.subset > 0 && s.loo >= s.spec.subset))
+    throw UsageError(fmt::format("--loo {}: must be 0 (off) or in [2, the training set size)", s.loo));
+  if (s.brittleness < 0) throw UsageError(fmt::format("--brittleness {}: must be >= 0", s.brittleness));
+  for (size_t i = 0; i < s.brittleness_ks.size(); ++i)
+    if (s.brittleness_ks[i] < 1 || (i > 0 && s.brittleness_ks[i] <= s.brittleness_ks[i - 1]))
+      throw UsageError("--brittleness-ks: positive and increasing");
+  if (s.brittleness > 0 && s.brittleness_ks.empty()) throw UsageError("--brittleness-ks: at least one k");
   if (s.epochs < 1) throw UsageError(fmt::format("--epochs {}: must be >= 1", s.epochs));
   if (s.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", s.batch));
   if (!(s.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", s.lr));
@@ -297,36 +394,44 @@ Lds linear_datamodeling_score(const std::vector<std::vector<double>>& scores,
   if (measured.size() != m) fail("lds: {} subsets but outputs of {}", m, measured.size());
   if (m < 2) fail("lds: {} subsets (a correlation needs two)", m);
   Lds out;
-  std::vector<double> finite;
+  out.queries = static_cast<int64_t>(q);
+  if (q == 0) {
+    out.mean = out.lo = out.hi = NAN;
+    return out;
+  }
+  std::vector<std::vector<double>> predicted(q, std::vector<double>(m, 0.0)), actual(q, std::vector<double>(m));
   for (size_t j = 0; j < q; ++j) {
-    std::vector<double> predicted(m, 0.0), actual(m);
     for (size_t s = 0; s < m; ++s) {
       if (masks[s].size() != scores[j].size())
         fail("lds: a mask of {} examples for scores of {}", masks[s].size(), scores[j].size());
       if (measured[s].size() != q) fail("lds: {} outputs for {} queries", measured[s].size(), q);
       for (size_t i = 0; i < masks[s].size(); ++i)
-        if (masks[s][i]) predicted[s] += scores[j][i];
-      actual[s] = measured[s][j];
+        if (masks[s][i]) predicted[j][s] += scores[j][i];
+      actual[j][s] = measured[s][j];
     }
-    out.per_query.push_back(spearman(predicted, actual));
-    finite.push_back(out.per_query.back());
+    out.per_query.push_back(spearman(predicted[j], actual[j]));
   }
-  out.queries = static_cast<int64_t>(finite.size());
-  if (finite.empty()) {
-    out.mean = out.lo = out.hi = NAN;
-    return out;
-  }
-  out.mean = std::accumulate(finite.begin(), finite.end(), 0.0) / static_cast<double>(finite.size());
+  out.mean = std::accumulate(out.per_query.begin(), out.per_query.end(), 0.0) / static_cast<double>(q);
+  // The interval resamples the subset models as well as the queries: the queries share the
+  // models, so a part of every query's correlation (a model better or worse on all of them) is
+  // common to all, and resampling the queries alone would take M models' worth of evidence for Q
+  // independent ones.
   Rng rng(seed);
-  std::vector<double> means(static_cast<size_t>(bootstrap));
+  std::vector<double> means(static_cast<size_t>(bootstrap)), p(m), a(m);
+  std::vector<size_t> models(m);
   for (auto& b : means) {
+    for (auto& x : models) x = rng.below(m);
     double sum = 0;
-    for (size_t j = 0; j < finite.size(); ++j) sum += finite[rng.below(finite.size())];
-    b = sum / static_cast<double>(finite.size());
+    for (size_t t = 0; t < q; ++t) {
+      const size_t j = rng.below(q);
+      for (size_t s = 0; s < m; ++s) p[s] = predicted[j][models[s]], a[s] = actual[j][models[s]];
+      sum += spearman(p, a);
+    }
+    b = sum / static_cast<double>(q);
   }
   std::sort(means.begin(), means.end());
-  auto percentile = [&](double p) {
-    const double pos = p * static_cast<double>(means.size() - 1);
+  auto percentile = [&](double f) {
+    const double pos = f * static_cast<double>(means.size() - 1);
     const size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, means.size() - 1);
     return means[lo] + (pos - static_cast<double>(lo)) * (means[hi] - means[lo]);
   };

@@ -5,12 +5,19 @@
 //        from the models it finished). For each query q, a test failure of the model trained on
 //        all of D, a method predicts q's loss under S_m by Σ_{i∈S_m} r_q(z_i); LDS is the mean over
 //        queries of the Spearman correlation between those predictions and q's measured loss
-//        under the M models, with a percentile-bootstrap interval over queries.
+//        under the M models, with a percentile-bootstrap interval (models and queries resampled).
 //   detection  ROC AUC and recall@|C| of each method's scores summed over the queries against
 //        the noise mask, where D's corruption is known.
 //   seconds    each method's time to score D against all the queries.
+//   loo   (optional, --loo N) leave-one-out correlation: N examples of D, each left out of one
+//        model retrained with the base model's seed; per query, the Spearman correlation over
+//        the N examples between the measured change in q's loss and −r_q(z); the mean over queries.
+//   brittleness  (optional, --brittleness N) for the first N queries, the fewest of a method's top
+//        causes (from a grid of k) whose removal and retraining with the base seed makes the
+//        model classify q correctly.
 // Every method runs through identify_per_query (repair/identify.h), which scores the queries
 // one by one or in one go as the method allows. Rendering is report/benchmark.h's.
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -43,6 +50,9 @@ struct BenchmarkSettings {
   double alpha = 0.5;       // |S_m| = round(α n)
   int64_t queries = 50;     // test failures sampled as queries (all of them when fewer)
   int bootstrap = 1000;     // resamples of the queries for the LDS interval
+  int loo = 0;              // examples left out one at a time (0: no leave-one-out correlation)
+  int brittleness = 0;      // queries whose brittleness is searched (0: none)
+  std::vector<int64_t> brittleness_ks = {10, 20, 40, 80, 160, 320, 640};
   IdentifyOptions identify; // the methods' options (method and solver set per variant)
   std::string out_dir;      // cache of trained models (models/) and the manifest
   Device device = Device::CPU;
@@ -53,7 +63,8 @@ void validate(const BenchmarkSettings& settings);
 
 // The LDS of per-query scores [q][n] against subset masks [M][n] (1 = in S_m) and the measured
 // outputs [M][q]: per query the Spearman correlation over the M subsets (0 where either side is
-// constant), their mean over the queries, and a percentile-bootstrap interval of that mean.
+// constant), their mean over the queries, and a percentile-bootstrap interval of that mean that
+// resamples the subset models and the queries together.
 struct Lds {
   std::vector<double> per_query;
   double mean = 0, lo = 0, hi = 0;  // lo, hi: the 2.5th and 97.5th percentiles of the bootstrap
@@ -70,6 +81,9 @@ struct BenchmarkMethod {
   bool measured = false;  // detection holds figures (the noise is known)
   Detection detection;
   std::vector<double> predicted;  // the scatter's query (the first): Σ_{S_m} r over the M subsets
+  double loo = NAN;               // mean over queries of the leave-one-out correlation
+  // Per searched query: the smallest k of the grid whose removal flips it, -1 when none does.
+  std::vector<int64_t> brittle_k;
 };
 
 struct BenchmarkResults {
@@ -81,6 +95,8 @@ struct BenchmarkResults {
   int subsets_trained = 0, subsets_loaded = 0;     // this run / from the cache
   double subset_seconds = 0;                       // training the subsets this run
   double mean_subset_accuracy = 0;                 // test accuracy of the subset models
+  std::vector<int64_t> loo_indices;                // the examples of D left out, one per model
+  std::vector<std::vector<double>> loo_delta;      // [example][q]: q's loss without it − with it
   std::vector<BenchmarkMethod> methods;
   double seconds_total = 0;
 };

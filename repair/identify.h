@@ -8,6 +8,7 @@
 //   linear    r(z) = −∇ℓ(z)ᵀ (F̂ + δI)⁻¹ ∇ℓ(Fq), solver diag | kfac | cg | lissa | gd
 //   ekfac     the same with EK-FAC's eigenvalue-refitted KFAC as the curvature
 //   tracin    r(z) = −Σ_c η_c ∇ℓ_c(z)ᵀ ∇ℓ_c(Fq) over checkpoints c (the final model alone by default)
+//   trak      TRAK: gradients in a seeded random projection, r(z) = −Σ_q φ_qᵀ (ΦᵀΦ)⁻¹ φ_z (1 − p_z)
 //   gradcos   r(z) = −cos(∇ℓ(z), ∇ℓ(Fq))
 //   loss      r(z) = ℓ(z; θ̂)
 //   random    seeded uniform scores (the floor every method must beat)

@@ -1,9 +1,11 @@
 #include "report/benchmark.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "util/atomic_file.h"
 
@@ -18,6 +20,7 @@ nlohmann::json benchmark_json(const BenchmarkResults& res, const RunInfo& run) {
                    {"subset", s.spec.subset}, {"noise", s.spec.noise}, {"seed", s.spec.seed},
                    {"epochs", s.epochs}, {"batch", s.batch}, {"lr", s.lr}, {"methods", s.methods},
                    {"subsets", s.subsets}, {"alpha", s.alpha}, {"queries", s.queries}, {"bootstrap", s.bootstrap},
+                   {"loo", s.loo}, {"brittleness", s.brittleness}, {"brittleness_ks", s.brittleness_ks},
                    {"proj_dim", s.identify.proj_dim}, {"damping", s.identify.solve.damping},
                    {"iterations", s.identify.solve.iterations}};
   j["device"] = run.device;
@@ -33,11 +36,17 @@ nlohmann::json benchmark_json(const BenchmarkResults& res, const RunInfo& run) {
   j["subset_models"] = {{"trained", res.subsets_trained}, {"loaded", res.subsets_loaded},
                         {"seconds", res.subset_seconds}, {"mean_test_accuracy", res.mean_subset_accuracy}};
   j["measured_loss"] = res.measured;
+  if (!res.loo_indices.empty()) {
+    j["loo_indices"] = res.loo_indices;
+    j["loo_delta"] = res.loo_delta;
+  }
   j["methods"] = nlohmann::json::array();
   for (const auto& m : res.methods) {
     nlohmann::json e = {{"method", m.label},          {"seconds", m.seconds},   {"lds", m.lds.mean},
                         {"lds_ci95", {m.lds.lo, m.lds.hi}}, {"lds_per_query", m.lds.per_query},
                         {"scatter_predicted", m.predicted}};
+    if (std::isfinite(m.loo)) e["loo_correlation"] = m.loo;
+    if (!m.brittle_k.empty()) e["brittleness_k"] = m.brittle_k;
     if (m.measured) {
       e["mislabel_auc"] = m.detection.roc_auc;
       e["mislabel_recall_at_k"] = m.detection.recall_at_k;
@@ -71,14 +80,34 @@ std::string benchmark_markdown(const BenchmarkResults& res, const RunInfo& run) 
       "percentile-bootstrap interval ({} resamples of the queries).\n\n",
       s.subsets, 100 * s.alpha, res.mean_subset_accuracy, res.subsets_trained, res.subset_seconds, res.subsets_loaded,
       s.bootstrap);
-  const bool detect = res.n_corrupted > 0;
-  md += detect ? "| method | LDS | 95% interval | mislabel AUC | recall@|C| | seconds |\n|---|---|---|---|---|---|\n"
-               : "| method | LDS | 95% interval | seconds |\n|---|---|---|---|\n";
+  const bool detect = res.n_corrupted > 0, loo = !res.loo_indices.empty(), brittle = s.brittleness > 0;
+  md += "| method | LDS | 95% interval |";
+  std::string rule = "|---|---|---|";
+  if (detect) md += " mislabel AUC | recall@|C| |", rule += "---|---|";
+  if (loo) md += " LOO |", rule += "---|";
+  if (brittle) md += " flipped by removal | median k |", rule += "---|---|";
+  md += " seconds |\n" + rule + "---|\n";
   for (const auto& m : res.methods) {
     md += fmt::format("| {} | {:.3f} | [{:.3f}, {:.3f}] |", m.label, m.lds.mean, m.lds.lo, m.lds.hi);
     if (detect) md += fmt::format(" {:.3f} | {:.3f} |", m.detection.roc_auc, m.detection.recall_at_k);
+    if (loo) md += fmt::format(" {:.3f} |", m.loo);
+    if (brittle) {
+      std::vector<int64_t> ks;
+      for (int64_t k : m.brittle_k)
+        if (k > 0) ks.push_back(k);
+      std::sort(ks.begin(), ks.end());
+      md += fmt::format(" {}/{} | {} |", ks.size(), m.brittle_k.size(), ks.empty() ? std::string("—") : std::to_string(ks[ks.size() / 2]));
+    }
     md += fmt::format(" {:.1f} |\n", m.seconds);
   }
+  if (loo)
+    md += fmt::format("\nLOO: {} examples of D, each left out of one model retrained with the base model's seed; per "
+                      "query, the Spearman correlation over them between the change in its loss and −r_q(z).\n",
+                      res.loo_indices.size());
+  if (brittle)
+    md += fmt::format("\nBrittleness: for the first {} queries, the smallest k of {{{}}} whose top-k removal and "
+                      "retraining makes the model classify the query correctly.\n",
+                      s.brittleness, fmt::join(s.brittleness_ks, ", "));
   if (detect)
     md += fmt::format("\nMislabel detection: each method's scores summed over the queries, against the {} corrupted "
                       "examples of D (|C|).\n",

@@ -31,6 +31,7 @@ enum class Stream : uint64_t {
   kBenchmarkSubsets = 17, // benchmark: the random subsets of D the LDS models train on
   kBenchmarkModels = 18,  // benchmark: each subset model's initialisation and batch order
   kBootstrap = 19,        // benchmark: the bootstrap's resampling of the queries
+  kBenchmarkLoo = 20,     // benchmark: which examples of D the leave-one-out models leave out
 };
 
 struct StreamInfo {
@@ -39,7 +40,7 @@ struct StreamInfo {
 };
 
 // Every stream, for the test that they are distinct and for documentation.
-inline constexpr std::array<StreamInfo, 19> kStreams = {{
+inline constexpr std::array<StreamInfo, 20> kStreams = {{
     {Stream::kNoise, "noise"},
     {Stream::kModelInit, "model-init"},
     {Stream::kTrainingOrder, "training-order"},
@@ -59,6 +60,7 @@ inline constexpr std::array<StreamInfo, 19> kStreams = {{
     {Stream::kBenchmarkSubsets, "benchmark-subsets"},
     {Stream::kBenchmarkModels, "benchmark-models"},
     {Stream::kBootstrap, "bootstrap"},
+    {Stream::kBenchmarkLoo, "benchmark-loo"},
 }};
 
 // The generator of stream `s` under `seed`.

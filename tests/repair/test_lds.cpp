@@ -29,22 +29,44 @@ TEST(Lds, MatchesHandComputedCorrelations) {
   EXPECT_NEAR(l.per_query[0], 1.0, 1e-12);
   EXPECT_NEAR(l.per_query[1], 0.0, 1e-12);
   EXPECT_NEAR(l.mean, 0.5, 1e-12);
-  // Resampling two queries gives means of 0, 0.5 or 1: the interval lies within them.
-  EXPECT_GE(l.lo, 0.0);
+  // Resampled models and queries: every resample's mean lies in [−1, 1], and the interval is
+  // wide around 0.5 with four models.
+  EXPECT_GE(l.lo, -1.0);
   EXPECT_LE(l.hi, 1.0);
   EXPECT_LE(l.lo, l.mean);
   EXPECT_GE(l.hi, l.mean);
   EXPECT_LT(l.lo, l.hi);
 }
 
-TEST(Lds, AnticorrelatedScoresGiveMinusOneAndADegenerateInterval) {
+TEST(Lds, AnticorrelatedScoresGiveMinusOne) {
   const std::vector<std::vector<double>> scores = {{1.0, 2.0, 3.0}};
   const std::vector<std::vector<uint8_t>> masks = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
   const std::vector<std::vector<double>> measured = {{3.0}, {2.0}, {1.0}};
-  const Lds l = linear_datamodeling_score(scores, masks, measured, 50, 1);
+  const Lds l = linear_datamodeling_score(scores, masks, measured, 400, 1);
   EXPECT_NEAR(l.mean, -1.0, 1e-12);
+  // A resample of the three models is −1 unless it draws one model thrice (1 in 9: a constant
+  // side, correlation 0): the interval runs from −1 to 0.
   EXPECT_NEAR(l.lo, -1.0, 1e-12);
-  EXPECT_NEAR(l.hi, -1.0, 1e-12);
+  EXPECT_NEAR(l.hi, 0.0, 1e-12);
+}
+
+// Scores drawn at random for every query: the LDS averages Q independent correlations to near
+// 0, and its interval covers 0.
+TEST(Lds, RandomScoresPerQueryAverageToNearZero) {
+  Rng rng(3);
+  const size_t n = 40, m = 30, q = 40;
+  std::vector<std::vector<uint8_t>> masks(m, std::vector<uint8_t>(n));
+  for (auto& mask : masks)
+    for (auto& x : mask) x = rng.below(2);
+  std::vector<std::vector<double>> measured(m, std::vector<double>(q)), scores(q, std::vector<double>(n));
+  for (auto& row : measured)
+    for (auto& x : row) x = rng.normal();
+  for (auto& row : scores)
+    for (auto& x : row) x = rng.uniform();
+  const Lds l = linear_datamodeling_score(scores, masks, measured, 300, 4);
+  EXPECT_LT(std::abs(l.mean), 0.1);
+  EXPECT_LE(l.lo, 0.0);
+  EXPECT_GE(l.hi, 0.0);
 }
 
 TEST(Lds, RefusesMismatchedShapes) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "tools/cli_harness.h"
@@ -69,6 +70,38 @@ TEST(CliBenchmark, AFolderOfAnotherDIsRefused) {
   reseeded[2] = "1";  // --seed
   expect_error(run_lethe(reseeded), 1, {"another D"});
   EXPECT_EQ(read_all(out + "/benchmark-cache.txt"), before);
+}
+
+TEST(CliBenchmark, LeaveOneOutAndBrittlenessWhenAskedFor) {
+  TempDir tmp;
+  const std::string data = tmp.file("mnist"), out = tmp.file("bench");
+  write_synthetic_mnist(data);
+  auto args = benchmark_args(data, out, "tracin,loss");
+  for (const char* a : {"--loo", "3", "--brittleness", "2", "--brittleness-ks", "5,20"}) args.push_back(a);
+  const CliResult r = run_lethe(args);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["loo_indices"].size(), 3u);
+  ASSERT_EQ(j["loo_delta"].size(), 3u);
+  EXPECT_EQ(j["loo_delta"][0].size(), j["query_indices"].size());
+  for (const auto& m : j["methods"]) {
+    const double loo = m["loo_correlation"];
+    EXPECT_GE(loo, -1.0);
+    EXPECT_LE(loo, 1.0);
+    ASSERT_EQ(m["brittleness_k"].size(), 2u);
+    for (const auto& k : m["brittleness_k"]) EXPECT_TRUE(k == -1 || k == 5 || k == 20) << k;
+  }
+  const std::string md = read_all(out + "/report.md");
+  EXPECT_NE(md.find("| LOO |"), std::string::npos);
+  EXPECT_NE(md.find("flipped by removal"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(out + "/models/loo-" + fmt::format("{:05d}", j["loo_indices"][0].get<int64_t>()) +
+                                      ".safetensors"));
+  auto bad = benchmark_args(data, tmp.file("bad"), "loss");
+  for (const char* a : {"--loo", "1"}) bad.push_back(a);
+  expect_error(run_lethe(bad), 2, {"--loo"});
+  auto unsorted = benchmark_args(data, tmp.file("bad"), "loss");
+  for (const char* a : {"--brittleness", "1", "--brittleness-ks", "20,5"}) unsorted.push_back(a);
+  expect_error(run_lethe(unsorted), 2, {"--brittleness-ks"});
 }
 
 TEST(CliBenchmark, BadProjectionDimensionsAreRefusedBeforeWork) {

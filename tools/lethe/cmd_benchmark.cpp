@@ -82,13 +82,23 @@ void add_benchmark_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--queries", s.queries, "Test failures of the base model to attribute (all when fewer)")
       ->capture_default_str();
   cmd->add_option("--bootstrap", s.bootstrap, "Resamples of the queries for the LDS interval")->capture_default_str();
+  cmd->add_option("--loo", s.loo, "Leave-one-out correlation over this many examples of D, one retrained model each (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--brittleness", s.brittleness,
+                  "Brittleness of this many queries: the fewest top causes whose removal flips each (0: off; "
+                  "one retraining per method, query and k tried)")
+      ->capture_default_str();
+  auto brittle_ks = std::make_shared<std::string>();
+  cmd->add_option("--brittleness-ks", *brittle_ks, "Comma-separated k tried, ascending (default 10,20,40,80,160,320,640)");
   auto& o = s.identify;
   cmd->add_option("--score-batch", o.batch, "Examples per pass over D while scoring")->capture_default_str();
   add_registry_options(cmd, o, repair::method_options());
   cmd->add_flag("--json", a->json, "Print results.json on stdout instead of the report");
   cmd->footer("Example: lethe --seed 0 benchmark --subset 3000 --noise label --subsets 50 --out-dir runs/benchmark");
-  cmd->callback([&global, a, cmd, methods] {
+  cmd->callback([&global, a, cmd, methods, brittle_ks] {
     if (cmd->count("--methods")) a->settings.methods = split_list<std::string>(*methods, "--methods");
+    if (cmd->count("--brittleness-ks"))
+      a->settings.brittleness_ks = split_list<int64_t>(*brittle_ks, "--brittleness-ks");
     run(global, *a);
   });
 }
