@@ -108,6 +108,21 @@ void BM_IdentifyTrak(benchmark::State& state) {
 }
 BENCHMARK(BM_IdentifyTrak)->Unit(benchmark::kSecond)->Iterations(2);
 
+// The layered projection: the two Linear layers (79k of the 105k parameters) by Kronecker
+// products on their captured δ and a, the convolutions by JL matrices over their own segments.
+void BM_IdentifyTrakKron(benchmark::State& state) {
+  const LabelNoiseSetup* s = setup();
+  if (!s) {
+    state.SkipWithError("set LETHE_MNIST_DIR to a folder with real MNIST");
+    return;
+  }
+  repair::IdentifyOptions o;
+  o.method = "trak";
+  o.trak_projection = "kron";
+  for (auto _ : state) benchmark::DoNotOptimize(repair::identify(*s->model, s->data.train, s->fq, o));
+}
+BENCHMARK(BM_IdentifyTrakKron)->Unit(benchmark::kSecond)->Iterations(2);
+
 // The per-query scoring the benchmark's LDS needs, 50 of the failures at once: one query-gradient
 // pass, then the method's shared work. Compare with 50 × the single-set figure above.
 void run_per_query(benchmark::State& state, const std::string& method, const std::string& solver = "diag") {

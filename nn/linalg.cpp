@@ -35,4 +35,18 @@ void jl_project(const float* g, int64_t n, int64_t p, int64_t k, uint64_t seed, 
   cpu::jl_project(g, n, p, p, k, seed, out, k, accumulate);
 }
 
+void jl_project_strided(const float* g, int64_t n, int64_t p, int64_t ld_g, int64_t k, uint64_t seed, float* out,
+                        int64_t ld_out) {
+  LETHE_CHECK(n >= 0 && p >= 0 && k >= 1 && ld_g >= p && ld_out >= k,
+              "jl_project: {} rows of {} values (stride {}) to {} dimensions (stride {})", n, p, ld_g, k, ld_out);
+  cpu::jl_project(g, n, p, ld_g, k, seed, out, ld_out, false);
+}
+
+std::vector<float> jl_rows(uint64_t seed, int64_t row0, int64_t rows, int64_t k) {
+  LETHE_CHECK(row0 >= 0 && rows >= 0 && k >= 1, "jl_rows: rows [{}, {}) of {} columns", row0, row0 + rows, k);
+  std::vector<float> out(static_cast<size_t>(rows * k));
+  cpu::jl_block(seed, row0, rows, k, out.data());
+  return out;
+}
+
 }  // namespace lethe

@@ -22,5 +22,10 @@ void matmul_f32(bool trans_x, bool trans_y, int64_t m, int64_t n, int64_t k, con
 // kernels/cpu/projection.h (±1/√k entries, regenerated block by block, never stored), on host
 // arrays; with `accumulate`, out += g · R.
 void jl_project(const float* g, int64_t n, int64_t p, int64_t k, uint64_t seed, float* out, bool accumulate = false);
+// The same with g's rows ld_g apart and out's ld_out apart (a layer's segment of θ, say).
+void jl_project_strided(const float* g, int64_t n, int64_t p, int64_t ld_g, int64_t k, uint64_t seed, float* out,
+                        int64_t ld_out);
+// Rows [row0, row0 + rows) of that matrix, [rows, k].
+std::vector<float> jl_rows(uint64_t seed, int64_t row0, int64_t rows, int64_t k);
 
 }  // namespace lethe

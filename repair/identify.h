@@ -47,6 +47,7 @@ struct IdentifyOptions {
   // trak (with checkpoints: the ensemble)
   int64_t proj_dim = 2048;   // k, the projection's dimension
   double trak_damping = 0;   // relative to the after-kernel's mean eigenvalue
+  std::string trak_projection = "dense";  // dense | kron (repair/trak.h)
   // tracin, trak
   std::vector<std::string> checkpoints;  // extra checkpoints (safetensors) besides the model
   std::vector<double> checkpoint_lrs;    // their learning rates (default 1 each)

@@ -5,6 +5,7 @@
 
 #include "learning/batches.h"
 #include "nn/linalg.h"
+#include "repair/kfac.h"
 #include "repair/params.h"
 #include "repair/per_example.h"
 #include "util/error.h"
@@ -34,11 +35,140 @@ void pseudo_inverse(int64_t m, std::vector<double>& a, double damping) {
 void validate(const TrakOptions& o) {
   if (o.project && (o.proj_dim < 1 || o.proj_dim > 65536))
     throw UsageError(fmt::format("--proj-dim {}: must be in [1, 65536]", o.proj_dim));
+  if (o.projection != "dense" && o.projection != "kron")
+    throw UsageError(fmt::format("--trak-projection: unknown '{}' (known: dense, kron)", o.projection));
   if (!(o.damping >= 0)) throw UsageError(fmt::format("--trak-damping {}: must be >= 0", o.damping));
 }
 
+namespace {
+
+// One layer's share of the layered (kron) projection.
+struct LayerShare {
+  int64_t offset = 0, params = 0;  // its segment of θ
+  int64_t k = 0, feature = 0;      // its dimensions and where they start in ψ
+  enum Kind { Whole, Dense, Kron } kind = Dense;
+  int64_t out = 0, a_dim = 0, k_out = 0, k_in = 0;  // Kron: R_out [out, k_out], R_in [a_dim, k_in]
+  bool bias = false;
+  uint64_t seed = 0;
+  std::vector<float> r_out, r_in;
+};
+
+std::vector<LayerShare> plan_layers(const std::vector<KfacLayer>& shapes, int64_t p, const TrakOptions& o,
+                                    const std::vector<bool>& linear) {
+  std::vector<LayerShare> plan;
+  int64_t feature = 0;
+  for (size_t l = 0; l < shapes.size(); ++l) {
+    const auto& s = shapes[l];
+    LayerShare share;
+    share.offset = s.offset;
+    share.params = s.channel_pairs ? 2 * s.out : s.out * s.in + (s.bias ? s.out : 0);
+    share.seed = o.seed ^ (0x9E3779B97F4A7C15ull * (l + 1));
+    const int64_t target =
+        std::max<int64_t>(1, std::llround(static_cast<double>(o.proj_dim) * share.params / static_cast<double>(p)));
+    if (target >= share.params) {
+      share.kind = LayerShare::Whole;
+      share.k = share.params;
+    } else if (linear[l]) {
+      share.kind = LayerShare::Kron;
+      share.out = s.out, share.a_dim = s.a_dim(), share.bias = s.bias;
+      // Balanced sides (the error is about √(2/k_out + 2/k_in)); a side capped by its size hands
+      // the rest of the share to the other. A side kept whole is the identity, not a random
+      // square matrix.
+      share.k_out = std::clamp<int64_t>(std::llround(std::sqrt(static_cast<double>(target))), 1, share.out);
+      share.k_in = std::clamp<int64_t>((target + share.k_out - 1) / share.k_out, 1, share.a_dim);
+      share.k_out = std::clamp<int64_t>((target + share.k_in - 1) / share.k_in, 1, share.out);
+      share.k = share.k_out * share.k_in;
+      auto side = [](uint64_t seed, int64_t rows, int64_t k) {
+        if (k < rows) return jl_rows(seed, 0, rows, k);
+        std::vector<float> identity(static_cast<size_t>(rows * rows), 0.0f);
+        for (int64_t r = 0; r < rows; ++r) identity[r * rows + r] = 1.0f;
+        return identity;
+      };
+      share.r_out = side(share.seed, share.out, share.k_out);
+      share.r_in = side(share.seed + 1, share.a_dim, share.k_in);
+    } else {
+      share.kind = LayerShare::Dense;
+      share.k = target;
+    }
+    share.feature = feature;
+    feature += share.k;
+    plan.push_back(std::move(share));
+  }
+  return plan;
+}
+
+TrakFeatures trak_features_layered(Module& model, const data::ImageSet& set, const TrakOptions& o,
+                                   const PassOptions& opt) {
+  // The layers' shapes first: they come from an engine of their own, which must be gone before
+  // this pass's engine captures anything.
+  int64_t p = 0;
+  const auto shapes = kfac_layer_shapes(model, p);
+  PerExampleEngine engine(model);
+  TrakFeatures f;
+  f.n = set.n;
+  f.one_minus_p.assign(static_cast<size_t>(f.n), 0.0);
+  std::vector<LayerShare> plan;
+  std::vector<float> grads, input, dout, abar, a_proj, d_proj;
+  BatchWalk walk;
+  walk.interruptible_as = "trak pass";
+  walk.progress = opt.progress;
+  for_each_image_batch(
+      set, opt.batch, model.device(),
+      [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
+        const int64_t b = static_cast<int64_t>(idx.size());
+        const auto losses = engine.backward(engine.forward(x), labels);
+        for (int64_t i = 0; i < b; ++i) f.one_minus_p[idx[i]] = -std::expm1(-static_cast<double>(losses[i]));
+        if (plan.empty()) {
+          std::vector<bool> linear(shapes.size());
+          for (size_t l = 0; l < shapes.size(); ++l) linear[l] = engine.linear_capture(l, input, dout);
+          plan = plan_layers(shapes, p, o, linear);
+          f.k = plan.back().feature + plan.back().k;
+          f.psi.assign(static_cast<size_t>(f.n * f.k), 0.0f);
+        }
+        bool formed = false;
+        for (size_t l = 0; l < plan.size(); ++l) {
+          const LayerShare& s = plan[l];
+          float* rows = f.psi.data() + idx.front() * f.k + s.feature;
+          if (s.kind == LayerShare::Kron) {
+            // (R_outᵀ δ_i)(R_inᵀ ā_i)ᵀ from the layer's captures; no gradient formed.
+            engine.linear_capture(l, input, dout);
+            const int64_t in = s.a_dim - (s.bias ? 1 : 0);
+            abar.assign(static_cast<size_t>(b * s.a_dim), 1.0f);
+            for (int64_t i = 0; i < b; ++i) std::copy_n(input.data() + i * in, in, abar.data() + i * s.a_dim);
+            a_proj.assign(static_cast<size_t>(b * s.k_in), 0.0f);
+            d_proj.assign(static_cast<size_t>(b * s.k_out), 0.0f);
+            matmul_f32(false, false, b, s.k_in, s.a_dim, abar.data(), s.r_in.data(), 0.0f, a_proj.data());
+            matmul_f32(false, false, b, s.k_out, s.out, dout.data(), s.r_out.data(), 0.0f, d_proj.data());
+            for (int64_t i = 0; i < b; ++i)
+              for (int64_t r = 0; r < s.k_out; ++r)
+                for (int64_t c = 0; c < s.k_in; ++c)
+                  rows[i * f.k + r * s.k_in + c] = d_proj[i * s.k_out + r] * a_proj[i * s.k_in + c];
+            continue;
+          }
+          if (!formed) {
+            grads.assign(static_cast<size_t>(b * p), 0.0f);
+            PerExampleRequest req;
+            req.grads = grads.data();
+            req.ld_grads = p;
+            engine.accumulate(req);
+            formed = true;
+          }
+          if (s.kind == LayerShare::Whole) {
+            for (int64_t i = 0; i < b; ++i) std::copy_n(grads.data() + i * p + s.offset, s.params, rows + i * f.k);
+          } else {
+            jl_project_strided(grads.data() + s.offset, b, s.params, p, s.k, s.seed, rows, f.k);
+          }
+        }
+      },
+      walk);
+  return f;
+}
+
+}  // namespace
+
 TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakOptions& o, const PassOptions& opt) {
   validate(o);
+  if (o.project && o.projection == "kron") return trak_features_layered(model, set, o, opt);
   PerExampleEngine engine(model);
   const int64_t p = engine.num_params();
   TrakFeatures f;

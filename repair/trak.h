@@ -26,11 +26,20 @@ namespace lethe::repair {
 struct TrakOptions {
   int64_t proj_dim = 2048;  // k
   bool project = true;      // false: φ is the whole gradient (k = P), for checks on small models
+  // dense: one JL matrix over all of θ, applied to each formed per-example gradient.
+  // kron: k shared among the layers in proportion to their parameters; a Linear layer's share
+  //   is a Kronecker product R_out ⊗ R_in applied to its captured output gradient δ and input ā
+  //   (its per-example gradient δ āᵀ is rank one, so (R_outᵀδ)(R_inᵀā)ᵀ is exact and costs
+  //   (out + in) per dimension pair instead of out · in), the other layers' shares dense JL
+  //   matrices over their segments; a layer whose share covers its parameters is kept whole.
+  //   The total is about k (shares rounded to whole k_out × k_in products). Cheaper, but a Kronecker product of two k'-dimensional JL
+  //   matrices keeps inner products of rank-one gradients only to about √(2/k_out + 2/k_in).
+  std::string projection = "dense";
   uint64_t seed = 0;        // the projection's
   double damping = 0;       // K + damping · mean eigenvalue(K) · I
 };
 
-// Refuses (UsageError naming --proj-dim) a k outside [1, 65536].
+// Refuses (UsageError naming the flag) a k outside [1, 65536] or an unknown projection.
 void validate(const TrakOptions& o);
 
 // The projected loss gradients ψ_i [n, k] of a set and 1 − p_i, p_i the probability of z_i's label.

@@ -16,6 +16,7 @@ TrakOptions trak_options(const IdentifyOptions& o) {
   TrakOptions t;
   t.proj_dim = o.proj_dim;
   t.damping = o.trak_damping;
+  t.projection = o.trak_projection;
   t.seed = lethe::stream_seed(o.seed, lethe::Stream::kTrakProjection);
   return t;
 }
@@ -55,6 +56,14 @@ LETHE_METHOD(trak) {
                                    t.proj_dim = o.proj_dim;
                                    validate(t);
                                  }),
+              option<std::string, O>("--trak-projection",
+                                     "dense (one JL matrix over θ) | kron (per layer; Linear layers by R_out ⊗ R_in on δ and a)",
+                                     [](O& o) -> std::string& { return o.trak_projection; },
+                                     [](const O& o) {
+                                       TrakOptions t;
+                                       t.projection = o.trak_projection;
+                                       validate(t);
+                                     }),
               option<double, O>("--trak-damping", "damping of the after-kernel, relative to its mean eigenvalue",
                                 [](O& o) -> double& { return o.trak_damping; },
                                 [](const O& o) {
