@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "datasets/prepare.h"
@@ -49,17 +50,23 @@ const LabelNoiseSetup* setup() {
   return s.get();
 }
 
-void run_method(benchmark::State& state, const std::string& method, const std::string& solver = "diag",
-                const std::string& load_factors = "") {
+// The setup, or the benchmark skipped with the reason.
+const LabelNoiseSetup* setup_or_skip(benchmark::State& state) {
   const LabelNoiseSetup* s = setup();
-  if (!s) {
-    state.SkipWithError("set LETHE_MNIST_DIR to a folder with real MNIST");
-    return;
-  }
+  if (!s) state.SkipWithError("set LETHE_MNIST_DIR to a folder with real MNIST");
+  return s;
+}
+
+void run_method(benchmark::State& state, const std::string& method, const std::string& solver = "diag",
+                const std::string& load_factors = "",
+                const std::function<void(repair::IdentifyOptions&)>& adjust = {}) {
+  const LabelNoiseSetup* s = setup_or_skip(state);
+  if (!s) return;
   repair::IdentifyOptions o;
   o.method = method;
   o.solve.solver = solver;
   o.load_factors = load_factors;
+  if (adjust) adjust(o);
   double recall = 0;
   for (auto _ : state) {
     const auto r = repair::identify(*s->model, s->data.train, s->fq, o);
@@ -111,26 +118,15 @@ BENCHMARK(BM_IdentifyTrak)->Unit(benchmark::kSecond)->Iterations(2);
 // The layered projection: the two Linear layers (79k of the 105k parameters) by Kronecker
 // products on their captured δ and a, the convolutions by JL matrices over their own segments.
 void BM_IdentifyTrakKron(benchmark::State& state) {
-  const LabelNoiseSetup* s = setup();
-  if (!s) {
-    state.SkipWithError("set LETHE_MNIST_DIR to a folder with real MNIST");
-    return;
-  }
-  repair::IdentifyOptions o;
-  o.method = "trak";
-  o.trak_projection = "kron";
-  for (auto _ : state) benchmark::DoNotOptimize(repair::identify(*s->model, s->data.train, s->fq, o));
+  run_method(state, "trak", "diag", "", [](repair::IdentifyOptions& o) { o.trak_projection = "kron"; });
 }
 BENCHMARK(BM_IdentifyTrakKron)->Unit(benchmark::kSecond)->Iterations(2);
 
 // The per-query scoring the benchmark's LDS needs, 50 of the failures at once: one query-gradient
 // pass, then the method's shared work. Compare with 50 × the single-set figure above.
 void run_per_query(benchmark::State& state, const std::string& method, const std::string& solver = "diag") {
-  const LabelNoiseSetup* s = setup();
-  if (!s) {
-    state.SkipWithError("set LETHE_MNIST_DIR to a folder with real MNIST");
-    return;
-  }
+  const LabelNoiseSetup* s = setup_or_skip(state);
+  if (!s) return;
   repair::IdentifyOptions o;
   o.method = method;
   o.solve.solver = solver;

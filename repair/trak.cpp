@@ -97,6 +97,24 @@ std::vector<LayerShare> plan_layers(const std::vector<KfacLayer>& shapes, int64_
   return plan;
 }
 
+// The pass both projections share: every batch's backward pass, 1 − p_i from its losses, then
+// body(idx) with the engine holding the batch's captures.
+template <typename Body>
+void for_each_feature_batch(Module& model, PerExampleEngine& engine, const data::ImageSet& set, const PassOptions& opt,
+                            TrakFeatures& f, Body&& body) {
+  BatchWalk walk;
+  walk.interruptible_as = "trak pass";
+  walk.progress = opt.progress;
+  for_each_image_batch(
+      set, opt.batch, model.device(),
+      [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
+        const auto losses = engine.backward(engine.forward(x), labels);
+        for (size_t i = 0; i < idx.size(); ++i) f.one_minus_p[idx[i]] = -std::expm1(-static_cast<double>(losses[i]));
+        body(idx);
+      },
+      walk);
+}
+
 TrakFeatures trak_features_layered(Module& model, const data::ImageSet& set, const TrakOptions& o,
                                    const PassOptions& opt) {
   // The layers' shapes first: they come from an engine of their own, which must be gone before
@@ -109,15 +127,8 @@ TrakFeatures trak_features_layered(Module& model, const data::ImageSet& set, con
   f.one_minus_p.assign(static_cast<size_t>(f.n), 0.0);
   std::vector<LayerShare> plan;
   std::vector<float> grads, input, dout, abar, a_proj, d_proj;
-  BatchWalk walk;
-  walk.interruptible_as = "trak pass";
-  walk.progress = opt.progress;
-  for_each_image_batch(
-      set, opt.batch, model.device(),
-      [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
+  for_each_feature_batch(model, engine, set, opt, f, [&](const std::vector<int64_t>& idx) {
         const int64_t b = static_cast<int64_t>(idx.size());
-        const auto losses = engine.backward(engine.forward(x), labels);
-        for (int64_t i = 0; i < b; ++i) f.one_minus_p[idx[i]] = -std::expm1(-static_cast<double>(losses[i]));
         if (plan.empty()) {
           std::vector<bool> linear(shapes.size());
           for (size_t l = 0; l < shapes.size(); ++l) linear[l] = engine.linear_capture(l, input, dout);
@@ -159,8 +170,7 @@ TrakFeatures trak_features_layered(Module& model, const data::ImageSet& set, con
             jl_project_strided(grads.data() + s.offset, b, s.params, p, s.k, s.seed, rows, f.k);
           }
         }
-      },
-      walk);
+  });
   return f;
 }
 
@@ -177,15 +187,8 @@ TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakO
   f.psi.assign(static_cast<size_t>(f.n * f.k), 0.0f);
   f.one_minus_p.assign(static_cast<size_t>(f.n), 0.0);
   std::vector<float> grads;
-  BatchWalk walk;
-  walk.interruptible_as = "trak pass";
-  walk.progress = opt.progress;
-  for_each_image_batch(
-      set, opt.batch, model.device(),
-      [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
+  for_each_feature_batch(model, engine, set, opt, f, [&](const std::vector<int64_t>& idx) {
         const int64_t b = static_cast<int64_t>(idx.size());
-        const auto losses = engine.backward(engine.forward(x), labels);
-        for (int64_t i = 0; i < b; ++i) f.one_minus_p[idx[i]] = -std::expm1(-static_cast<double>(losses[i]));
         float* rows = f.psi.data() + idx.front() * f.k;
         PerExampleRequest req;
         req.ld_grads = p;
@@ -198,8 +201,7 @@ TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakO
           req.grads = rows;
           engine.accumulate(req);
         }
-      },
-      walk);
+  });
   return f;
 }
 
