@@ -3,6 +3,7 @@
 // work (a folder made for another D, a projection dimension out of range).
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -102,6 +103,29 @@ TEST(CliBenchmark, LeaveOneOutAndBrittlenessWhenAskedFor) {
   auto unsorted = benchmark_args(data, tmp.file("bad"), "loss");
   for (const char* a : {"--brittleness", "1", "--brittleness-ks", "20,5"}) unsorted.push_back(a);
   expect_error(run_lethe(unsorted), 2, {"--brittleness-ks"});
+}
+
+// Stopped by SIGINT while the subset models train, a run keeps the models it finished and
+// writes no results; the next run reads them back instead of training them again.
+TEST(CliBenchmark, AnInterruptedRunResumesFromItsCachedModels) {
+  TempDir tmp;
+  const std::string data = tmp.file("mnist"), out = tmp.file("bench");
+  write_synthetic_mnist(data);
+  auto args = benchmark_args(data, out, "loss");
+  args[9] = "4";    // --epochs: long enough to be stopped in
+  args[11] = "40";  // --subsets
+  RunningLethe child = start_lethe(args);
+  ASSERT_TRUE(wait_for_file(out + "/models/subset-0000.safetensors", child));
+  ::kill(child.pid, SIGINT);
+  const CliResult stopped = finish_lethe(child);
+  expect_error(stopped, 130, {"interrupted by SIGINT"});
+  EXPECT_FALSE(std::filesystem::exists(out + "/results.json"));
+  args[11] = "2";
+  const CliResult resumed = run_lethe(args);
+  ASSERT_EQ(resumed.exit_code, 0) << describe(resumed);
+  const auto j = nlohmann::json::parse(resumed.out);
+  EXPECT_GE(j["subset_models"]["loaded"].get<int>(), 1);
+  EXPECT_EQ(j["subset_models"]["loaded"].get<int>() + j["subset_models"]["trained"].get<int>(), 2);
 }
 
 TEST(CliBenchmark, BadProjectionDimensionsAreRefusedBeforeWork) {

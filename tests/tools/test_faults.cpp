@@ -29,22 +29,6 @@ using Args = std::vector<std::string>;
 
 constexpr const char* kPrecious = "an earlier result that a failed run must not touch\n";
 
-// Waits (up to a minute) until `path` exists; false if it never does or `child` ended first.
-bool wait_for_file(const std::string& path, const RunningLethe& child) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (fs::exists(path)) return true;
-    int status = 0;
-    if (::waitpid(child.pid, &status, WNOHANG) == child.pid) {
-      ADD_FAILURE() << "lethe ended before " << path << " appeared";
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ADD_FAILURE() << path << " did not appear within a minute";
-  return false;
-}
-
 // The names in `dir` that look like a temporary file of an atomic write.
 std::vector<std::string> temporaries(const std::string& dir) {
   std::vector<std::string> out;
