@@ -51,6 +51,7 @@ class Protocol {
     train_base(run);
     const auto ranked = identify_all(run, index == 0);
     for (const auto& [method, scores] : ranked) finetune_all(run, method, scores);
+    if (out_.noisy) random_control(run);
     treat_largest_k(run, ranked.front().first, ranked.front().second);
   }
 
@@ -134,6 +135,22 @@ class Protocol {
                      last.r));
   }
 
+  // The oracle gate's control: random removal of as many examples as the oracle's largest removal,
+  // fine-tuned the same way, unless the random method was already fine-tuned at that k. Its
+  // scores are the random method's (the same stream and seed).
+  void random_control(SeedRun& run) {
+    const int64_t kmax = *std::max_element(s_.ks.begin(), s_.ks.end());
+    const int64_t k = std::min<int64_t>(kmax, run.n_noisy);
+    if (k < 1) return;
+    for (const auto& r : out_.rows)
+      if (r.seed == run.spec.seed && r.method == "random" && r.treatment == "finetune" && r.k == k) return;
+    IdentifyOptions io;
+    io.method = "random";
+    io.seed = run.spec.seed;
+    const auto scores = identify(*run.model, run.d.train, run.fq, io).scores;
+    repair_once(run, "random", "finetune", k, scores, fmt::format("oracle gate: random k={}", k));
+  }
+
   // The other treatments at the largest k, on the first method's causes.
   void treat_largest_k(SeedRun& run, const std::string& method, const std::vector<double>& scores) {
     const int64_t kmax = *std::max_element(s_.ks.begin(), s_.ks.end());
@@ -208,6 +225,7 @@ ExperimentResults run_experiment(const ExperimentSettings& settings, const Exper
   out.noisy = settings.spec.noise != "none";
   Protocol protocol(out.settings, hooks, out);
   for (int s = 0; s < settings.seeds; ++s) protocol.run_seed(s);
+  if (const OracleGate gate = oracle_gate(out); gate.measured && hooks.line) hooks.line(gate.verdict);
   out.seconds_total = since(t_all);
   return out;
 }
@@ -240,6 +258,51 @@ std::vector<const RepairRow*> rows_where(const ExperimentResults& results,
   for (const auto& r : results.rows)
     if (keep(r)) out.push_back(&r);
   return out;
+}
+
+OracleGate oracle_gate(const ExperimentResults& results, double margin) {
+  OracleGate g;
+  g.margin = margin;
+  std::vector<double> oracle_fh, random_fh, oracle_r, diff;
+  for (const auto& seed : results.seeds) {
+    const RepairRow* oracle = nullptr;
+    for (const auto& r : results.rows)
+      if (r.seed == seed.seed && r.method == "oracle" && r.treatment == "finetune" && (!oracle || r.k > oracle->k))
+        oracle = &r;
+    if (!oracle) continue;
+    const RepairRow* random = nullptr;
+    for (const auto& r : results.rows)
+      if (r.seed == seed.seed && r.method == "random" && r.treatment == "finetune" && r.k == oracle->k) random = &r;
+    if (!random) continue;
+    g.k = oracle->k;
+    oracle_fh.push_back(oracle->fh);
+    oracle_r.push_back(oracle->r);
+    random_fh.push_back(random->fh);
+    diff.push_back(oracle->fh - random->fh);
+  }
+  g.seeds = static_cast<int64_t>(diff.size());
+  if (!results.noisy || diff.empty() || g.seeds != static_cast<int64_t>(results.seeds.size())) return g;
+  g.measured = true;
+  g.oracle_fh = mean(oracle_fh), g.oracle_fh_std = stdev(oracle_fh);
+  g.random_fh = mean(random_fh), g.random_fh_std = stdev(random_fh);
+  g.oracle_r = mean(oracle_r);
+  g.difference = mean(diff), g.difference_std = stdev(diff);
+  // Clearly above: by the margin, and by two standard errors of the paired difference.
+  const double se = g.seeds >= 2 ? g.difference_std / std::sqrt(static_cast<double>(g.seeds)) : 0.0;
+  g.causal = g.difference >= margin && g.difference > 2 * se;
+  const std::string pm_o = g.seeds >= 2 ? fmt::format(" ± {:.3f}", g.oracle_fh_std) : "";
+  const std::string pm_r = g.seeds >= 2 ? fmt::format(" ± {:.3f}", g.random_fh_std) : "";
+  g.verdict = g.causal
+                  ? fmt::format("Oracle gate: removing the corrupted examples (k = {}) and fine-tuning gives Fh {:.3f}{} "
+                                "against {:.3f}{} for as many random ones ({:+.3f} over {} seed(s)): the corruption "
+                                "causes the failures, so rankings of D can be judged by repair.",
+                                g.k, g.oracle_fh, pm_o, g.random_fh, pm_r, g.difference, g.seeds)
+                  : fmt::format("Oracle gate: the corruption does not cause the failures: removing the corrupted "
+                                "examples (k = {}) gives Fh {:.3f}{} against {:.3f}{} for as many random ones, only "
+                                "{:+.3f} over {} seed(s) (at least {:.2f}, clear of the seeds' spread, is needed), so "
+                                "no ranking of D can be judged by how much its removal repairs here.",
+                                g.k, g.oracle_fh, pm_o, g.random_fh, pm_r, g.difference, g.seeds, margin);
+  return g;
 }
 
 std::vector<std::string> compared_methods(const ExperimentResults& results) {

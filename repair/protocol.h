@@ -90,6 +90,21 @@ double stdev(const std::vector<double>& v);  // sample standard deviation; 0 bel
 std::vector<int64_t> finetune_sizes(const ExperimentResults& results, const std::string& method);
 // The rows that pass `keep`.
 std::vector<const RepairRow*> rows_where(const ExperimentResults& results, const std::function<bool(const RepairRow&)>& keep);
+// Whether the corruption causes the failures: per seed, the oracle's largest removal (the known
+// corrupted examples) against random removal of as many examples, both fine-tuned (the protocol
+// runs that random removal whenever the corruption is known). Causal when the mean paired
+// difference in Fh is at least `margin` and more than two standard errors.
+struct OracleGate {
+  bool measured = false;  // the corruption is known and every seed has both rows
+  int64_t seeds = 0, k = 0;
+  double margin = 0.1;
+  double oracle_fh = 0, oracle_fh_std = 0, random_fh = 0, random_fh_std = 0, oracle_r = 0;
+  double difference = 0, difference_std = 0;
+  bool causal = false;
+  std::string verdict;  // one line for the report
+};
+OracleGate oracle_gate(const ExperimentResults& results, double margin = 0.1);
+
 // The methods of the figures: the settings' methods, then the oracle when the noise is known.
 std::vector<std::string> compared_methods(const ExperimentResults& results);
 

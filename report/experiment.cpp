@@ -97,6 +97,13 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
   for (const auto& p : res.seeds)
     j["per_seed"].push_back({{"seed", p.seed}, {"train_seconds", p.train_seconds}, {"test_accuracy", p.test_accuracy},
                              {"n_fq", p.n_fq}, {"n_fh", p.n_fh}, {"n_corrupted", p.n_corrupted}});
+  if (const auto gate = repair::oracle_gate(res); gate.measured)
+    j["oracle_gate"] = {{"k", gate.k},          {"seeds", gate.seeds},
+                        {"oracle_fh", gate.oracle_fh}, {"oracle_fh_std", gate.oracle_fh_std},
+                        {"random_fh", gate.random_fh}, {"random_fh_std", gate.random_fh_std},
+                        {"oracle_r", gate.oracle_r},   {"difference", gate.difference},
+                        {"difference_std", gate.difference_std}, {"margin", gate.margin},
+                        {"causal", gate.causal}};
   j["identification"] = nlohmann::json::array();
   for (const auto& ms : res.scores) {
     nlohmann::json e = {{"seed", ms.seed}, {"method", ms.method}, {"seconds", ms.seconds}, {"n_positive", ms.n_positive}};
@@ -173,6 +180,7 @@ std::string report_markdown(const ExperimentResults& res, const RunInfo& run) {
                     s.first_seed, run.device + std::string(run.tf32 ? " (TF32)" : ""), run.threads, run.version,
                     run.git_commit, res.seconds_total);
   md += fmt::format("Base model test accuracy: {}. Values are mean ± std over seeds.\n\n", pm(base_test));
+  if (const auto gate = repair::oracle_gate(res); gate.measured) md += gate.verdict + "\n\n";
   if (res.noisy) md += detection_section(res);
   md += repair_sections(res);
   md += fmt::format("Top causes by {} (first seed; red: known corrupted): ![causes](causes_{}.png)\n\nAll numbers: "

@@ -83,3 +83,59 @@ TEST(Protocol, RefusesBadSettingsNamingTheFlag) {
 
 }  // namespace
 }  // namespace lethe::repair
+
+namespace lethe::repair {
+namespace {
+
+// Results of a noisy experiment over two seeds holding only the oracle's and random removal's
+// fine-tuning rows at k = 100 with the given Fh.
+ExperimentResults gate_results(double oracle0, double oracle1, double random0, double random1) {
+  ExperimentResults r;
+  r.noisy = true;
+  r.seeds = {{0, 1.0, 0.9, 50, 50, 100}, {1, 1.0, 0.9, 50, 50, 100}};
+  r.rows = {{0, "oracle", "finetune", 60, 0.9, 0.5, 0.99, 1}, {0, "oracle", "finetune", 100, 0.9, oracle0, 0.99, 1},
+            {0, "random", "finetune", 100, 0.5, random0, 0.98, 1}, {1, "oracle", "finetune", 100, 0.9, oracle1, 0.97, 1},
+            {1, "random", "finetune", 100, 0.5, random1, 0.98, 1}};
+  return r;
+}
+
+TEST(OracleGate, PassesWhereRemovingTheCorruptionRepairsFarMoreThanRandomRemoval) {
+  const OracleGate g = oracle_gate(gate_results(0.80, 0.84, 0.30, 0.36));
+  ASSERT_TRUE(g.measured);
+  EXPECT_EQ(g.k, 100);  // the oracle's largest removal, not its k = 60 row
+  EXPECT_EQ(g.seeds, 2);
+  EXPECT_NEAR(g.oracle_fh, 0.82, 1e-12);
+  EXPECT_NEAR(g.random_fh, 0.33, 1e-12);
+  EXPECT_NEAR(g.difference, 0.49, 1e-12);
+  EXPECT_NEAR(g.oracle_r, 0.98, 1e-12);
+  EXPECT_TRUE(g.causal);
+  EXPECT_NE(g.verdict.find("causes the failures"), std::string::npos) << g.verdict;
+}
+
+TEST(OracleGate, FailsWhereTheOracleRepairsNoMoreThanRandomRemoval) {
+  const OracleGate g = oracle_gate(gate_results(0.10, 0.12, 0.13, 0.11));
+  ASSERT_TRUE(g.measured);
+  EXPECT_FALSE(g.causal);
+  EXPECT_NE(g.verdict.find("does not cause the failures"), std::string::npos) << g.verdict;
+  EXPECT_NE(g.verdict.find("-0.010"), std::string::npos) << "the verdict says by how much: " << g.verdict;
+}
+
+TEST(OracleGate, AMarginHiddenInTheSeedsSpreadIsNotClear) {
+  // A mean difference of 0.15 but seeds that disagree (0.45 and −0.15): not two standard errors.
+  const OracleGate g = oracle_gate(gate_results(0.60, 0.20, 0.15, 0.35));
+  ASSERT_TRUE(g.measured);
+  EXPECT_NEAR(g.difference, 0.15, 1e-12);
+  EXPECT_FALSE(g.causal);
+}
+
+TEST(OracleGate, UnmeasuredWithoutNoiseOrWithoutTheControl) {
+  auto clean = gate_results(0.8, 0.8, 0.3, 0.3);
+  clean.noisy = false;
+  EXPECT_FALSE(oracle_gate(clean).measured);
+  auto missing = gate_results(0.8, 0.8, 0.3, 0.3);
+  missing.rows.pop_back();  // seed 1 has no random row
+  EXPECT_FALSE(oracle_gate(missing).measured);
+}
+
+}  // namespace
+}  // namespace lethe::repair
