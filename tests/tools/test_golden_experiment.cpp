@@ -8,7 +8,7 @@
 // (a new kernel's rounding, a protocol fix) re-records it in its own commit, saying why:
 //   LETHE_GOLDEN_RECORD=1 build/lethe_tests --gtest_filter='GoldenExperiment.*'
 // The settings avoid the random method, augmentation and adversarial noise, whose streams are
-// not part of what this pins.
+// not part of what this pins, except the one random removal the oracle gate's control makes.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
