@@ -215,6 +215,12 @@ EvalResult evaluate(Module& model, const data::ImageSet& set, int64_t batch) {
   const Device device = model.device();
   int64_t correct = 0;
   double loss_total = 0;
+  // Each rank evaluates its shard of the set; the predictions and losses are gathered (rows of
+  // [prediction, loss], both exact in double) and the totals formed from them in example order,
+  // as one process forms them.
+  std::vector<double> rows(static_cast<size_t>(2 * set.n));
+  BatchWalk walk;
+  walk.sharded = true;
   for_each_image_batch(set, batch, device, [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
     Tensor logits = model.forward(x);
     if (logits.size(1) != r.classes)
@@ -222,15 +228,21 @@ EvalResult evaluate(Module& model, const data::ImageSet& set, int64_t batch) {
     const auto z = logits.to_vector();
     const auto l = cross_entropy(logits, labels).to_vector();
     for (size_t i = 0; i < idx.size(); ++i) {
-      const int32_t pred = argmax_row(z.data() + i * r.classes, r.classes);
-      const int32_t truth = labels.host()[i];
-      r.predictions[idx[i]] = pred;
-      r.losses[idx[i]] = l[i];
-      loss_total += l[i];
-      correct += pred == truth;
-      r.confusion[static_cast<size_t>(truth) * r.classes + pred]++;
+      rows[static_cast<size_t>(2 * idx[i])] = argmax_row(z.data() + i * r.classes, r.classes);
+      rows[static_cast<size_t>(2 * idx[i] + 1)] = l[i];
     }
-  });
+  }, walk);
+  share_rows(rows, set.n, 2, batch);
+  for (int64_t i = 0; i < set.n; ++i) {
+    const int32_t pred = static_cast<int32_t>(rows[static_cast<size_t>(2 * i)]);
+    const float loss = static_cast<float>(rows[static_cast<size_t>(2 * i + 1)]);
+    const int32_t truth = set.labels[static_cast<size_t>(i)];
+    r.predictions[static_cast<size_t>(i)] = pred;
+    r.losses[static_cast<size_t>(i)] = loss;
+    loss_total += loss;
+    correct += pred == truth;
+    r.confusion[static_cast<size_t>(truth) * r.classes + pred]++;
+  }
   r.accuracy = set.n ? static_cast<double>(correct) / static_cast<double>(set.n) : 0.0;
   r.mean_loss = set.n ? loss_total / static_cast<double>(set.n) : 0.0;
   for (int32_t c = 0; c < r.classes; ++c) {
