@@ -111,6 +111,7 @@ class Comm {
   // failed. Then the backend is closed.
   void finish();
   bool failed() const { return failed_; }
+  const FailureReport& failure() const { return failure_; }  // when failed()
   // Closes the backend (MPI_Finalize); every rank calls it last, whether the run went well or not.
   void close();
 

@@ -22,7 +22,9 @@ int finish_ranks(int code, const std::string& message, bool remote) {
   auto& comm = lethe::parallel::comm();
   lethe::parallel::FailureReport failure{comm.rank(), code, message};
   bool failed = code != 0 || remote;
-  if (!remote) {
+  if (remote) {
+    failure = comm.failure();
+  } else {
     try {
       if (code != 0) failure = comm.fail(message, code);
       else comm.finish();
