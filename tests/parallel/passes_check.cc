@@ -1,6 +1,6 @@
 // Run alone and under mpirun by tests/parallel/test_passes.cpp: repair's dataset-wide passes on
-// a seeded mnist-cnn and 700 seeded random images (batches of 64: 11 batches, the last short, so
-// two ranks take 6 and 5), written by rank 0 as raw little-endian doubles, one block a pass:
+// a seeded mnist-cnn and 300 seeded random images (batches of 32: 10 batches, the last short, so
+// two ranks take 5 and 5), written by rank 0 as raw little-endian doubles, one block a pass:
 //   passes_check OUT
 // Blocks, in order: per-example losses, per-example dots with two queries, squared norms, the
 // empirical and the sampled (2 draws) diagonal Fisher, the summed gradient, the Fisher- and
@@ -33,14 +33,14 @@ int main(int argc, char** argv) {
     Rng rng(11);
     auto model = make_mnist_cnn(rng);
     data::ImageSet set;
-    set.n = 700, set.height = 28, set.width = 28;
+    set.n = 300, set.height = 28, set.width = 28;
     set.pixels.resize(static_cast<size_t>(set.n * 28 * 28));
     for (auto& p : set.pixels) p = static_cast<float>(rng.uniform());
     for (int64_t i = 0; i < set.n; ++i) set.labels.push_back(static_cast<int32_t>(rng.below(10)));
     for (int64_t i = 0; i < set.n; ++i) set.source_index.push_back(i);
 
     repair::PassOptions pass;
-    pass.batch = 64;
+    pass.batch = 32;
     const int64_t p = repair::ParamLayout::of(*model).total;
     std::vector<double> out;
     auto put = [&](const auto& v) {
