@@ -20,7 +20,28 @@ struct BatchWalk {
   // empty: the walk is not interruptible.
   const char* interruptible_as = nullptr;
   std::function<void(int64_t done, int64_t total)> progress;  // after each batch, in examples
+  // Across several ranks (parallel/comm.h), each walks only its shard of the batches
+  // (shard_of); the pass then combines the ranks' results (sum_over_ranks, share_rows). One
+  // process walks everything either way.
+  bool sharded = false;
 };
+
+// The examples [lo, hi) of [begin, end) that `rank` of `ranks` walks in a sharded pass: whole
+// batches of `batch`, contiguous, in rank order, so a rank's batches are exactly the batches a
+// single process forms there and the ranks' shards concatenate to the whole.
+struct ExampleRange {
+  int64_t lo = 0, hi = 0;
+};
+ExampleRange shard_of(int64_t begin, int64_t end, int64_t batch, int rank, int ranks);
+// This process's shard (the whole range when it runs alone).
+ExampleRange my_shard(int64_t begin, int64_t end, int64_t batch);
+
+// After a sharded pass over [0, n) where this rank filled rows [lo, hi) of `rows` (n rows of
+// `width` values, row i for example i), every rank holds every row. No-op for one process.
+void share_rows(std::vector<float>& rows, int64_t n, int64_t width, int64_t batch);
+void share_rows(std::vector<double>& rows, int64_t n, int64_t width, int64_t batch);
+// A pass's sums, added over ranks in double. No-op for one process.
+void sum_over_ranks(std::vector<double>& sums);
 
 // f(idx, x, labels) for consecutive batches of `batch` examples (the last may be shorter).
 void for_each_image_batch(const data::ImageSet& set, int64_t batch, Device device,

@@ -8,6 +8,7 @@
 #include "nn/autograd.h"
 #include "nn/finite.h"
 #include "nn/optim.h"
+#include "parallel/comm.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/streams.h"
@@ -21,6 +22,85 @@ Tensor batch_images(const data::ImageSet& set, std::span<const int64_t> idx, Dev
   data::gather_batch(set, idx, x.data(), y.data());
   if (labels) *labels = Labels(std::move(y));
   return x.to(device);
+}
+
+namespace {
+
+// Data-parallel training (docs/scale-out.md): every rank draws the same global batch from the
+// same seed and takes its contiguous slice (shard_of with batches of one example); each rank
+// differentiates Σ_slice ℓ / |global batch|, and the gradients are summed over ranks, so every
+// rank holds the gradient of the global batch's mean loss and takes the same Adam step. The
+// augmentation draws for the whole global batch on every rank, then keeps its slice's images.
+struct SliceStep {
+  Tensor x;
+  Labels labels;
+  int64_t lo = 0, hi = 0;  // the slice of the global batch
+};
+
+SliceStep slice_of_batch(const data::ImageSet& train, const std::vector<int64_t>& idx, Device device,
+                         const std::optional<data::Augmentation>& augment, Rng& augment_rng) {
+  const auto& c = parallel::comm();
+  const ExampleRange r = shard_of(0, static_cast<int64_t>(idx.size()), 1, c.rank(), c.size());
+  SliceStep s;
+  s.lo = r.lo, s.hi = r.hi;
+  const std::span<const int64_t> mine(idx.data() + r.lo, static_cast<size_t>(r.hi - r.lo));
+  if (!augment) {
+    if (!mine.empty()) s.x = batch_images(train, mine, device, &s.labels);
+    return s;
+  }
+  Labels all;
+  Tensor x = batch_images(train, idx, Device::CPU, &all);
+  data::augment_images(x.data(), x.size(0), x.size(1), x.size(2), x.size(3), *augment, augment_rng);
+  if (mine.empty()) return s;
+  const int64_t per = x.numel() / x.size(0);
+  s.x = Tensor::from_vector({r.hi - r.lo, x.size(1), x.size(2), x.size(3)},
+                            std::span<const float>(x.data() + r.lo * per, static_cast<size_t>((r.hi - r.lo) * per)))
+            .to(device);
+  s.labels = Labels(std::vector<int32_t>(all.host().begin() + r.lo, all.host().begin() + r.hi));
+  return s;
+}
+
+// Sums every parameter's gradient over ranks (a missing one counts as zeros), with `extra`
+// host values riding along; device gradients go through NCCL when the build has it.
+void sum_gradients_over_ranks(Module& model, std::vector<double>& extra) {
+  auto& c = parallel::comm();
+  auto params = model.parameters();
+  for (auto& p : params)
+    if (!p.grad().defined()) p.set_grad(Tensor::zeros(p.shape(), p.device()));
+  if (model.device() != Device::CPU) {
+    std::vector<parallel::DeviceBuffer> grads;
+    for (auto& p : params) grads.push_back({p.grad().data(), static_cast<size_t>(p.numel())});
+    if (c.allreduce_sum_device(grads)) {
+      c.allreduce_sum(std::span<double>(extra));
+      return;
+    }
+  }
+  std::vector<double> buf;
+  for (auto& p : params) {
+    const auto g = p.grad().to_vector();
+    buf.insert(buf.end(), g.begin(), g.end());
+  }
+  buf.insert(buf.end(), extra.begin(), extra.end());
+  c.allreduce_sum(std::span<double>(buf));
+  size_t at = 0;
+  for (auto& p : params) {
+    const size_t n = static_cast<size_t>(p.numel());
+    const std::vector<float> g(buf.begin() + at, buf.begin() + at + n);
+    Tensor grad = p.grad();
+    grad.copy_(Tensor::from_vector(p.shape(), g, p.device()));
+    at += n;
+  }
+  std::copy(buf.begin() + at, buf.end(), extra.begin());
+}
+
+}  // namespace
+
+void refuse_batch_statistics_across_ranks(Module& model, const std::string& what) {
+  const int ranks = parallel::comm().size();
+  if (ranks > 1 && !model.named_buffers().empty())
+    fail("{} a model with BatchNorm across {} ranks is not supported: its batch statistics would be each rank's "
+         "slice of the batch, not the whole batch; run it as one process",
+         what, ranks);
 }
 
 static int32_t argmax_row(const float* row, int64_t k) {
@@ -44,6 +124,8 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
   // A model that is already damaged (a NaN in a loaded or injected parameter) is named before
   // any step, rather than reported later as a diverged loss.
   require_finite_parameters(model, "training", "before the first step");
+  const bool split = parallel::comm().multi();
+  refuse_batch_statistics_across_ranks(model, "training");
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     const int64_t per_epoch = order.per_pass();
@@ -53,6 +135,32 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
       const auto step = [&] { return fmt::format("at epoch {}, batch {}", epoch, bi + 1); };
       check_interrupt("at epoch {}, batch {} of {}", epoch, bi + 1, per_epoch);
       const auto& idx = order.next();
+      if (split) {
+        const SliceStep slice = slice_of_batch(train, idx, device, options.augment, augment_rng);
+        optimizer.zero_grad();
+        std::vector<double> totals = {0.0, 0.0};  // the global batch's summed loss and correct predictions
+        if (slice.x.defined()) {
+          Tensor logits = model.forward(slice.x);
+          Tensor loss = scale(sum(cross_entropy(logits, slice.labels)), 1.0f / static_cast<float>(idx.size()));
+          loss.backward();
+          totals[0] = static_cast<double>(loss.item()) * static_cast<double>(idx.size());
+          const auto z = logits.to_vector();
+          const int64_t k = logits.size(1);
+          for (int64_t i = 0; i < slice.hi - slice.lo; ++i)
+            totals[1] += argmax_row(z.data() + i * k, k) == slice.labels.host()[static_cast<size_t>(i)];
+        }
+        sum_gradients_over_ranks(model, totals);
+        if (!std::isfinite(totals[0])) {
+          require_finite_parameters(model, "training", step());
+          fail("training diverged: loss is {} {} (try a smaller --lr)", totals[0] / static_cast<double>(idx.size()), step());
+        }
+        require_finite_gradients(model, "training diverged", step());
+        optimizer.step();
+        loss_total += totals[0];
+        correct += static_cast<int64_t>(totals[1]);
+        if (options.on_batch) options.on_batch(bi + 1, per_epoch);
+        continue;
+      }
       Labels labels;
       Tensor x = batch_images(train, idx, options.augment ? Device::CPU : device, &labels);
       if (options.augment) {
@@ -107,6 +215,12 @@ EvalResult evaluate(Module& model, const data::ImageSet& set, int64_t batch) {
   const Device device = model.device();
   int64_t correct = 0;
   double loss_total = 0;
+  // Each rank evaluates its shard of the set; the predictions and losses are gathered (rows of
+  // [prediction, loss], both exact in double) and the totals formed from them in example order,
+  // as one process forms them.
+  std::vector<double> rows(static_cast<size_t>(2 * set.n));
+  BatchWalk walk;
+  walk.sharded = true;
   for_each_image_batch(set, batch, device, [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
     Tensor logits = model.forward(x);
     if (logits.size(1) != r.classes)
@@ -114,15 +228,21 @@ EvalResult evaluate(Module& model, const data::ImageSet& set, int64_t batch) {
     const auto z = logits.to_vector();
     const auto l = cross_entropy(logits, labels).to_vector();
     for (size_t i = 0; i < idx.size(); ++i) {
-      const int32_t pred = argmax_row(z.data() + i * r.classes, r.classes);
-      const int32_t truth = labels.host()[i];
-      r.predictions[idx[i]] = pred;
-      r.losses[idx[i]] = l[i];
-      loss_total += l[i];
-      correct += pred == truth;
-      r.confusion[static_cast<size_t>(truth) * r.classes + pred]++;
+      rows[static_cast<size_t>(2 * idx[i])] = argmax_row(z.data() + i * r.classes, r.classes);
+      rows[static_cast<size_t>(2 * idx[i] + 1)] = l[i];
     }
-  });
+  }, walk);
+  share_rows(rows, set.n, 2, batch);
+  for (int64_t i = 0; i < set.n; ++i) {
+    const int32_t pred = static_cast<int32_t>(rows[static_cast<size_t>(2 * i)]);
+    const float loss = static_cast<float>(rows[static_cast<size_t>(2 * i + 1)]);
+    const int32_t truth = set.labels[static_cast<size_t>(i)];
+    r.predictions[static_cast<size_t>(i)] = pred;
+    r.losses[static_cast<size_t>(i)] = loss;
+    loss_total += loss;
+    correct += pred == truth;
+    r.confusion[static_cast<size_t>(truth) * r.classes + pred]++;
+  }
   r.accuracy = set.n ? static_cast<double>(correct) / static_cast<double>(set.n) : 0.0;
   r.mean_loss = set.n ? loss_total / static_cast<double>(set.n) : 0.0;
   for (int32_t c = 0; c < r.classes; ++c) {

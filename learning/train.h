@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "datasets/mnist.h"
@@ -41,6 +42,10 @@ Tensor batch_images(const data::ImageSet& set, std::span<const int64_t> idx, Dev
 // is restored on return); stops with an Error naming the epoch and
 // batch when the loss or a gradient stops being finite.
 std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& train, const TrainOptions& options);
+
+// Throws when several ranks would train `model` and it has BatchNorm (buffers): batch
+// statistics over a rank's slice are not those of the global batch. `what`: "training", ...
+void refuse_batch_statistics_across_ranks(Module& model, const std::string& what);
 
 struct EvalResult {
   int64_t n = 0;

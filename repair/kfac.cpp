@@ -57,6 +57,9 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
   BatchWalk walk;
   walk.interruptible_as = "KFAC";
   walk.progress = opt.progress;
+  walk.sharded = true;  // each rank its shard of D; the factors' sums added over ranks below
+  if (fisher.kind == FisherKind::Sampled)  // the label draws before this rank's shard, skipped
+    for (int64_t i = my_shard(0, set.n, opt.batch).lo * draws; i > 0; --i) rng.uniform();
   for_each_image_batch(set, opt.batch, device, [&](const std::vector<int64_t>&, Tensor& x, Labels& labels) {
     Tensor logits = engine.forward(x);
     for (int s = 0; s < draws; ++s) {
@@ -68,6 +71,11 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
       engine.kfac_accumulate(blocks);
     }
   }, walk);
+  for (auto& b : blocks) {
+    sum_over_ranks(b.A);
+    sum_over_ranks(b.G);
+    sum_over_ranks(b.pairs);
+  }
   Kfac kfac;
   kfac.num_params = engine.num_params();
   const double norm = 1.0 / (static_cast<double>(set.n) * draws);

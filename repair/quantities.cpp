@@ -17,11 +17,14 @@
 namespace lethe::repair {
 namespace {
 
-// The walk a pass over the whole of a set takes: interruptible between batches, with progress.
+// The walk a pass over the whole of a set takes: interruptible between batches, with progress,
+// and sharded across ranks (learning/batches.h): each pass below then adds its sums over ranks
+// (sum_over_ranks) or gathers its per-example rows (share_rows), both no-ops for one process.
 BatchWalk whole_set(const PassOptions& opt) {
   BatchWalk walk;
   walk.interruptible_as = "dataset pass";
   walk.progress = opt.progress;
+  walk.sharded = true;
   return walk;
 }
 
@@ -79,18 +82,26 @@ std::vector<float> per_example_losses(Module& model, const data::ImageSet& set, 
         for (size_t i = 0; i < idx.size(); ++i) out[static_cast<size_t>(idx[i])] = l[i];
       },
       whole_set(opt));
+  share_rows(out, set.n, 1, opt.batch);
   return out;
 }
 
 std::vector<double> summed_gradient(Module& model, const data::ImageSet& set, const PassOptions& opt) {
   ModeGuard evaluation_mode(model, false);
   model.zero_grad();
-  for_each_image_batch(set, opt.batch, model.device(), [&](const std::vector<int64_t>&, Tensor& x, Labels& labels) {
-    sum(cross_entropy(model.forward(x), labels)).backward();  // .grad accumulates over batches
-  });
+  BatchWalk walk;
+  walk.sharded = true;
+  for_each_image_batch(
+      set, opt.batch, model.device(),
+      [&](const std::vector<int64_t>&, Tensor& x, Labels& labels) {
+        sum(cross_entropy(model.forward(x), labels)).backward();  // .grad accumulates over batches
+      },
+      walk);
   const auto g = flatten_grads(model);
   model.zero_grad();
-  return std::vector<double>(g.begin(), g.end());
+  std::vector<double> out(g.begin(), g.end());
+  sum_over_ranks(out);
+  return out;
 }
 
 std::vector<float> per_example_gradients(Module& model, const data::ImageSet& set, int64_t begin, int64_t end,
@@ -136,6 +147,7 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
     for (size_t i = 0; i < idx.size(); ++i)
       for (int64_t j = 0; j < q; ++j) out[static_cast<size_t>(idx[i] * q + j)] = batch_dots[i * q + j];
   });
+  share_rows(out, set.n, q, opt.batch);
   return out;
 }
 
@@ -151,6 +163,7 @@ std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& se
     engine.accumulate(req);
     for (size_t i = 0; i < idx.size(); ++i) out[static_cast<size_t>(idx[i])] = batch_norms[i];
   });
+  share_rows(out, set.n, 1, opt.batch);
   return out;
 }
 
@@ -164,6 +177,10 @@ std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, co
   Rng rng(fisher.seed);
   const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
   if (losses) losses->assign(static_cast<size_t>(set.n), 0.0f);
+  // A rank's shard starts at example lo: the labels drawn before it (one uniform an example a
+  // draw) are skipped, so every example gets the labels a single process draws for it.
+  if (fisher.kind == FisherKind::Sampled)
+    for (int64_t i = my_shard(0, set.n, opt.batch).lo * draws; i > 0; --i) rng.uniform();
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
     if (losses && fisher.kind == FisherKind::Sampled) {
       NoGradGuard ng;
@@ -183,6 +200,8 @@ std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, co
       engine.accumulate(req);
     }
   });
+  sum_over_ranks(acc);
+  if (losses) share_rows(*losses, set.n, 1, opt.batch);
   const double norm = 1.0 / (static_cast<double>(set.n) * draws);
   for (auto& v : acc) v *= norm;
   return acc;
@@ -214,6 +233,7 @@ std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& s
     for (int64_t j = 0; j < p; ++j) out[static_cast<size_t>(j)] += g[static_cast<size_t>(j)];
     model.zero_grad();
   });
+  sum_over_ranks(out);
   for (auto& x : out) x /= static_cast<double>(set.n);
   return out;
 }
@@ -261,6 +281,8 @@ std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set,
   std::vector<double> out(static_cast<size_t>(p), 0.0);
   const Device device = model.device();
   ModeGuard evaluation_mode(model, false);
+  BatchWalk walk;
+  walk.sharded = true;
   for_each_image_batch(set, opt.batch, device, [&](const std::vector<int64_t>&, Tensor& x, Labels&) {
     const auto [z, dz] = jvp(model, x, vf);
     // u_i = H_i ż_i = p_i ∘ ż_i − p_i (p_i · ż_i), from the logits in double.
@@ -281,7 +303,8 @@ std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set,
     const auto g = flatten_grads(model);
     for (int64_t j = 0; j < p; ++j) out[static_cast<size_t>(j)] += g[static_cast<size_t>(j)];
     model.zero_grad();
-  });
+  }, walk);
+  sum_over_ranks(out);
   for (auto& x : out) x /= static_cast<double>(set.n);
   return out;
 }

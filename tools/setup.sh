@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libopenblas-openmp-dev libdnnl-dev libcli11-dev nlohmann-json3-dev
           libstb-dev libfmt-dev googletest libgtest-dev libbenchmark-dev
+          libopenmpi-dev openmpi-bin  # the MPI backend and mpirun (docs/scale-out.md)
           clang libclang-rt-dev libomp-dev)  # the last three: libFuzzer and clang's OpenMP (tools/fuzz.sh)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

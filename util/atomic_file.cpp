@@ -29,9 +29,15 @@ std::string temporary_name_for(const std::string& path) {
   fail("cannot write '{}': {}", path, reason);
 }
 
+bool g_file_writes = true;
+
 }  // namespace
 
+void set_file_writes(bool on) { g_file_writes = on; }
+bool file_writes() { return g_file_writes; }
+
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
+  if (!g_file_writes) return;
   namespace fs = std::filesystem;
   const fs::path target(path);
   if (fs::is_directory(target)) fail("cannot write '{}': it is a directory", path);

@@ -17,6 +17,12 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 // place. If `writer` throws, nothing is left behind and the exception propagates.
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer);
 
+// Whether this process keeps what it writes (default: yes). In a run of several ranks the CLI
+// turns it off on every rank but 0, so that one process alone writes each output; the
+// write_file_atomic calls above then write nothing and leave any existing file untouched.
+void set_file_writes(bool on);
+bool file_writes();
+
 // Reads a whole file; throws an Error naming the path if it cannot.
 std::string read_file(const std::string& path);
 

@@ -63,6 +63,7 @@ struct LaunchOptions {
   rlim_t file_size_limit = RLIM_INFINITY;   // RLIMIT_FSIZE: a write past it fails (EFBIG)
   bool unprivileged = false;                // when run as root, drop to nobody (65534) so that
                                             // folder permissions apply to the child
+  std::string program;                      // the executable (empty: lethe), e.g. mpirun
 };
 
 // A `lethe` process started by start_lethe and not yet waited for.
@@ -89,7 +90,7 @@ inline RunningLethe start_lethe(const std::vector<std::string>& args, const Laun
   }
 
   // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
-  std::string binary = LETHE_BINARY;
+  std::string binary = options.program.empty() ? std::string(LETHE_BINARY) : options.program;
   std::vector<std::string> storage;
   storage.reserve(args.size() + 1);
   storage.push_back(binary);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/cpu/runtime_info.h"
+#include "parallel/comm.h"
 #include "tools/lethe/cli.h"
 
 #ifndef LETHE_GIT_COMMIT
@@ -43,6 +44,13 @@ nlohmann::json to_json(const cpu::RuntimeInfo& r) {
                {"available", device::cuda_available()},
                {"unavailable_reason", device::cuda_available() ? "" : device::cuda_unavailable_reason()},
                {"devices", devices}};
+  const auto& world = parallel::comm();
+  j["parallel"] = {{"mpi_built", parallel::built_with_mpi()},
+                   {"nccl_built", parallel::built_with_nccl()},
+                   {"backend", world.backend()},
+                   {"rank", world.rank()},
+                   {"ranks", world.size()},
+                   {"local_rank", world.local_rank()}};
   return j;
 }
 
@@ -55,6 +63,9 @@ void run_info(const GlobalOptions& global, bool json) {
   }
   std::string out = fmt::format("lethe {} (commit {})\n", LETHE_VERSION, LETHE_GIT_COMMIT);
   for (const auto& [key, value] : cpu::runtime_summary(r)) out += fmt::format("{:<15} {}\n", key + ":", value);
+  const auto& c = parallel::comm();
+  out += fmt::format("{:<15} {} ({} of {} ranks); built with MPI: {}, NCCL: {}\n", "parallel:", c.backend(), c.rank(),
+                     c.size(), parallel::built_with_mpi() ? "yes" : "no", parallel::built_with_nccl() ? "yes" : "no");
   print_result(out);
 }
 

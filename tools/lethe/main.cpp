@@ -7,12 +7,55 @@
 #include <fmt/format.h>
 
 #include "kernels/cpu/blas.h"
+#include "parallel/comm.h"
 #include "tools/lethe/cli.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 
+namespace {
+
+// The end of a run of several ranks (docs/scale-out.md): a rank that failed joins the failure
+// agreement, one that went well the last collective, so every rank learns the run's first
+// failure; rank 0 alone says it, naming the rank, and every rank exits with its code.
+int finish_ranks(int code, const std::string& message, bool remote) {
+  auto& comm = lethe::parallel::comm();
+  lethe::parallel::FailureReport failure{comm.rank(), code, message};
+  bool failed = code != 0 || remote;
+  if (remote) {
+    failure = comm.failure();
+  } else {
+    try {
+      if (code != 0) failure = comm.fail(message, code);
+      else comm.finish();
+    } catch (const lethe::parallel::RemoteFailure& f) {
+      failure = {f.rank(), f.exit_code(), f.what()};
+      failed = true;
+    }
+  }
+  if (failed && comm.rank() == 0)
+    std::fprintf(stderr, "lethe: error: rank %d of %d: %s\n", failure.rank, comm.size(), failure.message.c_str());
+  comm.close();
+  return failed ? failure.exit_code : 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace lethe;
+  try {
+    // A launcher (mpirun, srun) that started several ranks: MPI, and rank 0 alone writes.
+    parallel::start(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lethe: error: %s\n", e.what());
+    return 1;
+  }
+  auto& comm = parallel::comm();
+  if (comm.rank() != 0) {
+    set_file_writes(false);
+    // Progress, results and errors come from rank 0 only (errors of other ranks reach it).
+    if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) return 1;
+  }
   CLI::App app{"lethe " LETHE_VERSION
                " - repairs neural networks: finds the training examples that cause a model's failures "
                "and makes the model forget them.",
@@ -44,12 +87,18 @@ int main(int argc, char** argv) {
   cli::add_predict_command(app, global);
   cli::add_info_command(app, global);
 
+  int code = 0;
+  std::string message;
+  bool remote = false;
   try {
     // SIGINT/SIGTERM stop a long job between steps; the job says what it kept and exits 130/143.
     install_interrupt_handlers();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    if (e.get_exit_code() == 0) {  // --help, --version
+      const int shown = app.exit(e);
+      return comm.multi() ? finish_ranks(shown, "", false) : shown;
+    }
     std::string what = e.what();
     // With no subcommand recognised, CLI11 only says one is required; name the word at fault.
     if (app.get_subcommands().empty() && !app.remaining().empty()) {
@@ -59,17 +108,23 @@ int main(int argc, char** argv) {
       what = word.rfind('-', 0) == 0 ? fmt::format("unknown option '{}'", word)
                                      : fmt::format("unknown command '{}' (known: {})", word, known);
     }
-    std::fprintf(stderr, "lethe: error: %s (see `lethe --help`)\n", what.c_str());
-    return 2;
+    message = what + " (see `lethe --help`)";
+    code = 2;
+  } catch (const parallel::RemoteFailure& e) {  // another rank failed; this one learnt it in a collective
+    message = e.what();
+    code = e.exit_code();
+    remote = true;
   } catch (const Interrupted& e) {
-    std::fprintf(stderr, "lethe: error: %s\n", e.what());
-    return e.exit_code();
+    message = e.what();
+    code = e.exit_code();
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "lethe: error: %s\n", e.what());
-    return 2;
+    message = e.what();
+    code = 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "lethe: error: %s\n", e.what());
-    return 1;
+    message = e.what();
+    code = 1;
   }
-  return 0;
+  if (comm.multi()) return finish_ranks(code, message, remote);
+  if (code != 0) std::fprintf(stderr, "lethe: error: %s\n", message.c_str());
+  return code;
 }
