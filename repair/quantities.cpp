@@ -264,6 +264,7 @@ std::vector<std::vector<double>> fisher_vector_products(Module& model, const dat
     matmul_f32(true, false, q, p, b, s.data(), grads.data(), 0.0f, batch_out.data());      // Sᵀ G     [q, p]
     for (size_t j = 0; j < out.size(); ++j) out[j] += batch_out[j];
   });
+  sum_over_ranks(out);
   std::vector<std::vector<double>> result(static_cast<size_t>(q));
   const double inv_n = 1.0 / static_cast<double>(set.n);
   for (int64_t j = 0; j < q; ++j) {

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -197,12 +199,19 @@ TEST_F(Pipeline, ExperimentWritesResultsReportAndFigures) {
   EXPECT_EQ(j["settings"]["batch"], 32);  // the flag given overrides nothing in the file, and is kept
   EXPECT_EQ(j["identification"].size(), 3u);
   // One original row, 3 methods x 2 ks fine-tuned, the oracle once per distinct size (at most
-  // the corrupted count), one newton row.
+  // the corrupted count), one newton row, and the oracle gate's random removal at the oracle's
+  // largest size unless random was already fine-tuned there.
   size_t oracle_rows = 0;
-  for (const auto& r : j["repair"]) oracle_rows += r["method"] == "oracle";
+  int64_t oracle_k = 0;
+  for (const auto& r : j["repair"])
+    if (r["method"] == "oracle") ++oracle_rows, oracle_k = std::max<int64_t>(oracle_k, r["k"].get<int64_t>());
   EXPECT_GE(oracle_rows, 1u);
   EXPECT_LE(oracle_rows, 2u);
-  EXPECT_EQ(j["repair"].size(), 1u + 3u * 2u + oracle_rows + 1u);
+  const size_t control = oracle_k == 10 || oracle_k == 30 ? 0u : 1u;
+  EXPECT_EQ(j["repair"].size(), 1u + 3u * 2u + oracle_rows + 1u + control);
+  ASSERT_TRUE(j.contains("oracle_gate"));
+  EXPECT_EQ(j["oracle_gate"]["k"], oracle_k);
+  EXPECT_NE(read_all((fs::path(out) / "report.md").string()).find("Oracle gate:"), std::string::npos);
   for (const auto& e : j["identification"]) {
     EXPECT_GE(e["recall_at_k"].get<double>(), 0.0);
     EXPECT_EQ(e["recall_curve"].size(), 51u);
