@@ -2,7 +2,6 @@
 
 #include "kernels/backend.h"
 #include "kernels/cpu/linalg.h"
-#include "kernels/cpu/projection.h"
 #include "util/error.h"
 
 namespace lethe {

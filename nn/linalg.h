@@ -19,7 +19,7 @@ void matmul_f32(bool trans_x, bool trans_y, int64_t m, int64_t n, int64_t k, con
                 float* c);
 
 // out [n, k] = g [n, p] · R for the seeded Johnson–Lindenstrauss matrix R of
-// kernels/cpu/projection.h (±1/√k entries, regenerated block by block, never stored), on host
+// kernels/backend.inc (jl_block: ±1/√k entries, regenerated block by block, never stored), on host
 // arrays; with `accumulate`, out += g · R.
 void jl_project(const float* g, int64_t n, int64_t p, int64_t k, uint64_t seed, float* out, bool accumulate = false);
 // The same with g's rows ld_g apart and out's ld_out apart (a layer's segment of θ, say).

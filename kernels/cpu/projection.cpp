@@ -1,19 +1,13 @@
-#include "kernels/cpu/projection.h"
-
+// The CPU's random projections (kernels/backend.inc).
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/jl_bits.h"
 
 namespace lethe::cpu {
 namespace {
-
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 constexpr int64_t kBlockRows = 256;  // rows of R made at a time: 2 MiB at k = 2048
 
@@ -21,14 +15,13 @@ constexpr int64_t kBlockRows = 256;  // rows of R made at a time: 2 MiB at k = 2
 
 void jl_block(uint64_t seed, int64_t row0, int64_t rows, int64_t k, float* out) {
   const float s = 1.0f / std::sqrt(static_cast<float>(k));
-  const uint64_t key = mix(seed);
   const int64_t words = (k + 63) / 64;
 #pragma omp parallel for schedule(static) if (rows * k > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
-    const uint64_t row_key = mix(key ^ static_cast<uint64_t>(row0 + r));
+    const uint64_t row_key = jl::row_key(seed, row0 + r);
     float* o = out + r * k;
     for (int64_t w = 0; w < words; ++w) {
-      const uint64_t bits = mix(row_key + static_cast<uint64_t>(w));
+      const uint64_t bits = jl::word(row_key, w);
       const int64_t c0 = w * 64, c1 = c0 + 64 < k ? c0 + 64 : k;
       for (int64_t c = c0; c < c1; ++c) o[c] = (bits >> (c - c0)) & 1 ? s : -s;
     }

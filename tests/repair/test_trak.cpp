@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "datasets/transforms.h"
-#include "kernels/cpu/projection.h"
+#include "kernels/backend.h"
 #include "nn/linalg.h"
 #include "nn/models.h"
 #include "repair/metrics.h"
