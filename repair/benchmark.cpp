@@ -126,9 +126,10 @@ class Benchmark {
     if (h_.update) h_.update(stage, done, total);
   }
 
+  // A cached model's file in the output folder.
+  std::string cache_file(const std::string& name) const { return (fs::path(s_.out_dir) / "models" / name).string(); }
   std::string model_path(int m) const {
-    return (fs::path(s_.out_dir) / "models" / (m < 0 ? "base.safetensors" : fmt::format("subset-{:04d}.safetensors", m)))
-        .string();
+    return cache_file(m < 0 ? "base.safetensors" : fmt::format("subset-{:04d}.safetensors", m));
   }
 
   // Model m (-1: the base model on all of D) from the cache, else trained on `set` and cached.
@@ -211,8 +212,6 @@ class Benchmark {
     out_.mean_subset_accuracy = accuracy;
     if (out_.subsets_loaded) line(fmt::format("{} subset models read from the cache", out_.subsets_loaded));
   }
-
-  std::string cache_file(const std::string& name) const { return (fs::path(s_.out_dir) / "models" / name).string(); }
 
   // Models retrained with the base model's seed on D without one example each.
   void leave_one_out() {
