@@ -136,6 +136,9 @@ std::vector<double> spd_matrix(int64_t n, uint32_t seed) {
 // lose precision must not be selectable: OpenBLAS 0.3.21's Prescott reconstructs these
 // matrices only to ~1e-7.)
 TEST(BlasCore, EverySelectableCoreComputesDoublesToMachinePrecision) {
+  // The core lethe configured, to restore at the end: read before configuring, it would be
+  // OpenBLAS's own pick, which on a CPU OpenBLAS does not recognise is one lethe never selects.
+  cpu::ensure_blas_configured();
   const std::string before = cpu::blas_core_in_use();
   const int64_t n = 48;
   const std::vector<double> a = spd_matrix(n, 3);
