@@ -143,6 +143,126 @@ std::vector<uint8_t> gaussian_noise(ImageSet& set, const std::vector<int>& class
   return mask;
 }
 
+std::vector<ClassPattern> draw_class_patterns(const std::vector<int>& classes, int64_t image_size, double amount,
+                                              Rng& rng) {
+  constexpr const char* what = "structured input noise";
+  check_probability(amount, what, "amount");
+  if (image_size < 1) fail("{}: images of {} values", what, image_size);
+  std::vector<ClassPattern> patterns;
+  for (int c : classes) {
+    for (const auto& p : patterns)
+      if (p.cls == c) fail("{}: class {} is listed twice", what, c);
+    ClassPattern p{c, {}, {}};
+    for (int64_t i = 0; i < image_size; ++i)
+      if (rng.uniform() < amount) {
+        p.index.push_back(i);
+        p.value.push_back(rng.uniform() < 0.5 ? 0.0f : 1.0f);
+      }
+    patterns.push_back(std::move(p));
+  }
+  return patterns;
+}
+
+void stamp(float* image, const ClassPattern& pattern) {
+  for (size_t j = 0; j < pattern.index.size(); ++j) image[pattern.index[j]] = pattern.value[j];
+}
+
+namespace {
+void check_patterns(const ImageSet& set, const std::vector<ClassPattern>& patterns, const char* what) {
+  require_unit_pixels(set, what);
+  for (const auto& p : patterns) {
+    check_class(set, p.cls, what);
+    if (p.index.size() != p.value.size()) fail("{}: class {}'s pattern has {} indices and {} values", what, p.cls,
+                                               p.index.size(), p.value.size());
+    for (int64_t i : p.index)
+      if (i < 0 || i >= set.image_size()) fail("{}: class {}'s pattern sets value {} of a {}-value image", what, p.cls, i,
+                                               set.image_size());
+  }
+}
+}  // namespace
+
+std::vector<uint8_t> class_pattern_noise(ImageSet& set, const std::vector<ClassPattern>& patterns, double fraction,
+                                         Rng& rng) {
+  constexpr const char* what = "structured input noise";
+  check_patterns(set, patterns, what);
+  std::vector<int> classes;
+  for (const auto& p : patterns) classes.push_back(p.cls);
+  const auto chosen = choose_images(set, classes, fraction, rng, what);
+  std::vector<uint8_t> mask(static_cast<size_t>(set.n), 0);
+  for (int64_t i : chosen) {
+    const int32_t y = set.labels[static_cast<size_t>(i)];
+    for (const auto& p : patterns)
+      if (p.cls == y) stamp(set.image(i), p);
+    mask[static_cast<size_t>(i)] = 1;
+  }
+  return mask;
+}
+
+std::vector<uint8_t> stamp_other_classes(ImageSet& set, const std::vector<ClassPattern>& patterns, double fraction,
+                                         Rng& rng) {
+  constexpr const char* what = "structured input noise (queries)";
+  check_patterns(set, patterns, what);
+  std::vector<int> all(static_cast<size_t>(set.num_classes));
+  for (int c = 0; c < set.num_classes; ++c) all[static_cast<size_t>(c)] = c;
+  const auto chosen = choose_images(set, all, fraction, rng, what);
+  std::vector<uint8_t> mask(static_cast<size_t>(set.n), 0);
+  std::vector<const ClassPattern*> others;
+  for (int64_t i : chosen) {
+    const int32_t y = set.labels[static_cast<size_t>(i)];
+    others.clear();
+    for (const auto& p : patterns)
+      if (p.cls != y) others.push_back(&p);
+    if (others.empty()) continue;
+    stamp(set.image(i), *others[rng.below(others.size())]);
+    mask[static_cast<size_t>(i)] = 1;
+  }
+  return mask;
+}
+
+std::vector<int> partner_classes(const std::string& dataset, int32_t num_classes) {
+  std::vector<int> partner(static_cast<size_t>(std::max(num_classes, 0)), -1);
+  const std::vector<std::pair<int, int>> pairs =
+      dataset == "cifar10" ? std::vector<std::pair<int, int>>{{0, 2}, {3, 5}} : std::vector<std::pair<int, int>>{{1, 7}, {6, 9}};
+  for (const auto& [a, b] : pairs)
+    if (a < num_classes && b < num_classes) partner[static_cast<size_t>(a)] = b, partner[static_cast<size_t>(b)] = a;
+  return partner;
+}
+
+namespace {
+// The attack on train targets and query targets together (one victim); only a wholly valid result
+// is written back, so on any error both sets are as they were.
+void attack_and_write_back(ImageSet& set, const std::vector<int64_t>& chosen, ImageSet* queries,
+                           const std::vector<int64_t>& chosen_queries, const Attack& attack, const char* what) {
+  ImageSet targets = take(set, chosen);
+  const auto n_train = static_cast<int64_t>(chosen.size());
+  if (queries && !chosen_queries.empty()) {
+    const ImageSet q = take(*queries, chosen_queries);
+    if (q.image_size() != set.image_size()) fail("{}: test images differ in shape from D's", what);
+    targets.pixels.insert(targets.pixels.end(), q.pixels.begin(), q.pixels.end());
+    targets.labels.insert(targets.labels.end(), q.labels.begin(), q.labels.end());
+    targets.n += q.n;
+  }
+  const int64_t total = targets.n;
+  if (total == 0) return;
+  attack(set, targets);
+  if (targets.n != total || targets.image_size() != set.image_size() ||
+      static_cast<int64_t>(targets.labels.size()) != total)
+    fail("{}: the attack changed the shape of its {} target images", what, total);
+  require_unit_pixels(targets, what);
+  for (int32_t y : targets.labels)
+    if (y < 0 || y >= set.num_classes) fail("{}: the attack gave label {} (classes 0..{})", what, y, set.num_classes - 1);
+  const int64_t size = set.image_size();
+  for (int64_t t = 0; t < n_train; ++t) {
+    const int64_t i = chosen[static_cast<size_t>(t)];
+    std::copy_n(targets.image(t), size, set.image(i));
+    set.labels[static_cast<size_t>(i)] = targets.labels[static_cast<size_t>(t)];
+  }
+  // Queries keep their true labels: what the model should say, whatever the attack made of them.
+  for (size_t t = 0; t < chosen_queries.size(); ++t)
+    std::copy_n(targets.image(n_train + static_cast<int64_t>(t)), size, queries->image(chosen_queries[t]));
+}
+}  // namespace
+
 std::vector<uint8_t> adversarial_poison(ImageSet& set, const std::vector<int>& classes, double fraction,
                                         const Attack& attack, Rng& rng) {
   constexpr const char* what = "adversarial poisoning";
@@ -150,24 +270,25 @@ std::vector<uint8_t> adversarial_poison(ImageSet& set, const std::vector<int>& c
   require_unit_pixels(set, what);
   const auto chosen = choose_images(set, classes, fraction, rng, what);
   std::vector<uint8_t> mask(static_cast<size_t>(set.n), 0);
-  if (chosen.empty()) return mask;
-  ImageSet targets = take(set, chosen);
-  attack(set, targets);
-  if (targets.n != static_cast<int64_t>(chosen.size()) || targets.image_size() != set.image_size() ||
-      targets.labels.size() != chosen.size())
-    fail("{}: the attack changed the shape of its {} target images", what, chosen.size());
-  require_unit_pixels(targets, what);
-  for (int32_t y : targets.labels)
-    if (y < 0 || y >= set.num_classes) fail("{}: the attack gave label {} (classes 0..{})", what, y, set.num_classes - 1);
-  // Only a wholly valid result is written back: on any error above, `set` is as it was.
-  const int64_t size = set.image_size();
-  for (size_t t = 0; t < chosen.size(); ++t) {
-    const int64_t i = chosen[t];
-    const int32_t y = targets.labels[t];
-    std::copy_n(targets.image(static_cast<int64_t>(t)), size, set.image(i));
-    set.labels[static_cast<size_t>(i)] = y;
-    mask[static_cast<size_t>(i)] = 1;
-  }
+  attack_and_write_back(set, chosen, nullptr, {}, attack, what);
+  for (int64_t i : chosen) mask[static_cast<size_t>(i)] = 1;
+  return mask;
+}
+
+std::vector<uint8_t> adversarial_poison(ImageSet& set, const std::vector<int>& classes, double fraction,
+                                        const Attack& attack, Rng& rng, ImageSet& queries, double query_fraction,
+                                        Rng& query_rng, std::vector<uint8_t>& query_mask) {
+  constexpr const char* what = "adversarial poisoning";
+  if (!attack) fail("{}: no attack given", what);
+  require_unit_pixels(set, what);
+  require_unit_pixels(queries, what);
+  const auto chosen = choose_images(set, classes, fraction, rng, what);
+  const auto chosen_queries = choose_images(queries, classes, query_fraction, query_rng, what);
+  std::vector<uint8_t> mask(static_cast<size_t>(set.n), 0);
+  attack_and_write_back(set, chosen, &queries, chosen_queries, attack, what);
+  for (int64_t i : chosen) mask[static_cast<size_t>(i)] = 1;
+  query_mask.assign(static_cast<size_t>(queries.n), 0);
+  for (int64_t i : chosen_queries) query_mask[static_cast<size_t>(i)] = 1;
   return mask;
 }
 

@@ -72,6 +72,41 @@ std::vector<uint8_t> salt_and_pepper(ImageSet& set, const std::vector<int>& clas
 std::vector<uint8_t> gaussian_noise(ImageSet& set, const std::vector<int>& classes,
                                     double fraction, double sigma, Rng& rng);
 
+// ---- structured input noise ----
+// The share of values a class's pattern sets, the random design's amount: in the oracle gate's
+// sweep on MNIST (docs/noise.md) lighter patterns were learned too weakly to cause most failures
+// and heavier ones made even a model trained without them fail the stamped queries.
+inline constexpr double kDefaultPatternAmount = 0.3;
+// The share of test images that carry the corruption as queries, for the designs whose failures
+// are measured on them (pattern, partner).
+inline constexpr double kDefaultQueryFraction = 0.3;
+// Random noise as above is independent from image to image, so it is a feature of no class. The
+// structured design draws one salt-and-pepper pattern per noisy class (each value of the image set
+// to 0 or 1 with probability `amount`, once, from the seed) and stamps class c's pattern on the
+// chosen images of class c, labels kept: a consistent input feature that only examples of c carry.
+struct ClassPattern {
+  int cls;
+  std::vector<int64_t> index;  // flat indices (channel-major) of the values the pattern sets
+  std::vector<float> value;    // 0 or 1 for each
+};
+// One pattern per class of `classes`, in that order, for images of `image_size` values.
+std::vector<ClassPattern> draw_class_patterns(const std::vector<int>& classes, int64_t image_size, double amount,
+                                              Rng& rng);
+void stamp(float* image, const ClassPattern& pattern);
+// Exactly round(fraction * m) of the m images whose label is in `classes` get their class's
+// pattern; labels kept. Mask: 1 for each stamped image.
+std::vector<uint8_t> class_pattern_noise(ImageSet& set, const std::vector<ClassPattern>& patterns, double fraction,
+                                         Rng& rng);
+// Test queries for the structured design: exactly round(fraction * n) of all n images get the
+// pattern of a class other than their own (uniform over the patterns' classes), labels kept; a
+// model that learned the pattern as its class's feature calls them that class. Mask: 1 where stamped.
+std::vector<uint8_t> stamp_other_classes(ImageSet& set, const std::vector<ClassPattern>& patterns, double fraction,
+                                         Rng& rng);
+
+// The noisy classes' partners, for targeted attacks: MNIST 1<->7, 6<->9; CIFAR-10 airplane<->bird,
+// cat<->dog. One entry per class of the dataset, -1 where a class has no partner.
+std::vector<int> partner_classes(const std::string& dataset, int32_t num_classes);
+
 // ---- adversarial poisoning ----
 // The chosen images (as for random input noise) are replaced by an attack's output and take the
 // label the attack gives them. The attack sees the clean set (to train a victim on) and the
@@ -86,6 +121,13 @@ inline constexpr int kDefaultVictimEpochs = 10;
 // Mask: 1 for each replaced image, whether or not the attack changed its label.
 std::vector<uint8_t> adversarial_poison(ImageSet& set, const std::vector<int>& classes, double fraction,
                                         const Attack& attack, Rng& rng);
+// The same, and in the same call of the attack (one victim), attacked test queries: exactly
+// round(query_fraction * m) of the m images of `queries` whose label is in `classes` (chosen with
+// query_rng) are replaced by the attack's images but keep their true labels, so a model that
+// follows the attack fails them. *query_mask: 1 for each replaced query.
+std::vector<uint8_t> adversarial_poison(ImageSet& set, const std::vector<int>& classes, double fraction,
+                                        const Attack& attack, Rng& rng, ImageSet& queries, double query_fraction,
+                                        Rng& query_rng, std::vector<uint8_t>& query_mask);
 
 // ---- masks on disk ----
 

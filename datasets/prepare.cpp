@@ -30,26 +30,65 @@ std::pair<std::vector<float>, std::vector<float>> given_normalisation(const Data
   return {widen(spec.mean, 0.0f), widen(spec.stddev, 1.0f)};
 }
 
+const std::vector<std::string>& noise_designs(const std::string& noise) {
+  static const std::vector<std::string> none, input = {"pattern", "random"}, adversarial = {"untargeted", "partner"};
+  if (noise == "input") return input;
+  if (noise == "adversarial") return adversarial;
+  return none;
+}
+
+std::string default_noise_design(const DataSpec& spec) {
+  const auto& designs = noise_designs(spec.noise);
+  if (designs.empty()) return "";
+  // CIFAR-10 keeps per-image Gaussian noise: the pattern design's gate was measured on MNIST only.
+  if (spec.noise == "input" && spec.dataset == "cifar10") return "random";
+  return designs.front();
+}
+
+std::string noise_design(const DataSpec& spec) { return spec.design.empty() ? default_noise_design(spec) : spec.design; }
+
+double default_query_fraction(const DataSpec& spec) {
+  const std::string design = noise_design(spec);
+  return design == "pattern" || design == "partner" ? kDefaultQueryFraction : 0.0;
+}
+
+double query_fraction(const DataSpec& spec) {
+  return spec.query_fraction < 0 ? default_query_fraction(spec) : spec.query_fraction;
+}
+
 bool same_data(const DataSpec& a, const DataSpec& b) {
   const int64_t channels = dataset_geometry(a.dataset).channels;
   if (given_normalisation(a, channels) != given_normalisation(b, channels)) return false;
   return a.dataset == b.dataset && a.subset == b.subset && a.noise == b.noise && a.seed == b.seed &&
          a.noise_fraction == b.noise_fraction && noise_amount(a) == noise_amount(b) &&
-         (a.noise != "adversarial" || a.victim_epochs == b.victim_epochs);
+         (a.noise != "adversarial" || a.victim_epochs == b.victim_epochs) && noise_design(a) == noise_design(b) &&
+         query_fraction(a) == query_fraction(b);
 }
 
 double noise_amount_default(const DataSpec& spec) {
   if (spec.noise == "adversarial") return kDefaultFgsmEpsilon;
+  if (spec.noise == "input" && noise_design(spec) == "pattern") return kDefaultPatternAmount;
   if (spec.noise == "input") return spec.dataset == "cifar10" ? kDefaultGaussianSigma : kDefaultSaltPepperAmount;
   return 0.0;
 }
 
 double noise_amount(const DataSpec& spec) { return spec.noise_amount < 0 ? noise_amount_default(spec) : spec.noise_amount; }
 
-std::string describe_noise(const DataSpec& spec) {
+namespace {
+std::string describe_corruption(const DataSpec& spec) {
   const int percent = static_cast<int>(std::lround(spec.noise_fraction * 100));
   const bool cifar = spec.dataset == "cifar10";
   const char* classes = cifar ? "plane, bird, cat, dog" : "1,7,6,9";
+  const std::string design = noise_design(spec);
+  if (spec.noise == "input" && design == "pattern")
+    return fmt::format("input, pattern (one fixed salt-and-pepper pattern per class, {} of the values, on {}% of the "
+                       "images of classes {}, labels kept)",
+                       noise_amount(spec), percent, classes);
+  if (spec.noise == "adversarial" && design == "partner")
+    return fmt::format("adversarial, partner (FGSM at epsilon {} towards the partner class, {}, on {}% of the images "
+                       "of classes {}, against a victim trained {} epochs on the clean D, labelled with its prediction)",
+                       noise_amount(spec), cifar ? "plane<->bird, cat<->dog" : "1<->7, 6<->9", percent, classes,
+                       spec.victim_epochs);
   if (spec.noise == "label")
     return cifar ? "label (plane<->bird flipped with p = 0.4, cat->dog with 0.4, dog->cat with 0.3)"
                  : "label (1<->7 flipped with p = 0.4, 6<->9 with p = 0.3)";
@@ -63,6 +102,19 @@ std::string describe_noise(const DataSpec& spec) {
                        "trained {} epochs on the clean D, labelled with its prediction)",
                        noise_amount(spec), percent, classes, spec.victim_epochs);
   return spec.noise;
+}
+}  // namespace
+
+std::string describe_noise(const DataSpec& spec) {
+  std::string text = describe_corruption(spec);
+  const double q = query_fraction(spec);
+  if (q > 0) {
+    const int percent = static_cast<int>(std::lround(q * 100));
+    text += noise_design(spec) == "pattern"
+                ? fmt::format("; {}% of the test images carry another class's pattern", percent)
+                : fmt::format("; {}% of the noisy classes' test images corrupted the same way", percent);
+  }
+  return text;
 }
 
 void validate_spec(const DataSpec& spec) {
@@ -87,6 +139,17 @@ void validate_spec(const DataSpec& spec) {
   if (spec.noise == "input" && spec.dataset == "mnist" && amount > 1.0)
     throw UsageError(fmt::format("--noise-amount {}: the share of pixels salt-and-pepper noise sets must be in [0, 1]", amount));
   if (spec.victim_epochs < 1) throw UsageError(fmt::format("--victim-epochs {}: must be >= 1", spec.victim_epochs));
+  const auto& designs = noise_designs(spec.noise);
+  if (!spec.design.empty() && std::find(designs.begin(), designs.end(), spec.design) == designs.end())
+    throw UsageError(designs.empty() ? fmt::format("--noise-design {}: --noise {} has no designs", spec.design, spec.noise)
+                                     : fmt::format("--noise-design {}: unknown for --noise {} (known: {})", spec.design,
+                                                   spec.noise, fmt::join(designs, ", ")));
+  const double q = query_fraction(spec);
+  if (!(q >= 0.0 && q <= 1.0)) throw UsageError(fmt::format("--noisy-queries {}: must be in [0, 1]", spec.query_fraction));
+  if (q > 0 && designs.empty())
+    throw UsageError(fmt::format("--noisy-queries {}: only input and adversarial noise corrupt test queries", q));
+  if (noise_design(spec) == "pattern" && amount > 1.0)
+    throw UsageError(fmt::format("--noise-amount {}: the share of values a pattern sets must be in [0, 1]", amount));
 }
 
 const std::vector<std::string>& dataset_names() {
@@ -146,17 +209,32 @@ PreparedData prepare_data(const DataSpec& spec, const Attack& adversarial) {
 
   // Independent sub-streams so a change in one stage does not move another's draws.
   Rng noise_rng = stream(spec.seed, Stream::kNoise);
+  Rng query_rng = stream(spec.seed, Stream::kNoisyQueries);
   const double amount = noise_amount(spec);
+  const double queries = query_fraction(spec);
+  const std::string design = noise_design(spec);
+  const auto& classes = noisy_classes(spec.dataset);
+  out.test = read_split(spec, Split::Test);
+  out.test_noisy.assign(static_cast<size_t>(out.test.n), 0);
   if (spec.noise == "label") {
     out.noisy = cifar ? map_labels(out.train, cifar10_label_maps(), noise_rng)
                       : flip_labels(out.train, mnist_label_flips(), noise_rng);
+  } else if (spec.noise == "input" && design == "pattern") {
+    const auto patterns = draw_class_patterns(classes, out.train.image_size(), amount, noise_rng);
+    out.noisy = class_pattern_noise(out.train, patterns, spec.noise_fraction, noise_rng);
+    if (queries > 0) out.test_noisy = stamp_other_classes(out.test, patterns, queries, query_rng);
   } else if (spec.noise == "input") {
-    const auto& classes = noisy_classes(spec.dataset);
-    out.noisy = cifar ? gaussian_noise(out.train, classes, spec.noise_fraction, amount, noise_rng)
-                      : salt_and_pepper(out.train, classes, spec.noise_fraction, amount, noise_rng);
+    auto corrupt = [&](ImageSet& set, double fraction, Rng& rng) {
+      return cifar ? gaussian_noise(set, classes, fraction, amount, rng)
+                   : salt_and_pepper(set, classes, fraction, amount, rng);
+    };
+    out.noisy = corrupt(out.train, spec.noise_fraction, noise_rng);
+    if (queries > 0) out.test_noisy = corrupt(out.test, queries, query_rng);
   } else if (spec.noise == "adversarial") {
     if (!adversarial) fail("--noise adversarial: this program gave no attack to make the poisoned images with");
-    out.noisy = adversarial_poison(out.train, noisy_classes(spec.dataset), spec.noise_fraction, adversarial, noise_rng);
+    out.noisy = queries > 0 ? adversarial_poison(out.train, classes, spec.noise_fraction, adversarial, noise_rng,
+                                                 out.test, queries, query_rng, out.test_noisy)
+                            : adversarial_poison(out.train, classes, spec.noise_fraction, adversarial, noise_rng);
   } else {
     out.noisy.assign(static_cast<size_t>(out.train.n), 0);
   }
@@ -167,7 +245,6 @@ PreparedData prepare_data(const DataSpec& spec, const Attack& adversarial) {
     out.mean = pixel_mean(out.train);
     out.stddev = cifar ? pixel_std(out.train, out.mean) : std::vector<float>(out.mean.size(), 1.0f);
   }
-  out.test = read_split(spec, Split::Test);
   normalise(out.train, out.mean, out.stddev);
   normalise(out.test, out.mean, out.stddev);
   return out;

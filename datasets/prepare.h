@@ -27,6 +27,20 @@ struct DataSpec {
   double noise_amount = -1;
   // adversarial: epochs the victim model trains on the clean D before the attack.
   int victim_epochs = kDefaultVictimEpochs;
+  // input and adversarial noise: how the corruption is made (noise_designs(noise) lists them); empty
+  // means the default (default_noise_design). docs/noise.md has the oracle gate's sweep behind them.
+  //   input        pattern  one fixed salt-and-pepper pattern per noisy class, on that class's chosen
+  //                         images (MNIST's default: the design whose corruption causes the failures)
+  //                random   each chosen image its own salt-and-pepper (MNIST) or Gaussian (CIFAR-10's
+  //                         default) noise
+  //   adversarial  untargeted  FGSM away from the true class
+  //                partner     targeted FGSM towards the class's partner (MNIST 1<->7, 6<->9)
+  std::string design;
+  // input and adversarial noise: the share of test images that carry the corruption as queries, their
+  // labels kept (below 0: the design's default, default_query_fraction). random and untargeted
+  // corrupt that share of the noisy classes' test images as D's; pattern stamps that share of all
+  // test images with another class's pattern.
+  double query_fraction = -1;
   // A given normalisation on the [0,1] pixel scale, one value per channel or one for all (a model
   // trained elsewhere, with its own statistics): x -> (x - mean[c]) / stddev[c] on D and T alike.
   // Empty: computed from D as below. stddev empty with a mean given means all ones.
@@ -42,6 +56,7 @@ struct PreparedData {
   std::vector<float> mean;       // per-channel mean of D (after noise, before normalising)
   std::vector<float> stddev;     // per-channel divisor (1 where the dataset only centres)
   std::vector<uint8_t> noisy;    // ground truth: 1 where noise changed example i of D
+  std::vector<uint8_t> test_noisy;  // 1 where test image i carries the corruption (noisy queries)
 };
 
 // Validates the spec (UsageError for bad values) and builds D and T. Adversarial noise needs a
@@ -59,6 +74,17 @@ bool same_data(const DataSpec& a, const DataSpec& b);
 double noise_amount_default(const DataSpec& spec);
 // spec.noise_amount, or the default when it is below 0.
 double noise_amount(const DataSpec& spec);
+
+// The designs of a noise kind (empty for none and label).
+const std::vector<std::string>& noise_designs(const std::string& noise);
+// The design a spec without one gets: MNIST input noise pattern, CIFAR-10 input noise random,
+// adversarial untargeted; "" for none and label.
+std::string default_noise_design(const DataSpec& spec);
+// spec.design, or the default when empty.
+std::string noise_design(const DataSpec& spec);
+// The share of test queries corrupted when spec.query_fraction is below 0.
+double default_query_fraction(const DataSpec& spec);
+double query_fraction(const DataSpec& spec);
 
 // One line a report can print: the noise kind with its settings.
 std::string describe_noise(const DataSpec& spec);

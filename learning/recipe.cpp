@@ -35,6 +35,8 @@ data::PreparedData prepare_data_with_victim(const data::DataSpec& spec, Device d
     victim.epsilon = data::noise_amount(spec);
     victim.seed = spec.seed;
     victim.device = device;
+    if (data::noise_design(spec) == "partner")
+      victim.target = data::partner_classes(spec.dataset, data::dataset_geometry(spec.dataset).classes);
     victim.log = log;
     if (log) log(fmt::format("adversarial poisoning: training the victim for {} epochs", spec.victim_epochs));
     attack = fgsm_victim_attack(victim);

@@ -32,6 +32,7 @@ enum class Stream : uint64_t {
   kBenchmarkModels = 18,  // benchmark: each subset model's initialisation and batch order
   kBootstrap = 19,        // benchmark: the bootstrap's resampling of the queries
   kBenchmarkLoo = 20,     // benchmark: which examples of D the leave-one-out models leave out
+  kNoisyQueries = 21,     // which test images carry the corruption, and how (datasets/prepare)
 };
 
 struct StreamInfo {
@@ -40,7 +41,7 @@ struct StreamInfo {
 };
 
 // Every stream, for the test that they are distinct and for documentation.
-inline constexpr std::array<StreamInfo, 20> kStreams = {{
+inline constexpr std::array<StreamInfo, 21> kStreams = {{
     {Stream::kNoise, "noise"},
     {Stream::kModelInit, "model-init"},
     {Stream::kTrainingOrder, "training-order"},
@@ -61,6 +62,7 @@ inline constexpr std::array<StreamInfo, 20> kStreams = {{
     {Stream::kBenchmarkModels, "benchmark-models"},
     {Stream::kBootstrap, "bootstrap"},
     {Stream::kBenchmarkLoo, "benchmark-loo"},
+    {Stream::kNoisyQueries, "noisy-queries"},
 }};
 
 // The generator of stream `s` under `seed`.

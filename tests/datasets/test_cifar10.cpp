@@ -286,6 +286,73 @@ TEST(Cifar10Prepare, InputNoiseIsGaussianOnThirtyPercentOfPlaneBirdCatDog) {
   EXPECT_EQ(noisy, 60) << "exactly round(0.3 * 200)";
 }
 
+TEST(Cifar10Prepare, PatternDesignStampsDAndAShareOfTheTestQueries) {
+  TempDir dir;
+  write_cifar10_folder(dir.str(), 100, 200);
+  const ImageSet raw_test = read_cifar10(dir.str(), Split::Test);
+  DataSpec spec = cifar_spec(dir.str(), "input");
+  spec.design = "pattern";
+  EXPECT_EQ(noise_design(spec), "pattern");
+  EXPECT_EQ(query_fraction(spec), kDefaultQueryFraction);
+  EXPECT_EQ(noise_amount(spec), kDefaultPatternAmount);
+  const PreparedData d = prepare_data(spec);
+  EXPECT_EQ(std::count(d.noisy.begin(), d.noisy.end(), 1), 60) << "exactly round(0.3 * 200)";
+  ASSERT_EQ(d.test_noisy.size(), 200u);
+  EXPECT_EQ(std::count(d.test_noisy.begin(), d.test_noisy.end(), 1), 60) << "exactly round(0.3 * 200) of all test images";
+  EXPECT_EQ(d.test.labels, raw_test.labels) << "queries keep their labels";
+  for (int64_t i = 0; i < d.test.n; ++i) {
+    int64_t moved = 0;
+    for (int64_t p = 0; p < 3072; ++p) {
+      const size_t c = static_cast<size_t>(p / 1024);
+      moved += std::fabs(d.test.image(i)[p] * d.stddev[c] + d.mean[c] - raw_test.image(i)[p]) > 1e-4f;
+    }
+    if (d.test_noisy[static_cast<size_t>(i)]) {
+      EXPECT_GT(moved, 0) << "stamped query " << i;
+    } else {
+      EXPECT_EQ(moved, 0) << "clean query " << i;
+    }
+  }
+  // The queries are part of the data's identity, and no queries is the random design's default.
+  DataSpec none = spec;
+  none.query_fraction = 0;
+  EXPECT_FALSE(same_data(spec, none));
+  const PreparedData clean_queries = prepare_data(none);
+  EXPECT_EQ(std::count(clean_queries.test_noisy.begin(), clean_queries.test_noisy.end(), 1), 0);
+  EXPECT_EQ(clean_queries.train.pixels, d.train.pixels) << "the queries draw from their own stream";
+  DataSpec random = spec;
+  random.design = "random";
+  EXPECT_FALSE(same_data(spec, random));
+  EXPECT_EQ(query_fraction(random), 0.0);
+}
+
+TEST(Cifar10Prepare, DefaultDesignsAndRefusalsOfDesignsAndQueriesANoiseKindDoesNotHave) {
+  DataSpec mnist;
+  mnist.noise = "input";
+  EXPECT_EQ(noise_design(mnist), "pattern");
+  EXPECT_EQ(query_fraction(mnist), kDefaultQueryFraction);
+  mnist.dataset = "cifar10";
+  EXPECT_EQ(noise_design(mnist), "random") << "CIFAR-10 keeps per-image Gaussian noise";
+  EXPECT_EQ(query_fraction(mnist), 0.0);
+  mnist.noise = "adversarial";
+  EXPECT_EQ(noise_design(mnist), "untargeted");
+  mnist.noise = "label";
+  EXPECT_EQ(noise_design(mnist), "");
+  TempDir dir;
+  DataSpec spec = cifar_spec(dir.str(), "label");
+  spec.design = "pattern";
+  EXPECT_THROW(validate_spec(spec), UsageError);
+  spec.design.clear();
+  spec.query_fraction = 0.2;
+  EXPECT_THROW(validate_spec(spec), UsageError);
+  spec.noise = "input";
+  spec.design = "partner";
+  EXPECT_THROW(validate_spec(spec), UsageError) << "partner is an adversarial design";
+  spec.noise = "adversarial";
+  EXPECT_NO_THROW(validate_spec(spec));
+  spec.query_fraction = 1.5;
+  EXPECT_THROW(validate_spec(spec), UsageError);
+}
+
 TEST(Cifar10Prepare, GeometryAndTrainingAugmentation) {
   const DatasetGeometry g = dataset_geometry("cifar10");
   EXPECT_EQ(g.channels, 3);

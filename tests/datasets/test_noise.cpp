@@ -265,6 +265,138 @@ TEST(AdversarialPoison, RefusesAMissingOrMisbehavingAttack) {
       {"shape"});
 }
 
+// An attack that marks what it saw: pixel 0 becomes 0.75 and the label moves one class on.
+void mark_and_shift(const ImageSet&, ImageSet& targets) {
+  for (int64_t t = 0; t < targets.n; ++t) targets.image(t)[0] = 0.75f;
+  for (auto& y : targets.labels) y = (y + 1) % 10;
+}
+
+TEST(AdversarialPoison, AttacksTestQueriesInTheSameCallAndKeepsTheirTrueLabels) {
+  ImageSet set = cycling_labels(1000, 0.25f, 4), queries = cycling_labels(500, 0.25f, 4);
+  const ImageSet original_queries = queries;
+  Rng rng(3), query_rng(4);
+  int calls = 0;
+  int64_t attacked = 0;
+  const Attack counting = [&](const ImageSet& clean, ImageSet& targets) {
+    ++calls;
+    attacked = targets.n;
+    mark_and_shift(clean, targets);
+  };
+  std::vector<uint8_t> query_mask;
+  const auto mask = adversarial_poison(set, kMnistNoisyClasses, 0.3, counting, rng, queries, 0.5, query_rng, query_mask);
+  EXPECT_EQ(calls, 1) << "one victim for D and the queries";
+  EXPECT_EQ(std::count(mask.begin(), mask.end(), 1), 120);  // 30% of D's 400 images of 1, 7, 6, 9
+  ASSERT_EQ(query_mask.size(), 500u);
+  EXPECT_EQ(std::count(query_mask.begin(), query_mask.end(), 1), 100);  // 50% of the queries' 200
+  EXPECT_EQ(attacked, 220);
+  for (int64_t i = 0; i < queries.n; ++i) {
+    const int32_t y = original_queries.labels[static_cast<size_t>(i)];
+    EXPECT_EQ(queries.labels[static_cast<size_t>(i)], y) << "a query keeps its true label, at " << i;
+    if (query_mask[static_cast<size_t>(i)]) {
+      EXPECT_TRUE(y == 1 || y == 7 || y == 6 || y == 9) << "class " << y << " attacked at " << i;
+      EXPECT_EQ(queries.image(i)[0], 0.75f) << "at " << i;
+    } else {
+      EXPECT_EQ(queries.image(i)[0], 0.25f) << "at " << i;
+    }
+  }
+  // The train targets took the attack's labels, as without queries.
+  for (int64_t i = 0; i < set.n; ++i)
+    if (mask[static_cast<size_t>(i)]) {
+      EXPECT_EQ(set.labels[static_cast<size_t>(i)], (i % 10 + 1) % 10) << "at " << i;
+    }
+}
+
+TEST(ClassPatterns, OnePatternPerClassAtTheRequestedShareOfValues) {
+  Rng rng(11);
+  const int64_t size = 28 * 28;
+  const auto patterns = draw_class_patterns(kMnistNoisyClasses, size, 0.1, rng);
+  ASSERT_EQ(patterns.size(), 4u);
+  for (size_t c = 0; c < patterns.size(); ++c) {
+    const auto& p = patterns[c];
+    EXPECT_EQ(p.cls, kMnistNoisyClasses[c]);
+    ASSERT_EQ(p.index.size(), p.value.size());
+    expect_rate_near(static_cast<int64_t>(p.index.size()), size, 0.1, "pattern values");
+    EXPECT_TRUE(std::is_sorted(p.index.begin(), p.index.end()));
+    const auto ones = std::count(p.value.begin(), p.value.end(), 1.0f);
+    EXPECT_EQ(ones + std::count(p.value.begin(), p.value.end(), 0.0f), static_cast<ptrdiff_t>(p.value.size()));
+    expect_rate_near(ones, static_cast<int64_t>(p.value.size()), 0.5, "salt among the set values");
+  }
+  EXPECT_NE(patterns[0].index, patterns[1].index) << "each class has its own pattern";
+  Rng again(11);
+  const auto same = draw_class_patterns(kMnistNoisyClasses, size, 0.1, again);
+  for (size_t c = 0; c < patterns.size(); ++c) {
+    EXPECT_EQ(same[c].index, patterns[c].index);
+    EXPECT_EQ(same[c].value, patterns[c].value);
+  }
+  Rng bad(1);
+  expect_error_mentioning([&] { draw_class_patterns({1, 1}, size, 0.1, bad); }, {"twice"});
+  expect_error_mentioning([&] { draw_class_patterns({1}, size, 1.5, bad); }, {"amount"});
+}
+
+// Whether image i of `set` carries `p` (every value the pattern sets).
+bool carries(const ImageSet& set, int64_t i, const ClassPattern& p) {
+  for (size_t j = 0; j < p.index.size(); ++j)
+    if (set.image(i)[p.index[j]] != p.value[j]) return false;
+  return true;
+}
+
+TEST(ClassPatterns, StampsTheChosenImagesOfEachClassWithItsOwnPatternLabelsKept) {
+  ImageSet set = cycling_labels(1000, 0.5f, 8);
+  const ImageSet clean = set;
+  Rng rng(5);
+  const auto patterns = draw_class_patterns(kMnistNoisyClasses, set.image_size(), 0.2, rng);
+  const auto mask = class_pattern_noise(set, patterns, 0.3, rng);
+  EXPECT_EQ(std::count(mask.begin(), mask.end(), 1), 120);
+  EXPECT_EQ(set.labels, clean.labels);
+  for (int64_t i = 0; i < set.n; ++i) {
+    const int32_t y = set.labels[static_cast<size_t>(i)];
+    const bool same = std::equal(set.image(i), set.image(i) + set.image_size(), clean.image(i));
+    if (!mask[static_cast<size_t>(i)]) {
+      EXPECT_TRUE(same) << "unchosen image " << i << " changed";
+      continue;
+    }
+    const auto own = std::find_if(patterns.begin(), patterns.end(), [&](const ClassPattern& p) { return p.cls == y; });
+    ASSERT_NE(own, patterns.end()) << "class " << y << " stamped at " << i;
+    EXPECT_TRUE(carries(set, i, *own)) << "image " << i << " lacks its class's pattern";
+    // Only the pattern's values changed.
+    int64_t changed = 0;
+    for (int64_t p = 0; p < set.image_size(); ++p) changed += set.image(i)[p] != clean.image(i)[p];
+    EXPECT_EQ(changed, static_cast<int64_t>(own->index.size())) << "at " << i;
+  }
+}
+
+TEST(ClassPatterns, QueriesCarryAnotherClasssPatternAtTheRequestedShare) {
+  ImageSet queries = cycling_labels(2000, 0.5f, 8);
+  Rng rng(9);
+  const auto patterns = draw_class_patterns(kMnistNoisyClasses, queries.image_size(), 0.2, rng);
+  const auto mask = stamp_other_classes(queries, patterns, 0.3, rng);
+  EXPECT_EQ(std::count(mask.begin(), mask.end(), 1), 600);
+  std::vector<int64_t> used(10, 0);
+  for (int64_t i = 0; i < queries.n; ++i) {
+    const int32_t y = queries.labels[static_cast<size_t>(i)];
+    EXPECT_EQ(y, static_cast<int32_t>(i % 10)) << "labels kept";
+    int carried = -1;
+    for (const auto& p : patterns)
+      if (carries(queries, i, p)) carried = p.cls;
+    if (!mask[static_cast<size_t>(i)]) {
+      EXPECT_EQ(queries.image(i)[0], 0.5f);
+      EXPECT_EQ(carried, -1) << "unstamped query " << i << " carries a pattern";
+      continue;
+    }
+    ASSERT_NE(carried, -1) << "stamped query " << i << " carries no pattern";
+    EXPECT_NE(carried, y) << "query " << i << " of class " << y << " carries its own class's pattern";
+    ++used[static_cast<size_t>(carried)];
+  }
+  for (int c : kMnistNoisyClasses) EXPECT_GT(used[static_cast<size_t>(c)], 100) << "class " << c << "'s pattern";
+}
+
+TEST(PartnerClasses, PairTheNoisyClasses) {
+  const auto mnist = partner_classes("mnist", 10);
+  EXPECT_EQ(mnist, (std::vector<int>{-1, 7, -1, -1, -1, -1, 9, 1, -1, 6}));
+  const auto cifar = partner_classes("cifar10", 10);
+  EXPECT_EQ(cifar, (std::vector<int>{2, -1, 0, 5, -1, 3, -1, -1, -1, -1}));
+}
+
 TEST(Mask, RoundTripsThroughAFile) {
   TempDir dir;
   const std::string path = dir.file("mask.txt");

@@ -82,6 +82,36 @@ TEST(Fgsm, RaisesTheLossOfATrainedModel) {
   for (float p : attacked.pixels) ASSERT_TRUE(p >= 0.0f && p <= 1.0f);
 }
 
+TEST(Fgsm, ATargetedStepDescendsTheLossOfTheTarget) {
+  auto model = identity_classifier();
+  // Label 0 targeted at class 1: the step is minus the sign of ∇x ℓ(x, 1) = (p0, p1 - 1) = (+, -),
+  // so pixel 0 goes down and pixel 1 up, the same way as the untargeted step away from class 0 here.
+  // A label with no target (-1) takes the untargeted step.
+  data::ImageSet set = two_pixel_images({{0.6f, 0.4f}, {0.2f, 0.7f}}, {0, 1});
+  const int64_t changed = fgsm_relabel(*model, set, {0.0f}, 0.3, 256, {1, -1});
+  EXPECT_FLOAT_EQ(set.pixels[0], 0.3f);
+  EXPECT_FLOAT_EQ(set.pixels[1], 0.7f);
+  // Image 2, label 1, untargeted: ∇ = (p0, p1 - 1) = (+, -): pixel 0 up, pixel 1 down.
+  EXPECT_FLOAT_EQ(set.pixels[2], 0.5f);
+  EXPECT_FLOAT_EQ(set.pixels[3], 0.4f);
+  EXPECT_EQ(set.labels, (std::vector<int32_t>{1, 0}));
+  EXPECT_EQ(changed, 2);
+
+  // Towards its own class an image moves against the untargeted step: its loss goes down.
+  data::ImageSet own = two_pixel_images({{0.6f, 0.4f}}, {0});
+  fgsm_relabel(*model, own, {0.0f}, 0.1, 256, {0, -1});
+  EXPECT_FLOAT_EQ(own.pixels[0], 0.7f);
+  EXPECT_FLOAT_EQ(own.pixels[1], 0.3f);
+  EXPECT_EQ(own.labels, (std::vector<int32_t>{0}));
+}
+
+TEST(Fgsm, RefusesBadTargets) {
+  auto model = identity_classifier();
+  data::ImageSet set = two_pixel_images({{0.5f, 0.5f}}, {0});
+  EXPECT_THROW(fgsm_relabel(*model, set, {0.0f}, 0.1, 256, {1}), Error);
+  EXPECT_THROW(fgsm_relabel(*model, set, {0.0f}, 0.1, 256, {1, 2}), Error);
+}
+
 TEST(Fgsm, RefusesABadEpsilon) {
   auto model = identity_classifier();
   data::ImageSet set = two_pixel_images({{0.5f, 0.5f}}, {0});

@@ -42,7 +42,8 @@ void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
   cmd->add_option("--noise", spec.noise,
                   "Noise injected into D: none | label (MNIST 1<->7 p=0.4, 6<->9 p=0.3; CIFAR-10 plane<->bird "
                   "p=0.4, cat->dog 0.4, dog->cat 0.3) | input (a share of the images of MNIST classes 1,7,6,9 "
-                  "salt-and-pepper; of CIFAR-10 plane, bird, cat, dog Gaussian) | adversarial (those images replaced "
+                  "salt-and-pepper, labels kept; of CIFAR-10 plane, bird, cat, dog Gaussian; see --noise-design) | "
+                  "adversarial (those images replaced "
                   "by FGSM images made on a victim trained on the clean D, labelled with the victim's prediction)")
       ->capture_default_str();
   cmd->add_option("--noise-fraction", spec.noise_fraction,
@@ -56,6 +57,18 @@ void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
                               data::kDefaultSaltPepperAmount, data::kDefaultGaussianSigma, data::kDefaultFgsmEpsilon));
   cmd->add_option("--victim-epochs", spec.victim_epochs, "adversarial: epochs the victim model trains on the clean D")
       ->capture_default_str();
+  cmd->add_option("--noise-design", spec.design,
+                  "How input/adversarial noise is made. input: pattern (MNIST's default; one fixed salt-and-pepper "
+                  "pattern per noisy class, labels kept) | random (CIFAR-10's default; each image its own "
+                  "salt-and-pepper or Gaussian noise). "
+                  "adversarial: untargeted (default; FGSM away from the true class) | partner (targeted FGSM towards "
+                  "the partner class, MNIST 1<->7, 6<->9). See docs/noise.md");
+  cmd->add_option("--noisy-queries", spec.query_fraction,
+                  fmt::format("input/adversarial: share of test images corrupted as queries, their labels kept "
+                              "(random, untargeted: of the noisy classes' test images, the same corruption as D's; "
+                              "pattern: of all test images, another class's pattern). Default {} for pattern and "
+                              "partner, 0 otherwise",
+                              data::kDefaultQueryFraction));
   cmd->add_option("--mean", spec.mean,
                   "Normalise with this mean instead of D's: one value per channel (or one for all), on the [0,1] "
                   "pixel scale, e.g. 0.4914,0.4822,0.4465 (for a model trained elsewhere; a checkpoint that records "
@@ -155,6 +168,8 @@ std::map<std::string, std::string> data_metadata(const data::DataSpec& spec, con
           {"lethe.data.noise_fraction", fmt::format("{}", spec.noise_fraction)},
           {"lethe.data.noise_amount", fmt::format("{}", data::noise_amount(spec))},
           {"lethe.data.victim_epochs", std::to_string(spec.victim_epochs)},
+          {"lethe.data.noise_design", data::noise_design(spec)},
+          {"lethe.data.noisy_queries", fmt::format("{}", data::query_fraction(spec))},
           {"lethe.data.seed", std::to_string(spec.seed)},
           {"lethe.data.mean", join(mean)},
           {"lethe.data.std", join(stddev)},
@@ -179,6 +194,11 @@ bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::Da
     if (const auto* v = get("lethe.data.noise_fraction")) spec.noise_fraction = std::stod(*v);
     if (const auto* v = get("lethe.data.noise_amount")) spec.noise_amount = std::stod(*v);
     if (const auto* v = get("lethe.data.victim_epochs")) spec.victim_epochs = std::stoi(*v);
+    // Before designs existed, input noise was the random design and nothing corrupted the queries.
+    if (const auto* v = get("lethe.data.noise_design")) spec.design = *v;
+    else if (spec.noise == "input") spec.design = "random";
+    if (const auto* v = get("lethe.data.noisy_queries")) spec.query_fraction = std::stod(*v);
+    else spec.query_fraction = 0;
     auto split = [](const std::string& text) {
       std::vector<float> values;
       size_t pos = 0;

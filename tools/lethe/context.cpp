@@ -51,6 +51,8 @@ data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, co
   if (cmd.count("--noise-fraction") == 0) spec.noise_fraction = recorded.noise_fraction;
   if (cmd.count("--noise-amount") == 0) spec.noise_amount = recorded.noise_amount;
   if (cmd.count("--victim-epochs") == 0) spec.victim_epochs = recorded.victim_epochs;
+  if (cmd.count("--noise-design") == 0) spec.design = recorded.design;
+  if (cmd.count("--noisy-queries") == 0) spec.query_fraction = recorded.query_fraction;
   // --seed is global; 0 (its default) means "as recorded".
   if (global.seed == 0) spec.seed = recorded.seed;
   return spec;
