@@ -336,24 +336,6 @@ class Benchmark {
 
 }  // namespace
 
-MethodVariant parse_method_variant(const std::string& label) {
-  MethodVariant v;
-  v.label = label;
-  const auto colon = label.find(':');
-  v.method = label.substr(0, colon);
-  find_method(v.method, "--methods");
-  if (colon != std::string::npos) {
-    v.solver = label.substr(colon + 1);
-    if (v.method != "linear")
-      throw UsageError(fmt::format("--methods: '{}': only linear takes a solver after ':'", label));
-    const auto& solvers = linear_solvers();
-    if (std::find(solvers.begin(), solvers.end(), v.solver) == solvers.end())
-      throw UsageError(fmt::format("--methods: '{}': unknown solver '{}' (known: diag, kfac, cg, lissa, gd)", label,
-                                   v.solver));
-  }
-  return v;
-}
-
 std::vector<std::string> default_benchmark_methods() {
   return {"ewc", "kfac-ewc", "linear:diag", "linear:kfac", "ekfac", "linear:cg", "tracin", "trak", "gradcos", "loss",
           "random"};

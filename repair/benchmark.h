@@ -30,13 +30,6 @@
 
 namespace lethe::repair {
 
-// A method as the benchmark names it: a registered method, or "linear:<solver>".
-struct MethodVariant {
-  std::string label;   // as given: "linear:cg"
-  std::string method;  // "linear"
-  std::string solver;  // "cg"; empty: the options' own
-};
-MethodVariant parse_method_variant(const std::string& label);  // UsageError naming --methods
 std::vector<std::string> default_benchmark_methods();
 
 struct BenchmarkSettings {

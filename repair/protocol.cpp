@@ -50,8 +50,9 @@ class Protocol {
     line(fmt::format("== seed {} ({}/{})", run.spec.seed, index + 1, s_.seeds));
     train_base(run);
     const auto ranked = identify_all(run, index == 0);
-    for (const auto& [method, scores] : ranked) finetune_all(run, method, scores);
+    for (const auto& [method, scores] : ranked) remove_all(run, method, scores);
     if (out_.noisy) random_control(run);
+    if (out_.noisy && find_treatment(s_.removal).trains) nothing_removed(run);
     treat_largest_k(run, ranked.front().first, ranked.front().second);
   }
 
@@ -95,7 +96,9 @@ class Protocol {
     std::vector<std::pair<std::string, std::vector<double>>> ranked;
     for (const auto& m : s_.methods) {
       IdentifyOptions io;
-      io.method = m;
+      const MethodVariant v = parse_method_variant(m);
+      io.method = v.method;
+      if (!v.solver.empty()) io.solve.solver = v.solver;
       io.seed = run.spec.seed;
       io.fisher.seed = stream_seed(run.spec.seed, Stream::kFisherLabels);
       io.progress = [&](const std::string& stage, int64_t done, int64_t total) { update(m + " " + stage, done, total); };
@@ -118,9 +121,9 @@ class Protocol {
     return ranked;
   }
 
-  // Step II: remove the top k and fine-tune, for every k (the oracle at most the corrupted set,
-  // each distinct size once).
-  void finetune_all(SeedRun& run, const std::string& method, const std::vector<double>& scores) {
+  // Step II: remove the top k and treat (fine-tune by default), for every k (the oracle at most the
+  // corrupted set, each distinct size once).
+  void remove_all(SeedRun& run, const std::string& method, const std::vector<double>& scores) {
     std::vector<int64_t> sizes;
     for (int64_t k : s_.ks) {
       const int64_t kk = method == "oracle" ? std::min<int64_t>(k, run.n_noisy) : k;
@@ -128,34 +131,41 @@ class Protocol {
     }
     for (int64_t k : sizes) {
       const std::string stage = fmt::format("{} k={}", method, k);
-      repair_once(run, method, "finetune", k, scores, stage);
+      repair_once(run, method, s_.removal, k, scores, stage);
     }
     const auto& last = out_.rows.back();
-    line(fmt::format("{:<9} remove top {} + finetune: Fq {:.3f}  Fh {:.3f}  R {:.3f}", method, last.k, last.fq, last.fh,
-                     last.r));
+    line(fmt::format("{:<9} remove top {} + {}: Fq {:.3f}  Fh {:.3f}  R {:.3f}", method, last.k, s_.removal, last.fq,
+                     last.fh, last.r));
   }
 
   // The oracle gate's control: random removal of as many examples as the oracle's largest removal,
-  // fine-tuned the same way, unless the random method was already fine-tuned at that k. Its
+  // treated the same way, unless the random method was already treated so at that k. Its
   // scores are the random method's (the same stream and seed).
   void random_control(SeedRun& run) {
     const int64_t kmax = *std::max_element(s_.ks.begin(), s_.ks.end());
     const int64_t k = std::min<int64_t>(kmax, run.n_noisy);
     if (k < 1) return;
     for (const auto& r : out_.rows)
-      if (r.seed == run.spec.seed && r.method == "random" && r.treatment == "finetune" && r.k == k) return;
+      if (r.seed == run.spec.seed && r.method == "random" && r.treatment == s_.removal && r.k == k) return;
     IdentifyOptions io;
     io.method = "random";
     io.seed = run.spec.seed;
     const auto scores = identify(*run.model, run.d.train, run.fq, io).scores;
-    repair_once(run, "random", "finetune", k, scores, fmt::format("oracle gate: random k={}", k));
+    repair_once(run, "random", s_.removal, k, scores, fmt::format("oracle gate: random k={}", k));
+  }
+
+  // The control that removes nothing: the removal treatment on all of D (a treatment that trains;
+  // the others have nothing to act on). What it repairs is what
+  // further training (fine-tuning) or another initialisation (retraining) repairs by itself.
+  void nothing_removed(SeedRun& run) {
+    repair_causes(run, "nothing", s_.removal, 0, {}, "control: nothing removed");
   }
 
   // The other treatments at the largest k, on the first method's causes.
   void treat_largest_k(SeedRun& run, const std::string& method, const std::vector<double>& scores) {
     const int64_t kmax = *std::max_element(s_.ks.begin(), s_.ks.end());
     for (const auto& tname : s_.treatments) {
-      if (tname == "finetune") continue;
+      if (tname == s_.removal) continue;
       repair_once(run, method, tname, kmax, scores, tname);
       const auto& r = out_.rows.back();
       line(fmt::format("{} + {} (top {}): Fq {:.3f}  Fh {:.3f}  R {:.3f}  {:.1f}s", method, tname, kmax, r.fq, r.fh, r.r,
@@ -166,15 +176,22 @@ class Protocol {
   // One treatment of the top k from the trained model; its row joins the results.
   void repair_once(SeedRun& run, const std::string& method, const std::string& treatment, int64_t k,
                    const std::vector<double>& scores, const std::string& stage) {
+    repair_causes(run, method, treatment, k, causes_top_k(scores, k), stage);
+  }
+  void repair_causes(SeedRun& run, const std::string& method, const std::string& treatment, int64_t k,
+                     const std::vector<int64_t>& causes, const std::string& stage) {
     restore(*run.model, run.trained);
     TreatOptions t;
     t.treatment = treatment;
     t.seed = run.spec.seed;
     t.augment = run.augmentation;
+    // Retraining follows the base model's epochs and step size (its batch is the treatments' own).
+    t.retrain_epochs = s_.epochs;
+    t.retrain_lr = s_.lr;
     t.progress = [&](const std::string& what, int64_t done, int64_t total) {
       update(fmt::format("{} {}", stage, what), done, total);
     };
-    const auto tr = treat(*run.model, run.d.train, causes_top_k(scores, k), run.fq, t);
+    const auto tr = treat(*run.model, run.d.train, causes, run.fq, t);
     const auto acc = run.accuracies(*run.model);
     out_.rows.push_back({run.spec.seed, method, treatment, k, acc[0], acc[1], acc[2], tr.seconds});
   }
@@ -200,10 +217,19 @@ std::vector<std::string> default_treatments() {
   return names;
 }
 
+std::string default_removal(const data::DataSpec& spec) {
+  return spec.noise == "input" && data::noise_design(spec) == "pattern" ? "retrain" : "finetune";
+}
+
+std::string removal_treatment(const ExperimentSettings& settings) {
+  return settings.removal.empty() ? default_removal(settings.spec) : settings.removal;
+}
+
 void validate(const ExperimentSettings& a) {
   if (a.methods.empty()) throw UsageError("--methods: at least one method");
-  for (const auto& m : a.methods) find_method(m, "--methods");
+  for (const auto& m : a.methods) parse_method_variant(m);
   for (const auto& t : a.treatments) find_treatment(t, "--treatments");
+  if (!a.removal.empty()) find_treatment(a.removal, "--removal-treatment");
   if (a.ks.empty()) throw UsageError("--ks: at least one k");
   const int64_t n = a.spec.subset;
   for (int64_t k : a.ks)
@@ -222,6 +248,7 @@ ExperimentResults run_experiment(const ExperimentSettings& settings, const Exper
   ExperimentResults out;
   out.settings = settings;
   if (out.settings.model.empty()) out.settings.model = default_model(settings.spec.dataset);
+  out.settings.removal = removal_treatment(settings);
   out.noisy = settings.spec.noise != "none";
   Protocol protocol(out.settings, hooks, out);
   for (int s = 0; s < settings.seeds; ++s) protocol.run_seed(s);
@@ -247,9 +274,57 @@ double stdev(const std::vector<double>& v) {
 std::vector<int64_t> finetune_sizes(const ExperimentResults& results, const std::string& method) {
   std::vector<int64_t> out;
   for (const auto& r : results.rows)
-    if (r.method == method && r.treatment == "finetune" && std::find(out.begin(), out.end(), r.k) == out.end())
+    if (r.method == method && r.treatment == removal_treatment(results.settings) && std::find(out.begin(), out.end(), r.k) == out.end())
       out.push_back(r.k);
   return out;
+}
+
+std::vector<RemovalGroup> removal_groups(const ExperimentResults& results, const std::string& method) {
+  std::vector<RemovalGroup> groups;
+  const std::string removal = removal_treatment(results.settings);
+  if (method != "oracle") {
+    const auto& asked = results.settings.ks;
+    RemovalGroup control;  // random removal of as many as the oracle removed (the gate's), k per seed
+    for (int64_t k : finetune_sizes(results, method)) {
+      const bool as_asked = std::find(asked.begin(), asked.end(), k) != asked.end() || k == 0;
+      RemovalGroup g{std::to_string(k), static_cast<double>(k), {}};
+      for (const auto& r : results.rows)
+        if (r.method == method && r.treatment == removal && r.k == k) (as_asked ? g.rows : control.rows).push_back(&r);
+      if (as_asked) groups.push_back(std::move(g));
+    }
+    if (!control.rows.empty()) {
+      double sum = 0;
+      for (const auto* r : control.rows) sum += static_cast<double>(r->k);
+      control.k_mean = sum / static_cast<double>(control.rows.size());
+      const bool same = std::all_of(control.rows.begin(), control.rows.end(),
+                                    [&](const RepairRow* r) { return r->k == control.rows[0]->k; });
+      control.k_label = same ? std::to_string(control.rows[0]->k)
+                             : fmt::format("as many as the oracle (mean {:.0f})", control.k_mean);
+      groups.push_back(std::move(control));
+    }
+    return groups;
+  }
+  std::vector<int64_t> asked = results.settings.ks;
+  std::sort(asked.begin(), asked.end());
+  for (int64_t k : asked) {
+    RemovalGroup g;
+    bool all_corrupted = true;
+    for (const auto& seed : results.seeds) {
+      const int64_t kk = std::min(k, seed.n_corrupted);
+      all_corrupted = all_corrupted && kk == seed.n_corrupted;
+      for (const auto& r : results.rows)
+        if (r.seed == seed.seed && r.method == method && r.treatment == removal && r.k == kk) g.rows.push_back(&r);
+    }
+    if (g.rows.empty() || (!groups.empty() && groups.back().rows == g.rows)) continue;
+    double sum = 0;
+    for (const auto* r : g.rows) sum += static_cast<double>(r->k);
+    g.k_mean = sum / static_cast<double>(g.rows.size());
+    const bool same = std::all_of(g.rows.begin(), g.rows.end(), [&](const RepairRow* r) { return r->k == g.rows[0]->k; });
+    g.k_label = same ? std::to_string(g.rows[0]->k)
+                     : fmt::format("{} (mean {:.0f})", all_corrupted ? "all corrupted" : "up to " + std::to_string(k), g.k_mean);
+    groups.push_back(std::move(g));
+  }
+  return groups;
 }
 
 std::vector<const RepairRow*> rows_where(const ExperimentResults& results,
@@ -262,19 +337,21 @@ std::vector<const RepairRow*> rows_where(const ExperimentResults& results,
 
 OracleGate oracle_gate(const ExperimentResults& results, double margin) {
   OracleGate g;
+  const std::string removal = removal_treatment(results.settings);
   g.margin = margin;
-  std::vector<double> oracle_fh, random_fh, oracle_r, diff;
+  std::vector<double> oracle_fh, random_fh, oracle_r, diff, ks;
   for (const auto& seed : results.seeds) {
     const RepairRow* oracle = nullptr;
     for (const auto& r : results.rows)
-      if (r.seed == seed.seed && r.method == "oracle" && r.treatment == "finetune" && (!oracle || r.k > oracle->k))
+      if (r.seed == seed.seed && r.method == "oracle" && r.treatment == removal && (!oracle || r.k > oracle->k))
         oracle = &r;
     if (!oracle) continue;
     const RepairRow* random = nullptr;
     for (const auto& r : results.rows)
-      if (r.seed == seed.seed && r.method == "random" && r.treatment == "finetune" && r.k == oracle->k) random = &r;
+      if (r.seed == seed.seed && r.method == "random" && r.treatment == removal && r.k == oracle->k) random = &r;
     if (!random) continue;
     g.k = oracle->k;
+    ks.push_back(static_cast<double>(oracle->k));
     oracle_fh.push_back(oracle->fh);
     oracle_r.push_back(oracle->r);
     random_fh.push_back(random->fh);
@@ -287,21 +364,25 @@ OracleGate oracle_gate(const ExperimentResults& results, double margin) {
   g.random_fh = mean(random_fh), g.random_fh_std = stdev(random_fh);
   g.oracle_r = mean(oracle_r);
   g.difference = mean(diff), g.difference_std = stdev(diff);
+  g.k_mean = mean(ks);
+  const bool same_k = std::all_of(ks.begin(), ks.end(), [&](double k) { return k == ks.front(); });
+  const std::string k_text = same_k ? fmt::format("k = {}", g.k) : fmt::format("k = {:.0f} on average", g.k_mean);
   // Clearly above: by the margin, and by two standard errors of the paired difference.
   const double se = g.seeds >= 2 ? g.difference_std / std::sqrt(static_cast<double>(g.seeds)) : 0.0;
   g.causal = g.difference >= margin && g.difference > 2 * se;
   const std::string pm_o = g.seeds >= 2 ? fmt::format(" ± {:.3f}", g.oracle_fh_std) : "";
   const std::string pm_r = g.seeds >= 2 ? fmt::format(" ± {:.3f}", g.random_fh_std) : "";
+  const std::string treated = removal == "finetune" ? "fine-tuning" : removal == "retrain" ? "retraining" : "treating by " + removal;
   g.verdict = g.causal
-                  ? fmt::format("Oracle gate: removing the corrupted examples (k = {}) and fine-tuning gives Fh {:.3f}{} "
+                  ? fmt::format("Oracle gate: removing the corrupted examples ({}) and {} gives Fh {:.3f}{} "
                                 "against {:.3f}{} for as many random ones ({:+.3f} over {} seed(s)): the corruption "
                                 "causes the failures, so rankings of D can be judged by repair.",
-                                g.k, g.oracle_fh, pm_o, g.random_fh, pm_r, g.difference, g.seeds)
+                                k_text, treated, g.oracle_fh, pm_o, g.random_fh, pm_r, g.difference, g.seeds)
                   : fmt::format("Oracle gate: the corruption does not cause the failures: removing the corrupted "
-                                "examples (k = {}) gives Fh {:.3f}{} against {:.3f}{} for as many random ones, only "
+                                "examples ({}) gives Fh {:.3f}{} against {:.3f}{} for as many random ones, only "
                                 "{:+.3f} over {} seed(s) (at least {:.2f}, clear of the seeds' spread, is needed), so "
                                 "no ranking of D can be judged by how much its removal repairs here.",
-                                g.k, g.oracle_fh, pm_o, g.random_fh, pm_r, g.difference, g.seeds, margin);
+                                k_text, g.oracle_fh, pm_o, g.random_fh, pm_r, g.difference, g.seeds, margin);
   return g;
 }
 

@@ -29,11 +29,22 @@ struct ExperimentSettings {
   double lr = 1e-3;
   std::vector<std::string> methods = default_methods();        // the registered methods marked in_experiment
   std::vector<int64_t> ks = {250, 500, 1000};
-  std::vector<std::string> treatments = default_treatments();  // those registered as the experiment's
+  // The treatment after removing each method's top k, for every k (and the oracle gate's rows);
+  // empty: default_removal(spec). run_experiment's results carry the one used.
+  std::string removal;
+  std::vector<std::string> treatments = default_treatments();  // extra treatments at the largest k
   int seeds = 1;
   uint64_t first_seed = 0;  // seeds first_seed, first_seed + 1, ...
   Device device = Device::CPU;
 };
+
+// The removal treatment for a corruption: retrain for the pattern design, whose input feature is
+// absent from D \ C once its carriers are removed, so fine-tuning there has no gradient that
+// unlearns it (measured in docs/noise.md); finetune, the paper's, otherwise.
+std::string default_removal(const data::DataSpec& spec);
+
+// The removal treatment of a run: its settings' removal, or the default for its data.
+std::string removal_treatment(const ExperimentSettings& settings);
 
 // UsageError (naming the flag) for settings run_experiment would refuse; reads no data.
 void validate(const ExperimentSettings& settings);
@@ -86,17 +97,28 @@ ExperimentResults run_experiment(const ExperimentSettings& settings, const Exper
 // ---- aggregation over seeds ----
 double mean(const std::vector<double>& v);   // NaN when empty
 double stdev(const std::vector<double>& v);  // sample standard deviation; 0 below two values
-// The removal sizes `method` was fine-tuned at, in the order first run.
+// The removal sizes `method` was treated at with the settings' removal treatment, in the order first run.
 std::vector<int64_t> finetune_sizes(const ExperimentResults& results, const std::string& method);
+// One line of the repair table: a method's rows at one removal size, one row per seed. The
+// oracle removes min(k, that seed's corrupted count), which differs between seeds once k exceeds
+// it; its rows are grouped by the k asked for, so every line aggregates over all seeds.
+struct RemovalGroup {
+  std::string k_label;  // "1000", or "all (mean 371)" for the oracle's whole corrupted set
+  double k_mean = 0;    // the mean number removed
+  std::vector<const RepairRow*> rows;
+};
+std::vector<RemovalGroup> removal_groups(const ExperimentResults& results, const std::string& method);
 // The rows that pass `keep`.
 std::vector<const RepairRow*> rows_where(const ExperimentResults& results, const std::function<bool(const RepairRow&)>& keep);
 // Whether the corruption causes the failures: per seed, the oracle's largest removal (the known
-// corrupted examples) against random removal of as many examples, both fine-tuned (the protocol
-// runs that random removal whenever the corruption is known). Causal when the mean paired
+// corrupted examples) against random removal of as many examples (the protocol
+// runs that random removal whenever the corruption is known), both treated with the removal
+// treatment (fine-tuning by default). Causal when the mean paired
 // difference in Fh is at least `margin` and more than two standard errors.
 struct OracleGate {
   bool measured = false;  // the corruption is known and every seed has both rows
-  int64_t seeds = 0, k = 0;
+  int64_t seeds = 0, k = 0;  // k: the last seed's oracle removal
+  double k_mean = 0;         // the mean over seeds (each seed's corrupted count differs)
   double margin = 0.1;
   double oracle_fh = 0, oracle_fh_std = 0, random_fh = 0, random_fh_std = 0, oracle_r = 0;
   double difference = 0, difference_std = 0;

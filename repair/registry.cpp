@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "repair/identify.h"
+#include "repair/solve.h"
 #include "repair/treat.h"
 #include "util/error.h"
 
@@ -88,6 +89,24 @@ const MethodInfo& find_method(const std::string& name, const std::string& flag) 
 const TreatmentInfo& find_treatment(const std::string& name, const std::string& flag) {
   return find_in(treatments(), name, flag, "treatment");
 }
+MethodVariant parse_method_variant(const std::string& label) {
+  MethodVariant v;
+  v.label = label;
+  const auto colon = label.find(':');
+  v.method = label.substr(0, colon);
+  find_method(v.method, "--methods");
+  if (colon != std::string::npos) {
+    v.solver = label.substr(colon + 1);
+    if (v.method != "linear")
+      throw UsageError(fmt::format("--methods: '{}': only linear takes a solver after ':'", label));
+    const auto& solvers = linear_solvers();
+    if (std::find(solvers.begin(), solvers.end(), v.solver) == solvers.end())
+      throw UsageError(fmt::format("--methods: '{}': unknown solver '{}' (known: diag, kfac, cg, lissa, gd)", label,
+                                   v.solver));
+  }
+  return v;
+}
+
 std::string method_names(const std::string& separator) { return names_of(methods(), separator); }
 std::string treatment_names(const std::string& separator) { return names_of(treatments(), separator); }
 

@@ -104,6 +104,14 @@ const std::vector<const MethodInfo*>& methods();
 const std::vector<const TreatmentInfo*>& treatments();
 // The one named; a UsageError naming `flag` and listing the known names otherwise.
 const MethodInfo& find_method(const std::string& name, const std::string& flag = "--method");
+// A method as `--methods` lists name it (benchmark, experiment): a registered method, or
+// "linear:<solver>" for linear influence with that solver.
+struct MethodVariant {
+  std::string label;   // as given: "linear:cg"
+  std::string method;  // "linear"
+  std::string solver;  // "cg"; empty: the options' own
+};
+MethodVariant parse_method_variant(const std::string& label);  // UsageError naming --methods
 const TreatmentInfo& find_treatment(const std::string& name, const std::string& flag = "--treatment");
 // "ewc, kfac-ewc, ..." and "finetune | retrain | ..." for messages and help.
 std::string method_names(const std::string& separator = ", ");

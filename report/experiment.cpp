@@ -31,12 +31,15 @@ const repair::MethodScore* score_of(const ExperimentResults& res, uint64_t seed,
 struct Accuracies {
   std::vector<double> fq, fh, r, seconds;
 };
-Accuracies accuracies(const ExperimentResults& res, const std::function<bool(const RepairRow&)>& keep) {
+Accuracies of_rows(const std::vector<const RepairRow*>& rows) {
   Accuracies a;
-  for (const RepairRow* row : repair::rows_where(res, keep)) {
+  for (const RepairRow* row : rows) {
     a.fq.push_back(row->fq), a.fh.push_back(row->fh), a.r.push_back(row->r), a.seconds.push_back(row->seconds);
   }
   return a;
+}
+Accuracies accuracies(const ExperimentResults& res, const std::function<bool(const RepairRow&)>& keep) {
+  return of_rows(repair::rows_where(res, keep));
 }
 
 std::string detection_section(const ExperimentResults& res) {
@@ -56,19 +59,27 @@ std::string detection_section(const ExperimentResults& res) {
 
 std::string repair_sections(const ExperimentResults& res) {
   const auto& s = res.settings;
-  std::string md = "## Repair: remove the top k, fine-tune\n\n| method | k | Fq | Fh | R |\n|---|---|---|---|---|\n";
+  const std::string removal = repair::removal_treatment(s);
+  std::string md = fmt::format("## Repair: remove the top k, {}\n\n| method | k | Fq | Fh | R |\n|---|---|---|---|---|\n",
+                               removal == "finetune" ? "fine-tune" : removal);
   const auto base = accuracies(res, [](const RepairRow& r) { return r.method == "none"; });
   md += fmt::format("| original model | 0 | {} | {} | {} |\n", pm(base.fq), pm(base.fh), pm(base.r));
+  for (const auto& g : repair::removal_groups(res, "nothing")) {
+    const auto a = of_rows(g.rows);
+    md += fmt::format("| nothing removed, {} on all of D | 0 | {} | {} | {} |\n", removal, pm(a.fq), pm(a.fh), pm(a.r));
+  }
   for (const auto& m : repair::compared_methods(res))
-    for (int64_t k : repair::finetune_sizes(res, m)) {
-      const auto a = accuracies(res, [&](const RepairRow& r) { return r.method == m && r.treatment == "finetune" && r.k == k; });
-      md += fmt::format("| {} | {} | {} | {} | {} |\n", label(m), k, pm(a.fq), pm(a.fh), pm(a.r));
+    for (const auto& g : repair::removal_groups(res, m)) {
+      const auto a = of_rows(g.rows);
+      md += fmt::format("| {} | {} | {} | {} | {} |\n", label(m), g.k_label, pm(a.fq), pm(a.fh), pm(a.r));
     }
   md += "\n![Fh against k](fh_vs_k.svg) ![R against k](r_vs_k.svg)\n\n";
-  if (!s.treatments.empty()) {
+  const bool extra = std::any_of(s.treatments.begin(), s.treatments.end(), [&](const std::string& t) { return t != removal; });
+  if (extra) {
     md += fmt::format("## Treatments of the top {} by {}\n\n| treatment | Fq | Fh | R | seconds |\n|---|---|---|---|---|\n",
                       *std::max_element(s.ks.begin(), s.ks.end()), s.methods.front());
     for (const auto& t : s.treatments) {
+      if (t == removal) continue;
       const auto a = accuracies(res, [&](const RepairRow& r) { return r.treatment == t; });
       if (!a.fq.empty()) md += fmt::format("| {} | {} | {} | {} | {:.1f} |\n", t, pm(a.fq), pm(a.fh), pm(a.r), mean(a.seconds));
     }
@@ -85,6 +96,8 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
   j["settings"] = {{"dataset", s.spec.dataset}, {"data", run.data_dir}, {"model", s.model}, {"augment", s.augment},
                    {"subset", s.spec.subset}, {"noise", s.spec.noise}, {"noise_fraction", s.spec.noise_fraction},
                    {"noise_amount", data::noise_amount(s.spec)}, {"victim_epochs", s.spec.victim_epochs},
+                   {"noise_design", data::noise_design(s.spec)}, {"noisy_queries", data::query_fraction(s.spec)},
+                   {"removal_treatment", repair::removal_treatment(s)},
                    {"epochs", s.epochs}, {"batch", s.batch}, {"lr", s.lr}, {"methods", s.methods}, {"ks", s.ks},
                    {"treatments", s.treatments}, {"seeds", s.seeds}, {"first_seed", s.first_seed}};
   j["device"] = run.device;
@@ -101,7 +114,7 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
     j["oracle_gate"] = {{"k", gate.k},          {"seeds", gate.seeds},
                         {"oracle_fh", gate.oracle_fh}, {"oracle_fh_std", gate.oracle_fh_std},
                         {"random_fh", gate.random_fh}, {"random_fh_std", gate.random_fh_std},
-                        {"oracle_r", gate.oracle_r},   {"difference", gate.difference},
+                        {"oracle_r", gate.oracle_r},   {"difference", gate.difference}, {"k_mean", gate.k_mean},
                         {"difference_std", gate.difference_std}, {"margin", gate.margin},
                         {"causal", gate.causal}};
   j["identification"] = nlohmann::json::array();
@@ -155,13 +168,17 @@ Chart recall_chart(const ExperimentResults& res) {
 }
 
 Chart accuracy_chart(const ExperimentResults& res, const std::string& which) {
-  Chart chart{fmt::format("{} accuracy after removing the top k and fine-tuning", which), "k (examples removed)",
+  Chart chart{fmt::format("{} accuracy after removing the top k and {}", which,
+                          repair::removal_treatment(res.settings) == "finetune"
+                              ? "fine-tuning"
+                              : "treating by " + repair::removal_treatment(res.settings)),
+              "k (examples removed)",
               fmt::format("{} accuracy", which), kAuto, kAuto, 0, 1, {}};
   for (const auto& m : repair::compared_methods(res)) {
     Series series{m, {}, {}, "", m == "random" || m == "oracle"};
-    for (int64_t k : repair::finetune_sizes(res, m)) {
-      const auto a = accuracies(res, [&](const RepairRow& r) { return r.method == m && r.treatment == "finetune" && r.k == k; });
-      series.x.push_back(static_cast<double>(k));
+    for (const auto& g : repair::removal_groups(res, m)) {
+      const auto a = of_rows(g.rows);
+      series.x.push_back(g.k_mean);
       series.y.push_back(mean(which == "Fh" ? a.fh : a.r));
     }
     chart.series.push_back(series);

@@ -49,11 +49,16 @@ TEST(Protocol, ReturnsEverySeedsRowsAndScores) {
     EXPECT_TRUE(s.measured);
     EXPECT_EQ(s.detection.curve.size(), 51u);
   }
-  // Per seed: the trained model, 2 methods x 2 ks, the oracle's distinct sizes, newton once.
+  // Per seed: the trained model, 2 methods x 2 ks, the oracle's distinct sizes, the control that
+  // removes nothing, newton once.
   for (uint64_t seed : {7u, 8u}) {
     const auto rows = rows_where(r, [&](const RepairRow& x) { return x.seed == seed; });
     const auto oracle = rows_where(r, [&](const RepairRow& x) { return x.seed == seed && x.method == "oracle"; });
-    EXPECT_EQ(rows.size(), 1 + 4 + oracle.size() + 1) << "seed " << seed;
+    const auto nothing = rows_where(r, [&](const RepairRow& x) { return x.seed == seed && x.method == "nothing"; });
+    ASSERT_EQ(nothing.size(), 1u) << "seed " << seed;
+    EXPECT_EQ(nothing[0]->k, 0);
+    EXPECT_EQ(nothing[0]->treatment, "finetune");
+    EXPECT_EQ(rows.size(), 1 + 4 + oracle.size() + 1 + 1) << "seed " << seed;
     EXPECT_EQ(rows.front()->method, "none");
     EXPECT_EQ(rows.back()->treatment, "newton");
     EXPECT_EQ(rows.back()->k, 10);
@@ -126,6 +131,47 @@ TEST(OracleGate, AMarginHiddenInTheSeedsSpreadIsNotClear) {
   ASSERT_TRUE(g.measured);
   EXPECT_NEAR(g.difference, 0.15, 1e-12);
   EXPECT_FALSE(g.causal);
+}
+
+TEST(OracleGate, JudgesTheRemovalTreatmentTheSettingsName) {
+  auto r = gate_results(0.80, 0.84, 0.30, 0.36);
+  r.settings.removal = "retrain";
+  EXPECT_FALSE(oracle_gate(r).measured) << "no retrain rows yet";
+  for (auto& row : r.rows) row.treatment = "retrain";
+  r.rows.push_back({0, "random", "finetune", 100, 0.5, 0.99, 0.98, 1});  // another treatment's row is not the control
+  const OracleGate g = oracle_gate(r);
+  ASSERT_TRUE(g.measured);
+  EXPECT_NEAR(g.random_fh, 0.33, 1e-12);
+  EXPECT_TRUE(g.causal);
+  EXPECT_NE(g.verdict.find("retraining"), std::string::npos) << g.verdict;
+}
+
+TEST(RemovalGroups, TheOraclesRowsAggregateOverSeedsWhateverEachSeedsCorruptedCount) {
+  ExperimentResults r;
+  r.noisy = true;
+  r.settings.ks = {250, 1000, 500};
+  r.seeds = {{0, 1.0, 0.9, 50, 50, 371}, {1, 1.0, 0.9, 50, 50, 403}};
+  r.rows = {{0, "oracle", "finetune", 250, 0.5, 0.4, 0.99, 1}, {0, "oracle", "finetune", 371, 0.9, 0.8, 0.99, 1},
+            {1, "oracle", "finetune", 250, 0.5, 0.5, 0.99, 1}, {1, "oracle", "finetune", 403, 0.9, 0.7, 0.99, 1},
+            {0, "ewc", "finetune", 250, 0.5, 0.3, 0.99, 1},    {1, "ewc", "finetune", 250, 0.5, 0.2, 0.99, 1},
+            {0, "random", "finetune", 250, 0.5, 0.1, 0.99, 1}, {0, "random", "finetune", 371, 0.5, 0.1, 0.99, 1},
+            {1, "random", "finetune", 250, 0.5, 0.1, 0.99, 1}, {1, "random", "finetune", 403, 0.5, 0.1, 0.99, 1}};
+  const auto oracle = removal_groups(r, "oracle");
+  ASSERT_EQ(oracle.size(), 2u) << "k = 500 and 1000 both remove every corrupted example: one line";
+  EXPECT_EQ(oracle[0].k_label, "250");
+  EXPECT_EQ(oracle[0].rows.size(), 2u);
+  EXPECT_EQ(oracle[1].rows.size(), 2u) << "one row per seed";
+  EXPECT_NEAR(oracle[1].k_mean, 387.0, 1e-12);
+  EXPECT_EQ(oracle[1].k_label, "all corrupted (mean 387)");
+  const auto ewc = removal_groups(r, "ewc");
+  ASSERT_EQ(ewc.size(), 1u);
+  EXPECT_EQ(ewc[0].rows.size(), 2u);
+  // Random removal of as many as the oracle (the gate's control) is one line too.
+  const auto random = removal_groups(r, "random");
+  ASSERT_EQ(random.size(), 2u);
+  EXPECT_EQ(random[0].k_label, "250");
+  EXPECT_EQ(random[1].rows.size(), 2u);
+  EXPECT_EQ(random[1].k_label, "as many as the oracle (mean 387)");
 }
 
 TEST(OracleGate, UnmeasuredWithoutNoiseOrWithoutTheControl) {

@@ -200,7 +200,7 @@ TEST_F(Pipeline, ExperimentWritesResultsReportAndFigures) {
   EXPECT_EQ(j["identification"].size(), 3u);
   // One original row, 3 methods x 2 ks fine-tuned, the oracle once per distinct size (at most
   // the corrupted count), one newton row, and the oracle gate's random removal at the oracle's
-  // largest size unless random was already fine-tuned there.
+  // largest size unless random was already fine-tuned there, and the control that removes nothing.
   size_t oracle_rows = 0;
   int64_t oracle_k = 0;
   for (const auto& r : j["repair"])
@@ -208,7 +208,8 @@ TEST_F(Pipeline, ExperimentWritesResultsReportAndFigures) {
   EXPECT_GE(oracle_rows, 1u);
   EXPECT_LE(oracle_rows, 2u);
   const size_t control = oracle_k == 10 || oracle_k == 30 ? 0u : 1u;
-  EXPECT_EQ(j["repair"].size(), 1u + 3u * 2u + oracle_rows + 1u + control);
+  EXPECT_EQ(j["repair"].size(), 1u + 3u * 2u + oracle_rows + 1u + control + 1u);
+  EXPECT_EQ(j["settings"]["removal_treatment"], "finetune");
   ASSERT_TRUE(j.contains("oracle_gate"));
   EXPECT_EQ(j["oracle_gate"]["k"], oracle_k);
   EXPECT_NE(read_all((fs::path(out) / "report.md").string()).find("Oracle gate:"), std::string::npos);

@@ -39,6 +39,9 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
   take(c.noise_fraction, "--noise-fraction", s.spec.noise_fraction);
   take(c.noise_amount, "--noise-amount", s.spec.noise_amount);
   take(c.victim_epochs, "--victim-epochs", s.spec.victim_epochs);
+  take(c.noise_design, "--noise-design", s.spec.design);
+  take(c.noisy_queries, "--noisy-queries", s.spec.query_fraction);
+  take(c.removal, "--removal-treatment", s.removal);
   take(c.model, "--model", s.model);
   take(c.epochs, "--epochs", s.epochs);
   take(c.batch, "--batch", s.batch);
@@ -114,8 +117,15 @@ void add_experiment_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--epochs", s.epochs, "Base model: training epochs")->capture_default_str();
   cmd->add_option("--batch", s.batch, "Base model: batch size")->capture_default_str();
   cmd->add_option("--lr", s.lr, "Base model: Adam learning rate")->capture_default_str();
-  cmd->add_option("--methods", *methods, "Comma-separated Step I methods (default: " + joined(s.methods) + ")");
+  cmd->add_option("--methods", *methods,
+                  "Comma-separated Step I methods; linear:<solver> names linear influence's solver (linear:lissa is the "
+                  "paper's linear-SA) (default: " + joined(s.methods) + ")");
   cmd->add_option("--ks", *ks, "Comma-separated numbers of top causes to remove (default: " + joined(s.ks) + ")");
+  cmd->add_option("--removal-treatment", s.removal,
+                  "Treatment after removing each method's top k, and the oracle gate's: finetune | retrain | any "
+                  "treatment `lethe treat` names; retrain follows the base model's --epochs and --lr. Default: retrain "
+                  "for --noise-design pattern (fine-tuning gets no gradient that unlearns a pattern once its carriers "
+                  "are gone), finetune otherwise");
   cmd->add_option("--treatments", *treatments, "Comma-separated extra treatments at the largest k (default: " + joined(s.treatments) + ")");
   cmd->add_option("--seeds", s.seeds, "Number of seeds (the global --seed, then the next ones)")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print results.json on stdout instead of the report");

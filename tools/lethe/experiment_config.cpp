@@ -108,7 +108,13 @@ ExperimentConfig parse_experiment_config(std::string_view text, const std::strin
     else if (key == "noise_fraction") c.noise_fraction = read_number(value, name, key);
     else if (key == "noise_amount") c.noise_amount = read_number(value, name, key);
     else if (key == "victim_epochs") c.victim_epochs = read_integer<int>(value, name, key);
-    else if (key == "methods") c.methods = read_names(value, name, key, "method", repair::find_method, repair::method_names());
+    else if (key == "noise_design") c.noise_design = read_string(value, name, key);
+    else if (key == "noisy_queries") c.noisy_queries = read_number(value, name, key);
+    else if (key == "removal_treatment") c.removal = read_string(value, name, key);
+    else if (key == "methods")
+      c.methods = read_names(value, name, key, "method",
+                             [](const std::string& n, const std::string&) { repair::parse_method_variant(n); },
+                             repair::method_names() + "; linear:<solver>");
     else if (key == "treatments") c.treatments = read_names(value, name, key, "treatment", repair::find_treatment, repair::treatment_names());
     else if (key == "ks") c.ks = read_list(value, name, key, read_integer<int64_t>);
     else throw UsageError(fmt::format("config '{}': unknown setting '{}'", name, key));

@@ -13,10 +13,10 @@ namespace lethe::cli {
 
 // What a config file sets; a key it does not mention stays empty.
 struct ExperimentConfig {
-  std::optional<std::string> dataset, data, noise, model;
+  std::optional<std::string> dataset, data, noise, model, noise_design, removal;
   std::optional<int64_t> subset, batch;
   std::optional<int> epochs, seeds, victim_epochs;
-  std::optional<double> lr, noise_fraction, noise_amount;
+  std::optional<double> lr, noise_fraction, noise_amount, noisy_queries;
   std::optional<std::vector<std::string>> methods, treatments;
   std::optional<std::vector<int64_t>> ks;
 };
