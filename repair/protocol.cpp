@@ -133,9 +133,21 @@ class Protocol {
       const std::string stage = fmt::format("{} k={}", method, k);
       repair_once(run, method, s_.removal, k, scores, stage);
     }
-    const auto& last = out_.rows.back();
+    const RepairRow last = out_.rows.back();
+    positive_causes(run, method, scores);
     line(fmt::format("{:<9} remove top {} + {}: Fq {:.3f}  Fh {:.3f}  R {:.3f}", method, last.k, s_.removal, last.fq,
                      last.fh, last.r));
+  }
+
+  // The paper's own cause set, C = {r > 0}, beside the top k: treated when it is a real choice
+  // (neither empty nor nearly all of D, as random's and the oracle's are).
+  void positive_causes(SeedRun& run, const std::string& method, const std::vector<double>& scores) {
+    if (method == "oracle" || method == "random") return;
+    const auto causes = causes_positive(scores);
+    const auto n = static_cast<int64_t>(causes.size());
+    if (n == 0 || n > run.d.train.n * 9 / 10) return;
+    repair_causes(run, method, s_.removal, n, causes, fmt::format("{} r>0 ({})", method, n));
+    out_.rows.back().positive = true;
   }
 
   // The oracle gate's control: random removal of as many examples as the oracle's largest removal,
@@ -146,7 +158,7 @@ class Protocol {
     const int64_t k = std::min<int64_t>(kmax, run.n_noisy);
     if (k < 1) return;
     for (const auto& r : out_.rows)
-      if (r.seed == run.spec.seed && r.method == "random" && r.treatment == s_.removal && r.k == k) return;
+      if (r.seed == run.spec.seed && r.method == "random" && r.treatment == s_.removal && r.k == k && !r.positive) return;
     IdentifyOptions io;
     io.method = "random";
     io.seed = run.spec.seed;
@@ -274,7 +286,7 @@ double stdev(const std::vector<double>& v) {
 std::vector<int64_t> finetune_sizes(const ExperimentResults& results, const std::string& method) {
   std::vector<int64_t> out;
   for (const auto& r : results.rows)
-    if (r.method == method && r.treatment == removal_treatment(results.settings) && std::find(out.begin(), out.end(), r.k) == out.end())
+    if (r.method == method && r.treatment == removal_treatment(results.settings) && !r.positive && std::find(out.begin(), out.end(), r.k) == out.end())
       out.push_back(r.k);
   return out;
 }
@@ -289,7 +301,8 @@ std::vector<RemovalGroup> removal_groups(const ExperimentResults& results, const
       const bool as_asked = std::find(asked.begin(), asked.end(), k) != asked.end() || k == 0;
       RemovalGroup g{std::to_string(k), static_cast<double>(k), {}};
       for (const auto& r : results.rows)
-        if (r.method == method && r.treatment == removal && r.k == k) (as_asked ? g.rows : control.rows).push_back(&r);
+        if (r.method == method && r.treatment == removal && r.k == k && !r.positive)
+          (as_asked ? g.rows : control.rows).push_back(&r);
       if (as_asked) groups.push_back(std::move(g));
     }
     if (!control.rows.empty()) {
@@ -313,7 +326,8 @@ std::vector<RemovalGroup> removal_groups(const ExperimentResults& results, const
       const int64_t kk = std::min(k, seed.n_corrupted);
       all_corrupted = all_corrupted && kk == seed.n_corrupted;
       for (const auto& r : results.rows)
-        if (r.seed == seed.seed && r.method == method && r.treatment == removal && r.k == kk) g.rows.push_back(&r);
+        if (r.seed == seed.seed && r.method == method && r.treatment == removal && r.k == kk && !r.positive)
+          g.rows.push_back(&r);
     }
     if (g.rows.empty() || (!groups.empty() && groups.back().rows == g.rows)) continue;
     double sum = 0;
@@ -343,12 +357,13 @@ OracleGate oracle_gate(const ExperimentResults& results, double margin) {
   for (const auto& seed : results.seeds) {
     const RepairRow* oracle = nullptr;
     for (const auto& r : results.rows)
-      if (r.seed == seed.seed && r.method == "oracle" && r.treatment == removal && (!oracle || r.k > oracle->k))
+      if (r.seed == seed.seed && r.method == "oracle" && r.treatment == removal && !r.positive && (!oracle || r.k > oracle->k))
         oracle = &r;
     if (!oracle) continue;
     const RepairRow* random = nullptr;
     for (const auto& r : results.rows)
-      if (r.seed == seed.seed && r.method == "random" && r.treatment == removal && r.k == oracle->k) random = &r;
+      if (r.seed == seed.seed && r.method == "random" && r.treatment == removal && r.k == oracle->k && !r.positive)
+        random = &r;
     if (!random) continue;
     g.k = oracle->k;
     ks.push_back(static_cast<double>(oracle->k));

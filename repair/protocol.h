@@ -56,6 +56,7 @@ struct RepairRow {
   std::string method, treatment;
   int64_t k;
   double fq, fh, r, seconds;
+  bool positive = false;  // the cause set was the paper's C = {r > 0} (k = |C|), not the top k
 };
 
 // One method's scores of one seed, measured against the corruption when it is known.
@@ -97,7 +98,8 @@ ExperimentResults run_experiment(const ExperimentSettings& settings, const Exper
 // ---- aggregation over seeds ----
 double mean(const std::vector<double>& v);   // NaN when empty
 double stdev(const std::vector<double>& v);  // sample standard deviation; 0 below two values
-// The removal sizes `method` was treated at with the settings' removal treatment, in the order first run.
+// The removal sizes `method`'s top k was treated at with the settings' removal treatment (not its
+// C = {r > 0} rows), in the order first run.
 std::vector<int64_t> finetune_sizes(const ExperimentResults& results, const std::string& method);
 // One line of the repair table: a method's rows at one removal size, one row per seed. The
 // oracle removes min(k, that seed's corrupted count), which differs between seeds once k exceeds

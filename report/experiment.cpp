@@ -74,6 +74,19 @@ std::string repair_sections(const ExperimentResults& res) {
       md += fmt::format("| {} | {} | {} | {} | {} |\n", label(m), g.k_label, pm(a.fq), pm(a.fh), pm(a.r));
     }
   md += "\n![Fh against k](fh_vs_k.svg) ![R against k](r_vs_k.svg)\n\n";
+  std::string positive;
+  for (const auto& m : s.methods) {
+    const auto rows = repair::rows_where(res, [&](const RepairRow& r) { return r.positive && r.method == m; });
+    if (rows.empty()) continue;
+    std::vector<double> sizes;
+    for (const auto* r : rows) sizes.push_back(static_cast<double>(r->k));
+    const auto a = of_rows(rows);
+    positive += fmt::format("| {} | {:.0f} | {} | {} | {} |\n", label(m), mean(sizes), pm(a.fq), pm(a.fh), pm(a.r));
+  }
+  if (!positive.empty())
+    md += fmt::format("## The paper's cause set C = {{r > 0}}, {}\n\n| method | mean \\|C\\| | Fq | Fh | R |\n"
+                      "|---|---|---|---|---|\n{}\n",
+                      removal == "finetune" ? "fine-tuned" : "treated by " + removal, positive);
   const bool extra = std::any_of(s.treatments.begin(), s.treatments.end(), [&](const std::string& t) { return t != removal; });
   if (extra) {
     md += fmt::format("## Treatments of the top {} by {}\n\n| treatment | Fq | Fh | R | seconds |\n|---|---|---|---|---|\n",
@@ -132,19 +145,21 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
   j["repair"] = nlohmann::json::array();
   for (const auto& r : res.rows)
     j["repair"].push_back({{"seed", r.seed}, {"method", r.method}, {"treatment", r.treatment}, {"k", r.k},
+                           {"cause_set", r.positive ? "r>0" : "top_k"},
                            {"accuracy_fq", r.fq}, {"accuracy_fh", r.fh}, {"accuracy_r", r.r}, {"seconds", r.seconds}});
   return j;
 }
 
 std::string results_csv(const ExperimentResults& res) {
-  std::string csv = "seed,method,treatment,k,accuracy_fq,accuracy_fh,accuracy_r,seconds,recall_at_k,roc_auc,identify_seconds\n";
+  std::string csv = "seed,method,treatment,k,accuracy_fq,accuracy_fh,accuracy_r,seconds,recall_at_k,roc_auc,identify_seconds,"
+                    "cause_set\n";
   for (const auto& r : res.rows) {
     const auto* ms = score_of(res, r.seed, r.method);
     const bool measured = ms && ms->measured;
-    csv += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.3f},{},{},{}\n", r.seed, r.method, r.treatment, r.k, r.fq, r.fh,
+    csv += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.3f},{},{},{},{}\n", r.seed, r.method, r.treatment, r.k, r.fq, r.fh,
                        r.r, r.seconds, measured ? fmt::format("{:.6f}", ms->detection.recall_at_k) : "",
                        measured ? fmt::format("{:.6f}", ms->detection.roc_auc) : "",
-                       ms ? fmt::format("{:.3f}", ms->seconds) : "");
+                       ms ? fmt::format("{:.3f}", ms->seconds) : "", r.positive ? "r>0" : "top_k");
   }
   return csv;
 }

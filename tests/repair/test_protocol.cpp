@@ -155,7 +155,9 @@ TEST(RemovalGroups, TheOraclesRowsAggregateOverSeedsWhateverEachSeedsCorruptedCo
             {1, "oracle", "finetune", 250, 0.5, 0.5, 0.99, 1}, {1, "oracle", "finetune", 403, 0.9, 0.7, 0.99, 1},
             {0, "ewc", "finetune", 250, 0.5, 0.3, 0.99, 1},    {1, "ewc", "finetune", 250, 0.5, 0.2, 0.99, 1},
             {0, "random", "finetune", 250, 0.5, 0.1, 0.99, 1}, {0, "random", "finetune", 371, 0.5, 0.1, 0.99, 1},
-            {1, "random", "finetune", 250, 0.5, 0.1, 0.99, 1}, {1, "random", "finetune", 403, 0.5, 0.1, 0.99, 1}};
+            {1, "random", "finetune", 250, 0.5, 0.1, 0.99, 1}, {1, "random", "finetune", 403, 0.5, 0.1, 0.99, 1},
+            // ewc's C = {r > 0}, of 250 examples in seed 1 as it happens: not a top-k line.
+            {0, "ewc", "finetune", 180, 0.5, 0.9, 0.99, 1, true}, {1, "ewc", "finetune", 250, 0.5, 0.9, 0.99, 1, true}};
   const auto oracle = removal_groups(r, "oracle");
   ASSERT_EQ(oracle.size(), 2u) << "k = 500 and 1000 both remove every corrupted example: one line";
   EXPECT_EQ(oracle[0].k_label, "250");
@@ -164,8 +166,10 @@ TEST(RemovalGroups, TheOraclesRowsAggregateOverSeedsWhateverEachSeedsCorruptedCo
   EXPECT_NEAR(oracle[1].k_mean, 387.0, 1e-12);
   EXPECT_EQ(oracle[1].k_label, "all corrupted (mean 387)");
   const auto ewc = removal_groups(r, "ewc");
-  ASSERT_EQ(ewc.size(), 1u);
+  ASSERT_EQ(ewc.size(), 1u) << "the r > 0 rows are no removal size of their own";
   EXPECT_EQ(ewc[0].rows.size(), 2u);
+  for (const auto* row : ewc[0].rows) EXPECT_FALSE(row->positive);
+  EXPECT_EQ(finetune_sizes(r, "ewc"), (std::vector<int64_t>{250}));
   // Random removal of as many as the oracle (the gate's control) is one line too.
   const auto random = removal_groups(r, "random");
   ASSERT_EQ(random.size(), 2u);
