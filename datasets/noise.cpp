@@ -220,11 +220,11 @@ std::vector<uint8_t> stamp_other_classes(ImageSet& set, const std::vector<ClassP
 }
 
 std::vector<int> partner_classes(const std::string& dataset, int32_t num_classes) {
+  // The label noise's pairs: each map's source class is pushed towards its destination.
   std::vector<int> partner(static_cast<size_t>(std::max(num_classes, 0)), -1);
-  const std::vector<std::pair<int, int>> pairs =
-      dataset == "cifar10" ? std::vector<std::pair<int, int>>{{0, 2}, {3, 5}} : std::vector<std::pair<int, int>>{{1, 7}, {6, 9}};
-  for (const auto& [a, b] : pairs)
-    if (a < num_classes && b < num_classes) partner[static_cast<size_t>(a)] = b, partner[static_cast<size_t>(b)] = a;
+  const auto maps = dataset == "cifar10" ? cifar10_label_maps() : both_directions(mnist_label_flips());
+  for (const auto& m : maps)
+    if (m.from < num_classes && m.to < num_classes) partner[static_cast<size_t>(m.from)] = m.to;
   return partner;
 }
 

@@ -285,11 +285,24 @@ double stdev(const std::vector<double>& v) {
 
 std::vector<int64_t> finetune_sizes(const ExperimentResults& results, const std::string& method) {
   std::vector<int64_t> out;
+  const std::string removal = removal_treatment(results.settings);
   for (const auto& r : results.rows)
-    if (r.method == method && r.treatment == removal_treatment(results.settings) && !r.positive && std::find(out.begin(), out.end(), r.k) == out.end())
+    if (r.method == method && r.treatment == removal && !r.positive && std::find(out.begin(), out.end(), r.k) == out.end())
       out.push_back(r.k);
   return out;
 }
+
+namespace {
+// Fills a group's mean k and its label: the k when every seed removed as many, else `varying`
+// with the mean.
+void label_group(RemovalGroup& g, const std::string& varying) {
+  double sum = 0;
+  for (const auto* r : g.rows) sum += static_cast<double>(r->k);
+  g.k_mean = sum / static_cast<double>(g.rows.size());
+  const bool same = std::all_of(g.rows.begin(), g.rows.end(), [&](const RepairRow* r) { return r->k == g.rows[0]->k; });
+  g.k_label = same ? std::to_string(g.rows[0]->k) : fmt::format("{} (mean {:.0f})", varying, g.k_mean);
+}
+}  // namespace
 
 std::vector<RemovalGroup> removal_groups(const ExperimentResults& results, const std::string& method) {
   std::vector<RemovalGroup> groups;
@@ -306,13 +319,7 @@ std::vector<RemovalGroup> removal_groups(const ExperimentResults& results, const
       if (as_asked) groups.push_back(std::move(g));
     }
     if (!control.rows.empty()) {
-      double sum = 0;
-      for (const auto* r : control.rows) sum += static_cast<double>(r->k);
-      control.k_mean = sum / static_cast<double>(control.rows.size());
-      const bool same = std::all_of(control.rows.begin(), control.rows.end(),
-                                    [&](const RepairRow* r) { return r->k == control.rows[0]->k; });
-      control.k_label = same ? std::to_string(control.rows[0]->k)
-                             : fmt::format("as many as the oracle (mean {:.0f})", control.k_mean);
+      label_group(control, "as many as the oracle");
       groups.push_back(std::move(control));
     }
     return groups;
@@ -330,12 +337,7 @@ std::vector<RemovalGroup> removal_groups(const ExperimentResults& results, const
           g.rows.push_back(&r);
     }
     if (g.rows.empty() || (!groups.empty() && groups.back().rows == g.rows)) continue;
-    double sum = 0;
-    for (const auto* r : g.rows) sum += static_cast<double>(r->k);
-    g.k_mean = sum / static_cast<double>(g.rows.size());
-    const bool same = std::all_of(g.rows.begin(), g.rows.end(), [&](const RepairRow* r) { return r->k == g.rows[0]->k; });
-    g.k_label = same ? std::to_string(g.rows[0]->k)
-                     : fmt::format("{} (mean {:.0f})", all_corrupted ? "all corrupted" : "up to " + std::to_string(k), g.k_mean);
+    label_group(g, all_corrupted ? "all corrupted" : "up to " + std::to_string(k));
     groups.push_back(std::move(g));
   }
   return groups;
