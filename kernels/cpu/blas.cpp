@@ -89,15 +89,21 @@ BlasInfo configure() {
   info.detected = blas_core_in_use();
   const CpuFeatures& f = cpu_features();
   const std::string want = blas_core_for(f);
-  if (const auto user = env("OPENBLAS_CORETYPE")) {
-    info.chosen_by = "OPENBLAS_CORETYPE";
-    info.reason = "OPENBLAS_CORETYPE=" + *user + " is set, and lethe respects it (for this CPU's features lethe would run " +
-                  want + ")";
-  } else if (const auto forced = env("LETHE_BLAS_CORE")) {
+  // LETHE_BLAS_CORE is the one way to make lethe run another core than its features call for.
+  // OPENBLAS_CORETYPE is kept only where it names a core of the features' level: machine images
+  // set it machine-wide (OPENBLAS_CORETYPE=Haswell on AMD Zen 5 machines, for programs whose
+  // OpenBLAS cannot tell that CPU), and following it there ran lethe's SGEMM at half speed
+  // (197 against 366 GFLOP/s, docs/cpu-kernels.md). OpenBLAS read it before lethe could, so
+  // OpenBLAS's pick ("detected") already is that core.
+  const auto user = env("OPENBLAS_CORETYPE");
+  if (const auto forced = env("LETHE_BLAS_CORE")) {
     check_selectable(*forced, "LETHE_BLAS_CORE");
     reinit_openblas(*forced);
     info.chosen_by = "LETHE_BLAS_CORE";
     info.reason = "LETHE_BLAS_CORE=" + *forced + " is set (for this CPU's features lethe would run " + want + ")";
+  } else if (user && blas_core_level(*user) == blas_core_level(want) && same_name(info.detected, *user)) {
+    info.chosen_by = "OPENBLAS_CORETYPE";
+    info.reason = "OPENBLAS_CORETYPE=" + *user + " is set and of the level this CPU's features call for (" + want + ")";
   } else {
     info.chosen_by = "cpu features";
     const int have = blas_core_level(info.detected), need = blas_core_level(want);
@@ -105,7 +111,9 @@ BlasInfo configure() {
       info.reason = "OpenBLAS's own pick, " + info.detected + ", matches the CPU's features (" + want + " level)";
     } else {
       reinit_openblas(want);
-      info.reason = "OpenBLAS picked " + info.detected + " from the CPU's model; its features call for " + want;
+      info.reason = user ? "OPENBLAS_CORETYPE=" + *user + " is set in the environment, but this CPU's features call for " +
+                               want + ", which lethe runs (LETHE_BLAS_CORE=" + *user + " would run " + *user + ")"
+                         : "OpenBLAS picked " + info.detected + " from the CPU's model; its features call for " + want;
     }
   }
   info.core = blas_core_in_use();

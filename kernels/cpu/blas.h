@@ -23,11 +23,12 @@ int num_threads();
 
 // The BLAS as configured: the library, the core OpenBLAS detected on its own, the core in use
 // and why. Configures on the first call (as gemm does); throws Error on a bad LETHE_BLAS_CORE.
-//   - OPENBLAS_CORETYPE set by the user: respected as given (chosen_by "OPENBLAS_CORETYPE");
 //   - LETHE_BLAS_CORE=<core>: that core, if this CPU can run it (chosen_by "LETHE_BLAS_CORE");
-//   - otherwise the core for the CPU's features: OpenBLAS's own pick is kept when it is of the
-//     same instruction-set level (e.g. Zen for an AVX2 AMD CPU), replaced when it is below
-//     (mis-detection) or above it (chosen_by "cpu features").
+//   - OPENBLAS_CORETYPE naming a core of the features' level: kept (chosen_by "OPENBLAS_CORETYPE");
+//   - otherwise the core for the CPU's features: OpenBLAS's own pick (or OPENBLAS_CORETYPE's) is
+//     kept when it is of the same instruction-set level (e.g. Zen for an AVX2 AMD CPU), replaced
+//     when it is below (mis-detection, or a machine-wide OPENBLAS_CORETYPE=Haswell on an AVX-512
+//     CPU) or above it (chosen_by "cpu features"). Child processes still see OPENBLAS_CORETYPE.
 // For tests, LETHE_BLAS_SIMULATE_DETECTED=<core> first puts OpenBLAS on that core as if it had
 // detected it itself, which reproduces a mis-detection on any machine.
 struct BlasInfo {
@@ -37,7 +38,7 @@ struct BlasInfo {
   std::string core;       // the core in use
   std::string chosen_by;  // "cpu features", "OPENBLAS_CORETYPE" or "LETHE_BLAS_CORE"
   std::string reason;     // one sentence saying why this core
-  std::string warning;    // non-empty when a user's setting runs slower or less exact kernels than the CPU allows
+  std::string warning;    // non-empty when LETHE_BLAS_CORE runs slower or less exact kernels than the CPU allows
 };
 const BlasInfo& blas_info();
 // Calls nothing but makes sure the choice above is made: for code that calls BLAS or LAPACK

@@ -11,6 +11,7 @@
 
 #include "datasets/prepare.h"
 #include "datasets/transforms.h"
+#include "kernels/cpu/blas.h"
 #include "learning/batches.h"
 #include "nn/autograd.h"
 #include "nn/checkpoint.h"
@@ -47,8 +48,16 @@ class Byom : public ::testing::Test {
   TempDir work_;
 };
 
-// The logits lethe computes in-process for the foreign file, normalised as given.
+// The logits lethe computes in-process for the foreign file, normalised as given, the way the CLI
+// computes them below: in batches of predict's default size (500), on one thread. A GEMM's float
+// rounding may depend on its row count and its threads, as OpenBLAS's Haswell kernels' does.
 std::vector<float> reference_logits(const std::string& path, const std::string& data_dir, float mean, float stddev) {
+  const int threads = cpu::num_threads();
+  cpu::set_num_threads(1);
+  struct Restore {
+    int threads;
+    ~Restore() { cpu::set_num_threads(threads); }
+  } restore{threads};
   LoadedModel loaded = load_checkpoint(path, "mnist-cnn");
   data::DataSpec spec;
   spec.dir = data_dir;
@@ -57,7 +66,7 @@ std::vector<float> reference_logits(const std::string& path, const std::string& 
   NoGradGuard no_grad;
   loaded.model->eval();
   std::vector<float> out;
-  for_each_image_batch(test, 64, Device::CPU, [&](const std::vector<int64_t>&, Tensor& x, Labels&) {
+  for_each_image_batch(test, 500, Device::CPU, [&](const std::vector<int64_t>&, Tensor& x, Labels&) {
     const auto z = loaded.model->forward(x).to_vector();
     out.insert(out.end(), z.begin(), z.end());
   });

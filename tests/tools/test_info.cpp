@@ -73,13 +73,43 @@ TEST(Info, AMisdetectedCoreIsReplacedByTheFeaturesCore) {
   EXPECT_NE(j["blas"]["reason"].get<std::string>().find("Prescott"), std::string::npos);
 }
 
-TEST(Info, AUsersOpenblasCoretypeIsRespectedAndASlowerOneIsWarnedOf) {
+// A machine-wide OPENBLAS_CORETYPE below the CPU's level (Haswell on the AVX-512 AMD machines)
+// is replaced by the features' core, named in the reason, with no warning on every command.
+TEST(Info, AnOpenblasCoretypeBelowTheCpusLevelIsReplacedAndNamed) {
   ScopedEnv no_lethe_core("LETHE_BLAS_CORE", nullptr);
   const auto cores = cpu::blas_cores_for(cpu::cpu_features());
-  const std::string slowest = cores.back();
+  if (cores.size() < 2) GTEST_SKIP() << "this CPU has no core below its level";
+  const std::string slowest = cores.back(), want = cpu::blas_core_for(cpu::cpu_features());
   ScopedEnv user_core("OPENBLAS_CORETYPE", slowest.c_str());
   const nlohmann::json j = info_json();
-  EXPECT_EQ(j["blas"]["chosen_by"], "OPENBLAS_CORETYPE");
+  EXPECT_EQ(j["blas"]["chosen_by"], "cpu features") << j["blas"].dump(2);
+  EXPECT_EQ(cpu::blas_core_level(j["blas"]["core"].get<std::string>()), cpu::blas_core_level(want)) << j["blas"].dump(2);
+  EXPECT_NE(j["blas"]["reason"].get<std::string>().find("OPENBLAS_CORETYPE=" + slowest), std::string::npos)
+      << j["blas"].dump(2);
+  EXPECT_EQ(j["blas"]["warning"], "");
+  const CliResult r = run_lethe({"info"});
+  EXPECT_EQ(r.err.find("lethe: warning"), std::string::npos) << r.err;
+}
+
+// OPENBLAS_CORETYPE naming a core of the CPU's level is the user's pick among equals: kept.
+TEST(Info, AnOpenblasCoretypeOfTheCpusLevelIsKept) {
+  ScopedEnv no_lethe_core("LETHE_BLAS_CORE", nullptr);
+  const std::string want = cpu::blas_core_for(cpu::cpu_features());
+  ScopedEnv user_core("OPENBLAS_CORETYPE", want.c_str());
+  const nlohmann::json j = info_json();
+  EXPECT_EQ(j["blas"]["chosen_by"], "OPENBLAS_CORETYPE") << j["blas"].dump(2);
+  EXPECT_EQ(j["blas"]["core"], want);
+  EXPECT_EQ(j["blas"]["warning"], "");
+}
+
+// LETHE_BLAS_CORE is the way to run a slower core on purpose; lethe runs it and warns.
+TEST(Info, ASlowerLetheBlasCoreIsRunAndWarnedOf) {
+  ScopedEnv no_user_core("OPENBLAS_CORETYPE", nullptr);
+  const auto cores = cpu::blas_cores_for(cpu::cpu_features());
+  const std::string slowest = cores.back();
+  ScopedEnv forced("LETHE_BLAS_CORE", slowest.c_str());
+  const nlohmann::json j = info_json();
+  EXPECT_EQ(j["blas"]["chosen_by"], "LETHE_BLAS_CORE");
   EXPECT_EQ(cpu::blas_core_level(j["blas"]["core"].get<std::string>()), cpu::blas_core_level(slowest));
   if (cores.size() > 1) {
     EXPECT_NE(j["blas"]["warning"], "") << "a core below the CPU's level must be warned of";

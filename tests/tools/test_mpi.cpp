@@ -117,20 +117,27 @@ TEST_F(Mpi, IdentifyScoresMatchOneProcess) {
   }
 }
 
-// The largest |a − b| over every parameter of two checkpoints, and the largest |a|.
-std::pair<double, double> weight_difference(const std::string& one, const std::string& two) {
+// How far two checkpoints' parameters are apart: the largest |a − b| against the largest |a|, and
+// ||a − b|| against ||a|| over all of them.
+struct WeightDistance {
+  double largest = 0, norm = 0;
+};
+WeightDistance weight_difference(const std::string& one, const std::string& two) {
   const LoadedModel a = load_checkpoint(one), b = load_checkpoint(two);
   auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
   EXPECT_EQ(pa.size(), pb.size());
-  double scale = 0, worst = 0;
+  double scale = 0, worst = 0, d2 = 0, a2 = 0;
   for (size_t k = 0; k < std::min(pa.size(), pb.size()); ++k) {
     const auto va = pa[k].tensor.to_vector(), vb = pb[k].tensor.to_vector();
     for (size_t i = 0; i < va.size(); ++i) {
+      const double d = static_cast<double>(va[i]) - vb[i];
       scale = std::max(scale, static_cast<double>(std::abs(va[i])));
-      worst = std::max(worst, static_cast<double>(std::abs(va[i] - vb[i])));
+      worst = std::max(worst, std::abs(d));
+      d2 += d * d;
+      a2 += static_cast<double>(va[i]) * va[i];
     }
   }
-  return {worst, scale};
+  return {worst / scale, std::sqrt(d2 / a2)};
 }
 
 // Two ranks train the model one process trains, within float rounding: the same global batches
@@ -138,10 +145,12 @@ std::pair<double, double> weight_difference(const std::string& one, const std::s
 // difference is the association of the gradient's sum over the batch (two halves added, instead
 // of one reduction), ~1e-7 relative a step. Adam's step lr·m/(√v + ε) passes a relative change
 // of g through unchanged for most weights, but for a weight whose gradient sits near zero m/√v
-// is ill-conditioned and the 1e-7 can grow to a visible fraction of lr a step; 24 steps of
-// lr 1e-3 measured 3.7e-5 of the weights' largest magnitude (real MNIST) and the bound 5e-4
-// leaves room for other data while still catching a wrong split (a rank's gradient counted
-// twice or dropped moves weights by ~1e-2 of their scale).
+// is ill-conditioned and the 1e-7 can grow to a visible fraction of lr a step. So the bound is on
+// ||Δθ|| / ||θ||, which those few weights barely move, not on the largest |Δθ|, which they set:
+// 24 steps of lr 1e-3 measured 1e-7 to 9e-6 of ||θ|| for the norm, but 2e-6 to 7.6e-4 of the
+// largest |θ| for the largest difference, depending on the GEMM kernels (OpenBLAS's Cooperlake,
+// SkylakeX or Haswell on an AMD EPYC; 3.7e-5 on an Intel Xeon). A wrong split (each step on half
+// of its batch) measured 0.37, so the bound 1e-3 catches it with room to spare.
 TEST_F(Mpi, TrainingMatchesOneProcess) {
   const Args train = {"--quiet", "--threads", "1", "train", "--data", data(), "--subset", "300", "--noise", "label",
                       "--epochs", "4", "--batch", "50", "--json", "--out"};
@@ -152,9 +161,10 @@ TEST_F(Mpi, TrainingMatchesOneProcess) {
   ASSERT_EQ(r1.exit_code, 0) << describe(r1);
   const auto r2 = run_mpirun(2, two);
   ASSERT_EQ(r2.exit_code, 0) << describe(r2);
-  const auto [worst, scale] = weight_difference(work_.file("one.safetensors"), work_.file("two.safetensors"));
-  EXPECT_LE(worst, 5e-4 * scale) << "largest parameter difference " << worst << " against largest |θ| " << scale;
-  std::printf("[ train ] two ranks against one: largest |Δθ| / largest |θ| = %.3g\n", worst / scale);
+  const WeightDistance d = weight_difference(work_.file("one.safetensors"), work_.file("two.safetensors"));
+  EXPECT_LE(d.norm, 1e-3) << "||Δθ|| / ||θ||";
+  std::printf("[ train ] two ranks against one: ||Δθ|| / ||θ|| = %.3g, largest |Δθ| / largest |θ| = %.3g\n", d.norm,
+              d.largest);
   // Test accuracy: the same to one test example in a hundred.
   const LoadedModel a = load_checkpoint(work_.file("one.safetensors")), b = load_checkpoint(work_.file("two.safetensors"));
   const double acc1 = std::stod(a.metadata.at("lethe.train.test_accuracy"));
@@ -163,7 +173,7 @@ TEST_F(Mpi, TrainingMatchesOneProcess) {
 }
 
 // Fine-tuning on D \ C (Step II) across two ranks: the repaired model is one process's within
-// the training test's bound (5e-4 of the weights' largest magnitude; the same data-parallel steps), and so are its accuracies on Fq, Fh,
+// the training test's bound (1e-3 of ||θ||; the same data-parallel steps), and so are its accuracies on Fq, Fh,
 // R and the test split (to one example in a hundred: a weight change of 1e-5 relative can move an
 // example that sits on the decision boundary).
 TEST_F(Mpi, FinetuneTreatmentMatchesOneProcess) {
@@ -178,9 +188,10 @@ TEST_F(Mpi, FinetuneTreatmentMatchesOneProcess) {
   ASSERT_EQ(r1.exit_code, 0) << describe(r1);
   const auto r2 = run_mpirun(2, treat("two.safetensors"));
   ASSERT_EQ(r2.exit_code, 0) << describe(r2);
-  const auto [worst, scale] = weight_difference(work_.file("one.safetensors"), work_.file("two.safetensors"));
-  EXPECT_LE(worst, 5e-4 * scale) << "largest parameter difference " << worst << " against largest |θ| " << scale;
-  std::printf("[ treat ] two ranks against one: largest |Δθ| / largest |θ| = %.3g\n", worst / scale);
+  const WeightDistance d = weight_difference(work_.file("one.safetensors"), work_.file("two.safetensors"));
+  EXPECT_LE(d.norm, 1e-3) << "||Δθ|| / ||θ||";
+  std::printf("[ treat ] two ranks against one: ||Δθ|| / ||θ|| = %.3g, largest |Δθ| / largest |θ| = %.3g\n", d.norm,
+              d.largest);
   const auto j1 = nlohmann::json::parse(r1.out), j2 = nlohmann::json::parse(r2.out);
   for (const auto& [split, value] : j1["after"].items())
     if (value.is_number()) {

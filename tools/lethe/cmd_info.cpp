@@ -79,8 +79,8 @@ void add_info_command(CLI::App& app, GlobalOptions& global) {
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "Print one JSON document on stdout instead of the table");
   cmd->footer(
-      "Environment: OPENBLAS_CORETYPE (respected as given), LETHE_BLAS_CORE=<core> (one of the selectable cores; "
-      "default: chosen from the CPU's features), LETHE_BLAS_SIMULATE_DETECTED=<core> (tests: act as if OpenBLAS had "
+      "Environment: LETHE_BLAS_CORE=<core> (one of the selectable cores; default: chosen from the CPU's features), "
+      "OPENBLAS_CORETYPE (kept when it names a core of the features' level, replaced otherwise), LETHE_BLAS_SIMULATE_DETECTED=<core> (tests: act as if OpenBLAS had "
       "detected that core), LETHE_CONV=im2col (convolutions through im2col + BLAS instead of oneDNN).");
   cmd->callback([&global, json] { run_info(global, *json); });
 }
