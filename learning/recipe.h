@@ -26,6 +26,14 @@ std::unique_ptr<Module> init_base_model(const std::string& name, uint64_t seed);
 TrainOptions base_training(uint64_t seed, int epochs, int64_t batch, double lr,
                            std::optional<data::Augmentation> augment = std::nullopt);
 
+// How a model was trained, when lethe trained it: enough to take the same steps again
+// (learning/replay.h). `lethe train` records it in the checkpoint; the experiment knows it.
+struct TrainingRecipe {
+  std::string architecture;  // make_model's reference (a name or a spec's JSON text)
+  uint64_t seed = 0;         // the run's seed: init_base_model(architecture, seed) is θ_0
+  TrainOptions training;     // epochs, batch, Adam, the batch order's seed, the augmentation
+};
+
 // prepare_data with the attack adversarial noise needs (a victim of the dataset's default model,
 // trained on `device`); the one way every command builds D and T. `log` gets one line per stage.
 data::PreparedData prepare_data_with_victim(const data::DataSpec& spec, Device device,

@@ -93,6 +93,34 @@ void sum_gradients_over_ranks(Module& model, std::vector<double>& extra) {
   std::copy(buf.begin() + at, buf.end(), extra.begin());
 }
 
+// The run's state at the start of `epoch`, as TrainOptions::resume takes it up.
+TrainResume resume_point(Module& model, const Adam& optimizer, int epoch, const Rng& order, const Rng& augment) {
+  TrainResume r;
+  r.epoch = epoch;
+  for (auto& p : model.parameters()) r.parameters.push_back(p.to_vector());
+  for (auto& b : model.named_buffers()) r.buffers.push_back(b.tensor.to_vector());
+  r.adam = std::make_shared<const AdamState>(optimizer.state());
+  r.order = order;
+  r.augment = augment;
+  return r;
+}
+
+void take_up(Module& model, Adam& optimizer, const TrainResume& r) {
+  auto params = model.parameters();
+  auto buffers = model.named_buffers();
+  if (r.parameters.size() != params.size() || r.buffers.size() != buffers.size() || !r.adam)
+    fail("resuming training: the saved state has {} parameters and {} buffers, the model {} and {}", r.parameters.size(),
+         r.buffers.size(), params.size(), buffers.size());
+  const auto put = [](Tensor& t, const std::vector<float>& values) {
+    if (static_cast<int64_t>(values.size()) != t.numel())
+      fail("resuming training: a tensor of {} values saved for one of {}", values.size(), t.numel());
+    t.copy_(Tensor::from_vector(t.shape(), values, t.device()));
+  };
+  for (size_t i = 0; i < params.size(); ++i) put(params[i], r.parameters[i]);
+  for (size_t i = 0; i < buffers.size(); ++i) put(buffers[i].tensor, r.buffers[i]);
+  optimizer.load_state(*r.adam);
+}
+
 }  // namespace
 
 void refuse_batch_statistics_across_ranks(Module& model, const std::string& what) {
@@ -118,15 +146,23 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
   ModeGuard training_mode(model, true);
   Adam optimizer(model.parameters(), options.adam);
   Rng order_rng(options.seed);
-  ShuffledBatches order(train.n, options.batch, order_rng);
   Rng augment_rng = stream(options.seed, Stream::kAugmentation);
+  int first_epoch = 1;
+  if (options.resume) {
+    take_up(model, optimizer, *options.resume);
+    order_rng = options.resume->order;
+    augment_rng = options.resume->augment;
+    first_epoch = options.resume->epoch;
+  }
+  ShuffledBatches order(train.n, options.batch, order_rng);
   std::vector<EpochStats> history;
   // A model that is already damaged (a NaN in a loaded or injected parameter) is named before
   // any step, rather than reported later as a diverged loss.
   require_finite_parameters(model, "training", "before the first step");
   const bool split = parallel::comm().multi();
   refuse_batch_statistics_across_ranks(model, "training");
-  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+  for (int epoch = first_epoch; epoch <= options.epochs; ++epoch) {
+    if (options.on_epoch_start) options.on_epoch_start(resume_point(model, optimizer, epoch, order_rng, augment_rng));
     const auto start = std::chrono::steady_clock::now();
     const int64_t per_epoch = order.per_pass();
     double loss_total = 0;
@@ -135,6 +171,10 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
       const auto step = [&] { return fmt::format("at epoch {}, batch {}", epoch, bi + 1); };
       check_interrupt("at epoch {}, batch {} of {}", epoch, bi + 1, per_epoch);
       const auto& idx = order.next();
+      const Rng augment_before = augment_rng;
+      const auto stepped = [&] {
+        if (options.on_step) options.on_step(TrainStep{epoch, optimizer.steps_taken(), idx, augment_before, optimizer});
+      };
       if (split) {
         const SliceStep slice = slice_of_batch(train, idx, device, options.augment, augment_rng);
         optimizer.zero_grad();
@@ -156,6 +196,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
         }
         require_finite_gradients(model, "training diverged", step());
         optimizer.step();
+        stepped();
         loss_total += totals[0];
         correct += static_cast<int64_t>(totals[1]);
         if (options.on_batch) options.on_batch(bi + 1, per_epoch);
@@ -180,6 +221,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
       loss.backward();
       require_finite_gradients(model, "training diverged", step());
       optimizer.step();
+      stepped();
       loss_total += static_cast<double>(loss_value) * static_cast<double>(idx.size());
       const auto z = logits.to_vector();
       const int64_t k = logits.size(1);

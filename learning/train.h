@@ -2,6 +2,7 @@
 // Training and evaluation of a classifier on an ImageSet, on any device.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "kernels/types.h"
 #include "nn/module.h"
 #include "nn/ops.h"
+#include "util/rng.h"
 
 namespace lethe {
 
@@ -20,6 +22,28 @@ struct EpochStats {
   double loss = 0;     // mean training loss over the epoch
   double accuracy = 0; // training accuracy over the epoch (predictions made during training)
   double seconds = 0;
+};
+
+class Adam;
+struct AdamState;
+
+// Where a training run stands at the start of an epoch: enough to take it up again there and take
+// exactly the steps it would have taken (learning/replay.h keeps these to replay a run).
+struct TrainResume {
+  int epoch = 1;  // the epoch about to run, 1-based
+  std::vector<std::vector<float>> parameters, buffers;  // named_parameters() / named_buffers() order
+  std::shared_ptr<const AdamState> adam;
+  Rng order, augment;  // the batch order's and the augmentation's streams
+};
+
+// What train_classifier shows after each Adam step.
+struct TrainStep {
+  int epoch = 0;
+  int64_t step = 0;                 // 1-based over the whole run (Adam's step count)
+  const std::vector<int64_t>& idx;  // the batch's examples, in order
+  const Rng& augment_before;        // the augmentation stream as it stood before this batch
+  const Adam& optimizer;            // its moments after the step; the parameters' .grad still hold the
+                                    // gradient of the batch's mean loss (without weight decay)
 };
 
 struct TrainOptions {
@@ -33,6 +57,12 @@ struct TrainOptions {
   // Called after each batch with (batches done, batches per epoch) and after each epoch.
   std::function<void(int64_t, int64_t)> on_batch;
   std::function<void(const EpochStats&)> on_epoch;
+  // Called at the start of every epoch with the run's state there, and after every step.
+  std::function<void(const TrainResume&)> on_epoch_start;
+  std::function<void(const TrainStep&)> on_step;
+  // Take the run up at resume->epoch from that state (parameters, buffers, Adam, streams) instead
+  // of starting at epoch 1 from the model as it is; `epochs` still names the last epoch.
+  std::shared_ptr<const TrainResume> resume;
 };
 
 // Copies batch `idx` of `set` into a [b, c, h, w] tensor and its labels, on `device`.

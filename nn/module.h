@@ -187,6 +187,11 @@ class Sequential : public Module {
   std::vector<std::unique_ptr<Module>> layers_;
 };
 
+// A model's parameters as one flat vector θ, in named_parameters() order (each layer's weight,
+// then its bias), and θ put back; repair/params.h lays every repair quantity out this way.
+std::vector<float> flatten_params(Module& model);
+void assign_params(Module& model, const std::vector<float>& theta);
+
 // Weights kaiming-initialised for ReLU on fan_out, the rule torchvision's ResNet uses (there a
 // normal draw; here a uniform one of the same variance 2/fan_out, from the one generator).
 void init_kaiming_fan_out(Tensor& t, int64_t fan_out, Rng& rng);

@@ -36,6 +36,29 @@ void Adam::step() {
   }
 }
 
+AdamState Adam::state() const {
+  AdamState s;
+  s.steps = step_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    s.m.push_back(m_[i].to_vector());
+    s.v.push_back(v_[i].to_vector());
+  }
+  return s;
+}
+
+void Adam::load_state(const AdamState& s) {
+  if (s.m.size() != params_.size() || s.v.size() != params_.size())
+    fail("Adam state of {} parameters for an optimiser of {}", s.m.size(), params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto n = static_cast<size_t>(params_[i].numel());
+    if (s.m[i].size() != n || s.v[i].size() != n)
+      fail("Adam state: parameter {} has {} values, the state {}", i, n, s.m[i].size());
+    m_[i].copy_(Tensor::from_vector(params_[i].shape(), s.m[i], params_[i].device()));
+    v_[i].copy_(Tensor::from_vector(params_[i].shape(), s.v[i], params_[i].device()));
+  }
+  step_ = s.steps;
+}
+
 Sgd::Sgd(std::vector<Tensor> params, SgdHyper hyper) : Optimizer(std::move(params)), hyper_(hyper) {
   if (!(hyper.lr > 0) || !(hyper.momentum >= 0) || !(hyper.weight_decay >= 0))
     throw UsageError(fmt::format("SGD: invalid hyper-parameters lr={} momentum={} weight_decay={}", hyper.lr,

@@ -21,12 +21,25 @@ class Optimizer {
   std::vector<Tensor> params_;
 };
 
+// Adam's state besides the parameters: its step count and moments, on the host (one vector a
+// parameter), so that a run can be taken up again from where it stood (learning/replay.h).
+struct AdamState {
+  int64_t steps = 0;
+  std::vector<std::vector<float>> m, v;
+};
+
 class Adam : public Optimizer {
  public:
   Adam(std::vector<Tensor> params, AdamHyper hyper = {});
   void step() override;
   const AdamHyper& hyper() const { return hyper_; }
   int64_t steps_taken() const { return step_; }
+  // The moments after the last step, parameter by parameter (m: first, v: second).
+  const std::vector<Tensor>& first_moments() const { return m_; }
+  const std::vector<Tensor>& second_moments() const { return v_; }
+  AdamState state() const;
+  // Throws when the state's shapes are not this optimiser's parameters'.
+  void load_state(const AdamState& state);
 
  private:
   AdamHyper hyper_;

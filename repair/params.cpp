@@ -23,28 +23,6 @@ int64_t ParamLayout::offset_of(const std::string& name) const {
   fail("model has no parameter named '{}'", name);
 }
 
-std::vector<float> flatten_params(Module& model) {
-  std::vector<float> theta;
-  for (auto& p : model.named_parameters()) {
-    const auto v = p.tensor.to_vector();
-    theta.insert(theta.end(), v.begin(), v.end());
-  }
-  return theta;
-}
-
-void assign_params(Module& model, const std::vector<float>& theta) {
-  int64_t offset = 0;
-  for (auto& p : model.named_parameters()) {
-    const int64_t n = p.tensor.numel();
-    if (offset + n > static_cast<int64_t>(theta.size()))
-      fail("assign_params: vector of {} values for a model of more parameters", theta.size());
-    p.tensor.copy_(Tensor::from_vector(p.tensor.shape(), std::span<const float>(theta.data() + offset, static_cast<size_t>(n))));
-    offset += n;
-  }
-  if (offset != static_cast<int64_t>(theta.size()))
-    fail("assign_params: vector of {} values for a model of {} parameters", theta.size(), offset);
-}
-
 std::vector<Tensor> snapshot_buffers(Module& model) {
   std::vector<Tensor> out;
   for (auto& b : model.named_buffers()) out.push_back(b.tensor.clone());

@@ -18,8 +18,7 @@ struct ParamLayout {
   int64_t offset_of(const std::string& name) const;  // throws if absent
 };
 
-std::vector<float> flatten_params(Module& model);
-void assign_params(Module& model, const std::vector<float>& theta);
+// flatten_params and assign_params (θ as one vector, and back) are nn/module.h's.
 // Copies of the model's buffers (BatchNorm running statistics), and their restoration.
 std::vector<Tensor> snapshot_buffers(Module& model);
 void restore_buffers(Module& model, const std::vector<Tensor>& saved);

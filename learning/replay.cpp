@@ -1,0 +1,97 @@
+#include "learning/replay.h"
+
+#include "datasets/transforms.h"
+#include "nn/optim.h"
+#include "util/error.h"
+
+namespace lethe {
+namespace {
+
+// Tensors laid end to end, as flatten_params lays the parameters.
+std::vector<float> concatenated(const std::vector<Tensor>& tensors) {
+  std::vector<float> out;
+  for (const auto& t : tensors) {
+    const auto v = t.to_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+TrainingReplay::TrainingReplay(Module& model, const data::ImageSet& train, const TrainingRecipe& recipe)
+    : model_(model), train_(train), recipe_(recipe) {
+  if (!model.named_buffers().empty())
+    fail("replaying the training of a model with BatchNorm is not supported: each step's per-example gradients "
+         "depend on its batch statistics");
+  if (recipe_.training.epochs < 1) fail("replaying a training run of {} epochs", recipe_.training.epochs);
+  recipe_.training.on_batch = nullptr;
+  recipe_.training.on_epoch = nullptr;
+  recipe_.training.on_step = nullptr;
+  recipe_.training.on_epoch_start = nullptr;
+  recipe_.training.resume = nullptr;
+}
+
+int64_t TrainingReplay::steps_per_epoch() const {
+  const int64_t b = recipe_.training.batch;
+  return (train_.n + b - 1) / b;
+}
+
+int64_t TrainingReplay::epoch_bytes() const {
+  return steps_per_epoch() * 4 * model_.parameter_count() * static_cast<int64_t>(sizeof(float));
+}
+
+std::vector<float> TrainingReplay::run_through() {
+  auto init = init_base_model(recipe_.architecture, recipe_.seed);
+  assign_params(model_, flatten_params(*init));
+  TrainOptions t = recipe_.training;
+  starts_.clear();
+  t.on_epoch_start = [&](const TrainResume& r) { starts_.push_back(std::make_shared<const TrainResume>(r)); };
+  train_classifier(model_, train_, t);
+  return flatten_params(model_);
+}
+
+std::vector<ReplayedStep> TrainingReplay::epoch_steps(int epoch) {
+  if (epoch < 1 || epoch > static_cast<int>(starts_.size()))
+    fail("replay: epoch {} of {} recorded (run_through first)", epoch, starts_.size());
+  TrainOptions t = recipe_.training;
+  t.resume = starts_[static_cast<size_t>(epoch - 1)];
+  t.epochs = epoch;
+  std::vector<ReplayedStep> steps;
+  steps.reserve(static_cast<size_t>(steps_per_epoch()));
+  std::vector<float> theta;  // θ before the step about to be taken
+  for (const auto& p : t.resume->parameters) theta.insert(theta.end(), p.begin(), p.end());
+  const float decay = t.adam.weight_decay;
+  t.on_step = [&](const TrainStep& s) {
+    ReplayedStep r;
+    r.epoch = s.epoch;
+    r.step = s.step;
+    r.idx = s.idx;
+    r.augment = s.augment_before;
+    std::vector<Tensor> grads;
+    for (auto& p : model_.parameters()) grads.push_back(p.grad().defined() ? p.grad() : Tensor::zeros(p.shape(), p.device()));
+    r.grad = concatenated(grads);
+    // Adam's kernel adds the decay to the gradient in float (kernels/cpu/optim.cpp): the same here.
+    if (decay != 0.0f)
+      for (size_t j = 0; j < r.grad.size(); ++j) r.grad[j] = r.grad[j] + decay * theta[j];
+    r.m = concatenated(s.optimizer.first_moments());
+    r.v = concatenated(s.optimizer.second_moments());
+    r.theta = std::move(theta);
+    theta = flatten_params(model_);
+    steps.push_back(std::move(r));
+  };
+  train_classifier(model_, train_, t);
+  return steps;
+}
+
+data::ImageSet TrainingReplay::batch_of(const ReplayedStep& step) const {
+  data::ImageSet batch = data::take(train_, step.idx);
+  if (recipe_.training.augment) {
+    Rng rng = step.augment;
+    data::augment_images(batch.pixels.data(), batch.n, batch.channels, batch.height, batch.width,
+                         *recipe_.training.augment, rng);
+  }
+  return batch;
+}
+
+}  // namespace lethe
