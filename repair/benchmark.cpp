@@ -299,6 +299,7 @@ class Benchmark {
     if (!v.solver.empty()) io.solve.solver = v.solver;
     io.seed = s_.spec.seed;
     io.fisher.seed = stream_seed(s_.spec.seed, Stream::kFisherLabels);
+    io.recipe = TrainingRecipe{s_.model, s_.spec.seed, base_training(s_.spec.seed, s_.epochs, s_.batch, s_.lr)};
     io.progress = [&](const std::string& stage, int64_t done, int64_t total) { update(v.label + " " + stage, done, total); };
     const QueryScores q = identify_per_query(*base_, data_.train, queries_, io);
     BenchmarkMethod bm;

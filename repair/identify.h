@@ -7,6 +7,7 @@
 //   kfac-ewc  the same anchored by the KFAC Fisher
 //   linear    r(z) = −∇ℓ(z)ᵀ (F̂ + δI)⁻¹ ∇ℓ(Fq), solver diag | kfac | cg | lissa | gd
 //   ekfac     the same with EK-FAC's eigenvalue-refitted KFAC as the curvature
+//   sgd-influence  r(z) = −<∇ℓ(Fq; θ_T), δθ_T(−z)>: the training run replayed backwards (Hara et al.)
 //   tracin    r(z) = −Σ_c η_c ∇ℓ_c(z)ᵀ ∇ℓ_c(Fq) over checkpoints c (the final model alone by default)
 //   trak      TRAK: gradients in a seeded random projection, r(z) = −Σ_q φ_qᵀ (ΦᵀΦ)⁻¹ φ_z (1 − p_z)
 //   gradcos   r(z) = −cos(∇ℓ(z), ∇ℓ(Fq))
@@ -14,12 +15,15 @@
 //   random    seeded uniform scores (the floor every method must beat)
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "datasets/mnist.h"
+#include "learning/recipe.h"
 #include "nn/module.h"
 #include "repair/quantities.h"
+#include "repair/sgd_influence.h"
 #include "repair/solve.h"
 
 namespace lethe::repair {
@@ -48,6 +52,9 @@ struct IdentifyOptions {
   int64_t proj_dim = 2048;   // k, the projection's dimension
   double trak_damping = 0;   // relative to the after-kernel's mean eigenvalue
   std::string trak_projection = "dense";  // dense | kron (repair/trak.h)
+  // sgd-influence: the run that trained the model, when known (lethe train records it)
+  std::optional<TrainingRecipe> recipe;
+  SgdInfluenceOptions sgd;
   // tracin, trak
   std::vector<std::string> checkpoints;  // extra checkpoints (safetensors) besides the model
   std::vector<double> checkpoint_lrs;    // their learning rates (default 1 each)

@@ -32,6 +32,7 @@ struct SeedRun {
   std::optional<data::Augmentation> augmentation;
   data::ImageSet fq, fh, rest;
   ModelSnapshot trained;
+  TrainingRecipe recipe;  // how `model` was trained (sgd-influence replays it)
   int64_t n_noisy = 0;
   std::array<double, 3> accuracies(Module& m) const {
     return {fq.n ? evaluate(m, fq).accuracy : 0.0, fh.n ? evaluate(m, fh).accuracy : 0.0,
@@ -75,6 +76,7 @@ class Protocol {
       if (e.epoch == e.epochs || e.epoch % 5 == 0)
         line(fmt::format("train epoch {}/{}: loss {:.4f}, train acc {:.4f}", e.epoch, e.epochs, e.loss, e.accuracy));
     };
+    run.recipe = {s_.model, run.spec.seed, to};
     const auto t_train = Clock::now();
     train_classifier(*run.model, run.d.train, to);
     const double train_seconds = since(t_train);
@@ -101,6 +103,7 @@ class Protocol {
       if (!v.solver.empty()) io.solve.solver = v.solver;
       io.seed = run.spec.seed;
       io.fisher.seed = stream_seed(run.spec.seed, Stream::kFisherLabels);
+      io.recipe = run.recipe;
       io.progress = [&](const std::string& stage, int64_t done, int64_t total) { update(m + " " + stage, done, total); };
       const auto r = identify(*run.model, run.d.train, run.fq, io);
       MethodScore ms;

@@ -275,16 +275,17 @@ std::vector<std::vector<double>> fisher_vector_products(Module& model, const dat
 }
 
 std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
-                                       const PassOptions& opt) {
+                                       const PassOptions& opt, std::vector<double>* loss_derivatives) {
   const std::vector<float> vf(v.begin(), v.end());
   const int64_t p = ParamLayout::of(model).total;
   if (static_cast<int64_t>(v.size()) != p) fail("ggn_vector_product: vector of {} for {} parameters", v.size(), p);
   std::vector<double> out(static_cast<size_t>(p), 0.0);
   const Device device = model.device();
   ModeGuard evaluation_mode(model, false);
+  if (loss_derivatives) loss_derivatives->assign(static_cast<size_t>(set.n), 0.0);
   BatchWalk walk;
   walk.sharded = true;
-  for_each_image_batch(set, opt.batch, device, [&](const std::vector<int64_t>&, Tensor& x, Labels&) {
+  for_each_image_batch(set, opt.batch, device, [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
     const auto [z, dz] = jvp(model, x, vf);
     // u_i = H_i ż_i = p_i ∘ ż_i − p_i (p_i · ż_i), from the logits in double.
     const auto zv = z.to_vector(), dzv = dz.to_vector();
@@ -297,6 +298,7 @@ std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set,
       for (int64_t j = 0; j < k; ++j) total += prob[j] = std::exp(zv[i * k + j] - zmax);
       for (int64_t j = 0; j < k; ++j) pd += (prob[j] /= total) * dzv[i * k + j];
       for (int64_t j = 0; j < k; ++j) u[i * k + j] = static_cast<float>(prob[j] * (dzv[i * k + j] - pd));
+      if (loss_derivatives) (*loss_derivatives)[static_cast<size_t>(idx[i])] = pd - dzv[i * k + labels.host()[i]];
     }
     model.zero_grad();
     Tensor logits = model.forward(x);
@@ -306,6 +308,7 @@ std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set,
     model.zero_grad();
   }, walk);
   sum_over_ranks(out);
+  if (loss_derivatives) share_rows(*loss_derivatives, set.n, 1, opt.batch);
   for (auto& x : out) x /= static_cast<double>(set.n);
   return out;
 }

@@ -66,8 +66,10 @@ std::vector<std::vector<double>> fisher_vector_products(Module& model, const dat
                                                         const PassOptions& opt = {});
 
 // Gauss-Newton-vector product (1/N) Σ_i J_iᵀ H_i J_i v, H_i the softmax cross-entropy's Hessian
-// in the logits (diag(p) − p pᵀ): the true Fisher's product, exact rather than sampled.
+// in the logits (diag(p) − p pᵀ): the true Fisher's product, exact rather than sampled. When
+// `loss_derivatives` is given it also receives <∇ℓ(z_i), v> = (p_i − y_i)ᵀ J_i v for every example,
+// which the same forward derivatives give.
 std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set, const std::vector<double>& v,
-                                       const PassOptions& opt = {});
+                                       const PassOptions& opt = {}, std::vector<double>* loss_derivatives = nullptr);
 
 }  // namespace lethe::repair

@@ -15,7 +15,7 @@ namespace {
 
 TEST(Registry, ListsEveryMethodAndTreatmentOnceInOrder) {
   EXPECT_EQ(identify_methods(),
-            (std::vector<std::string>{"ewc", "kfac-ewc", "linear", "ekfac", "tracin", "trak", "gradcos", "loss", "random"}));
+            (std::vector<std::string>{"ewc", "kfac-ewc", "linear", "ekfac", "sgd-influence", "tracin", "trak", "gradcos", "loss", "random"}));
   EXPECT_EQ(treatment_list(), (std::vector<std::string>{"finetune", "retrain", "newton", "ewc-delete"}));
   for (const MethodInfo* m : methods()) {
     EXPECT_TRUE(static_cast<bool>(m->run)) << m->name;

@@ -110,6 +110,32 @@ TEST_F(Pipeline, IdentifyEkfacWritesScoresAndReusesItsFactors) {
   EXPECT_FALSE(fs::exists(bad));
 }
 
+// sgd-influence replays the run `lethe train` recorded in the checkpoint: on the same thread
+// count it ends exactly at the model (distance 0), which checks the recorded recipe (seed, epochs,
+// batch, Adam step and weight decay) rebuilds the run. A checkpoint without the record is refused.
+TEST_F(Pipeline, IdentifySgdInfluenceReplaysTheRecordedRun) {
+  const std::string csv = work_.file("sgd.csv");
+  const auto r = run_lethe(with(base("identify"), {"--method", "sgd-influence", "--sgd-epochs", "1", "--out", csv, "--json"}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["method"], "sgd-influence");
+  EXPECT_EQ(j["stats"]["replay_distance"].get<double>(), 0.0);
+  EXPECT_EQ(j["stats"]["steps_read"].get<double>(), 7.0);  // the last epoch's ceil(200 / 32) steps
+  EXPECT_EQ(count_lines(csv), 201u);
+
+  SafetensorsFile f = load_safetensors(model());
+  for (auto it = f.metadata.begin(); it != f.metadata.end();)
+    it = it->first.rfind("lethe.train.", 0) == 0 ? f.metadata.erase(it) : std::next(it);
+  const std::string unrecorded = work_.file("unrecorded.safetensors"), bad = work_.file("bad.csv");
+  save_safetensors(unrecorded, f);
+  Args args = base("identify");
+  args[5] = unrecorded;
+  expect_error(run_lethe(with(args, {"--method", "sgd-influence", "--out", bad})), 2, {"sgd-influence", "lethe train"});
+  expect_error(run_lethe(with(base("identify"), {"--method", "sgd-influence", "--sgd-curvature", "exact", "--out", bad})),
+               2, {"--sgd-curvature"});
+  EXPECT_FALSE(fs::exists(bad));
+}
+
 TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
   const std::string csv = work_.file("scores.csv");
   ASSERT_EQ(run_lethe(with(base("identify"), {"--method", "tracin", "--out", csv})).exit_code, 0);

@@ -31,6 +31,7 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   a.opt.progress = [&](const std::string& stage, int64_t done, int64_t total) { progress.update(stage, done, total); };
   a.opt.log = [&](const std::string& line) { progress.line(line); };
   a.opt.fisher.seed = stream_seed(c.spec.seed, Stream::kFisherLabels);
+  a.opt.recipe = c.recipe;
 
   const auto r = repair::identify(*c.loaded.model, c.data.train, c.fq, a.opt);
   const auto positive = repair::causes_positive(r.scores);

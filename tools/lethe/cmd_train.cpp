@@ -58,6 +58,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   meta["lethe.train.epochs"] = std::to_string(a.epochs);
   meta["lethe.train.batch"] = std::to_string(a.batch);
   meta["lethe.train.lr"] = fmt::format("{}", a.lr);
+  meta["lethe.train.weight_decay"] = fmt::format("{}", a.weight_decay);
   // Every finished epoch replaces --out (atomically), so a run that is interrupted, diverges or
   // fails later keeps its last good model; "lethe.train.epochs_done" says how far it got.
   int saved_epoch = 0;

@@ -122,6 +122,29 @@ std::vector<int64_t> parse_index_list(std::string_view text, const std::string& 
   return out;
 }
 
+// The run `lethe train` recorded in the checkpoint: its seed, epochs (as many as it finished),
+// batch, Adam step and weight decay (0 in checkpoints from before it was recorded).
+std::optional<TrainingRecipe> recorded_recipe(const LoadedModel& loaded, const data::DataSpec& spec,
+                                              const std::optional<data::Augmentation>& augment) {
+  const auto& meta = loaded.metadata;
+  const auto get = [&](const char* key) -> std::optional<std::string> {
+    const auto it = meta.find(key);
+    return it == meta.end() ? std::nullopt : std::optional(it->second);
+  };
+  const auto epochs = get("lethe.train.epochs_done") ? get("lethe.train.epochs_done") : get("lethe.train.epochs");
+  const auto batch = get("lethe.train.batch"), lr = get("lethe.train.lr"), seed = get("lethe.data.seed");
+  if (!epochs || !batch || !lr) return std::nullopt;
+  try {
+    const uint64_t s = seed ? std::stoull(*seed) : spec.seed;
+    TrainOptions t = base_training(s, std::stoi(*epochs), std::stoll(*batch), std::stod(*lr), augment);
+    if (const auto wd = get("lethe.train.weight_decay")) t.adam.weight_decay = std::stof(*wd);
+    return TrainingRecipe{loaded.architecture, s, t};
+  } catch (const std::exception&) {
+    fail("the checkpoint's training record is not readable (lethe.train.epochs {}, batch {}, lr {})", *epochs, *batch,
+         *lr);
+  }
+}
+
 RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, const std::string& model_file,
                            const data::DataSpec& flags, const std::string& failures_file, Progress& progress,
                            const std::string& model) {
@@ -134,6 +157,7 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
   // Treatments that train (finetune, retrain) keep the recipe the model was trained with.
   const auto recorded = c.loaded.metadata.find("lethe.train.augment");
   if (recorded != c.loaded.metadata.end() && recorded->second == "1") c.augment = data::training_augmentation(c.data);
+  c.recipe = recorded_recipe(c.loaded, c.spec, c.augment);
   c.loaded.model->to(c.device);
   c.test_eval = evaluate(*c.loaded.model, c.data.test);
   c.split = repair::split_failures(c.test_eval.predictions, c.data.test.labels, c.spec.seed);

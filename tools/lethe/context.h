@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "datasets/prepare.h"
+#include "learning/recipe.h"
 #include "learning/train.h"
 #include "nn/checkpoint.h"
 #include "repair/metrics.h"
@@ -23,6 +24,8 @@ struct RepairContext {
   repair::FailureSplit split;     // Fq / Fh / R as indices into T
   data::ImageSet fq, fh, remaining;
   std::optional<data::Augmentation> augment;  // as the checkpoint was trained (finetune, retrain)
+  // How `lethe train` made the checkpoint (sgd-influence replays it); empty when it records no run.
+  std::optional<TrainingRecipe> recipe;
   bool has_noise_mask() const;
 };
 
