@@ -282,19 +282,24 @@ CliResult run_two_commands(const Args& rank0, const Args& rank1) {
   return finish_lethe(child);
 }
 
+// The run stopped with exit code 1, lethe's one line names rank 1's failure and holds `needle`,
+// and nothing reached stdout.
+void expect_rank_1_failed(const CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 1) << describe(r);
+  const auto errors = lethe_errors(r);
+  ASSERT_EQ(errors.size(), 1u) << describe(r);
+  EXPECT_EQ(errors[0].rfind("lethe: error: rank 1 of 2: ", 0), 0u) << errors[0];
+  EXPECT_NE(errors[0].find(needle), std::string::npos) << errors[0];
+  EXPECT_TRUE(r.out.empty()) << describe(r);
+}
+
 // Rank 1 cannot read its model file while rank 0 works on: rank 0 learns it at its first
 // collective, says so in one line naming rank 1 and the file, and writes no scores.
 TEST_F(Mpi, ABadFileOnOneRankStopsEveryRank) {
   Args good = identify("scores", {"--method", "linear", "--solver", "diag"});
   Args bad = good;
   *std::find(bad.begin(), bad.end(), model()) = work_.file("missing.safetensors");
-  const auto r = run_two_commands(good, bad);
-  EXPECT_EQ(r.exit_code, 1) << describe(r);
-  const auto errors = lethe_errors(r);
-  ASSERT_EQ(errors.size(), 1u) << describe(r);
-  EXPECT_EQ(errors[0].rfind("lethe: error: rank 1 of 2: ", 0), 0u) << errors[0];
-  EXPECT_NE(errors[0].find("missing.safetensors"), std::string::npos) << errors[0];
-  EXPECT_TRUE(r.out.empty()) << describe(r);
+  expect_rank_1_failed(run_two_commands(good, bad), "missing.safetensors");
   EXPECT_EQ(list_dir(work_.str()), std::set<std::string>{}) << "a failed run left output behind";
 }
 
@@ -311,12 +316,7 @@ TEST_F(Mpi, ANanOnOneRankStopsEveryRank) {
                      "--method", "loss", "--top-k", "20", "--epochs", "1", "--out-dir", out_dir};
   Args bad = good;
   *std::find(bad.begin(), bad.end(), model()) = poisoned;
-  const auto r = run_two_commands(good, bad);
-  EXPECT_EQ(r.exit_code, 1) << describe(r);
-  const auto errors = lethe_errors(r);
-  ASSERT_EQ(errors.size(), 1u) << describe(r);
-  EXPECT_EQ(errors[0].rfind("lethe: error: rank 1 of 2: ", 0), 0u) << errors[0];
-  EXPECT_NE(errors[0].find("parameter '3.weight' is not finite"), std::string::npos) << errors[0];
+  expect_rank_1_failed(run_two_commands(good, bad), "parameter '3.weight' is not finite");
   EXPECT_TRUE(!fs::exists(out_dir) || list_dir(out_dir).empty()) << "a failed run left output behind";
 }
 
@@ -328,13 +328,7 @@ TEST_F(Mpi, ABenchmarkRankThatFailsInItsModelStopsEveryRank) {
   fs::create_directories(out + "/models/subset-0001.safetensors");
   auto args = benchmark_args(data(), out);
   args.insert(args.begin(), "--quiet");
-  const auto r = run_mpirun(2, args);
-  EXPECT_EQ(r.exit_code, 1) << describe(r);
-  const auto errors = lethe_errors(r);
-  ASSERT_EQ(errors.size(), 1u) << describe(r);
-  EXPECT_EQ(errors[0].rfind("lethe: error: rank 1 of 2: cannot write '", 0), 0u) << errors[0];
-  EXPECT_NE(errors[0].find("subset-0001.safetensors': it is a directory"), std::string::npos) << errors[0];
-  EXPECT_TRUE(r.out.empty()) << describe(r);
+  expect_rank_1_failed(run_mpirun(2, args), "cannot write '" + out + "/models/subset-0001.safetensors': it is a directory");
   EXPECT_FALSE(fs::exists(out + "/results.json"));
   EXPECT_TRUE(fs::exists(out + "/models/subset-0000.safetensors"));
   for (const auto& f : cached_models(out)) EXPECT_EQ(f.find(".tmp-"), std::string::npos) << f;
