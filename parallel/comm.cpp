@@ -127,6 +127,9 @@ Comm& comm() {
   return c;
 }
 
+WorkAlone::WorkAlone() : run_(std::move(comm())) { comm() = Comm(); }
+WorkAlone::~WorkAlone() { comm() = std::move(run_); }
+
 namespace {
 
 int env_int(const char* name) {

@@ -128,6 +128,27 @@ class Comm {
 // The process's communicator: one process until start() found a launcher.
 Comm& comm();
 
+// While one lives, this process works alone: comm() is a one-process communicator (rank 0 of 1,
+// every collective returns its input at once), so a training run, an evaluation or a pass over D
+// started inside it runs as in a run of one process, without a collective, and computes one
+// process's bits (a split batch or a sharded pass would not: their sums associate differently).
+// It is for work a rank does on its own between the run's collectives (the benchmark's models,
+// one a rank: parallel/rounds.h). A guard rather than an option of each pass, because everything
+// below reads comm(): one switch covers training, evaluation and whatever they call. The run's
+// communicator, with what it knows of failures, is back when the guard ends (by an exception
+// too, before main joins the failure agreement); a failure on another rank reaches this one at
+// its next collective after that.
+class WorkAlone {
+ public:
+  WorkAlone();
+  ~WorkAlone();
+  WorkAlone(const WorkAlone&) = delete;
+  WorkAlone& operator=(const WorkAlone&) = delete;
+
+ private:
+  Comm run_;
+};
+
 // How the process was started: the world size a launcher announces in the environment
 // (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE via the MPI library, SLURM_NTASKS with
 // SLURM_PROCID), 1 when none does.

@@ -5,14 +5,18 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "datasets/transforms.h"
 #include "learning/recipe.h"
 #include "learning/train.h"
 #include "nn/checkpoint.h"
+#include "parallel/comm.h"
+#include "parallel/rounds.h"
 #include "repair/registry.h"
 #include "repair/solve.h"
 #include "util/atomic_file.h"
@@ -78,12 +82,13 @@ void check_or_write_manifest(const BenchmarkSettings& s, const data::ImageSet& t
              key == "data_fingerprint" || key == "examples" || key == "noise" || key == "dataset" ? "D" : "setting",
              key, theirs, value);
     }
-    return;
+  } else {
+    std::string text;
+    for (const auto& [key, value] : want) text += key + " " + value + "\n";
+    write_file_atomic(path, text);
   }
-  std::string text;
-  for (const auto& [key, value] : want) text += key + " " + value + "\n";
+  // On every rank: each writes the models it trains (docs/scale-out.md).
   fs::create_directories(fs::path(s.out_dir) / "models");
-  write_file_atomic(path, text);
 }
 
 std::vector<uint8_t> subset_mask(uint64_t seed, int m, int64_t n, double alpha) {
@@ -102,6 +107,56 @@ std::string fmt_duration(double seconds) {
   return s >= 60 ? fmt::format("{}m{:02d}s", s / 60, s % 60) : fmt::format("{}s", s);
 }
 
+// What a model job of the rounds (parallel/rounds.h) sends back: whether the rank trained the
+// model or read it from the cache, its seconds (reading or training, and measuring), and what it
+// measured.
+struct ModelMeasurement {
+  bool trained = false;
+  double seconds = 0;
+  std::vector<double> values;
+
+  std::vector<double> pack() const {
+    std::vector<double> v = {trained ? 1.0 : 0.0, seconds};
+    v.insert(v.end(), values.begin(), values.end());
+    return v;
+  }
+  static ModelMeasurement unpack(const parallel::JobResult& r) {
+    LETHE_CHECK(r.values.size() >= 2, "model job {} sent {} values", r.key, r.values.size());
+    return {r.values[0] != 0, r.values[1], std::vector<double>(r.values.begin() + 2, r.values.end())};
+  }
+};
+
+// The ETA of `total` models trained as many at a time as there are ranks: the seconds per round
+// that trained a model so far, times the rounds left. (One process: seconds per trained model
+// times the models left.)
+class RoundClock {
+ public:
+  explicit RoundClock(int64_t total) : total_(total) {}
+  // After a round of `done` models, `trained` of which were trained.
+  void round(size_t done, int64_t trained) {
+    done_ += static_cast<int64_t>(done);
+    if (trained > 0) ++training_rounds_;
+  }
+  std::string eta() const {
+    const int64_t ranks = parallel::comm().size();
+    const int64_t rounds_left = (total_ - done_ + ranks - 1) / ranks;
+    return fmt_duration(training_rounds_ ? since(start_) / static_cast<double>(training_rounds_) * rounds_left : 0.0);
+  }
+  double seconds() const { return since(start_); }
+
+ private:
+  Clock::time_point start_ = Clock::now();
+  int64_t total_, done_ = 0, training_rounds_ = 0;
+};
+
+// The examples of D a model trains on: those `keep` marks.
+std::vector<int64_t> kept_rows(const std::vector<uint8_t>& keep) {
+  std::vector<int64_t> rows;
+  for (size_t i = 0; i < keep.size(); ++i)
+    if (keep[i]) rows.push_back(static_cast<int64_t>(i));
+  return rows;
+}
+
 class Benchmark {
  public:
   Benchmark(const BenchmarkSettings& s, const BenchmarkHooks& h, BenchmarkResults& out) : s_(s), h_(h), out_(out) {}
@@ -111,7 +166,7 @@ class Benchmark {
     check_or_write_manifest(s_, data_.train);
     out_.n_train = data_.train.n;
     out_.n_corrupted = std::count(data_.noisy.begin(), data_.noisy.end(), 1);
-    base_ = model_for(-1, data_.train);
+    base_ = cached_model(model_path(-1), s_.spec.seed, data_.train, "train base");
     choose_queries();
     measure_subsets();
     leave_one_out();
@@ -132,11 +187,8 @@ class Benchmark {
     return cache_file(m < 0 ? "base.safetensors" : fmt::format("subset-{:04d}.safetensors", m));
   }
 
-  // Model m (-1: the base model on all of D) from the cache, else trained on `set` and cached.
-  std::unique_ptr<Module> model_for(int m, const data::ImageSet& set, bool* trained = nullptr) {
-    const uint64_t seed =
-        m < 0 ? s_.spec.seed : stream(s_.spec.seed, Stream::kBenchmarkModels).fork(static_cast<uint64_t>(m)).next_u64();
-    return cached_model(model_path(m), seed, set, m < 0 ? "train base" : fmt::format("subset {}", m + 1), trained);
+  uint64_t subset_seed(int64_t m) const {
+    return stream(s_.spec.seed, Stream::kBenchmarkModels).fork(static_cast<uint64_t>(m)).next_u64();
   }
 
   // The model cached at `path`, else one trained on `set` from `seed` and cached there.
@@ -163,6 +215,25 @@ class Benchmark {
     return model;
   }
 
+  // One job of the rounds (parallel/rounds.h), which this rank does alone: the model cached at
+  // `path`, else trained from `seed` on the examples `rows` of D and cached, then measured. The
+  // rank writes the model it trains itself: the ranks' jobs are disjoint, so no two ranks write
+  // one file, and a model is on disk as soon as it is trained, for an interrupted run's rerun to
+  // read (docs/scale-out.md).
+  std::vector<double> model_job(const std::string& path, uint64_t seed, const std::vector<int64_t>& rows,
+                                const std::string& stage, const std::function<std::vector<double>(Module&)>& measure) {
+    const auto t = Clock::now();
+    ModelMeasurement out;
+    std::unique_ptr<Module> model;
+    {
+      ScopedFileWrites own_model(true);
+      model = cached_model(path, seed, data::take(data_.train, rows), stage, &out.trained);
+    }
+    out.values = measure(*model);
+    out.seconds = since(t);
+    return out.pack();
+  }
+
   void choose_queries() {
     const auto eval = evaluate(*base_, data_.test);
     out_.test_accuracy = eval.accuracy;
@@ -181,39 +252,45 @@ class Benchmark {
                      out_.n_failures, queries_.n));
   }
 
-  // Trains (or loads) the M subset models and measures every query's loss under each.
+  // Trains (or loads) the M subset models and measures every query's loss under each: rank r of
+  // N takes models r, r + N, ..., each an ordinary one-process training run (parallel/rounds.h).
   void measure_subsets() {
-    const int64_t n = data_.train.n;
-    double accuracy = 0;
-    const auto t0 = Clock::now();
-    for (int m = 0; m < s_.subsets; ++m) {
+    for (int m = 0; m < s_.subsets; ++m) masks_.push_back(subset_mask(s_.spec.seed, m, data_.train.n, s_.alpha));
+    out_.measured.assign(static_cast<size_t>(s_.subsets), {});
+    std::vector<double> accuracy(static_cast<size_t>(s_.subsets));
+    RoundClock clock(s_.subsets);
+    const auto job = [&](int64_t m) {
       check_interrupt("before subset model {}", m + 1);
-      masks_.push_back(subset_mask(s_.spec.seed, m, n, s_.alpha));
-      std::vector<int64_t> idx;
-      for (int64_t i = 0; i < n; ++i)
-        if (masks_.back()[i]) idx.push_back(i);
-      bool trained = false;
-      const auto t = Clock::now();
-      auto model = model_for(m, data::take(data_.train, idx), &trained);
-      const auto eval = evaluate(*model, queries_);
-      out_.measured.emplace_back(eval.losses.begin(), eval.losses.end());
-      accuracy += evaluate(*model, data_.test).accuracy / s_.subsets;
-      if (trained) {
-        ++out_.subsets_trained;
-        const double per = since(t0) / out_.subsets_trained;
-        const int left = s_.subsets - m - 1;
-        line(fmt::format("subset model {}/{} trained in {:.1f}s (ETA {})", m + 1, s_.subsets, since(t),
-                         fmt_duration(per * left)));
-      } else {
-        ++out_.subsets_loaded;
+      return model_job(model_path(static_cast<int>(m)), subset_seed(m), kept_rows(masks_[m]),
+                       fmt::format("subset {}", m + 1), [&](Module& model) {
+                         const auto losses = evaluate(model, queries_).losses;
+                         std::vector<double> v(losses.begin(), losses.end());
+                         v.push_back(evaluate(model, data_.test).accuracy);
+                         return v;
+                       });
+    };
+    parallel::run_in_rounds(parallel::dealt_round_robin(s_.subsets), job, [&](const std::vector<parallel::JobResult>& round) {
+      std::vector<std::pair<int64_t, double>> trained;  // (model, seconds)
+      for (const auto& r : round) {
+        const ModelMeasurement mm = ModelMeasurement::unpack(r);
+        out_.measured[r.key].assign(mm.values.begin(), mm.values.end() - 1);
+        accuracy[r.key] = mm.values.back();
+        ++(mm.trained ? out_.subsets_trained : out_.subsets_loaded);
+        if (mm.trained) trained.emplace_back(r.key, mm.seconds);
       }
-    }
-    out_.subset_seconds = since(t0);
-    out_.mean_subset_accuracy = accuracy;
+      clock.round(round.size(), static_cast<int64_t>(trained.size()));
+      for (const auto& [m, seconds] : trained)
+        line(fmt::format("subset model {}/{} trained in {:.1f}s (ETA {})", m + 1, s_.subsets, seconds, clock.eta()));
+    });
+    out_.subset_seconds = clock.seconds();
+    // Summed in model order, as one process sums them.
+    out_.mean_subset_accuracy = 0;
+    for (const double a : accuracy) out_.mean_subset_accuracy += a / s_.subsets;
     if (out_.subsets_loaded) line(fmt::format("{} subset models read from the cache", out_.subsets_loaded));
   }
 
-  // Models retrained with the base model's seed on D without one example each.
+  // Models retrained with the base model's seed on D without one example each, one a rank at a
+  // time as the subset models.
   void leave_one_out() {
     if (s_.loo == 0) return;
     const int64_t n = data_.train.n;
@@ -222,28 +299,31 @@ class Benchmark {
     Rng rng = stream(s_.spec.seed, Stream::kBenchmarkLoo);
     rng.shuffle(order);
     const auto base_losses = evaluate(*base_, queries_).losses;
-    const auto t0 = Clock::now();
-    int trained_count = 0;
-    for (int e = 0; e < s_.loo; ++e) {
+    out_.loo_indices.assign(order.begin(), order.begin() + s_.loo);
+    out_.loo_delta.assign(static_cast<size_t>(s_.loo), {});
+    RoundClock clock(s_.loo);
+    const auto job = [&](int64_t e) {
       check_interrupt("before leave-one-out model {}", e + 1);
-      const int64_t left_out = order[e];
-      std::vector<int64_t> keep;
-      for (int64_t i = 0; i < n; ++i)
-        if (i != left_out) keep.push_back(i);
-      bool trained = false;
-      auto model = cached_model(cache_file(fmt::format("loo-{:05d}.safetensors", left_out)), s_.spec.seed,
-                                data::take(data_.train, keep), fmt::format("leave out {}", left_out), &trained);
-      const auto losses = evaluate(*model, queries_).losses;
-      std::vector<double> delta(losses.size());
-      for (size_t j = 0; j < delta.size(); ++j) delta[j] = static_cast<double>(losses[j]) - base_losses[j];
-      out_.loo_indices.push_back(left_out);
-      out_.loo_delta.push_back(std::move(delta));
-      if (trained) {
-        ++trained_count;
-        line(fmt::format("leave-one-out model {}/{} trained (ETA {})", e + 1, s_.loo,
-                         fmt_duration(since(t0) / trained_count * (s_.loo - e - 1))));
+      std::vector<uint8_t> keep(static_cast<size_t>(n), 1);
+      keep[order[e]] = 0;
+      return model_job(cache_file(fmt::format("loo-{:05d}.safetensors", order[e])), s_.spec.seed, kept_rows(keep),
+                       fmt::format("leave out {}", order[e]), [&](Module& model) {
+                         const auto losses = evaluate(model, queries_).losses;
+                         return std::vector<double>(losses.begin(), losses.end());
+                       });
+    };
+    parallel::run_in_rounds(parallel::dealt_round_robin(s_.loo), job, [&](const std::vector<parallel::JobResult>& round) {
+      std::vector<int64_t> trained;
+      for (const auto& r : round) {
+        const ModelMeasurement mm = ModelMeasurement::unpack(r);
+        auto& delta = out_.loo_delta[r.key];
+        for (size_t j = 0; j < mm.values.size(); ++j) delta.push_back(mm.values[j] - base_losses[j]);
+        if (mm.trained) trained.push_back(r.key);
       }
-    }
+      clock.round(round.size(), static_cast<int64_t>(trained.size()));
+      for (const int64_t e : trained)
+        line(fmt::format("leave-one-out model {}/{} trained (ETA {})", e + 1, s_.loo, clock.eta()));
+    });
   }
 
   // Per query, Spearman over the left-out examples of the measured change against −r_q(z).
@@ -262,34 +342,51 @@ class Benchmark {
   }
 
   // For each searched query, the smallest k of the grid whose top-k removal (retrained with the
-  // base seed) makes the model classify it correctly; -1 when none of the grid does.
+  // base seed) makes the model classify it correctly; -1 when none of the grid does. A query's
+  // search is sequential (the next k only when the last did not flip it); rank r of N searches
+  // queries r, r + N, ..., one model a round, and every rank follows every search from the
+  // rounds' results.
   std::vector<int64_t> brittleness(const MethodVariant& v, const std::vector<std::vector<double>>& scores) {
-    std::vector<int64_t> found;
     const int64_t searched = std::min<int64_t>(s_.brittleness, queries_.n);
+    const auto& ks = s_.brittleness_ks;
+    const auto grid = static_cast<int64_t>(ks.size());
+    std::vector<int64_t> found(static_cast<size_t>(searched), -1);
+    // Per query, the index in the grid of the next k to try; `grid` once its search has ended.
+    std::vector<int64_t> next_k(static_cast<size_t>(searched), 0);
+    const auto advance = [&](int64_t j, int64_t to) {
+      next_k[j] = to < grid && ks[to] < data_.train.n ? to : grid;
+    };
+    for (int64_t j = 0; j < searched; ++j) advance(j, 0);
     std::string stem = v.label;
     std::replace(stem.begin(), stem.end(), ':', '-');
-    for (int64_t j = 0; j < searched; ++j) {
-      int64_t flipped = -1;
+    const int rank = parallel::comm().rank(), ranks = parallel::comm().size();
+    const auto next = [&]() -> std::optional<int64_t> {
+      for (int64_t j = rank; j < searched; j += ranks)
+        if (next_k[j] < grid) return j * grid + next_k[j];
+      return std::nullopt;
+    };
+    const auto job = [&](int64_t key) {
+      const int64_t j = key / grid, k = ks[key % grid];
+      check_interrupt("in the brittleness search of {}", v.label);
+      std::vector<uint8_t> keep(static_cast<size_t>(data_.train.n), 1);
+      for (int64_t i : causes_top_k(scores[j], k)) keep[i] = 0;
       const auto query = data::take(queries_, std::vector<int64_t>{j});
-      for (int64_t k : s_.brittleness_ks) {
-        if (k >= data_.train.n) break;
-        check_interrupt("in the brittleness search of {}", v.label);
-        const auto top = causes_top_k(scores[j], k);
-        std::vector<uint8_t> removed(static_cast<size_t>(data_.train.n), 0);
-        for (int64_t i : top) removed[i] = 1;
-        std::vector<int64_t> keep;
-        for (int64_t i = 0; i < data_.train.n; ++i)
-          if (!removed[i]) keep.push_back(i);
-        auto model = cached_model(cache_file(fmt::format("brittle-{}-q{:03d}-k{:05d}.safetensors", stem, j, k)),
-                                  s_.spec.seed, data::take(data_.train, keep),
-                                  fmt::format("{} brittleness q{} k={}", v.label, j, k));
-        if (evaluate(*model, query).predictions[0] == query.labels[0]) {
-          flipped = k;
-          break;
+      return model_job(cache_file(fmt::format("brittle-{}-q{:03d}-k{:05d}.safetensors", stem, j, k)), s_.spec.seed,
+                       kept_rows(keep), fmt::format("{} brittleness q{} k={}", v.label, j, k), [&](Module& model) {
+                         return std::vector<double>{evaluate(model, query).predictions[0] == query.labels[0] ? 1.0 : 0.0};
+                       });
+    };
+    parallel::run_in_rounds(next, job, [&](const std::vector<parallel::JobResult>& round) {
+      for (const auto& r : round) {
+        const int64_t j = r.key / grid, at = r.key % grid;
+        if (ModelMeasurement::unpack(r).values.at(0) != 0) {
+          found[j] = ks[at];
+          next_k[j] = grid;
+        } else {
+          advance(j, at + 1);
         }
       }
-      found.push_back(flipped);
-    }
+    });
     return found;
   }
 

@@ -23,6 +23,20 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
 void set_file_writes(bool on);
 bool file_writes();
 
+// file_writes() set to `on` for a scope, the previous setting restored after it (exceptions
+// included). For a rank that writes a file of its own, one no other rank writes (the benchmark's
+// models, each trained by one rank: docs/scale-out.md).
+class ScopedFileWrites {
+ public:
+  explicit ScopedFileWrites(bool on) : was_(file_writes()) { set_file_writes(on); }
+  ~ScopedFileWrites() { set_file_writes(was_); }
+  ScopedFileWrites(const ScopedFileWrites&) = delete;
+  ScopedFileWrites& operator=(const ScopedFileWrites&) = delete;
+
+ private:
+  bool was_;
+};
+
 // Reads a whole file; throws an Error naming the path if it cannot.
 std::string read_file(const std::string& path);
 

@@ -1,8 +1,8 @@
 // Run under a launcher (mpirun -np N) by tests/parallel/test_collectives.cpp: every collective
-// of parallel::Comm with rank-dependent inputs whose results are known exactly, then the failure
-// agreement. Prints one line per rank on success ("rank R of N: ok"), else what differed;
+// of parallel::Comm with rank-dependent inputs whose results are known exactly, working alone
+// and rounds of jobs (parallel/rounds.h), then the failure agreement. Prints one line per rank on success ("rank R of N: ok"), else what differed;
 // exits 0 only when every check held on this rank.
-//   collectives_check sums         every collective
+//   collectives_check sums         every collective, WorkAlone, run_in_rounds
 //   collectives_check fail         rank 1 (and 2, when there) fail while rank 0 is in an all-reduce
 #include <cmath>
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "parallel/comm.h"
+#include "parallel/rounds.h"
 
 namespace {
 
@@ -57,6 +58,46 @@ void sums() {
   c.broadcast(&v, sizeof v, 0);
   expect(v == 42, "broadcast(bytes)");
   c.barrier();
+}
+
+// Work alone, then rounds of it: rank r of n has r + 1 jobs (keys 10r, 10r + 1, ...), so round t
+// holds the jobs of ranks t..n-1, and every rank sees each round's results in rank order.
+void rounds() {
+  auto& c = lethe::parallel::comm();
+  const int r = c.rank(), n = c.size();
+  {
+    lethe::parallel::WorkAlone alone;
+    const std::vector<double> block = {static_cast<double>(r)};
+    expect(c.rank() == 0 && c.size() == 1 && !c.multi(), "WorkAlone: rank 0 of 1");
+    expect(c.allgather(std::span<const double>(block)) == block, "WorkAlone: an all-gather returns its input");
+  }
+  expect(c.rank() == r && c.size() == n && c.multi(), "after WorkAlone: the run's rank and size");
+  int64_t given = 0;
+  int round_number = 0;
+  lethe::parallel::run_in_rounds(
+      [&]() -> std::optional<int64_t> {
+        if (given > r) return std::nullopt;
+        return 10 * r + given++;
+      },
+      [&](int64_t key) {
+        return std::vector<double>{static_cast<double>(key) / 2, static_cast<double>(c.size())};
+      },
+      [&](const std::vector<lethe::parallel::JobResult>& round) {
+        const int t = round_number++;
+        bool ok = round.size() == static_cast<size_t>(n - t);
+        for (size_t i = 0; ok && i < round.size(); ++i) {
+          const int from = t + static_cast<int>(i);
+          ok = round[i].rank == from && round[i].key == 10 * from + t &&
+               round[i].values == std::vector<double>{(10.0 * from + t) / 2, 1.0};
+        }
+        expect(ok, "round " + std::to_string(t) + " of run_in_rounds");
+      });
+  expect(round_number == n, "run_in_rounds: " + std::to_string(round_number) + " rounds for " + std::to_string(n));
+  // Dealt round-robin: rank r takes r, r + n, ... below 7.
+  const auto next = lethe::parallel::dealt_round_robin(7);
+  bool dealt = true;
+  for (int64_t k = r; k < 7; k += n) dealt = dealt && next() == std::optional<int64_t>(k);
+  expect(dealt && !next(), "dealt_round_robin(7)");
   c.finish();
 }
 
@@ -102,7 +143,7 @@ int main(int argc, char** argv) {
     std::printf("rank 0 of 1: one process (launched size %d, backend %s)\n", lethe::parallel::launched_size(), c.backend());
     return 3;
   }
-  if (mode == "sums") sums();
+  if (mode == "sums") sums(), rounds();
   else if (mode == "fail") failing();
   else return 2;
   if (failures == 0) std::printf("rank %d of %d: ok (%s, local rank %d)\n", c.rank(), c.size(), c.backend(), c.local_rank());

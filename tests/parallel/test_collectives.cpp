@@ -8,6 +8,7 @@
 #include "learning/batches.h"
 #include "parallel/comm.h"
 #include "parallel/mpi_harness.h"
+#include "parallel/rounds.h"
 
 #ifndef LETHE_COLLECTIVES_CHECK
 #error "LETHE_COLLECTIVES_CHECK (the path of the collectives check program) must be defined by the build"
@@ -34,6 +35,22 @@ TEST(Collectives, OneProcessIsRankZeroOfOneAndCollectivesKeepTheirInput) {
   EXPECT_EQ(report.exit_code, 7);
   EXPECT_EQ(report.message, "bad file");
   EXPECT_NO_THROW(c.finish());
+}
+
+// In one process the rounds are one job each, in the order `next` gives them.
+TEST(Collectives, OneProcessRunsItsJobsOneARound) {
+  std::vector<std::vector<int64_t>> rounds;
+  parallel::run_in_rounds(
+      parallel::dealt_round_robin(3), [](int64_t key) { return std::vector<double>{static_cast<double>(key) + 0.5}; },
+      [&](const std::vector<parallel::JobResult>& round) {
+        rounds.emplace_back();
+        for (const auto& r : round) {
+          EXPECT_EQ(r.rank, 0);
+          EXPECT_EQ(r.values, std::vector<double>{static_cast<double>(r.key) + 0.5});
+          rounds.back().push_back(r.key);
+        }
+      });
+  EXPECT_EQ(rounds, (std::vector<std::vector<int64_t>>{{0}, {1}, {2}}));
 }
 
 // Without a launcher's variables the process is one rank whatever the build.

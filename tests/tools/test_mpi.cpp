@@ -1,6 +1,6 @@
 // The lethe binary across two ranks (mpirun -np 2) against the same command in one process:
-// scores of every method the acceptance names, a short training run, BatchNorm's refusal, and
-// faults (a bad file or a NaN on one rank, SIGTERM to the launcher). Each skips, saying why,
+// scores of every method the acceptance names, a short training run, the benchmark's models (one
+// a rank), BatchNorm's refusal, and faults (a bad file or a NaN on one rank, SIGTERM to the launcher). Each skips, saying why,
 // without MPI or mpirun. On two cores they take about a minute in all (docs/scale-out.md).
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "nn/checkpoint.h"
@@ -212,6 +213,63 @@ TEST_F(Mpi, TrainingABatchNormModelAcrossRanksIsRefused) {
   EXPECT_TRUE(r.out.empty()) << describe(r);
 }
 
+// `lethe benchmark` on a small D with subset, leave-one-out and brittleness models; `out` its
+// --out-dir. --threads 1 for one process and for each rank: the same arithmetic.
+Args benchmark_args(const std::string& data, const std::string& out) {
+  return {"--threads", "1", "--seed", "0", "benchmark", "--data", data, "--subset", "400", "--epochs", "1",
+          "--subsets", "4", "--queries", "4", "--bootstrap", "50", "--methods", "tracin,loss", "--loo", "2",
+          "--brittleness", "1", "--brittleness-ks", "5,20", "--json", "--out-dir", out};
+}
+
+// The models the cache of `out` holds, by file name.
+std::set<std::string> cached_models(const std::string& out) { return list_dir(out + "/models"); }
+
+// Across two ranks, every subset, leave-one-out and brittleness model is trained by one rank as
+// an ordinary one-process run (rank r: models r, r + 2, ...): the same seed, batches and
+// arithmetic, so the cached files are byte for byte one process's, the measured losses equal, and
+// so the LDS, LOO and brittleness figures. The base model is taken from one process's cache, since
+// two ranks would train it data-parallel (equal only within rounding: TrainingMatchesOneProcess),
+// and it decides the queries. Rank 0 alone reports, one line per model. A rerun after two models
+// were deleted (an interrupted run's cache) trains exactly those two again and reads the rest.
+TEST_F(Mpi, BenchmarkTrainsEachModelOnOneRankAsOneProcessDoes) {
+  const std::string one = work_.file("one"), two = work_.file("two");
+  const auto r1 = run_lethe(benchmark_args(data(), one));
+  ASSERT_EQ(r1.exit_code, 0) << describe(r1);
+  fs::create_directories(two + "/models");
+  fs::copy_file(one + "/benchmark-cache.txt", two + "/benchmark-cache.txt");
+  fs::copy_file(one + "/models/base.safetensors", two + "/models/base.safetensors");
+  const auto r2 = run_mpirun(2, benchmark_args(data(), two));
+  ASSERT_EQ(r2.exit_code, 0) << describe(r2);
+  const auto j1 = nlohmann::json::parse(r1.out), j2 = nlohmann::json::parse(r2.out);
+  EXPECT_EQ(j2["subset_models"]["trained"], 4);
+  for (const char* key : {"query_indices", "measured_loss", "loo_indices", "loo_delta"}) EXPECT_EQ(j1[key], j2[key]) << key;
+  EXPECT_EQ(j1["subset_models"]["mean_test_accuracy"], j2["subset_models"]["mean_test_accuracy"]);
+  ASSERT_EQ(j1["methods"].size(), j2["methods"].size());
+  for (size_t m = 0; m < j1["methods"].size(); ++m)
+    for (const char* key : {"lds", "lds_ci95", "lds_per_query", "loo_correlation", "brittleness_k"})
+      EXPECT_EQ(j1["methods"][m][key], j2["methods"][m][key]) << j1["methods"][m]["method"] << " " << key;
+  const auto models = cached_models(one);
+  EXPECT_GE(models.size(), 1u + 4 + 2 + j1["methods"].size()) << "base, subsets, leave-one-out, brittleness (k = 5 at least)";
+  EXPECT_EQ(cached_models(two), models);
+  for (const auto& f : models) EXPECT_EQ(read_all(one + "/models/" + f), read_all(two + "/models/" + f)) << f;
+  for (int m = 1; m <= 4; ++m)
+    EXPECT_EQ(lines_starting(r2.err, fmt::format("subset model {}/4 trained in ", m)).size(), 1u) << describe(r2);
+
+  const std::string loo = fmt::format("loo-{:05d}.safetensors", j1["loo_indices"][1].get<int64_t>());
+  fs::remove(two + "/models/subset-0001.safetensors");
+  fs::remove(two + "/models/" + loo);
+  const auto r3 = run_mpirun(2, benchmark_args(data(), two));
+  ASSERT_EQ(r3.exit_code, 0) << describe(r3);
+  const auto j3 = nlohmann::json::parse(r3.out);
+  EXPECT_EQ(j3["subset_models"]["trained"], 1);
+  EXPECT_EQ(j3["subset_models"]["loaded"], 3);
+  EXPECT_EQ(j3["measured_loss"], j1["measured_loss"]);
+  EXPECT_EQ(j3["loo_delta"], j1["loo_delta"]);
+  for (size_t m = 0; m < j1["methods"].size(); ++m) EXPECT_EQ(j3["methods"][m]["lds"], j1["methods"][m]["lds"]);
+  for (const auto& f : {std::string("subset-0001.safetensors"), loo})
+    EXPECT_EQ(read_all(one + "/models/" + f), read_all(two + "/models/" + f)) << f;
+}
+
 // mpirun with one command line for rank 0 and another for rank 1 (MPMD), to fault one rank.
 CliResult run_two_commands(const Args& rank0, const Args& rank1) {
   Args a = {"--allow-run-as-root", "--oversubscribe", "-np", "1", LETHE_BINARY};
@@ -224,19 +282,24 @@ CliResult run_two_commands(const Args& rank0, const Args& rank1) {
   return finish_lethe(child);
 }
 
+// The run stopped with exit code 1, lethe's one line names rank 1's failure and holds `needle`,
+// and nothing reached stdout.
+void expect_rank_1_failed(const CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 1) << describe(r);
+  const auto errors = lethe_errors(r);
+  ASSERT_EQ(errors.size(), 1u) << describe(r);
+  EXPECT_EQ(errors[0].rfind("lethe: error: rank 1 of 2: ", 0), 0u) << errors[0];
+  EXPECT_NE(errors[0].find(needle), std::string::npos) << errors[0];
+  EXPECT_TRUE(r.out.empty()) << describe(r);
+}
+
 // Rank 1 cannot read its model file while rank 0 works on: rank 0 learns it at its first
 // collective, says so in one line naming rank 1 and the file, and writes no scores.
 TEST_F(Mpi, ABadFileOnOneRankStopsEveryRank) {
   Args good = identify("scores", {"--method", "linear", "--solver", "diag"});
   Args bad = good;
   *std::find(bad.begin(), bad.end(), model()) = work_.file("missing.safetensors");
-  const auto r = run_two_commands(good, bad);
-  EXPECT_EQ(r.exit_code, 1) << describe(r);
-  const auto errors = lethe_errors(r);
-  ASSERT_EQ(errors.size(), 1u) << describe(r);
-  EXPECT_EQ(errors[0].rfind("lethe: error: rank 1 of 2: ", 0), 0u) << errors[0];
-  EXPECT_NE(errors[0].find("missing.safetensors"), std::string::npos) << errors[0];
-  EXPECT_TRUE(r.out.empty()) << describe(r);
+  expect_rank_1_failed(run_two_commands(good, bad), "missing.safetensors");
   EXPECT_EQ(list_dir(work_.str()), std::set<std::string>{}) << "a failed run left output behind";
 }
 
@@ -253,13 +316,22 @@ TEST_F(Mpi, ANanOnOneRankStopsEveryRank) {
                      "--method", "loss", "--top-k", "20", "--epochs", "1", "--out-dir", out_dir};
   Args bad = good;
   *std::find(bad.begin(), bad.end(), model()) = poisoned;
-  const auto r = run_two_commands(good, bad);
-  EXPECT_EQ(r.exit_code, 1) << describe(r);
-  const auto errors = lethe_errors(r);
-  ASSERT_EQ(errors.size(), 1u) << describe(r);
-  EXPECT_EQ(errors[0].rfind("lethe: error: rank 1 of 2: ", 0), 0u) << errors[0];
-  EXPECT_NE(errors[0].find("parameter '3.weight' is not finite"), std::string::npos) << errors[0];
+  expect_rank_1_failed(run_two_commands(good, bad), "parameter '3.weight' is not finite");
   EXPECT_TRUE(!fs::exists(out_dir) || list_dir(out_dir).empty()) << "a failed run left output behind";
+}
+
+// Rank 1 cannot write its first subset model (a folder stands at its path) while rank 0 trains
+// its own: rank 0 learns it at the round's end, the run stops with one line naming rank 1 and the
+// file, writes no results, and keeps the model rank 0 finished for a rerun.
+TEST_F(Mpi, ABenchmarkRankThatFailsInItsModelStopsEveryRank) {
+  const std::string out = work_.file("bench");
+  fs::create_directories(out + "/models/subset-0001.safetensors");
+  auto args = benchmark_args(data(), out);
+  args.insert(args.begin(), "--quiet");
+  expect_rank_1_failed(run_mpirun(2, args), "cannot write '" + out + "/models/subset-0001.safetensors': it is a directory");
+  EXPECT_FALSE(fs::exists(out + "/results.json"));
+  EXPECT_TRUE(fs::exists(out + "/models/subset-0000.safetensors"));
+  for (const auto& f : cached_models(out)) EXPECT_EQ(f.find(".tmp-"), std::string::npos) << f;
 }
 
 // SIGTERM to mpirun mid-run: every rank stops within seconds, mpirun exits non-zero, no scores.
