@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "datasets/transforms.h"
 #include "learning/batches.h"
 #include "learning/replay.h"
 #include "logistic_fixture.h"
@@ -219,6 +220,30 @@ TEST(SgdInfluenceOptions, TheLastEpochsAloneAndRefusals) {
   o = {};
   o.memory_gb = 1e-9;  // one epoch's steps are 4 x 12 floats x 4 steps: more than a byte
   EXPECT_THROW(sgd_influence(*model, train, r, gradient, o, stats), Error);
+}
+
+// Per-query scoring (the benchmark's LDS) reads the run back once for every query together; each
+// row must be the method's scores with that query alone as Fq, to float rounding (the query's
+// gradient comes from the per-example pass in one case and from a summed one in the other).
+TEST(SgdInfluenceOptions, PerQueryRowsAreEachQueryAlone) {
+  const data::ImageSet train = clusters(30, 1, 0.8), queries = clusters(3, 4, 1.2);
+  const TrainingRecipe r = logistic_recipe(3, 8, 0.05f, 0.0f);
+  auto model = init_base_model(r.architecture, r.seed);
+  train_classifier(*model, train, r.training);
+  IdentifyOptions o;
+  o.method = "sgd-influence";
+  o.recipe = r;
+  const QueryScores q = identify_per_query(*model, train, queries, o);
+  ASSERT_EQ(q.scores.size(), 3u);
+  for (int64_t j = 0; j < queries.n; ++j) {
+    const auto alone = identify(*model, train, data::take(queries, std::vector<int64_t>{j}), o).scores;
+    double gap = 0, scale = 0;
+    for (size_t i = 0; i < alone.size(); ++i) {
+      gap = std::max(gap, std::abs(q.scores[j][i] - alone[i]));
+      scale = std::max(scale, std::abs(alone[i]));
+    }
+    EXPECT_LE(gap, 1e-5 * scale) << "query " << j;
+  }
 }
 
 // A model of unknown training has no run to replay; a model with BatchNorm is refused by name.
