@@ -32,6 +32,7 @@ struct ExperimentSettings {
   // The treatment after removing each method's top k, for every k (and the oracle gate's rows);
   // empty: default_removal(spec). run_experiment's results carry the one used.
   std::string removal;
+  std::string retrain_init = "fresh";  // the retrain treatment's start: fresh | base (repair/treat.h)
   std::vector<std::string> treatments = default_treatments();  // extra treatments at the largest k
   int seeds = 1;
   uint64_t first_seed = 0;  // seeds first_seed, first_seed + 1, ...

@@ -13,6 +13,7 @@
 
 #include "datasets/mnist.h"
 #include "datasets/transforms.h"
+#include "learning/recipe.h"
 #include "nn/module.h"
 #include "repair/solve.h"
 
@@ -30,6 +31,10 @@ struct TreatOptions {
   double lr = 3e-4;        // Adam step size (finetune, ewc-delete)
   int retrain_epochs = 20; // retrain: the training recipe of `lethe train`
   double retrain_lr = 1e-3;
+  // retrain: from a fresh initialisation (its own stream) or from the one the model started from
+  // ("base": the recipe's θ_0 and batch-order stream, so that C's absence is all that differs).
+  std::string retrain_init = "fresh";
+  std::optional<TrainingRecipe> recipe;  // how the model was trained, when known
   std::optional<data::Augmentation> augment;  // finetune, retrain: as the base model was trained
   // newton: defaults measured on label-noise MNIST (KFAC keeps R at 0.99 where the diagonal,
   // whose near-zero entries blow up, wrecks the model at any γ)

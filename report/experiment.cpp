@@ -110,7 +110,7 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
                    {"subset", s.spec.subset}, {"noise", s.spec.noise}, {"noise_fraction", s.spec.noise_fraction},
                    {"noise_amount", data::noise_amount(s.spec)}, {"victim_epochs", s.spec.victim_epochs},
                    {"noise_design", data::noise_design(s.spec)}, {"noisy_queries", data::query_fraction(s.spec)},
-                   {"removal_treatment", repair::removal_treatment(s)},
+                   {"removal_treatment", repair::removal_treatment(s)}, {"retrain_init", s.retrain_init},
                    {"epochs", s.epochs}, {"batch", s.batch}, {"lr", s.lr}, {"methods", s.methods}, {"ks", s.ks},
                    {"treatments", s.treatments}, {"seeds", s.seeds}, {"first_seed", s.first_seed}};
   j["device"] = run.device;

@@ -1,6 +1,8 @@
-// retrain: training from a fresh initialisation on D \ C, the reference (and the costliest).
+// retrain: training on D \ C from a fresh initialisation or the model's own, the reference (and the
+// costliest).
 #include <fmt/format.h>
 
+#include "repair/params.h"
 #include "repair/treatment_support.h"
 #include "util/error.h"
 #include "util/streams.h"
@@ -25,14 +27,35 @@ LETHE_TREATMENT(retrain) {
                                   if (!(o.retrain_lr > 0))
                                     throw lethe::UsageError(fmt::format("--retrain-lr {}: must be > 0", o.retrain_lr));
                                 }),
+              option<std::string, O>("--retrain-init",
+                                     "fresh (a new initialisation from its own stream) | base (the model's own "
+                                     "initialisation and batch-order stream, from the recorded recipe)",
+                                     [](O& o) -> std::string& { return o.retrain_init; },
+                                     [](const O& o) {
+                                       if (o.retrain_init != "fresh" && o.retrain_init != "base")
+                                         throw lethe::UsageError(
+                                             fmt::format("--retrain-init {}: must be fresh or base", o.retrain_init));
+                                     }),
               option<int64_t, O>("--treat-batch", "mini-batch size", [](O& o) -> int64_t& { return o.batch; }),
           },
       .run =
           [](TreatmentRun& run) {
-            lethe::Rng init = lethe::stream(run.options.seed, lethe::Stream::kRetrainInit);
-            run.model.reset_parameters(init);
-            lethe::train_classifier(run.model, run.set,
-                                    train_options(run.options, run.options.retrain_epochs, run.options.retrain_lr, "retrain"));
+            const TreatOptions& o = run.options;
+            lethe::TrainOptions options = train_options(o, o.retrain_epochs, o.retrain_lr, "retrain");
+            if (o.retrain_init == "base") {
+              if (!o.recipe)
+                throw lethe::UsageError(
+                    "--retrain-init base starts from the model's own initialisation, which this model does not "
+                    "record: train it with `lethe train` or use --retrain-init fresh");
+              auto start = lethe::init_base_model(o.recipe->architecture, o.recipe->seed);
+              start->to(run.model.device());
+              restore(run.model, snapshot(*start));
+              options.seed = o.recipe->training.seed;
+            } else {
+              lethe::Rng init = lethe::stream(o.seed, lethe::Stream::kRetrainInit);
+              run.model.reset_parameters(init);
+            }
+            lethe::train_classifier(run.model, run.set, options);
           },
   };
   return t;

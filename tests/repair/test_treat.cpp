@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "datasets/transforms.h"
+#include "learning/recipe.h"
 #include "logistic_fixture.h"
 #include "repair/params.h"
 #include "repair/treat.h"
@@ -99,6 +100,39 @@ TEST(Treat, FinetuneAndRetrainSeeExactlyDWithoutC) {
     EXPECT_EQ(r.stats.at("removed"), static_cast<double>(causes.size())) << t;
   }
   EXPECT_THROW(without_examples(train, {45}), Error);
+}
+
+// Retraining from the model's own start (--retrain-init base) with nothing removed and the
+// recipe's epochs, batch and step size takes the run again: the model comes back bit for bit, so
+// whatever a removal changes is the removal's doing, not a new initialisation's. A model that
+// records no recipe is refused.
+TEST(Treat, RetrainFromTheBaseInitialisationWithNothingRemovedIsTheModelAgain) {
+  const data::ImageSet train = clusters(40, 11, 0.6), fq = clusters(6, 12, 0.6);
+  TrainingRecipe r;
+  r.architecture = R"({"format": "lethe.model/1", "name": "logistic", "input": [1, 1, 3], "classes": 3, "layers": [)"
+                   R"({"type": "flatten", "name": "0"}, {"type": "linear", "name": "1", "in": 3, "out": 3}]})";
+  r.seed = 4;
+  r.training = base_training(r.seed, 3, 16, 0.02);
+  auto model = init_base_model(r.architecture, r.seed);
+  train_classifier(*model, train, r.training);
+  const auto theta = flatten_params(*model);
+
+  TreatOptions o;
+  o.treatment = "retrain";
+  o.retrain_init = "base";
+  o.recipe = r;
+  o.retrain_epochs = 3, o.batch = 16, o.retrain_lr = 0.02;
+  assign_params(*model, std::vector<float>(theta.size(), 0.5f));
+  treat(*model, train, {}, fq, o);
+  EXPECT_EQ(flatten_params(*model), theta);
+  // Removing examples changes the run, from the same start.
+  treat(*model, train, {2, 5, 11}, fq, o);
+  EXPECT_NE(flatten_params(*model), theta);
+
+  o.recipe.reset();
+  EXPECT_THROW(treat(*model, train, {}, fq, o), UsageError);
+  o.retrain_init = "warm";
+  EXPECT_THROW(validate(o), UsageError);
 }
 
 TEST(Treat, BadOptionsAndDivergenceLeaveTheModelAsItWas) {

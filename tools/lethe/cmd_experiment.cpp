@@ -42,6 +42,7 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
   take(c.noise_design, "--noise-design", s.spec.design);
   take(c.noisy_queries, "--noisy-queries", s.spec.query_fraction);
   take(c.removal, "--removal-treatment", s.removal);
+  take(c.retrain_init, "--retrain-init", s.retrain_init);
   take(c.model, "--model", s.model);
   take(c.epochs, "--epochs", s.epochs);
   take(c.batch, "--batch", s.batch);
@@ -126,6 +127,10 @@ void add_experiment_command(CLI::App& app, GlobalOptions& global) {
                   "treatment `lethe treat` names; retrain follows the base model's --epochs and --lr. Default: retrain "
                   "for --noise-design pattern (fine-tuning gets no gradient that unlearns a pattern once its carriers "
                   "are gone), finetune otherwise");
+  cmd->add_option("--retrain-init", s.retrain_init,
+                  "Where the retrain treatment starts: fresh (a new initialisation) | base (the base model's own "
+                  "initialisation and batch-order stream, so that the removal is all that differs)")
+      ->capture_default_str();
   cmd->add_option("--treatments", *treatments, "Comma-separated extra treatments at the largest k (default: " + joined(s.treatments) + ")");
   cmd->add_option("--seeds", s.seeds, "Number of seeds (the global --seed, then the next ones)")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print results.json on stdout instead of the report");

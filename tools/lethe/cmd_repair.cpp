@@ -48,7 +48,7 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
     throw UsageError(fmt::format("--top-k {}: larger than the {} training examples", a.rule.top_k, c.data.train.n));
   std::filesystem::create_directories(a.out_dir);
   a.treat.augment = c.augment;
-  a.identify.recipe = c.recipe;
+  a.identify.recipe = a.treat.recipe = c.recipe;
   auto on_progress = [&](const std::string& stage, int64_t d, int64_t t) { progress.update(stage, d, t); };
   auto on_log = [&](const std::string& line) { progress.line(line); };
   a.identify.progress = a.treat.progress = on_progress;

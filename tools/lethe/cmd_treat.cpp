@@ -34,6 +34,7 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   const auto scores = read_scores_csv(a.scores_file, c.data.train.n);
   const auto causes = select_causes(a.rule, scores);
   a.opt.augment = c.augment;
+  a.opt.recipe = c.recipe;
   a.opt.progress = [&](const std::string& stage, int64_t d, int64_t t) { progress.update(stage, d, t); };
   a.opt.log = [&](const std::string& line) { progress.line(line); };
   Module& model = *c.loaded.model;

@@ -111,6 +111,7 @@ ExperimentConfig parse_experiment_config(std::string_view text, const std::strin
     else if (key == "noise_design") c.noise_design = read_string(value, name, key);
     else if (key == "noisy_queries") c.noisy_queries = read_number(value, name, key);
     else if (key == "removal_treatment") c.removal = read_string(value, name, key);
+    else if (key == "retrain_init") c.retrain_init = read_string(value, name, key);
     else if (key == "methods")
       c.methods = read_names(value, name, key, "method",
                              [](const std::string& n, const std::string&) { repair::parse_method_variant(n); },

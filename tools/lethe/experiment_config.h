@@ -13,7 +13,7 @@ namespace lethe::cli {
 
 // What a config file sets; a key it does not mention stays empty.
 struct ExperimentConfig {
-  std::optional<std::string> dataset, data, noise, model, noise_design, removal;
+  std::optional<std::string> dataset, data, noise, model, noise_design, removal, retrain_init;
   std::optional<int64_t> subset, batch;
   std::optional<int> epochs, seeds, victim_epochs;
   std::optional<double> lr, noise_fraction, noise_amount, noisy_queries;
