@@ -21,7 +21,7 @@ TEST(ExperimentConfig, ReadsEverySetting) {
   const ExperimentConfig c = parse_experiment_config(
       R"({"dataset": "mnist", "data": "d", "subset": -1, "noise": "label", "epochs": 3, "batch": 16, "lr": 2,
           "methods": ["ewc", "loss"], "ks": [5, 9], "treatments": [], "seeds": 2, "noise_fraction": 0.25,
-          "noise_amount": 1, "victim_epochs": 4})",
+          "noise_amount": 1, "victim_epochs": 4, "removal_treatment": "retrain", "retrain_init": "base"})",
       "c.json");
   EXPECT_EQ(c.dataset, "mnist");
   EXPECT_EQ(c.data, "d");
@@ -37,6 +37,8 @@ TEST(ExperimentConfig, ReadsEverySetting) {
   EXPECT_EQ(c.noise_fraction, 0.25);
   EXPECT_EQ(c.noise_amount, 1.0);
   EXPECT_EQ(c.victim_epochs, 4);
+  EXPECT_EQ(c.removal, "retrain");
+  EXPECT_EQ(c.retrain_init, "base");
   const ExperimentConfig empty = parse_experiment_config("{}", "e.json");
   EXPECT_FALSE(empty.epochs.has_value());
   EXPECT_FALSE(empty.methods.has_value());
