@@ -33,6 +33,8 @@ struct TrainOptions {
   // Called after each batch with (batches done, batches per epoch) and after each epoch.
   std::function<void(int64_t, int64_t)> on_batch;
   std::function<void(const EpochStats&)> on_epoch;
+  // Called after on_epoch; returning true ends training after that epoch (an early stop).
+  std::function<bool(const EpochStats&)> stop_after;
 };
 
 // Copies batch `idx` of `set` into a [b, c, h, w] tensor and its labels, on `device`.

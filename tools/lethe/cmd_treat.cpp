@@ -37,6 +37,12 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   a.opt.progress = [&](const std::string& stage, int64_t d, int64_t t) { progress.update(stage, d, t); };
   a.opt.log = [&](const std::string& line) { progress.line(line); };
   Module& model = *c.loaded.model;
+  // Beside the held-out rule's own evaluations, Fh and R at each of them: the trade-off the
+  // rule cannot see (it never looks at Fh), for the user to judge its choice.
+  std::vector<std::pair<double, double>> fh_r;
+  a.opt.observe = [&](const repair::StopEvaluation&, Module& m) {
+    fh_r.emplace_back(c.fh.n ? evaluate(m, c.fh).accuracy : 0.0, c.remaining.n ? evaluate(m, c.remaining).accuracy : 0.0);
+  };
   const SplitAccuracy before = split_accuracy(model, c);
   const auto r = repair::treat(model, c.data.train, causes, c.fq, a.opt);
   const SplitAccuracy after = split_accuracy(model, c);
@@ -56,6 +62,12 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
     j["before"] = accuracy_json(before);
     j["after"] = accuracy_json(after);
     for (const auto& [k, v] : r.stats) j["stats"][k] = v;
+    if (!r.note.empty()) j["note"] = r.note;
+    if (!r.curve.empty()) {
+      j["curve"] = stop_curve_json(r.curve);
+      for (size_t i = 0; i < fh_r.size(); ++i)
+        j["curve"][i]["accuracy_fh"] = fh_r[i].first, j["curve"][i]["accuracy_r"] = fh_r[i].second;
+    }
     j["out"] = a.out;
     print_result(j.dump(2) + "\n");
     return;
@@ -64,8 +76,19 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
                                 causes.size(), r.seconds);
   out += "           Fq      Fh      R       test\n";
   out += fmt::format("before   {:.4f}  {:.4f}  {:.4f}  {:.4f}\n", before.fq, before.fh, before.remaining, before.test);
-  out += fmt::format("after    {:.4f}  {:.4f}  {:.4f}  {:.4f}\n\nrepaired model: {}\n", after.fq, after.fh, after.remaining,
-                     after.test, a.out);
+  out += fmt::format("after    {:.4f}  {:.4f}  {:.4f}  {:.4f}\n\n", after.fq, after.fh, after.remaining, after.test);
+  if (!r.note.empty()) out += r.note + "\n\n";
+  if (!r.curve.empty()) {
+    const int kept = static_cast<int>(r.stats.at("best_epoch"));
+    out += "epoch   Fq      held-out   Fh      R        (the rule sees Fq and held-out; * kept, - below the tolerance)\n";
+    for (size_t i = 0; i < r.curve.size(); ++i) {
+      const auto& e = r.curve[i];
+      out += fmt::format("{:>5}{}  {:.4f}  {:.4f}     {:.4f}  {:.4f}\n", e.epoch, e.epoch == kept ? '*' : e.within ? ' ' : '-',
+                         e.fq, e.heldout, fh_r[i].first, fh_r[i].second);
+    }
+    out += "\n";
+  }
+  out += fmt::format("repaired model: {}\n", a.out);
   print_result(out);
 }
 
