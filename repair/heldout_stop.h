@@ -4,9 +4,10 @@
 //
 // Fine-tuning on D \ C repairs the failures while it moves the model, and at some point starts
 // to cost what the model got right. The rule watches the two sides with what a user has: the
-// accuracy on Fq (the failures it knows; Fh is never looked at) and on a held-out slice of
-// D \ C, a stand-in for R. An epoch is admissible when the held-out accuracy has not fallen more
-// than `tolerance` below its value before fine-tuning; the best epoch is the admissible one of
+// accuracy on Fq (the failures it knows; Fh is never looked at) and on the examples of a
+// held-out slice of D \ C that the model got right before fine-tuning, a stand-in for R. An
+// epoch is admissible when that accuracy has not fallen more than `tolerance` below its value
+// before fine-tuning (1, unless the caller measures otherwise); the best epoch is the admissible one of
 // highest Fq accuracy (the earliest on ties: the least moved). The rule stops after `patience`
 // evaluations without a new best. If no epoch is admissible, the best is the one of highest
 // held-out accuracy (the least harm), and an admissible epoch always replaces it.

@@ -23,7 +23,8 @@ namespace lethe::repair {
 std::vector<std::string> treatment_list();
 
 // One evaluation of fine-tuning's held-out stopping rule: after `epoch` epochs (0: the model
-// before fine-tuning), its accuracy on Fq and on the held-out slice of D \ C.
+// before fine-tuning), its accuracy on Fq and on the held-out examples of D \ C it classified
+// correctly before fine-tuning (1 at epoch 0, as R's accuracy is for θ̂).
 struct StopEvaluation {
   int epoch = 0;
   double fq = 0, heldout = 0;
@@ -35,8 +36,8 @@ struct TreatOptions {
   int64_t batch = 64;      // finetune/retrain/ewc-delete mini-batch
   // finetune's stopping rule (docs/method.md, "Fine-tuning's stopping rule"): "heldout" holds
   // out a seeded `finetune_heldout` share of D \ C, fine-tunes on the rest, evaluates Fq and the
-  // held-out slice after every epoch, keeps the epoch of best Fq accuracy among those whose
-  // held-out accuracy is at most `finetune_tolerance` below its start, and stops after
+  // held-out examples it got right before fine-tuning after every epoch, keeps the epoch of best
+  // Fq accuracy among those that keep all but `finetune_tolerance` of them right, and stops after
   // `finetune_patience` epochs without a better one or at `finetune_max_epochs`; "fixed" runs
   // `epochs` epochs on all of D \ C.
   std::string finetune_stop = "fixed";

@@ -181,24 +181,41 @@ TEST(FinetuneRule, StopsWhenTheHeldOutSliceFallsAndRestoresTheKeptEpoch) {
   EXPECT_EQ(flatten_params(*model), flatten_params(*shorter));
 }
 
-TEST(FinetuneRule, RunsToTheCapWhileFqKeepsImproving) {
+TEST(FinetuneRule, RunsToTheCapWhileFqKeepsImprovingAndTheHeldOutSliceHolds) {
   TreatOptions o = rule_options();
   o.finetune_patience = 1;  // a single epoch without a better Fq accuracy would stop it
   o.finetune_max_epochs = 5;
+  o.lr = 0.01;              // the boundary moves slowly: five epochs leave it short of 0
   std::vector<int64_t> heldout_idx;
-  // The held-out slice agrees with the training examples (label 0): fine-tuning only helps it.
-  const data::ImageSet d = d_with_heldout(o.seed, o.finetune_heldout, 0, &heldout_idx);
-  // Fq spread far to the right: the boundary crosses more of it in every epoch and never all.
-  const data::ImageSet fq = fq_between(-2.9f, 100.0f, 4000);
+  const data::ImageSet d = d_with_heldout(o.seed, o.finetune_heldout, 1, &heldout_idx);
+  // Fq densely in (−2.9, 0): the boundary crosses more of it in every epoch, never all of it.
+  const data::ImageSet fq = fq_between(-2.9f, -0.1f, 2000);
   auto model = boundary_model();
   const TreatResult r = treat(*model, d, {}, fq, o);
   EXPECT_EQ(r.stats.at("epochs_run"), 5.0);
   EXPECT_EQ(r.stats.at("best_epoch"), 5.0);
   EXPECT_EQ(r.stats.at("stopped_early"), 0.0);
   ASSERT_EQ(r.curve.size(), 6u);
-  for (size_t e = 1; e < r.curve.size(); ++e) EXPECT_GT(r.curve[e].fq, r.curve[e - 1].fq) << "epoch " << e;
-  EXPECT_GE(r.curve.back().heldout, r.curve.front().heldout);
+  for (size_t e = 1; e < r.curve.size(); ++e) {
+    EXPECT_GT(r.curve[e].fq, r.curve[e - 1].fq) << "epoch " << e;
+    EXPECT_EQ(r.curve[e].heldout, 1.0) << "epoch " << e;
+  }
+  EXPECT_LT(r.curve.back().fq, 1.0);
   EXPECT_NE(r.note.find("--finetune-max-epochs 5"), std::string::npos) << r.note;
+}
+
+TEST(FinetuneRule, HeldOutExamplesWrongBeforeFineTuningAreNotWatched) {
+  // The slice labelled 0 beyond x = 0, where the model calls everything 1: none of it is right
+  // before fine-tuning, so there is nothing for fine-tuning to break and only Fq decides.
+  TreatOptions o = rule_options();
+  std::vector<int64_t> heldout_idx;
+  const data::ImageSet d = d_with_heldout(o.seed, o.finetune_heldout, 0, &heldout_idx);
+  auto model = boundary_model();
+  const TreatResult r = treat(*model, d, {}, fq_between(-2.9f, -0.1f, 40), o);
+  EXPECT_EQ(r.stats.at("heldout_slice"), static_cast<double>(heldout_idx.size()));
+  EXPECT_EQ(r.stats.at("heldout_examples"), 0.0);
+  for (const auto& e : r.curve) EXPECT_TRUE(e.within) << "epoch " << e.epoch;
+  EXPECT_EQ(r.stats.at("fq_accuracy_best"), 1.0);
 }
 
 TEST(FinetuneRule, FixedRunsItsEpochsOnAllOfDWithoutC) {
