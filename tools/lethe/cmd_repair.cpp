@@ -38,6 +38,7 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
   a.identify.seed = a.treat.seed = global.seed;
   repair::validate(a.identify, 1, 1);
   repair::validate(a.treat);
+  check_finetune_flags(cmd, a.treat);
   parse_save_dtype(a.save_dtype);  // a bad value stops here, before any work
   if (a.rule.top_k < 0 && a.rule.top_fraction < 0 && !a.rule.positive) a.rule.top_k = 1000;
   if (std::filesystem::exists(a.out_dir) && !std::filesystem::is_directory(a.out_dir))

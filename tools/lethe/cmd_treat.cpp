@@ -26,6 +26,7 @@ nlohmann::json accuracy_json(const SplitAccuracy& a) {
 void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   a.opt.seed = global.seed;
   repair::validate(a.opt);
+  check_finetune_flags(cmd, a.opt);
   parse_save_dtype(a.save_dtype);  // a bad value stops here, before any work
   if (a.rule.top_k < 0 && a.rule.top_fraction < 0 && !a.rule.positive)
     throw UsageError("choose the cause set: --top-k K, --top-fraction F or --positive");
