@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "report/paper.h"
 #include "util/atomic_file.h"
 
 namespace lethe::report {
@@ -299,6 +300,7 @@ std::string report_markdown(const ExperimentResults& res, const RunInfo& run) {
   if (res.noisy) md += detection_section(res);
   md += repair_sections(res);
   md += stopping_section(res);
+  md += paper_section(res, fmt::format("{}, {} threads", run.device, run.threads));
   md += fmt::format("Top causes by {} (first seed; red: known corrupted): ![causes](causes_{}.png)\n\nAll numbers: "
                     "`results.json`, `results.csv`.\n", s.methods.front(), s.methods.front());
   return md;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -238,7 +239,18 @@ TEST_F(Pipeline, ExperimentWritesResultsReportAndFigures) {
   EXPECT_EQ(j["settings"]["removal_treatment"], "finetune");
   ASSERT_TRUE(j.contains("oracle_gate"));
   EXPECT_EQ(j["oracle_gate"]["k"], oracle_k);
-  EXPECT_NE(read_all((fs::path(out) / "report.md").string()).find("Oracle gate:"), std::string::npos);
+  const std::string md = read_all((fs::path(out) / "report.md").string());
+  EXPECT_NE(md.find("Oracle gate:"), std::string::npos);
+  // Against the paper: ewc's recall and seconds beside the paper's (one seed: the value itself);
+  // no Fh row (no k = 1,000 here) and nothing for the methods that did not run.
+  const std::string recall = fmt::format(
+      "| MNIST, label noise | EWC-influence (`ewc`) | recall of the flipped labels (lethe: recall@K, K = the number flipped) "
+      "| about 0.85 | {:.3f} |",
+      j["identification"][0]["recall_at_k"].get<double>());
+  EXPECT_NE(md.find(recall), std::string::npos) << recall << "\n" << md;
+  EXPECT_NE(md.find("| EWC-influence (`ewc`) | identification, seconds | 9.8 (one Tesla K80) |"), std::string::npos);
+  for (const char* absent : {"Fh after removing the top 1000", "linear influence", "SGD-influence"})
+    EXPECT_EQ(md.find(absent), std::string::npos) << absent;
   for (const auto& e : j["identification"]) {
     EXPECT_GE(e["recall_at_k"].get<double>(), 0.0);
     EXPECT_EQ(e["recall_curve"].size(), 51u);
