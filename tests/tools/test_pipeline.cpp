@@ -131,7 +131,7 @@ TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
 
   // The held-out rule says what it did: the kept epoch, and each evaluation with Fh and R beside.
   const auto h = run_lethe(with(base("treat"), {"--scores", csv, "--top-k", "20", "--finetune-stop", "heldout",
-                                                "--finetune-max-epochs", "3", "--out", repaired}));
+                                                "--finetune-max-epochs", "3", "--tradeoff", "--out", repaired}));
   ASSERT_EQ(h.exit_code, 0) << describe(h);
   EXPECT_NE(h.out.find("finetune (held-out rule): kept epoch"), std::string::npos) << h.out;
   EXPECT_NE(h.out.find("epoch   Fq      held-out   Fh      R"), std::string::npos) << h.out;

@@ -17,6 +17,7 @@ struct TreatArgs {
   CauseRule rule;
   repair::TreatOptions opt;
   bool json = false;
+  bool tradeoff = false;
 };
 
 nlohmann::json accuracy_json(const SplitAccuracy& a) {
@@ -38,12 +39,13 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   a.opt.progress = [&](const std::string& stage, int64_t d, int64_t t) { progress.update(stage, d, t); };
   a.opt.log = [&](const std::string& line) { progress.line(line); };
   Module& model = *c.loaded.model;
-  // Beside the held-out rule's own evaluations, Fh and R at each of them: the trade-off the
+  // With --tradeoff, Fh and R beside each of the held-out rule's evaluations: the trade-off the
   // rule cannot see (it never looks at Fh), for the user to judge its choice.
   std::vector<std::pair<double, double>> fh_r;
-  a.opt.observe = [&](const repair::StopEvaluation&, Module& m) {
-    fh_r.emplace_back(c.fh.n ? evaluate(m, c.fh).accuracy : 0.0, c.remaining.n ? evaluate(m, c.remaining).accuracy : 0.0);
-  };
+  if (a.tradeoff)
+    a.opt.observe = [&](const repair::StopEvaluation&, Module& m) {
+      fh_r.emplace_back(c.fh.n ? evaluate(m, c.fh).accuracy : 0.0, c.remaining.n ? evaluate(m, c.remaining).accuracy : 0.0);
+    };
   const SplitAccuracy before = split_accuracy(model, c);
   const auto r = repair::treat(model, c.data.train, causes, c.fq, a.opt);
   const SplitAccuracy after = split_accuracy(model, c);
@@ -81,11 +83,12 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   if (!r.note.empty()) out += r.note + "\n\n";
   if (!r.curve.empty()) {
     const int kept = static_cast<int>(r.stats.at("best_epoch"));
-    out += "epoch   Fq      held-out   Fh      R        (the rule sees Fq and held-out; * kept, - below the tolerance)\n";
+    out += fmt::format("epoch   Fq      held-out{}   (the rule sees Fq and held-out; * kept, - below the tolerance)\n",
+                       a.tradeoff ? "   Fh      R     " : "");
     for (size_t i = 0; i < r.curve.size(); ++i) {
       const auto& e = r.curve[i];
-      out += fmt::format("{:>5}{}  {:.4f}  {:.4f}     {:.4f}  {:.4f}\n", e.epoch, e.epoch == kept ? '*' : e.within ? ' ' : '-',
-                         e.fq, e.heldout, fh_r[i].first, fh_r[i].second);
+      out += fmt::format("{:>5}{}  {:.4f}  {:.4f}", e.epoch, e.epoch == kept ? '*' : e.within ? ' ' : '-', e.fq, e.heldout);
+      out += a.tradeoff ? fmt::format("     {:.4f}  {:.4f}\n", fh_r[i].first, fh_r[i].second) : "\n";
     }
     out += "\n";
   }
@@ -104,6 +107,9 @@ void add_treat_command(CLI::App& app, GlobalOptions& global) {
   add_treatment_options(cmd, a->opt);
   cmd->add_option("--out", a->out, "Repaired checkpoint to write (atomically)")->required();
   add_save_dtype_option(cmd, a->save_dtype);
+  cmd->add_flag("--tradeoff", a->tradeoff,
+                "finetune's held-out rule: measure Fh and R at each of its evaluations too (one pass over the test set an "
+                "epoch), to see the trade-off it made");
   cmd->add_flag("--json", a->json, "Print one JSON document on stdout instead of the table");
   cmd->callback([&global, a, cmd] { run_treat(global, *a, *cmd); });
 }
