@@ -118,10 +118,11 @@ std::string stopping_section(const ExperimentResults& res) {
   const auto& t = res.settings.treat;
   std::string md = fmt::format(
       "## Fine-tuning's stopping rule\n\nEach fine-tune held out {:g}% of D \\ C (seeded), trained on the rest (Adam "
-      "{:g}) and evaluated Fq and the held-out slice after every epoch; it kept the epoch of best Fq accuracy among those "
-      "whose held-out accuracy stayed within {:g} of its start, and stopped after {} epochs without a better one or at {}. "
-      "Fh is never looked at.\n\n| removal | k | epochs run | kept epoch | held-out accuracy at the start | at the kept "
-      "epoch | kept within the tolerance |\n|---|---|---|---|---|---|---|\n",
+      "{:g}) and after every epoch evaluated Fq and the held-out examples the model got right before fine-tuning (the "
+      "watched ones); it kept the epoch of best Fq accuracy among those that kept all but {:g} of the watched ones right, "
+      "and stopped after {} epochs without a better one or at {}. Fh is never looked at.\n\n| removal | k | epochs run | "
+      "kept epoch | watched held-out examples | share still right at the kept epoch | kept within the tolerance |\n"
+      "|---|---|---|---|---|---|---|\n",
       100 * t.finetune_heldout, t.lr, t.finetune_tolerance, t.finetune_patience, t.finetune_max_epochs);
   std::vector<std::string> methods = repair::compared_methods(res);
   methods.push_back("nothing");
@@ -133,12 +134,12 @@ std::string stopping_section(const ExperimentResults& res) {
       if (rows.empty()) continue;
       md += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", m == "nothing" ? "nothing removed" : label(m), g.k_label,
                         stopping_figure(rows, "epochs_run", 1), stopping_figure(rows, "best_epoch", 1),
-                        stopping_figure(rows, "heldout_accuracy_start", 3), stopping_figure(rows, "heldout_accuracy_best", 3),
+                        stopping_figure(rows, "heldout_examples", 0), stopping_figure(rows, "heldout_accuracy_best", 3),
                         stopping_figure(rows, "within_tolerance", 2));
     }
   for (const auto& trace : res.traces) {
-    md += fmt::format("\nThe rule's course on {}'s top {} (seed {}): it sees Fq and the held-out slice; Fh and R are "
-                      "measured beside it, for the trade-off it makes.\n\n| epoch | Fq | held-out | Fh | R | |\n"
+    md += fmt::format("\nThe rule's course on {}'s top {} (seed {}): it sees Fq and the watched held-out examples; Fh "
+                      "and R are measured beside it, for the trade-off it makes.\n\n| epoch | Fq | held-out | Fh | R | |\n"
                       "|---|---|---|---|---|---|\n",
                       label(trace.method), trace.k, trace.seed);
     for (const auto& p : trace.points)

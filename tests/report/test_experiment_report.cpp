@@ -104,7 +104,8 @@ TEST(StoppingReport, ShowsTheRulesFiguresAndItsCourseWithTheKeptEpoch) {
   r.settings.treat.finetune_stop = "heldout";
   for (auto& row : r.rows)
     row.stopping = {{"epochs_run", row.seed == 0 ? 6.0 : 8.0}, {"best_epoch", row.seed == 0 ? 3.0 : 5.0},
-                    {"heldout_accuracy_start", 0.99}, {"heldout_accuracy_best", 0.985}, {"within_tolerance", 1.0}};
+                    {"heldout_examples", row.seed == 0 ? 180.0 : 190.0}, {"heldout_accuracy_best", 0.985},
+                    {"within_tolerance", 1.0}};
   repair::StopTrace trace{0, "ewc", 1000, 2, {}};
   trace.points = {{0, 0.0, 0.99, 0.0, 1.0, true}, {1, 0.6, 0.99, 0.55, 0.99, true}, {2, 0.8, 0.985, 0.78, 0.985, true},
                   {3, 0.85, 0.95, 0.8, 0.96, false}};
@@ -112,7 +113,7 @@ TEST(StoppingReport, ShowsTheRulesFiguresAndItsCourseWithTheKeptEpoch) {
   RunInfo run;
   const std::string md = report_markdown(r, run);
   ASSERT_NE(md.find("## Fine-tuning's stopping rule"), std::string::npos) << md;
-  EXPECT_NE(md.find("| ewc | 1000 | 7.0 ± 1.4 | 4.0 ± 1.4 | 0.990 ± 0.000 | 0.985 ± 0.000 | 1.00 ± 0.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| ewc | 1000 | 7.0 ± 1.4 | 4.0 ± 1.4 | 185 ± 7 | 0.985 ± 0.000 | 1.00 ± 0.00 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| 2 | 0.800 | 0.985 | 0.780 | 0.985 | kept |"), std::string::npos) << md;
   EXPECT_NE(md.find("| 3 | 0.850 | 0.950 | 0.800 | 0.960 | held-out below the tolerance |"), std::string::npos) << md;
   EXPECT_NE(md.find("finetune_rule.svg"), std::string::npos);
