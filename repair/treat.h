@@ -40,7 +40,9 @@ struct TreatOptions {
   // Fq accuracy among those that keep all but `finetune_tolerance` of them right, and stops after
   // `finetune_patience` epochs without a better one or at `finetune_max_epochs`; "fixed" runs
   // `epochs` epochs on all of D \ C.
-  std::string finetune_stop = "fixed";
+  // The rule by default: at 20 base epochs it repairs as the fixed two epochs did, after 200 it
+  // repairs more with R unchanged (docs/noise.md, "Fine-tuning's stopping rule").
+  std::string finetune_stop = "heldout";
   int finetune_max_epochs = 30;
   int finetune_patience = 3;
   double finetune_heldout = 0.1;
