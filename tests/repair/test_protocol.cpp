@@ -40,6 +40,7 @@ TEST(Protocol, ReturnsEverySeedsRowsAndScores) {
   };
   ExperimentSettings s = tiny(work.file("mnist"));
   s.treat.finetune_stop = "heldout";
+  s.treat.finetune_max_epochs = 4;  // what is checked is the rule's bookkeeping, not how far it goes
   const ExperimentResults r = run_experiment(s, hooks);
   EXPECT_EQ(first_scores_calls, 1);
   EXPECT_TRUE(r.noisy);
