@@ -52,6 +52,19 @@ std::vector<int64_t> seeded_subset(int64_t n_total, int64_t n, uint64_t seed) {
   return pool;
 }
 
+HoldoutSplit holdout_split(int64_t n, double fraction, Rng& rng) {
+  std::vector<int64_t> order(static_cast<size_t>(std::max<int64_t>(n, 0)));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  rng.shuffle(order);
+  const int64_t n_held = n >= 2 && fraction > 0 ? std::clamp<int64_t>(std::llround(fraction * static_cast<double>(n)), 1, n - 1) : 0;
+  HoldoutSplit s;
+  s.held_out.assign(order.begin(), order.begin() + n_held);
+  s.kept.assign(order.begin() + n_held, order.end());
+  std::sort(s.held_out.begin(), s.held_out.end());
+  std::sort(s.kept.begin(), s.kept.end());
+  return s;
+}
+
 ImageSet take(const ImageSet& set, std::span<const int64_t> idx) {
   check_indices(set, idx, "take");
   ImageSet out;

@@ -14,6 +14,14 @@ namespace lethe::data {
 // Throws if n <= 0 or n > n_total.
 std::vector<int64_t> seeded_subset(int64_t n_total, int64_t n, uint64_t seed);
 
+// [0, n) split at random into a held-out part of round(fraction · n) indices (at least one when
+// n >= 2 and fraction > 0; none otherwise) and the rest, both sorted ascending. The shuffle of
+// all n indices comes from `rng`; the first ones drawn are held out.
+struct HoldoutSplit {
+  std::vector<int64_t> kept, held_out;
+};
+HoldoutSplit holdout_split(int64_t n, double fraction, Rng& rng);
+
 // The examples at `idx`, in that order. source_index still points into the original file, so
 // take(take(s, a), b) traces back to the file just as take(s, a) does. Throws on an index
 // outside the set.

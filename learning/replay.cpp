@@ -30,6 +30,7 @@ TrainingReplay::TrainingReplay(Module& model, const data::ImageSet& train, const
   recipe_.training.on_step = nullptr;
   recipe_.training.on_epoch_start = nullptr;
   recipe_.training.resume = nullptr;
+  recipe_.training.stop_after = nullptr;
 }
 
 int64_t TrainingReplay::steps_per_epoch() const {

@@ -240,6 +240,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     history.push_back(stats);
     if (options.on_epoch) options.on_epoch(stats);
+    if (options.stop_after && options.stop_after(stats)) break;
   }
   model.zero_grad();
   return history;

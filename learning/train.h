@@ -63,6 +63,8 @@ struct TrainOptions {
   // Take the run up at resume->epoch from that state (parameters, buffers, Adam, streams) instead
   // of starting at epoch 1 from the model as it is; `epochs` still names the last epoch.
   std::shared_ptr<const TrainResume> resume;
+  // Called after on_epoch; returning true ends training after that epoch (an early stop).
+  std::function<bool(const EpochStats&)> stop_after;
 };
 
 // Copies batch `idx` of `set` into a [b, c, h, w] tensor and its labels, on `device`.

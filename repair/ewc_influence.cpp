@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
-#include <numeric>
 
 #include "datasets/transforms.h"
 #include "learning/batches.h"
@@ -78,15 +77,10 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   if (!kfac_anchor) diagonal = std::make_unique<DiagonalAnchor>(model, anchor.fisher_diag, n, o.lambda);
 
   // Fq: a seeded held-out part decides when to stop.
-  std::vector<int64_t> order(static_cast<size_t>(fq.n));
-  std::iota(order.begin(), order.end(), 0);
   Rng rng = stream(o.seed, Stream::kEwcUpdate);
-  rng.shuffle(order);
-  const int64_t n_val = fq.n >= 2 && o.holdout > 0 ? std::max<int64_t>(1, std::llround(o.holdout * fq.n)) : 0;
-  std::vector<int64_t> val_idx(order.begin(), order.begin() + n_val), upd_idx(order.begin() + n_val, order.end());
-  std::sort(val_idx.begin(), val_idx.end());
-  std::sort(upd_idx.begin(), upd_idx.end());
-  const data::ImageSet fq_update = data::take(fq, upd_idx), fq_val = data::take(fq, val_idx);
+  const data::HoldoutSplit split = data::holdout_split(fq.n, o.holdout, rng);
+  const int64_t n_val = static_cast<int64_t>(split.held_out.size());
+  const data::ImageSet fq_update = data::take(fq, split.kept), fq_val = data::take(fq, split.held_out);
   const double start_fq = loss_value(model, fq_update, o.batch, device);
 
   // Mini-batches of Fq, reshuffled each pass (the whole of Fq per step when update_batch is 0).

@@ -34,6 +34,7 @@ struct SeedRun {
   ModelSnapshot trained;
   TrainingRecipe recipe;  // how `model` was trained (sgd-influence replays it)
   int64_t n_noisy = 0;
+  bool first = false;  // the first seed: its first method's largest removal is traced
   std::array<double, 3> accuracies(Module& m) const {
     return {fq.n ? evaluate(m, fq).accuracy : 0.0, fh.n ? evaluate(m, fh).accuracy : 0.0,
             rest.n ? evaluate(m, rest).accuracy : 0.0};
@@ -48,6 +49,7 @@ class Protocol {
     SeedRun run;
     run.spec = s_.spec;
     run.spec.seed = s_.first_seed + static_cast<uint64_t>(index);
+    run.first = index == 0;
     line(fmt::format("== seed {} ({}/{})", run.spec.seed, index + 1, s_.seeds));
     train_base(run);
     const auto ranked = identify_all(run, index == 0);
@@ -132,9 +134,11 @@ class Protocol {
       const int64_t kk = method == "oracle" ? std::min<int64_t>(k, run.n_noisy) : k;
       if (std::find(sizes.begin(), sizes.end(), kk) == sizes.end()) sizes.push_back(kk);
     }
+    const int64_t kmax = *std::max_element(s_.ks.begin(), s_.ks.end());
     for (int64_t k : sizes) {
       const std::string stage = fmt::format("{} k={}", method, k);
-      repair_once(run, method, s_.removal, k, scores, stage);
+      const bool traced = run.first && method == s_.methods.front() && k == kmax;
+      repair_causes(run, method, s_.removal, k, causes_top_k(scores, k), stage, traced);
     }
     const RepairRow last = out_.rows.back();
     positive_causes(run, method, scores);
@@ -193,10 +197,11 @@ class Protocol {
                    const std::vector<double>& scores, const std::string& stage) {
     repair_causes(run, method, treatment, k, causes_top_k(scores, k), stage);
   }
+  // `traced`: the held-out rule's course, with Fh and R at each evaluation, joins the results.
   void repair_causes(SeedRun& run, const std::string& method, const std::string& treatment, int64_t k,
-                     const std::vector<int64_t>& causes, const std::string& stage) {
+                     const std::vector<int64_t>& causes, const std::string& stage, bool traced = false) {
     restore(*run.model, run.trained);
-    TreatOptions t;
+    TreatOptions t = s_.treat;
     t.treatment = treatment;
     t.seed = run.spec.seed;
     t.augment = run.augmentation;
@@ -208,9 +213,21 @@ class Protocol {
     t.progress = [&](const std::string& what, int64_t done, int64_t total) {
       update(fmt::format("{} {}", stage, what), done, total);
     };
+    StopTrace trace{run.spec.seed, method, k, 0, {}};
+    if (traced)
+      t.observe = [&](const StopEvaluation& e, Module& m) {
+        const auto a = run.accuracies(m);
+        trace.points.push_back({e.epoch, e.fq, e.heldout, a[1], a[2], e.within});
+      };
     const auto tr = treat(*run.model, run.d.train, causes, run.fq, t);
     const auto acc = run.accuracies(*run.model);
     out_.rows.push_back({run.spec.seed, method, treatment, k, acc[0], acc[1], acc[2], tr.seconds});
+    if (tr.curve.empty()) return;
+    out_.rows.back().stopping = tr.stats;
+    if (trace.points.empty()) return;
+    line(fmt::format("{} top {}: {}", method, k, tr.note));
+    trace.kept_epoch = static_cast<int>(tr.stats.at("best_epoch"));
+    out_.traces.push_back(std::move(trace));
   }
 
   const ExperimentSettings& s_;
@@ -258,6 +275,7 @@ void validate(const ExperimentSettings& a) {
   if (a.epochs < 1) throw UsageError(fmt::format("--epochs {}: must be >= 1", a.epochs));
   if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
+  validate(a.treat);
   data::validate_spec(a.spec);
 }
 

@@ -7,12 +7,14 @@
 // Rendering the results (JSON, CSV, Markdown, figures) is report/experiment.h's.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "datasets/prepare.h"
 #include "nn/tensor.h"
 #include "repair/metrics.h"
+#include "repair/treat.h"
 
 namespace lethe::repair {
 
@@ -34,6 +36,10 @@ struct ExperimentSettings {
   std::string removal;
   std::string retrain_init = "fresh";  // the retrain treatment's start: fresh | base (repair/treat.h)
   std::vector<std::string> treatments = default_treatments();  // extra treatments at the largest k
+  // The treatments' own options (finetune's stopping rule, newton's γ, ...); each repair takes
+  // them and sets its treatment, seed, augmentation and progress, and retraining's epochs and
+  // step size (the base model's).
+  TreatOptions treat;
   int seeds = 1;
   uint64_t first_seed = 0;  // seeds first_seed, first_seed + 1, ...
   Device device = Device::CPU;
@@ -58,6 +64,25 @@ struct RepairRow {
   int64_t k;
   double fq, fh, r, seconds;
   bool positive = false;  // the cause set was the paper's C = {r > 0} (k = |C|), not the top k
+  // A fine-tune stopped by the held-out rule: its figures (TreatResult::stats: epochs run, the
+  // kept epoch, held-out accuracies); empty for every other treatment.
+  std::map<std::string, double> stopping = {};
+};
+
+// The held-out rule's course on one fine-tune (the first seed's, of the first method's top k at
+// the largest k): at each of its evaluations what it sees (Fq, the held-out slice of D \ C) and
+// what it does not (Fh, R), measured beside it for the report's trade-off.
+struct StopTrace {
+  uint64_t seed = 0;
+  std::string method;
+  int64_t k = 0;
+  int kept_epoch = 0;
+  struct Point {
+    int epoch;
+    double fq, heldout, fh, r;
+    bool within;
+  };
+  std::vector<Point> points;
 };
 
 // One method's scores of one seed, measured against the corruption when it is known.
@@ -82,6 +107,7 @@ struct ExperimentResults {
   std::vector<SeedSummary> seeds;
   std::vector<MethodScore> scores;
   std::vector<RepairRow> rows;
+  std::vector<StopTrace> traces;
   double seconds_total = 0;
 };
 

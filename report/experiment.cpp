@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "report/paper.h"
 #include "util/atomic_file.h"
 
 namespace lethe::report {
@@ -61,7 +62,7 @@ std::string repair_sections(const ExperimentResults& res) {
   const auto& s = res.settings;
   const std::string removal = repair::removal_treatment(s);
   std::string md = fmt::format("## Repair: remove the top k, {}\n\n| method | k | Fq | Fh | R |\n|---|---|---|---|---|\n",
-                               removal == "finetune" ? "fine-tune" : removal);
+                               removal_description(s));
   const auto base = accuracies(res, [](const RepairRow& r) { return r.method == "none"; });
   md += fmt::format("| original model | 0 | {} | {} | {} |\n", pm(base.fq), pm(base.fh), pm(base.r));
   for (const auto& g : repair::removal_groups(res, "nothing")) {
@@ -101,7 +102,78 @@ std::string repair_sections(const ExperimentResults& res) {
   return md;
 }
 
+// The mean ± std of one of the held-out rule's figures over rows.
+std::string stopping_figure(const std::vector<const RepairRow*>& rows, const std::string& key, int digits) {
+  std::vector<double> v;
+  for (const RepairRow* r : rows) v.push_back(r->stopping.at(key));
+  return v.size() > 1 ? fmt::format("{:.{}f} ± {:.{}f}", mean(v), digits, repair::stdev(v), digits)
+                      : fmt::format("{:.{}f}", mean(v), digits);
+}
+
+// What fine-tuning's held-out rule did after each removal, and its course on one fine-tune with
+// the Fh and R it never sees; empty when no fine-tune ran under the rule.
+std::string stopping_section(const ExperimentResults& res) {
+  const auto stopped = repair::rows_where(res, [](const RepairRow& r) { return !r.stopping.empty(); });
+  if (stopped.empty()) return "";
+  const auto& t = res.settings.treat;
+  std::string md = fmt::format(
+      "## Fine-tuning's stopping rule\n\nEach fine-tune held out {:g}% of D \\ C (seeded), trained on the rest (Adam "
+      "{:g}) and after every epoch evaluated Fq and the held-out examples the model got right before fine-tuning (the "
+      "watched ones); it kept the epoch of best Fq accuracy among those that kept all but {:g} of the watched ones right, "
+      "and stopped after {} epochs without a better one or at {}. Fh is never looked at.\n\n| removal | k | epochs run | "
+      "kept epoch | watched held-out examples | share still right at the kept epoch | kept within the tolerance |\n"
+      "|---|---|---|---|---|---|---|\n",
+      100 * t.finetune_heldout, t.lr, t.finetune_tolerance, t.finetune_patience, t.finetune_max_epochs);
+  std::vector<std::string> methods = repair::compared_methods(res);
+  methods.push_back("nothing");
+  for (const auto& m : methods)
+    for (const auto& g : repair::removal_groups(res, m)) {
+      std::vector<const RepairRow*> rows;
+      for (const RepairRow* r : g.rows)
+        if (!r->stopping.empty()) rows.push_back(r);
+      if (rows.empty()) continue;
+      md += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", m == "nothing" ? "nothing removed" : label(m), g.k_label,
+                        stopping_figure(rows, "epochs_run", 1), stopping_figure(rows, "best_epoch", 1),
+                        stopping_figure(rows, "heldout_examples", 0), stopping_figure(rows, "heldout_accuracy_best", 3),
+                        stopping_figure(rows, "within_tolerance", 2));
+    }
+  for (const auto& trace : res.traces) {
+    md += fmt::format("\nThe rule's course on {}'s top {} (seed {}): it sees Fq and the watched held-out examples; Fh "
+                      "and R are measured beside it, for the trade-off it makes.\n\n| epoch | Fq | held-out | Fh | R | |\n"
+                      "|---|---|---|---|---|---|\n",
+                      label(trace.method), trace.k, trace.seed);
+    for (const auto& p : trace.points)
+      md += fmt::format("| {} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {} |\n", p.epoch, p.fq, p.heldout, p.fh, p.r,
+                        p.epoch == trace.kept_epoch ? "kept" : p.within ? "" : "held-out below the tolerance");
+  }
+  if (!res.traces.empty()) md += "\n![the rule's course](finetune_rule.svg)\n";
+  return md + "\n";
+}
+
 }  // namespace
+
+std::string removal_description(const repair::ExperimentSettings& s) {
+  const std::string removal = repair::removal_treatment(s);
+  if (removal != "finetune") return removal;
+  return s.treat.finetune_stop == "fixed" ? fmt::format("finetune ({} epochs)", s.treat.epochs) : "finetune (held-out rule)";
+}
+
+Chart stopping_chart(const ExperimentResults& res) {
+  Chart chart{"", "fine-tuning epoch", "accuracy", 0, kAuto, 0, 1, {}};
+  if (res.traces.empty()) return chart;
+  const auto& trace = res.traces.front();
+  chart.title = fmt::format("Fine-tuning after removing {}'s top {} (seed {}); kept epoch {}", trace.method, trace.k,
+                            trace.seed, trace.kept_epoch);
+  Series fq{"Fq (seen)", {}, {}, "", false}, heldout{"held-out (seen)", {}, {}, "", false};
+  Series fh{"Fh (not seen)", {}, {}, "", true}, r{"R (not seen)", {}, {}, "", true};
+  for (const auto& p : trace.points) {
+    for (Series* s : {&fq, &heldout, &fh, &r}) s->x.push_back(p.epoch);
+    fq.y.push_back(p.fq), heldout.y.push_back(p.heldout), fh.y.push_back(p.fh), r.y.push_back(p.r);
+  }
+  Series kept{"kept epoch", {static_cast<double>(trace.kept_epoch), static_cast<double>(trace.kept_epoch)}, {0, 1}, "#888888", true};
+  chart.series = {fq, heldout, fh, r, kept};
+  return chart;
+}
 
 nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
   const auto& s = res.settings;
@@ -112,7 +184,10 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
                    {"noise_design", data::noise_design(s.spec)}, {"noisy_queries", data::query_fraction(s.spec)},
                    {"removal_treatment", repair::removal_treatment(s)}, {"retrain_init", s.retrain_init},
                    {"epochs", s.epochs}, {"batch", s.batch}, {"lr", s.lr}, {"methods", s.methods}, {"ks", s.ks},
-                   {"treatments", s.treatments}, {"seeds", s.seeds}, {"first_seed", s.first_seed}};
+                   {"treatments", s.treatments}, {"seeds", s.seeds}, {"first_seed", s.first_seed},
+                   {"finetune", {{"stop", s.treat.finetune_stop}, {"epochs", s.treat.epochs}, {"lr", s.treat.lr},
+                                 {"max_epochs", s.treat.finetune_max_epochs}, {"patience", s.treat.finetune_patience},
+                                 {"heldout", s.treat.finetune_heldout}, {"tolerance", s.treat.finetune_tolerance}}}};
   j["device"] = run.device;
   j["tf32"] = run.tf32;
   j["threads"] = run.threads;
@@ -143,10 +218,20 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
     j["identification"].push_back(e);
   }
   j["repair"] = nlohmann::json::array();
-  for (const auto& r : res.rows)
+  for (const auto& r : res.rows) {
     j["repair"].push_back({{"seed", r.seed}, {"method", r.method}, {"treatment", r.treatment}, {"k", r.k},
                            {"cause_set", r.positive ? "r>0" : "top_k"},
                            {"accuracy_fq", r.fq}, {"accuracy_fh", r.fh}, {"accuracy_r", r.r}, {"seconds", r.seconds}});
+    if (!r.stopping.empty()) j["repair"].back()["stopping"] = r.stopping;
+  }
+  for (const auto& t : res.traces) {
+    nlohmann::json points = nlohmann::json::array();
+    for (const auto& p : t.points)
+      points.push_back({{"epoch", p.epoch}, {"accuracy_fq", p.fq}, {"accuracy_heldout", p.heldout}, {"accuracy_fh", p.fh},
+                        {"accuracy_r", p.r}, {"within_tolerance", p.within}});
+    j["stopping_traces"].push_back(
+        {{"seed", t.seed}, {"method", t.method}, {"k", t.k}, {"kept_epoch", t.kept_epoch}, {"points", points}});
+  }
   return j;
 }
 
@@ -215,6 +300,8 @@ std::string report_markdown(const ExperimentResults& res, const RunInfo& run) {
   if (const auto gate = repair::oracle_gate(res); gate.measured) md += gate.verdict + "\n\n";
   if (res.noisy) md += detection_section(res);
   md += repair_sections(res);
+  md += stopping_section(res);
+  md += paper_section(res, fmt::format("{}, {} threads", run.device, run.threads));
   md += fmt::format("Top causes by {} (first seed; red: known corrupted): ![causes](causes_{}.png)\n\nAll numbers: "
                     "`results.json`, `results.csv`.\n", s.methods.front(), s.methods.front());
   return md;
@@ -227,6 +314,7 @@ std::string write_experiment(const std::string& dir, const ExperimentResults& re
   if (res.noisy) write_file_atomic(path("recall_curve.svg"), render_svg(recall_chart(res)));
   write_file_atomic(path("fh_vs_k.svg"), render_svg(accuracy_chart(res, "Fh")));
   write_file_atomic(path("r_vs_k.svg"), render_svg(accuracy_chart(res, "R")));
+  if (!res.traces.empty()) write_file_atomic(path("finetune_rule.svg"), render_svg(stopping_chart(res)));
   const std::string md = report_markdown(res, run);
   write_file_atomic(path("report.md"), md);
   return md;

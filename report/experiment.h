@@ -19,6 +19,13 @@ struct RunInfo {
   std::string data_dir;   // where D and T were read from
 };
 
+// The removal treatment as the report names it: "finetune (held-out rule)", "finetune (2
+// epochs)", "retrain", ...
+std::string removal_description(const repair::ExperimentSettings& settings);
+// Fq, the held-out slice, Fh and R against the epoch along the first traced fine-tune of the
+// held-out rule (results.traces), the kept epoch marked; nothing to draw without one.
+Chart stopping_chart(const repair::ExperimentResults& results);
+
 nlohmann::json results_json(const repair::ExperimentResults& results, const RunInfo& run);
 std::string results_csv(const repair::ExperimentResults& results);
 std::string report_markdown(const repair::ExperimentResults& results, const RunInfo& run);

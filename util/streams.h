@@ -33,6 +33,7 @@ enum class Stream : uint64_t {
   kBootstrap = 19,        // benchmark: the bootstrap's resampling of the queries
   kBenchmarkLoo = 20,     // benchmark: which examples of D the leave-one-out models leave out
   kNoisyQueries = 21,     // which test images carry the corruption, and how (datasets/prepare)
+  kFinetuneHeldout = 22,  // fine-tuning's held-out slice of D \ C (its stopping rule)
 };
 
 struct StreamInfo {
@@ -41,7 +42,7 @@ struct StreamInfo {
 };
 
 // Every stream, for the test that they are distinct and for documentation.
-inline constexpr std::array<StreamInfo, 21> kStreams = {{
+inline constexpr std::array<StreamInfo, 22> kStreams = {{
     {Stream::kNoise, "noise"},
     {Stream::kModelInit, "model-init"},
     {Stream::kTrainingOrder, "training-order"},
@@ -63,6 +64,7 @@ inline constexpr std::array<StreamInfo, 21> kStreams = {{
     {Stream::kBootstrap, "bootstrap"},
     {Stream::kBenchmarkLoo, "benchmark-loo"},
     {Stream::kNoisyQueries, "noisy-queries"},
+    {Stream::kFinetuneHeldout, "finetune-heldout"},
 }};
 
 // The generator of stream `s` under `seed`.

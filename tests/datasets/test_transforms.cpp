@@ -66,6 +66,27 @@ TEST(SeededSubset, RejectsImpossibleSizes) {
   expect_error_mentioning([] { seeded_subset(10, -1, 0); }, {"positive"});
 }
 
+TEST(HoldoutSplit, PartitionsEveryIndexInTheAskedShareTheSameForTheSameDraws) {
+  Rng a(5), b(5);
+  const HoldoutSplit s = holdout_split(50, 0.1, a), again = holdout_split(50, 0.1, b);
+  EXPECT_EQ(s.held_out.size(), 5u);
+  EXPECT_EQ(s.kept.size(), 45u);
+  EXPECT_EQ(s.held_out, again.held_out);
+  EXPECT_TRUE(std::is_sorted(s.held_out.begin(), s.held_out.end()));
+  EXPECT_TRUE(std::is_sorted(s.kept.begin(), s.kept.end()));
+  std::set<int64_t> all(s.kept.begin(), s.kept.end());
+  all.insert(s.held_out.begin(), s.held_out.end());
+  EXPECT_EQ(all.size(), 50u);  // disjoint, and every index in one part
+  EXPECT_EQ(*all.rbegin(), 49);
+  // At least one held out whenever a share is asked and two exist, never all; none otherwise.
+  Rng c(1);
+  EXPECT_EQ(holdout_split(3, 0.01, c).held_out.size(), 1u);
+  EXPECT_EQ(holdout_split(2, 0.99, c).held_out.size(), 1u);
+  EXPECT_TRUE(holdout_split(1, 0.5, c).held_out.empty());
+  EXPECT_TRUE(holdout_split(40, 0.0, c).held_out.empty());
+  EXPECT_EQ(holdout_split(40, 0.0, c).kept.size(), 40u);
+}
+
 TEST(Take, CopiesTheChosenExamplesAndKeepsTheirOrigin) {
   const ImageSet set = numbered_set(20);
   const std::vector<int64_t> idx = {4, 17, 2};

@@ -38,7 +38,10 @@ TEST(Protocol, ReturnsEverySeedsRowsAndScores) {
     EXPECT_EQ(static_cast<int64_t>(scores.size()), train.n);
     EXPECT_NE(noisy, nullptr);
   };
-  const ExperimentResults r = run_experiment(tiny(work.file("mnist")), hooks);
+  ExperimentSettings s = tiny(work.file("mnist"));
+  s.treat.finetune_stop = "heldout";
+  s.treat.finetune_max_epochs = 4;  // what is checked is the rule's bookkeeping, not how far it goes
+  const ExperimentResults r = run_experiment(s, hooks);
   EXPECT_EQ(first_scores_calls, 1);
   EXPECT_TRUE(r.noisy);
   ASSERT_EQ(r.seeds.size(), 2u);
@@ -64,7 +67,47 @@ TEST(Protocol, ReturnsEverySeedsRowsAndScores) {
     EXPECT_EQ(rows.back()->k, 10);
   }
   EXPECT_EQ(finetune_sizes(r, "loss"), (std::vector<int64_t>{5, 10}));
+  // Under the held-out rule every fine-tune reports what it did,
+  // and the first seed's first method at the largest k is traced with Fh and R beside the rule.
+  for (const auto& row : r.rows) {
+    EXPECT_EQ(row.stopping.empty(), row.treatment != "finetune") << row.method << " " << row.treatment << " k " << row.k;
+    if (row.treatment == "finetune") EXPECT_GE(row.stopping.at("best_epoch"), 1.0);
+  }
+  ASSERT_EQ(r.traces.size(), 1u);
+  const StopTrace& trace = r.traces[0];
+  EXPECT_EQ(trace.seed, 7u);
+  EXPECT_EQ(trace.method, "loss");
+  EXPECT_EQ(trace.k, 10);
+  ASSERT_GE(trace.points.size(), 2u);
+  EXPECT_EQ(trace.points.front().epoch, 0);
+  EXPECT_EQ(trace.points.back().epoch, static_cast<int>(trace.points.size()) - 1);
+  EXPECT_GE(trace.kept_epoch, 1);
+  EXPECT_LE(trace.kept_epoch, trace.points.back().epoch);
+  // The traced fine-tune's row is the model at the kept epoch: the trace's Fh and R there.
+  const auto traced = rows_where(r, [](const RepairRow& x) { return x.seed == 7 && x.method == "loss" && x.k == 10 && x.treatment == "finetune"; });
+  ASSERT_EQ(traced.size(), 1u);
+  EXPECT_EQ(traced[0]->fh, trace.points[static_cast<size_t>(trace.kept_epoch)].fh);
+  EXPECT_EQ(traced[0]->r, trace.points[static_cast<size_t>(trace.kept_epoch)].r);
   EXPECT_EQ(compared_methods(r), (std::vector<std::string>{"loss", "random", "oracle"}));
+}
+
+TEST(Protocol, FixedFineTuningRunsWithoutTheRulesFigures) {
+  cli_test::TempDir work;
+  cli_test::write_synthetic_mnist(work.file("mnist"));
+  ExperimentSettings s = tiny(work.file("mnist"));
+  s.seeds = 1;
+  s.treatments = {};
+  s.treat.finetune_stop = "fixed";
+  const ExperimentResults r = run_experiment(s);
+  EXPECT_TRUE(r.traces.empty());
+  size_t finetuned = 0;
+  for (const auto& row : r.rows) {
+    EXPECT_TRUE(row.stopping.empty());
+    finetuned += row.treatment == "finetune";
+  }
+  EXPECT_GT(finetuned, 4u);
+  s.treat.finetune_patience = 0;
+  data::fixture::expect_error_mentioning([&] { validate(s); }, {"--finetune-patience"});
 }
 
 TEST(Protocol, AggregatesMeanAndSampleDeviation) {

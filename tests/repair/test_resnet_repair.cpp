@@ -90,6 +90,7 @@ TEST_F(ResNetRepair, TreatmentsMoveRunningStatisticsOnlyWhenTheyTrain) {
     TreatOptions o;
     o.treatment = t;
     o.batch = 8;
+    o.finetune_stop = "fixed";
     o.epochs = 1;
     o.max_steps = 3;
     o.solve.solver = "kfac";
@@ -109,6 +110,34 @@ TEST_F(ResNetRepair, TreatmentsMoveRunningStatisticsOnlyWhenTheyTrain) {
     }
     EXPECT_TRUE(model_->training());
   }
+}
+
+TEST_F(ResNetRepair, FinetuneRuleHandsBackTheKeptEpochsParametersAndStatistics) {
+  // Under the held-out rule the model returned is the kept epoch's, running statistics included:
+  // the same as a run capped at that epoch, which ends there. (Later epochs moved both.)
+  const ModelSnapshot start = snapshot(*model_);
+  const auto buffers = buffers_of(*model_);
+  TreatOptions o;
+  o.treatment = "finetune";
+  o.finetune_stop = "heldout";
+  o.finetune_heldout = 0.25;
+  o.finetune_tolerance = 1.0;  // every epoch admissible: Fq alone picks
+  o.finetune_patience = 6;
+  o.finetune_max_epochs = 6;
+  o.batch = 8;
+  o.lr = 3e-3;
+  const TreatResult r = treat(*model_, train_, {0, 3}, fq_, o);
+  const int kept = static_cast<int>(r.stats.at("best_epoch"));
+  ASSERT_LT(kept, static_cast<int>(r.stats.at("epochs_run"))) << "the kept epoch is the last: nothing to restore";
+  const auto kept_theta = flatten_params(*model_);
+  const auto kept_buffers = buffers_of(*model_);
+  EXPECT_NE(kept_buffers, buffers);
+  restore(*model_, start);
+  TreatOptions capped = o;
+  capped.finetune_max_epochs = kept;
+  treat(*model_, train_, {0, 3}, fq_, capped);
+  EXPECT_EQ(flatten_params(*model_), kept_theta);
+  EXPECT_EQ(buffers_of(*model_), kept_buffers);
 }
 
 }  // namespace

@@ -136,7 +136,7 @@ TEST_F(Byom, ForeignStateDictIdentifiesAndRepairs) {
   EXPECT_EQ(ij["n_train"], 200);
   EXPECT_TRUE(fs::exists(work_.file("scores.csv")));
   const auto rep = run_lethe(with({"--quiet", "--threads", "1", "repair"},
-                                  {"--method", "loss", "--epochs", "1", "--top-k", "10", "--out-dir", work_.file("r"),
+                                  {"--method", "loss", "--finetune-stop", "fixed", "--epochs", "1", "--top-k", "10", "--out-dir", work_.file("r"),
                                    "--json"}));
   ASSERT_EQ(rep.exit_code, 0) << describe(rep);
   const SafetensorsFile repaired = load_safetensors(work_.file("r") + "/repaired.safetensors");
@@ -217,7 +217,7 @@ TEST(ByomSpec, CustomNetworkTrainsIdentifiesAndRepairsOnMnist) {
   EXPECT_EQ(ij["model"], "mnist-bn3");
   EXPECT_EQ(ij["n_train"], 300);
   const auto rep = run_lethe({"--quiet", "--threads", "2", "repair", "--model-file", model, "--data", mnist, "--failures", failures,
-                              "--method", "kfac-ewc", "--epochs", "1", "--top-k", "20", "--out-dir", work.file("repair"), "--json"});
+                              "--method", "kfac-ewc", "--finetune-stop", "fixed", "--epochs", "1", "--top-k", "20", "--out-dir", work.file("repair"), "--json"});
   ASSERT_EQ(rep.exit_code, 0) << describe(rep);
   const LoadedModel repaired = load_checkpoint(work.file("repair") + "/repaired.safetensors");
   EXPECT_EQ(repaired.model_name, "mnist-bn3");

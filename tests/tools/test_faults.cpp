@@ -120,7 +120,7 @@ TEST_F(Faults, SigtermDuringRepairKeepsEarlierOutputs) {
   const std::string earlier = out_dir + "/repaired.safetensors";
   write_bytes(earlier, kPrecious);
   RunningLethe child = start_lethe({"--quiet", "--threads", "1", "repair", "--model-file", model, "--data", data_dir(),
-                                    "--method", "loss", "--top-k", "20", "--treatment", "finetune", "--epochs", "500",
+                                    "--method", "loss", "--top-k", "20", "--treatment", "finetune", "--finetune-stop", "fixed", "--epochs", "500",
                                     "--out-dir", out_dir},
                                    {work_.str()});
   ASSERT_TRUE(wait_for_file(out_dir + "/causes.png", child));  // Step I done, Step II under way

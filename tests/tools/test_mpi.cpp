@@ -182,7 +182,7 @@ TEST_F(Mpi, FinetuneTreatmentMatchesOneProcess) {
   ASSERT_EQ(id.exit_code, 0) << describe(id);
   auto treat = [&](const std::string& out) {
     return Args{"--quiet", "--threads", "1", "treat", "--model-file", model(), "--data", data(), "--scores",
-                work_.file("ewc.csv"), "--top-k", "50", "--treatment", "finetune", "--epochs", "1", "--json",
+                work_.file("ewc.csv"), "--top-k", "50", "--treatment", "finetune", "--finetune-stop", "fixed", "--epochs", "1", "--json",
                 "--out", work_.file(out)};
   };
   const auto r1 = run_lethe(treat("one.safetensors"));
@@ -313,7 +313,7 @@ TEST_F(Mpi, ANanOnOneRankStopsEveryRank) {
   save_checkpoint(poisoned, *m.model, m.architecture, m.metadata);
   const std::string out_dir = work_.file("repair");
   const Args good = {"--quiet", "--threads", "1", "repair", "--model-file", model(), "--data", data(),
-                     "--method", "loss", "--top-k", "20", "--epochs", "1", "--out-dir", out_dir};
+                     "--method", "loss", "--top-k", "20", "--finetune-stop", "fixed", "--epochs", "1", "--out-dir", out_dir};
   Args bad = good;
   *std::find(bad.begin(), bad.end(), model()) = poisoned;
   expect_rank_1_failed(run_two_commands(good, bad), "parameter '3.weight' is not finite");

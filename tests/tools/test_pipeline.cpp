@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -140,8 +141,8 @@ TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
   const std::string csv = work_.file("scores.csv");
   ASSERT_EQ(run_lethe(with(base("identify"), {"--method", "tracin", "--out", csv})).exit_code, 0);
   const std::string repaired = work_.file("repaired.safetensors");
-  const auto t = run_lethe(with(base("treat"), {"--scores", csv, "--top-k", "20", "--treatment", "finetune", "--epochs", "1",
-                                                "--out", repaired, "--json"}));
+  const auto t = run_lethe(with(base("treat"), {"--scores", csv, "--top-k", "20", "--treatment", "finetune", "--finetune-stop",
+                                                "fixed", "--epochs", "1", "--out", repaired, "--json"}));
   ASSERT_EQ(t.exit_code, 0) << describe(t);
   const Json j = Json::parse(t.out);
   EXPECT_EQ(j["n_causes"], 20);
@@ -154,6 +155,20 @@ TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
   EXPECT_EQ(j["before"]["accuracy_fq"].get<double>(), 0.0);  // Fq are failures by definition
   EXPECT_NO_THROW(load_checkpoint(repaired));
 
+  // The held-out rule says what it did: the kept epoch, and each evaluation with Fh and R beside.
+  const auto h = run_lethe(with(base("treat"), {"--scores", csv, "--top-k", "20", "--finetune-stop", "heldout",
+                                                "--finetune-max-epochs", "3", "--tradeoff", "--out", repaired}));
+  ASSERT_EQ(h.exit_code, 0) << describe(h);
+  EXPECT_NE(h.out.find("finetune (held-out rule): kept epoch"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("epoch   Fq      held-out   Fh      R"), std::string::npos) << h.out;
+  // A flag of the rule not chosen is refused rather than ignored.
+  expect_error(run_lethe(with(base("treat"), {"--scores", csv, "--top-k", "20", "--finetune-stop", "heldout", "--epochs",
+                                              "4", "--out", repaired + "2"})),
+               2, {"--epochs", "--finetune-max-epochs"});
+  expect_error(run_lethe(with(base("treat"), {"--scores", csv, "--top-k", "20", "--finetune-stop", "fixed",
+                                              "--finetune-patience", "4", "--out", repaired + "2"})),
+               2, {"--finetune-patience", "fixed"});
+
   // Cause rules: exactly one, and within D.
   expect_error(run_lethe(with(base("treat"), {"--scores", csv, "--out", repaired + "2"})), 2, {"--top-k"});
   expect_error(run_lethe(with(base("treat"), {"--scores", csv, "--top-k", "5000", "--out", repaired + "2"})), 2, {"--top-k"});
@@ -163,7 +178,7 @@ TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
   EXPECT_FALSE(fs::exists(repaired + "2"));
 
   const std::string out = work_.file("repair");
-  const auto r = run_lethe(with(base("repair"), {"--out-dir", out, "--top-k", "20", "--epochs", "1"}));
+  const auto r = run_lethe(with(base("repair"), {"--out-dir", out, "--top-k", "20", "--finetune-stop", "fixed", "--epochs", "1"}));
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   for (const char* f : {"report.md", "summary.json", "scores.csv", "causes.png", "repaired.safetensors"})
     EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
@@ -177,6 +192,9 @@ TEST_F(Pipeline, ExperimentRefusesBadSettingsBeforeTraining) {
   const Args exp = {"--quiet", "--threads", "1", "experiment", "--data", data(), "--subset", "200", "--out-dir", out};
   expect_error(run_lethe(with(exp, {"--methods", "ewc,oracle-of-delphi"})), 2, {"oracle-of-delphi"});
   expect_error(run_lethe(with(exp, {"--ks", "10,500"})), 2, {"--ks", "500"});
+  expect_error(run_lethe(with(exp, {"--ks", "10", "--finetune-patience", "0"})), 2, {"--finetune-patience"});
+  expect_error(run_lethe(with(exp, {"--ks", "10", "--finetune-stop", "fixed", "--finetune-tolerance", "0.1"})), 2,
+               {"--finetune-tolerance", "fixed"});
   expect_error(run_lethe({"--quiet", "experiment", "--data", work_.file("nowhere"), "--out-dir", out}), 1, {"nowhere"});
   std::ofstream(work_.file("bad.json")) << "{\"seeds\": 2, \"colour\": \"blue\"}";
   expect_error(run_lethe(with(exp, {"--config", work_.file("bad.json")})), 2, {"colour"});
@@ -247,7 +265,18 @@ TEST_F(Pipeline, ExperimentWritesResultsReportAndFigures) {
   EXPECT_EQ(j["settings"]["removal_treatment"], "finetune");
   ASSERT_TRUE(j.contains("oracle_gate"));
   EXPECT_EQ(j["oracle_gate"]["k"], oracle_k);
-  EXPECT_NE(read_all((fs::path(out) / "report.md").string()).find("Oracle gate:"), std::string::npos);
+  const std::string md = read_all((fs::path(out) / "report.md").string());
+  EXPECT_NE(md.find("Oracle gate:"), std::string::npos);
+  // Against the paper: ewc's recall and seconds beside the paper's (one seed: the value itself);
+  // no Fh row (no k = 1,000 here) and nothing for the methods that did not run.
+  const std::string recall = fmt::format(
+      "| MNIST, label noise | EWC-influence (`ewc`) | recall of the flipped labels (lethe: recall@K, K = the number flipped) "
+      "| about 0.85 | {:.3f} |",
+      j["identification"][0]["recall_at_k"].get<double>());
+  EXPECT_NE(md.find(recall), std::string::npos) << recall << "\n" << md;
+  EXPECT_NE(md.find("| EWC-influence (`ewc`) | identification, seconds | 9.8 (one Tesla K80) |"), std::string::npos);
+  for (const char* absent : {"Fh after removing the top 1000", "linear influence", "SGD-influence"})
+    EXPECT_EQ(md.find(absent), std::string::npos) << absent;
   for (const auto& e : j["identification"]) {
     EXPECT_GE(e["recall_at_k"].get<double>(), 0.0);
     EXPECT_EQ(e["recall_curve"].size(), 51u);

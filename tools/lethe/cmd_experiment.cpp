@@ -10,6 +10,8 @@
 #include "tools/lethe/cli.h"
 #include "tools/lethe/experiment_config.h"
 #include "tools/lethe/list_flags.h"
+#include "tools/lethe/registry_options.h"
+#include "tools/lethe/treat_args.h"
 #include "tools/lethe/scores_io.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -62,6 +64,7 @@ void run(const GlobalOptions& global, ExperimentArgs& a, const CLI::App& cmd) {
   s.augment = a.augment.resolve(s.spec.dataset);
   // Every refusal comes before the output folder exists.
   repair::validate(s);
+  check_finetune_flags(cmd, s.treat, false);
   check_model_fits(s.model, s.spec.dataset);
   data::check_data_folder(s.spec);
   if (std::filesystem::exists(a.out_dir) && !std::filesystem::is_directory(a.out_dir))
@@ -132,6 +135,11 @@ void add_experiment_command(CLI::App& app, GlobalOptions& global) {
                   "initialisation and batch-order stream, so that the removal is all that differs)")
       ->capture_default_str();
   cmd->add_option("--treatments", *treatments, "Comma-separated extra treatments at the largest k (default: " + joined(s.treatments) + ")");
+  // Fine-tuning's stopping rule, as `lethe treat` takes it (its --epochs and --lr would collide
+  // with the base model's: the experiment's fine-tunes keep their defaults).
+  add_registry_options(cmd, s.treat, repair::treatment_options(),
+                       {"--finetune-stop", "--finetune-max-epochs", "--finetune-patience", "--finetune-heldout",
+                        "--finetune-tolerance"});
   cmd->add_option("--seeds", s.seeds, "Number of seeds (the global --seed, then the next ones)")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print results.json on stdout instead of the report");
   cmd->footer("Five seeds: lethe --seed 0 experiment --seeds 5 --out-dir runs/experiment5");

@@ -38,6 +38,7 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
   a.identify.seed = a.treat.seed = global.seed;
   repair::validate(a.identify, 1, 1);
   repair::validate(a.treat);
+  check_finetune_flags(cmd, a.treat);
   parse_save_dtype(a.save_dtype);  // a bad value stops here, before any work
   if (a.rule.top_k < 0 && a.rule.top_fraction < 0 && !a.rule.positive) a.rule.top_k = 1000;
   if (std::filesystem::exists(a.out_dir) && !std::filesystem::is_directory(a.out_dir))
@@ -105,6 +106,8 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
     }
     j["treat"] = {{"treatment", a.treat.treatment}, {"seconds", tr.seconds}};
     for (const auto& [k, v] : tr.stats) j["treat"]["stats"][k] = v;
+    if (!tr.note.empty()) j["treat"]["note"] = tr.note;
+    if (!tr.curve.empty()) j["treat"]["curve"] = stop_curve_json(tr.curve);
     j["before"] = {{"accuracy_fq", before.fq}, {"accuracy_fh", before.fh}, {"accuracy_r", before.remaining}, {"accuracy_test", before.test}};
     j["after"] = {{"accuracy_fq", after.fq}, {"accuracy_fh", after.fh}, {"accuracy_r", after.remaining}, {"accuracy_test", after.test}};
     j["outputs"] = {{"scores", scores_path}, {"causes_grid", grid_path}, {"repaired_model", model_path}};
@@ -127,6 +130,7 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
     md += fmt::format("## Step II: treatment `{}` ({:.1f} s)\n\n", a.treat.treatment, tr.seconds);
     md += "| model | Fq | Fh | R | test |\n|---|---|---|---|---|\n";
     md += accuracy_row("before", before) + accuracy_row("after", after);
+    if (!tr.note.empty()) md += "\n" + tr.note + ".\n";
     md += "\nFq: failures the method saw; Fh: failures it did not (does the repair generalise?); R: what the model "
           "already got right (is it kept?).\n\nFiles: `scores.csv`, `causes.png`, `repaired.safetensors`, `summary.json`.\n";
     write_file_atomic((std::filesystem::path(a.out_dir) / "report.md").string(), md);
@@ -140,6 +144,7 @@ void run_repair(const GlobalOptions& global, RepairArgs& a, const CLI::App& cmd)
     out += "           Fq      Fh      R       test\n";
     out += fmt::format("before   {:.4f}  {:.4f}  {:.4f}  {:.4f}\n", before.fq, before.fh, before.remaining, before.test);
     out += fmt::format("after    {:.4f}  {:.4f}  {:.4f}  {:.4f}\n", after.fq, after.fh, after.remaining, after.test);
+    if (!tr.note.empty()) out += tr.note + "\n";
     out += fmt::format("report: {}\n", (std::filesystem::path(a.out_dir) / "report.md").string());
     print_result(out);
   } catch (const Interrupted& e) {

@@ -17,6 +17,7 @@ struct TreatArgs {
   CauseRule rule;
   repair::TreatOptions opt;
   bool json = false;
+  bool tradeoff = false;
 };
 
 nlohmann::json accuracy_json(const SplitAccuracy& a) {
@@ -26,6 +27,7 @@ nlohmann::json accuracy_json(const SplitAccuracy& a) {
 void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   a.opt.seed = global.seed;
   repair::validate(a.opt);
+  check_finetune_flags(cmd, a.opt);
   parse_save_dtype(a.save_dtype);  // a bad value stops here, before any work
   if (a.rule.top_k < 0 && a.rule.top_fraction < 0 && !a.rule.positive)
     throw UsageError("choose the cause set: --top-k K, --top-fraction F or --positive");
@@ -38,6 +40,13 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   a.opt.progress = [&](const std::string& stage, int64_t d, int64_t t) { progress.update(stage, d, t); };
   a.opt.log = [&](const std::string& line) { progress.line(line); };
   Module& model = *c.loaded.model;
+  // With --tradeoff, Fh and R beside each of the held-out rule's evaluations: the trade-off the
+  // rule cannot see (it never looks at Fh), for the user to judge its choice.
+  std::vector<std::pair<double, double>> fh_r;
+  if (a.tradeoff)
+    a.opt.observe = [&](const repair::StopEvaluation&, Module& m) {
+      fh_r.emplace_back(c.fh.n ? evaluate(m, c.fh).accuracy : 0.0, c.remaining.n ? evaluate(m, c.remaining).accuracy : 0.0);
+    };
   const SplitAccuracy before = split_accuracy(model, c);
   const auto r = repair::treat(model, c.data.train, causes, c.fq, a.opt);
   const SplitAccuracy after = split_accuracy(model, c);
@@ -57,6 +66,12 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
     j["before"] = accuracy_json(before);
     j["after"] = accuracy_json(after);
     for (const auto& [k, v] : r.stats) j["stats"][k] = v;
+    if (!r.note.empty()) j["note"] = r.note;
+    if (!r.curve.empty()) {
+      j["curve"] = stop_curve_json(r.curve);
+      for (size_t i = 0; i < fh_r.size(); ++i)
+        j["curve"][i]["accuracy_fh"] = fh_r[i].first, j["curve"][i]["accuracy_r"] = fh_r[i].second;
+    }
     j["out"] = a.out;
     print_result(j.dump(2) + "\n");
     return;
@@ -65,8 +80,20 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
                                 causes.size(), r.seconds);
   out += "           Fq      Fh      R       test\n";
   out += fmt::format("before   {:.4f}  {:.4f}  {:.4f}  {:.4f}\n", before.fq, before.fh, before.remaining, before.test);
-  out += fmt::format("after    {:.4f}  {:.4f}  {:.4f}  {:.4f}\n\nrepaired model: {}\n", after.fq, after.fh, after.remaining,
-                     after.test, a.out);
+  out += fmt::format("after    {:.4f}  {:.4f}  {:.4f}  {:.4f}\n\n", after.fq, after.fh, after.remaining, after.test);
+  if (!r.note.empty()) out += r.note + "\n\n";
+  if (!r.curve.empty()) {
+    const int kept = static_cast<int>(r.stats.at("best_epoch"));
+    out += fmt::format("epoch   Fq      held-out{}   (the rule sees Fq and held-out; * kept, - below the tolerance)\n",
+                       a.tradeoff ? "   Fh      R     " : "");
+    for (size_t i = 0; i < r.curve.size(); ++i) {
+      const auto& e = r.curve[i];
+      out += fmt::format("{:>5}{}  {:.4f}  {:.4f}", e.epoch, e.epoch == kept ? '*' : e.within ? ' ' : '-', e.fq, e.heldout);
+      out += a.tradeoff ? fmt::format("     {:.4f}  {:.4f}\n", fh_r[i].first, fh_r[i].second) : "\n";
+    }
+    out += "\n";
+  }
+  out += fmt::format("repaired model: {}\n", a.out);
   print_result(out);
 }
 
@@ -81,6 +108,9 @@ void add_treat_command(CLI::App& app, GlobalOptions& global) {
   add_treatment_options(cmd, a->opt);
   cmd->add_option("--out", a->out, "Repaired checkpoint to write (atomically)")->required();
   add_save_dtype_option(cmd, a->save_dtype);
+  cmd->add_flag("--tradeoff", a->tradeoff,
+                "finetune's held-out rule: measure Fh and R at each of its evaluations too (one pass over the test set an "
+                "epoch), to see the trade-off it made");
   cmd->add_flag("--json", a->json, "Print one JSON document on stdout instead of the table");
   cmd->callback([&global, a, cmd] { run_treat(global, *a, *cmd); });
 }
