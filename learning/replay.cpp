@@ -42,12 +42,14 @@ int64_t TrainingReplay::epoch_bytes() const {
   return steps_per_epoch() * 4 * model_.parameter_count() * static_cast<int64_t>(sizeof(float));
 }
 
-std::vector<float> TrainingReplay::run_through() {
+std::vector<float> TrainingReplay::run_through(int keep_from) {
   auto init = init_base_model(recipe_.architecture, recipe_.seed);
   assign_params(model_, flatten_params(*init));
   TrainOptions t = recipe_.training;
   starts_.clear();
+  kept_.clear();
   t.on_epoch_start = [&](const TrainResume& r) { starts_.push_back(std::make_shared<const TrainResume>(r)); };
+  if (keep_from > 0) record_steps(t, flatten_params(model_), keep_from, kept_);
   train_classifier(model_, train_, t);
   return flatten_params(model_);
 }
@@ -55,15 +57,27 @@ std::vector<float> TrainingReplay::run_through() {
 std::vector<ReplayedStep> TrainingReplay::epoch_steps(int epoch) {
   if (epoch < 1 || epoch > static_cast<int>(starts_.size()))
     fail("replay: epoch {} of {} recorded (run_through first)", epoch, starts_.size());
+  if (static_cast<int>(kept_.size()) >= epoch && !kept_[static_cast<size_t>(epoch - 1)].empty())
+    return std::move(kept_[static_cast<size_t>(epoch - 1)]);
   TrainOptions t = recipe_.training;
   t.resume = starts_[static_cast<size_t>(epoch - 1)];
   t.epochs = epoch;
-  std::vector<ReplayedStep> steps;
-  steps.reserve(static_cast<size_t>(steps_per_epoch()));
-  std::vector<float> theta;  // θ before the step about to be taken
+  std::vector<float> theta;  // θ at the epoch's start
   for (const auto& p : t.resume->parameters) theta.insert(theta.end(), p.begin(), p.end());
+  std::vector<std::vector<ReplayedStep>> steps;
+  record_steps(t, std::move(theta), epoch, steps);
+  train_classifier(model_, train_, t);
+  return std::move(steps.at(static_cast<size_t>(epoch - 1)));
+}
+
+void TrainingReplay::record_steps(TrainOptions& t, std::vector<float> theta, int from,
+                                  std::vector<std::vector<ReplayedStep>>& out) {
   const float decay = t.adam.weight_decay;
-  t.on_step = [&](const TrainStep& s) {
+  t.on_step = [this, &out, decay, from, theta = std::move(theta)](const TrainStep& s) mutable {
+    if (s.epoch < from) {
+      theta = flatten_params(model_);
+      return;
+    }
     ReplayedStep r;
     r.epoch = s.epoch;
     r.step = s.step;
@@ -78,11 +92,10 @@ std::vector<ReplayedStep> TrainingReplay::epoch_steps(int epoch) {
     r.m = concatenated(s.optimizer.first_moments());
     r.v = concatenated(s.optimizer.second_moments());
     r.theta = std::move(theta);
-    theta = flatten_params(model_);
-    steps.push_back(std::move(r));
+    theta = flatten_params(model_);  // θ before the next step
+    if (out.size() < static_cast<size_t>(s.epoch)) out.resize(static_cast<size_t>(s.epoch));
+    out[static_cast<size_t>(s.epoch - 1)].push_back(std::move(r));
   };
-  train_classifier(model_, train_, t);
-  return steps;
 }
 
 data::ImageSet TrainingReplay::batch_of(const ReplayedStep& step) const {

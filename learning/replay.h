@@ -33,14 +33,16 @@ class TrainingReplay {
   // `model` is the replay's own: its parameters are set to θ_0 from the recipe and then trained.
   TrainingReplay(Module& model, const data::ImageSet& train, const TrainingRecipe& recipe);
 
-  // Takes the whole run once, keeping every epoch's starting state; returns θ_T (flattened).
-  std::vector<float> run_through();
+  // Takes the whole run once, keeping every epoch's starting state, and the steps of the epochs
+  // from `keep_from` on as well (epoch_bytes() each; epoch_steps then needs no second pass for
+  // them; 0 keeps none); returns θ_T.
+  std::vector<float> run_through(int keep_from = 0);
   int epochs() const { return recipe_.training.epochs; }
   int64_t steps_per_epoch() const;
-  // Bytes epoch_steps holds at once.
+  // Bytes one epoch's steps take.
   int64_t epoch_bytes() const;
-  // The steps of `epoch` (1-based; run_through first), recorded by taking that epoch again from its
-  // start. The model is left at the epoch's end.
+  // The steps of `epoch` (1-based; run_through first): those run_through kept (handed over once), or
+  // recorded by taking that epoch again from its start, which leaves the model at the epoch's end.
   std::vector<ReplayedStep> epoch_steps(int epoch);
   // The batch of a step as training saw it: its examples, augmented as they were.
   data::ImageSet batch_of(const ReplayedStep& step) const;
@@ -50,6 +52,11 @@ class TrainingReplay {
   const data::ImageSet& train_;
   TrainingRecipe recipe_;
   std::vector<std::shared_ptr<const TrainResume>> starts_;  // [epoch - 1]
+  std::vector<std::vector<ReplayedStep>> kept_;              // [epoch - 1], when run_through kept them
+
+  // Records each step of the epochs from `from` on that train_classifier takes with `t` into `out`
+  // (by epoch), θ_t starting at `theta`.
+  void record_steps(TrainOptions& t, std::vector<float> theta, int from, std::vector<std::vector<ReplayedStep>>& out);
 };
 
 }  // namespace lethe

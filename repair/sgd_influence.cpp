@@ -120,8 +120,12 @@ Block sgd_influence(Module& model, const data::ImageSet& train, const TrainingRe
          replay.steps_per_epoch(), gb, o.memory_gb);
   const int epochs = replay.epochs(), first = o.epochs > 0 ? std::max(1, epochs - o.epochs + 1) : 1;
 
+  // The steps read back kept from the first replay when they fit in --sgd-memory, else taken
+  // again an epoch at a time (a second replay).
+  const bool keep = static_cast<double>(epochs - first + 1) * gb <= o.memory_gb;
+  stats["replays"] = keep ? 1 : 2;
   if (o.log) o.log(fmt::format("sgd-influence: replaying the {}-epoch training run", epochs));
-  const auto theta_end = replay.run_through();
+  const auto theta_end = replay.run_through(keep ? first : 0);
   const auto theta_model = flatten_params(model);
   double d2 = 0;
   for (size_t j = 0; j < theta_end.size(); ++j) d2 += std::pow(static_cast<double>(theta_end[j]) - theta_model[j], 2);

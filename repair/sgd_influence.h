@@ -35,7 +35,9 @@ struct SgdInfluenceOptions {
   // Hessian to O(h²)).
   std::string curvature = "ggn";
   int epochs = 0;            // read only the run's last `epochs` epochs back; 0: all of it
-  double memory_gb = 8;      // the most one epoch's recorded steps may take
+  // The most the recorded steps may take: every epoch read back is kept from one replay when they
+  // fit, else each is taken again when read (a second replay); one epoch must fit.
+  double memory_gb = 8;
   std::function<void(const std::string& stage, int64_t done, int64_t total)> progress;
   std::function<void(const std::string& line)> log;
 };

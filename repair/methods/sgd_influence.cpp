@@ -44,7 +44,8 @@ LETHE_METHOD(sgd_influence) {
                                      [](const O& o) { validate(o.sgd); }),
               option<int, O>("--sgd-epochs", "read only the run's last N epochs back (0: all of it)",
                              [](O& o) -> int& { return o.sgd.epochs; }),
-              option<double, O>("--sgd-memory", "GB one epoch's recorded steps may take",
+              option<double, O>("--sgd-memory", "GB the recorded steps may take (all the epochs read back when they fit: one replay; else one "
+                                "epoch at a time: two)",
                                 [](O& o) -> double& { return o.sgd.memory_gb; }),
           },
       .run =

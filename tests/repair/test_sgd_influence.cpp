@@ -82,7 +82,20 @@ TEST(TrainingReplay, TakesTheRunsStepsBitForBitWithAugmentationAndAShortLastBatc
   EXPECT_EQ(replay.run_through(), trained_directly(r, train, 3));
   EXPECT_EQ(replay.steps_per_epoch(), 6);
 
+  // Steps kept by the first replay are the steps an epoch taken again records.
+  auto other = init_base_model(r.architecture, r.seed);
+  TrainingReplay keeping(*other, train, r);
+  keeping.run_through(/*keep_from=*/2);
+  const auto kept = keeping.epoch_steps(2);
+
   const auto steps = replay.epoch_steps(2);
+  ASSERT_EQ(kept.size(), steps.size());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    EXPECT_EQ(kept[i].theta, steps[i].theta);
+    EXPECT_EQ(kept[i].grad, steps[i].grad);
+    EXPECT_EQ(kept[i].v, steps[i].v);
+    EXPECT_EQ(kept[i].idx, steps[i].idx);
+  }
   ASSERT_EQ(steps.size(), 6u);
   EXPECT_EQ(steps.front().theta, trained_directly(r, train, 1));
   EXPECT_EQ(flatten_params(*model), trained_directly(r, train, 2));
@@ -211,6 +224,15 @@ TEST(SgdInfluenceOptions, TheLastEpochsAloneAndRefusals) {
   const auto all = sgd_influence(*model, train, r, gradient, o, stats).front();
   EXPECT_NE(last, all);
   EXPECT_EQ(stats.at("steps_read"), 16.0);
+
+  // Steps kept from the one replay or taken again an epoch at a time: the same scores.
+  o.memory_gb = 1e-6;  // one epoch's 4 steps (768 bytes) fit, all 16 do not
+  const auto twice = sgd_influence(*model, train, r, gradient, o, stats).front();
+  EXPECT_EQ(stats.at("replays"), 2.0);
+  EXPECT_EQ(twice, all);
+  o.memory_gb = 8;
+  sgd_influence(*model, train, r, gradient, o, stats);
+  EXPECT_EQ(stats.at("replays"), 1.0);
 
   o.curvature = "exact";
   EXPECT_THROW(validate(o), UsageError);
