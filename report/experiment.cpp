@@ -236,15 +236,21 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
 }
 
 std::string results_csv(const ExperimentResults& res) {
+  // The held-out rule's epochs close each fine-tuned row (empty for the other treatments).
   std::string csv = "seed,method,treatment,k,accuracy_fq,accuracy_fh,accuracy_r,seconds,recall_at_k,roc_auc,identify_seconds,"
-                    "cause_set\n";
+                    "cause_set,finetune_epochs_run,finetune_kept_epoch\n";
+  const auto stopping = [](const RepairRow& r, const char* key) {
+    const auto it = r.stopping.find(key);
+    return it == r.stopping.end() ? std::string() : fmt::format("{}", it->second);
+  };
   for (const auto& r : res.rows) {
     const auto* ms = score_of(res, r.seed, r.method);
     const bool measured = ms && ms->measured;
-    csv += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.3f},{},{},{},{}\n", r.seed, r.method, r.treatment, r.k, r.fq, r.fh,
-                       r.r, r.seconds, measured ? fmt::format("{:.6f}", ms->detection.recall_at_k) : "",
+    csv += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.3f},{},{},{},{},{},{}\n", r.seed, r.method, r.treatment, r.k, r.fq,
+                       r.fh, r.r, r.seconds, measured ? fmt::format("{:.6f}", ms->detection.recall_at_k) : "",
                        measured ? fmt::format("{:.6f}", ms->detection.roc_auc) : "",
-                       ms ? fmt::format("{:.3f}", ms->seconds) : "", r.positive ? "r>0" : "top_k");
+                       ms ? fmt::format("{:.3f}", ms->seconds) : "", r.positive ? "r>0" : "top_k",
+                       stopping(r, "epochs_run"), stopping(r, "best_epoch"));
   }
   return csv;
 }

@@ -21,7 +21,9 @@ TEST(ExperimentConfig, ReadsEverySetting) {
   const ExperimentConfig c = parse_experiment_config(
       R"({"dataset": "mnist", "data": "d", "subset": -1, "noise": "label", "epochs": 3, "batch": 16, "lr": 2,
           "methods": ["ewc", "loss"], "ks": [5, 9], "treatments": [], "seeds": 2, "noise_fraction": 0.25,
-          "noise_amount": 1, "victim_epochs": 4, "removal_treatment": "retrain", "retrain_init": "base"})",
+          "noise_amount": 1, "victim_epochs": 4, "removal_treatment": "retrain", "retrain_init": "base",
+          "finetune_stop": "heldout", "finetune_max_epochs": 12, "finetune_patience": 2, "finetune_heldout": 0.2,
+          "finetune_tolerance": 0.02})",
       "c.json");
   EXPECT_EQ(c.dataset, "mnist");
   EXPECT_EQ(c.data, "d");
@@ -39,6 +41,11 @@ TEST(ExperimentConfig, ReadsEverySetting) {
   EXPECT_EQ(c.victim_epochs, 4);
   EXPECT_EQ(c.removal, "retrain");
   EXPECT_EQ(c.retrain_init, "base");
+  EXPECT_EQ(c.finetune_stop, "heldout");
+  EXPECT_EQ(c.finetune_max_epochs, 12);
+  EXPECT_EQ(c.finetune_patience, 2);
+  EXPECT_EQ(c.finetune_heldout, 0.2);
+  EXPECT_EQ(c.finetune_tolerance, 0.02);
   const ExperimentConfig empty = parse_experiment_config("{}", "e.json");
   EXPECT_FALSE(empty.epochs.has_value());
   EXPECT_FALSE(empty.methods.has_value());

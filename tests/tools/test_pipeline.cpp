@@ -2,6 +2,7 @@
 // MNIST-format folder: outputs complete and well-formed, bad settings refused before any work.
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <algorithm>
 
@@ -198,6 +199,8 @@ TEST_F(Pipeline, ExperimentRefusesBadSettingsBeforeTraining) {
   expect_error(run_lethe({"--quiet", "experiment", "--data", work_.file("nowhere"), "--out-dir", out}), 1, {"nowhere"});
   std::ofstream(work_.file("bad.json")) << "{\"seeds\": 2, \"colour\": \"blue\"}";
   expect_error(run_lethe(with(exp, {"--config", work_.file("bad.json")})), 2, {"colour"});
+  std::ofstream(work_.file("fixed.json")) << R"({"finetune_stop": "fixed", "finetune_patience": 2})";
+  expect_error(run_lethe(with(exp, {"--config", work_.file("fixed.json")})), 2, {"finetune_patience", "fixed"});
   EXPECT_FALSE(fs::exists(out)) << "a refused experiment created its output folder";
 }
 
@@ -234,13 +237,14 @@ TEST_F(Pipeline, AdversarialNoiseIsRecordedAndRebuiltFromTheCheckpoint) {
 TEST_F(Pipeline, ExperimentWritesResultsReportAndFigures) {
   const std::string out = work_.file("exp");
   std::ofstream(work_.file("config.json")) << R"({"subset": 200, "epochs": 2, "methods": ["ewc", "loss", "random"],
-                                                   "ks": [10, 30], "treatments": ["newton"]})";
+                                                   "ks": [10, 30], "treatments": ["newton"], "finetune_max_epochs": 3})";
   const auto r = run_lethe({"--quiet", "--threads", "1", "--seed", "2", "experiment", "--data", data(), "--config",
                             work_.file("config.json"), "--batch", "32", "--out-dir", out});
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   const Json j = Json::parse(read_all((fs::path(out) / "results.json").string()));
   EXPECT_EQ(j["settings"]["subset"], 200);
   EXPECT_EQ(j["settings"]["batch"], 32);  // the flag given overrides nothing in the file, and is kept
+  EXPECT_EQ(j["settings"]["finetune"]["max_epochs"], 3);
   EXPECT_EQ(j["identification"].size(), 3u);
   // One original row, 3 methods x 2 ks fine-tuned, the oracle once per distinct size (at most
   // the corrupted count), one newton row, and the oracle gate's random removal at the oracle's
@@ -287,6 +291,26 @@ TEST_F(Pipeline, ExperimentWritesResultsReportAndFigures) {
   EXPECT_NE(svg.find("<svg"), std::string::npos);
   EXPECT_NE(svg.find("ewc"), std::string::npos);
   EXPECT_EQ(count_lines((fs::path(out) / "results.csv").string()), 1u + j["repair"].size());
+  // Each row's last two fields: the held-out rule's epochs run and kept epoch, as results.json has
+  // them, for the fine-tunes; empty for newton.
+  std::istringstream csv(read_all((fs::path(out) / "results.csv").string()));
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_NE(line.find(",finetune_epochs_run,finetune_kept_epoch"), std::string::npos) << line;
+  size_t fine_tuned = 0;
+  for (const auto& row : j["repair"]) {
+    ASSERT_TRUE(std::getline(csv, line));
+    const std::string tail = line.substr(line.rfind(',', line.rfind(',') - 1));
+    if (row.contains("stopping")) {
+      ++fine_tuned;
+      EXPECT_EQ(tail, fmt::format(",{},{}", row["stopping"]["epochs_run"].get<double>(),
+                                  row["stopping"]["best_epoch"].get<double>()));
+      EXPECT_LE(row["stopping"]["epochs_run"].get<double>(), 3.0);  // the config's finetune_max_epochs
+    } else {
+      EXPECT_EQ(tail, ",,") << line;
+    }
+  }
+  EXPECT_GT(fine_tuned, 0u);
 }
 
 }  // namespace

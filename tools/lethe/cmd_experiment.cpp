@@ -53,6 +53,18 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
   take(c.ks, "--ks", s.ks);
   take(c.treatments, "--treatments", s.treatments);
   take(c.seeds, "--seeds", s.seeds);
+  take(c.finetune_stop, "--finetune-stop", s.treat.finetune_stop);
+  take(c.finetune_max_epochs, "--finetune-max-epochs", s.treat.finetune_max_epochs);
+  take(c.finetune_patience, "--finetune-patience", s.treat.finetune_patience);
+  take(c.finetune_heldout, "--finetune-heldout", s.treat.finetune_heldout);
+  take(c.finetune_tolerance, "--finetune-tolerance", s.treat.finetune_tolerance);
+  // The rule's settings mean nothing to a fixed fine-tune: said, as the flags are.
+  if (s.treat.finetune_stop == "fixed")
+    for (const auto& [set, key] : {std::pair{c.finetune_max_epochs.has_value(), "finetune_max_epochs"},
+                                   std::pair{c.finetune_patience.has_value(), "finetune_patience"},
+                                   std::pair{c.finetune_heldout.has_value(), "finetune_heldout"},
+                                   std::pair{c.finetune_tolerance.has_value(), "finetune_tolerance"}})
+      if (set) throw UsageError(fmt::format("config '{}': {} belongs to finetune_stop heldout, not fixed", a.config, key));
 }
 
 void run(const GlobalOptions& global, ExperimentArgs& a, const CLI::App& cmd) {
@@ -112,8 +124,8 @@ void add_experiment_command(CLI::App& app, GlobalOptions& global) {
   s.spec.noise = "label";
   auto methods = std::make_shared<std::string>(), ks = std::make_shared<std::string>(),
        treatments = std::make_shared<std::string>();
-  cmd->add_option("--config", a->config, "JSON file of settings (keys as the flags: subset, noise, epochs, methods, ks, "
-                                          "treatments, seeds, ...); flags given override it");
+  cmd->add_option("--config", a->config, "JSON file of settings (keys as the flags, dashes as underscores: subset, noise, epochs, methods, ks, "
+                                          "treatments, seeds, finetune_stop, ...); flags given override it");
   cmd->add_option("--out-dir", a->out_dir, "Folder for results.json, results.csv, report.md and the figures")->required();
   add_data_options(cmd, s.spec);
   cmd->add_option("--model", s.model, "Base model: mnist-cnn | cifar-cnn (default: the dataset's)");

@@ -112,6 +112,11 @@ ExperimentConfig parse_experiment_config(std::string_view text, const std::strin
     else if (key == "noisy_queries") c.noisy_queries = read_number(value, name, key);
     else if (key == "removal_treatment") c.removal = read_string(value, name, key);
     else if (key == "retrain_init") c.retrain_init = read_string(value, name, key);
+    else if (key == "finetune_stop") c.finetune_stop = read_string(value, name, key);
+    else if (key == "finetune_max_epochs") c.finetune_max_epochs = read_integer<int>(value, name, key);
+    else if (key == "finetune_patience") c.finetune_patience = read_integer<int>(value, name, key);
+    else if (key == "finetune_heldout") c.finetune_heldout = read_number(value, name, key);
+    else if (key == "finetune_tolerance") c.finetune_tolerance = read_number(value, name, key);
     else if (key == "methods")
       c.methods = read_names(value, name, key, "method",
                              [](const std::string& n, const std::string&) { repair::parse_method_variant(n); },
