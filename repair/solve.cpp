@@ -42,10 +42,15 @@ std::vector<double> solve_damped(Module& model, const data::ImageSet& train, con
   return std::move(solve_damped_many(model, train, {b}, o, c, stats).front());
 }
 
+double solver_damping(const SolverOptions& o) { return o.damping_set || o.solver != "gd" ? o.damping : kGdDamping; }
+
 std::vector<std::vector<double>> solve_damped_many(Module& model, const data::ImageSet& train, const Block& bs,
-                                                   const SolverOptions& o, const SolverContext& c,
+                                                   const SolverOptions& given, const SolverContext& c,
                                                    std::map<std::string, double>& stats) {
-  validate(o);
+  validate(given);
+  SolverOptions o = given;
+  o.damping = solver_damping(given);
+  stats["damping"] = o.damping;
   if (bs.empty()) return {};
   auto pass = [&c](const std::string& stage) {
     PassOptions p;

@@ -16,7 +16,7 @@ LETHE_METHOD(linear) {
               option<std::string, O>("--solver", "diag | kfac | cg | lissa | gd",
                                      [](O& o) -> std::string& { return o.solve.solver; },
                                      [](const O& o) { validate(o.solve); }),
-              option<double, O>("--damping", "damping δ added to the Fisher", [](O& o) -> double& { return o.solve.damping; }),
+              option<double, O>("--damping", "damping δ added to the Fisher (gd: 1 unless given)", [](O& o) -> double& { return o.solve.damping; }),
               option<std::string, O>("--curvature", "products of cg, lissa, gd: fisher (empirical Fisher) | ggn (Gauss-Newton)",
                                      [](O& o) -> std::string& { return o.solve.curvature; }),
               option<int, O>("--iterations", "iterations of cg, lissa, gd", [](O& o) -> int& { return o.solve.iterations; }),

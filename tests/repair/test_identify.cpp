@@ -110,6 +110,26 @@ TEST_F(LeaveOneOut, DiagonalAndKfacSolversAndEwcAgreeWithRetraining) {
   }
 }
 
+TEST_F(LeaveOneOut, GradientDescentTakesItsOwnDampingUnlessOneIsGiven) {
+  auto o = base_options("linear");
+  o.solve.solver = "gd";
+  o.solve.iterations = 5;
+  const auto by_default = identify(*model_, *train_, *fq_, o);
+  EXPECT_EQ(by_default.stats.at("damping"), kGdDamping);
+  o.solve.damping = kGdDamping;
+  o.solve.damping_set = true;
+  EXPECT_EQ(identify(*model_, *train_, *fq_, o).scores, by_default.scores);
+  o.solve.damping = 0.5;
+  const auto given = identify(*model_, *train_, *fq_, o);
+  EXPECT_EQ(given.stats.at("damping"), 0.5);
+  EXPECT_NE(given.scores, by_default.scores);
+  // The other solvers keep the shared default.
+  o = base_options("linear");
+  o.solve.solver = "lissa";
+  o.solve.iterations = 5;
+  EXPECT_EQ(identify(*model_, *train_, *fq_, o).stats.at("damping"), o.solve.damping);
+}
+
 TEST(Identify, ARelabelledExampleIsACauseOfTheFailuresItInduces) {
   // Class-0 points relabelled as class 1 pull the model towards predicting 1 near class 0:
   // against class-0 failures they must get positive scores, ranked above every clean example.

@@ -99,6 +99,7 @@ void add_benchmark_command(CLI::App& app, GlobalOptions& global) {
     if (cmd->count("--methods")) a->settings.methods = split_list<std::string>(*methods, "--methods");
     if (cmd->count("--brittleness-ks"))
       a->settings.brittleness_ks = split_list<int64_t>(*brittle_ks, "--brittleness-ks");
+    a->settings.identify.solve.damping_set = cmd->count("--damping") > 0;
     run(global, *a);
   });
 }

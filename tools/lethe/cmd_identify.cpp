@@ -97,7 +97,10 @@ void add_identify_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--mc-samples", o.fisher.mc_samples, "Label draws per example for --fisher sampled")->capture_default_str();
   add_registry_options(cmd, o, repair::method_options());
   cmd->add_flag("--json", a->json, "Print one JSON document on stdout instead of text");
-  cmd->callback([&global, a, cmd] { run_identify(global, *a, *cmd); });
+  cmd->callback([&global, a, cmd] {
+    a->opt.solve.damping_set = cmd->count("--damping") > 0;
+    run_identify(global, *a, *cmd);
+  });
 }
 
 }  // namespace lethe::cli
