@@ -22,6 +22,7 @@ nlohmann::json benchmark_json(const BenchmarkResults& res, const RunInfo& run) {
                    {"subsets", s.subsets}, {"alpha", s.alpha}, {"queries", s.queries}, {"bootstrap", s.bootstrap},
                    {"loo", s.loo}, {"brittleness", s.brittleness}, {"brittleness_ks", s.brittleness_ks},
                    {"proj_dim", s.identify.proj_dim}, {"damping", s.identify.solve.damping},
+                   {"damping_given", s.identify.solve.damping_set},  // not given: linear:gd used repair::kGdDamping
                    {"iterations", s.identify.solve.iterations}};
   j["device"] = run.device;
   j["threads"] = run.threads;
