@@ -208,7 +208,6 @@ class Protocol {
     // Retraining follows the base model's epochs and step size (its batch is the treatments' own).
     t.retrain_epochs = s_.epochs;
     t.retrain_lr = s_.lr;
-    t.retrain_init = s_.retrain_init;
     t.recipe = run.recipe;
     t.progress = [&](const std::string& what, int64_t done, int64_t total) {
       update(fmt::format("{} {}", stage, what), done, total);
@@ -264,8 +263,6 @@ void validate(const ExperimentSettings& a) {
   for (const auto& m : a.methods) parse_method_variant(m);
   for (const auto& t : a.treatments) find_treatment(t, "--treatments");
   if (!a.removal.empty()) find_treatment(a.removal, "--removal-treatment");
-  if (a.retrain_init != "fresh" && a.retrain_init != "base")
-    throw UsageError(fmt::format("--retrain-init {}: must be fresh or base", a.retrain_init));
   if (a.ks.empty()) throw UsageError("--ks: at least one k");
   const int64_t n = a.spec.subset;
   for (int64_t k : a.ks)

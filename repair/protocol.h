@@ -34,9 +34,8 @@ struct ExperimentSettings {
   // The treatment after removing each method's top k, for every k (and the oracle gate's rows);
   // empty: default_removal(spec). run_experiment's results carry the one used.
   std::string removal;
-  std::string retrain_init = "fresh";  // the retrain treatment's start: fresh | base (repair/treat.h)
   std::vector<std::string> treatments = default_treatments();  // extra treatments at the largest k
-  // The treatments' own options (finetune's stopping rule, newton's γ, ...); each repair takes
+  // The treatments' own options (finetune's stopping rule, retrain's start, newton's γ, ...); each repair takes
   // them and sets its treatment, seed, augmentation and progress, and retraining's epochs and
   // step size (the base model's).
   TreatOptions treat;

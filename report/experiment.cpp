@@ -15,9 +15,7 @@ using repair::ExperimentResults;
 using repair::mean;
 using repair::RepairRow;
 
-std::string pm(const std::vector<double>& v) {
-  return v.size() > 1 ? fmt::format("{:.3f} ± {:.3f}", mean(v), repair::stdev(v)) : fmt::format("{:.3f}", mean(v));
-}
+std::string pm(const std::vector<double>& v) { return mean_std(v, 3); }
 
 std::string label(const std::string& method) { return method == "linear" ? "linear (diag)" : method; }
 
@@ -106,8 +104,7 @@ std::string repair_sections(const ExperimentResults& res) {
 std::string stopping_figure(const std::vector<const RepairRow*>& rows, const std::string& key, int digits) {
   std::vector<double> v;
   for (const RepairRow* r : rows) v.push_back(r->stopping.at(key));
-  return v.size() > 1 ? fmt::format("{:.{}f} ± {:.{}f}", mean(v), digits, repair::stdev(v), digits)
-                      : fmt::format("{:.{}f}", mean(v), digits);
+  return mean_std(v, digits);
 }
 
 // What fine-tuning's held-out rule did after each removal, and its course on one fine-tune with
@@ -152,6 +149,11 @@ std::string stopping_section(const ExperimentResults& res) {
 
 }  // namespace
 
+std::string mean_std(const std::vector<double>& v, int digits) {
+  return v.size() > 1 ? fmt::format("{:.{}f} ± {:.{}f}", mean(v), digits, repair::stdev(v), digits)
+                      : fmt::format("{:.{}f}", mean(v), digits);
+}
+
 std::string removal_description(const repair::ExperimentSettings& s) {
   const std::string removal = repair::removal_treatment(s);
   if (removal != "finetune") return removal;
@@ -182,7 +184,7 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
                    {"subset", s.spec.subset}, {"noise", s.spec.noise}, {"noise_fraction", s.spec.noise_fraction},
                    {"noise_amount", data::noise_amount(s.spec)}, {"victim_epochs", s.spec.victim_epochs},
                    {"noise_design", data::noise_design(s.spec)}, {"noisy_queries", data::query_fraction(s.spec)},
-                   {"removal_treatment", repair::removal_treatment(s)}, {"retrain_init", s.retrain_init},
+                   {"removal_treatment", repair::removal_treatment(s)}, {"retrain_init", s.treat.retrain_init},
                    {"epochs", s.epochs}, {"batch", s.batch}, {"lr", s.lr}, {"methods", s.methods}, {"ks", s.ks},
                    {"treatments", s.treatments}, {"seeds", s.seeds}, {"first_seed", s.first_seed},
                    {"finetune", {{"stop", s.treat.finetune_stop}, {"epochs", s.treat.epochs}, {"lr", s.treat.lr},

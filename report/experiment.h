@@ -22,6 +22,8 @@ struct RunInfo {
 // The removal treatment as the report names it: "finetune (held-out rule)", "finetune (2
 // epochs)", "retrain", ...
 std::string removal_description(const repair::ExperimentSettings& settings);
+// "mean ± std" of `v` at `digits` decimals, the mean alone for one value: every table's cell.
+std::string mean_std(const std::vector<double>& v, int digits);
 // Fq, the held-out slice, Fh and R against the epoch along the first traced fine-tune of the
 // held-out rule (results.traces), the kept epoch marked; nothing to draw without one.
 Chart stopping_chart(const repair::ExperimentResults& results);

@@ -46,8 +46,7 @@ std::string paper_text(const PaperFigure& f) {
 
 std::string lethe_text(const std::vector<double>& v, const PaperFigure& f, const std::string& device) {
   const int digits = f.measure == M::kSeconds ? 1 : 3;
-  std::string text = v.size() > 1 ? fmt::format("{:.{}f} ± {:.{}f}", repair::mean(v), digits, repair::stdev(v), digits)
-                                  : fmt::format("{:.{}f}", repair::mean(v), digits);
+  std::string text = mean_std(v, digits);
   if (f.measure == M::kSeconds) text += fmt::format(" ({})", device);
   return text;
 }

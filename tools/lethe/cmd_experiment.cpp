@@ -44,7 +44,7 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
   take(c.noise_design, "--noise-design", s.spec.design);
   take(c.noisy_queries, "--noisy-queries", s.spec.query_fraction);
   take(c.removal, "--removal-treatment", s.removal);
-  take(c.retrain_init, "--retrain-init", s.retrain_init);
+  take(c.retrain_init, "--retrain-init", s.treat.retrain_init);
   take(c.model, "--model", s.model);
   take(c.epochs, "--epochs", s.epochs);
   take(c.batch, "--batch", s.batch);
@@ -142,16 +142,16 @@ void add_experiment_command(CLI::App& app, GlobalOptions& global) {
                   "treatment `lethe treat` names; retrain follows the base model's --epochs and --lr. Default: retrain "
                   "for --noise-design pattern (fine-tuning gets no gradient that unlearns a pattern once its carriers "
                   "are gone), finetune otherwise");
-  cmd->add_option("--retrain-init", s.retrain_init,
+  cmd->add_option("--retrain-init", s.treat.retrain_init,
                   "Where the retrain treatment starts: fresh (a new initialisation) | base (the base model's own "
                   "initialisation and batch-order stream, so that the removal is all that differs)")
       ->capture_default_str();
   cmd->add_option("--treatments", *treatments, "Comma-separated extra treatments at the largest k (default: " + joined(s.treatments) + ")");
   // Fine-tuning's stopping rule, as `lethe treat` takes it (its --epochs and --lr would collide
   // with the base model's: the experiment's fine-tunes keep their defaults).
-  add_registry_options(cmd, s.treat, repair::treatment_options(),
-                       {"--finetune-stop", "--finetune-max-epochs", "--finetune-patience", "--finetune-heldout",
-                        "--finetune-tolerance"});
+  std::vector<std::string> rule_flags = {"--finetune-stop"};
+  rule_flags.insert(rule_flags.end(), kHeldoutRuleFlags.begin(), kHeldoutRuleFlags.end());
+  add_registry_options(cmd, s.treat, repair::treatment_options(), rule_flags);
   cmd->add_option("--seeds", s.seeds, "Number of seeds (the global --seed, then the next ones)")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print results.json on stdout instead of the report");
   cmd->footer("Five seeds: lethe --seed 0 experiment --seeds 5 --out-dir runs/experiment5");

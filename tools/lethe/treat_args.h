@@ -1,5 +1,6 @@
 #pragma once
 // The options of Step II, shared by `lethe treat` and `lethe repair`.
+#include <array>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,10 @@ inline nlohmann::json stop_curve_json(const std::vector<repair::StopEvaluation>&
   return rows;
 }
 
+// The held-out rule's own settings: meaningless, and refused, beside --finetune-stop fixed.
+inline constexpr std::array<const char*, 4> kHeldoutRuleFlags = {"--finetune-max-epochs", "--finetune-patience",
+                                                                 "--finetune-heldout", "--finetune-tolerance"};
+
 // A flag given for a rule that is not the one chosen would be ignored without a word: refused.
 // `epochs_flag`: the command's --epochs is fine-tuning's (not, as in experiment, the base model's).
 inline void check_finetune_flags(const CLI::App& cmd, const repair::TreatOptions& o, bool epochs_flag = true) {
@@ -27,7 +32,7 @@ inline void check_finetune_flags(const CLI::App& cmd, const repair::TreatOptions
                                  "most after --finetune-max-epochs",
                                  o.finetune_stop));
   if (o.finetune_stop == "fixed")
-    for (const char* flag : {"--finetune-max-epochs", "--finetune-patience", "--finetune-heldout", "--finetune-tolerance"})
+    for (const char* flag : kHeldoutRuleFlags)
       if (cmd.count(flag)) throw UsageError(fmt::format("{} belongs to --finetune-stop heldout, not fixed", flag));
 }
 
