@@ -8,7 +8,8 @@
 #   LETHE_FUZZ_SECONDS=600 bash tools/fuzz.sh safetensors mnist_idx
 #
 # Environment: LETHE_FUZZ_SECONDS (per target, default 60), LETHE_FUZZ_BUILD (default
-# build-fuzz), JOBS (build jobs, default all cores). Needs clang and libFuzzer (Debian: clang,
+# build-fuzz), JOBS (build jobs, default all cores), LETHE_FUZZ_PARALLEL (targets run at once,
+# default all cores). Needs clang and libFuzzer (Debian: clang,
 # libclang-rt-dev, libomp-dev; tools/setup.sh installs them).
 # New inputs that add coverage go to <build>/fuzz-corpus/<name>/, never into the checked-in
 # seeds; copy the interesting ones into fuzz/corpus/<name>/ by hand.
@@ -43,30 +44,48 @@ echo "fuzz: built ${#targets[@]} targets in $((SECONDS - start)) s" >&2
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
-failed=()
-summary=()
-for name in "${targets[@]}"; do
-  seeds="fuzz/corpus/$name"
-  [[ -d "$seeds" ]] || { echo "fuzz: no seed corpus $seeds for target $name" >&2; failed+=("$name (no seeds)"); continue; }
-  corpus="$build/fuzz-corpus/$name"
-  findings="$build/fuzz-findings/$name"
-  log="$build/fuzz-$name.log"
+# The targets run side by side, as many at once as there are cores (each fuzzer is one process
+# on one core): eight targets of 60 s take four minutes on two cores, not eight.
+parallel=${LETHE_FUZZ_PARALLEL:-$(nproc)}
+((parallel >= 1)) || parallel=1
+# run_one NAME: fuzzes one target; its summary line goes to <build>/fuzz-<name>.result and its
+# exit status says whether it passed.
+run_one() {
+  local name="$1" seeds="fuzz/corpus/$1" corpus="$build/fuzz-corpus/$1" findings="$build/fuzz-findings/$1"
+  local log="$build/fuzz-$1.log" result="$build/fuzz-$1.result" t0=$SECONDS runs cov f
+  if [[ ! -d "$seeds" ]]; then
+    echo "fuzz: no seed corpus $seeds for target $name" >&2
+    printf '%-20s FAIL  no seed corpus\n' "$name" >"$result"
+    return 1
+  fi
   mkdir -p "$corpus" "$findings"
-  t0=$SECONDS
   echo "fuzz: $name for ${seconds} s" >&2
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb: one taking 2 GB is a memory bomb.
   if "$build/fuzz_$name" "$corpus" "$seeds" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$findings/" -print_final_stats=1 >"$log" 2>&1; then
     runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo '?')
-    summary+=("$(printf '%-20s ok    %4ss  %9s runs  coverage %s' "$name" $((SECONDS - t0)) "$runs" "$cov")")
-  else
-    echo "fuzz: $name FAILED; the end of $log:" >&2
-    tail -40 "$log" >&2
-    for f in "$findings"/*; do [[ -e "$f" ]] && echo "fuzz: failing input kept at $f" >&2; done
-    summary+=("$(printf '%-20s FAIL  %4ss' "$name" $((SECONDS - t0)))")
-    failed+=("$name")
+    printf '%-20s ok    %4ss  %9s runs  coverage %s\n' "$name" $((SECONDS - t0)) "$runs" "$cov" >"$result"
+    return 0
   fi
+  { echo "fuzz: $name FAILED; the end of $log:"; tail -40 "$log"
+    for f in "$findings"/*; do [[ -e "$f" ]] && echo "fuzz: failing input kept at $f"; done; } >&2
+  printf '%-20s FAIL  %4ss\n' "$name" $((SECONDS - t0)) >"$result"
+  return 1
+}
+
+failed=()
+summary=()
+declare -A pid_of=()
+for name in "${targets[@]}"; do
+  rm -f "$build/fuzz-$name.result"
+  while (($(jobs -rp | wc -l) >= parallel)); do wait -n || true; done
+  run_one "$name" &
+  pid_of[$name]=$!
+done
+for name in "${targets[@]}"; do
+  wait "${pid_of[$name]}" || failed+=("$name")
+  summary+=("$(cat "$build/fuzz-$name.result" 2>/dev/null || printf '%-20s FAIL  no result' "$name")")
 done
 
 printf '%s\n' "${summary[@]}" >&2
