@@ -42,7 +42,9 @@ CudaInfo cuda_info();
 // CUDA: device memory from the caching allocator (no cudaMalloc on the hot path).
 void* cuda_alloc(size_t bytes);
 void cuda_free(void* p);
-// Copies; `kind` follows the direction named. All are synchronous with respect to the host.
+// Copies on the process's one stream, ordered after the work queued before them. The host may
+// reuse or free its buffer as soon as a call returns; only copy_cuda_to_host waits for the
+// device (uploads are staged by the driver, device-to-device copies just queue).
 void copy_host_to_cuda(void* dst, const void* src, size_t bytes);
 void copy_cuda_to_host(void* dst, const void* src, size_t bytes);
 void copy_cuda_to_cuda(void* dst, const void* src, size_t bytes);

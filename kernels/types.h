@@ -15,6 +15,27 @@ struct SgdHyper {
   float lr = 1e-2f, momentum = 0.0f, weight_decay = 0.0f;
 };
 
+// The record an early-stopped descent keeps beside the model (repair/descent.h; the
+// descent_* entry points of kernels/backend.inc): one float a slot, so a step's checks and the
+// patience rule run where the model lives and the host reads the record only every few steps.
+// Step numbers count from 1 (a float holds them exactly up to 2^24); 0 means "none yet".
+struct DescentRecord {
+  enum Slot : int {
+    kBest,                // the lowest criterion so far (starts at the criterion's value at θ̂)
+    kSinceBest,           // steps since it last improved
+    kBestStep,            // the step that reached kBest (0: the start)
+    kStopStep,            // the step the rule stopped at: patience used up, or a failure
+    kImproved,            // 1 when the last tracked step improved on kBest
+    kStoppedNow,          // 1 when the last tracked step is kStopStep by patience
+    kBadStep,             // the first step whose checked arrays held a NaN or an infinity
+    kBadArray,            // which array of that check (its index among them)
+    kBadValue,            // the first element of that array (the loss's value when it is the loss)
+    kCriterionBadStep,    // the first step whose criterion was not finite
+    kCriterionBadValue,   // and that value
+    kSlots
+  };
+};
+
 // What one per-example call adds to, for the per-example gradients g_i of one layer's batch
 // (see the per-example entry points of kernels/backend.inc). The pointers are offset to the
 // layer's segment of the flattened parameter vector θ (length P overall); every "per example"

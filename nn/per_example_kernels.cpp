@@ -1,5 +1,7 @@
 #include "nn/per_example_kernels.h"
 
+#include <cstdint>
+
 #include "kernels/backend.h"
 #include "kernels/cpu/per_example.h"
 #include "util/error.h"
@@ -82,8 +84,67 @@ void KeptQueries::keep(Device device, const float* queries, int64_t q, int64_t p
 #endif
 }
 
+size_t ResidentRanges::add(const double* host, int64_t count) {
+  LETHE_CHECK(host && count > 0, "resident sums: an empty array ({} doubles)", count);
+  for (const auto& [start, len] : ranges_)
+    LETHE_CHECK(host + count <= start || start + len <= host, "resident sums: a kept array overlaps another");
+  ranges_.emplace_back(host, count);
+  return ranges_.size() - 1;
+}
+
+std::optional<ResidentRanges::Hit> ResidentRanges::find(const double* p, int64_t extent) const {
+  if (!p) return std::nullopt;
+  for (size_t k = 0; k < ranges_.size(); ++k) {
+    const auto& [start, len] = ranges_[k];
+    // Compared as addresses: p may point into any array, not only this one.
+    const auto at = reinterpret_cast<uintptr_t>(p), lo = reinterpret_cast<uintptr_t>(start);
+    const uintptr_t hi = lo + static_cast<uintptr_t>(len) * sizeof(double);
+    if (at < lo || at >= hi) continue;
+    const int64_t offset = static_cast<int64_t>((at - lo) / sizeof(double));
+    LETHE_CHECK(offset + extent <= len, "resident sums: {} doubles from element {} run past a kept array of {}", extent,
+                offset, len);
+    return Hit{k, offset};
+  }
+  return std::nullopt;
+}
+
+struct ResidentSums::Impl {
+#ifdef LETHE_WITH_CUDA
+  cuda::ResidentTwins twins;
+#endif
+};
+
+ResidentSums::ResidentSums() = default;
+ResidentSums::~ResidentSums() = default;
+ResidentSums::ResidentSums(ResidentSums&&) noexcept = default;
+ResidentSums& ResidentSums::operator=(ResidentSums&&) noexcept = default;
+
+void ResidentSums::keep(Device device, double* host, int64_t count) {
+  if (device != Device::CUDA) return;
+#ifdef LETHE_WITH_CUDA
+  if (!device_) device_ = std::make_unique<Impl>();
+  ranges_.add(host, count);
+  device_->twins.add(count);
+#else
+  (void)host, (void)count;
+  fail("resident sums: the model is on the GPU, but this lethe was built without the CUDA backend");
+#endif
+}
+
+void ResidentSums::flush() {
+#ifdef LETHE_WITH_CUDA
+  for (size_t k = 0; k < ranges_.size(); ++k) device_->twins.flush_into(k, ranges_.host(k), ranges_.count(k));
+#endif
+}
+
+void ResidentSums::release() {
+  flush();
+  ranges_.clear();
+  device_.reset();
+}
+
 void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n, int64_t p,
-                            const PerExampleRequest& req, const KeptQueries* kept) {
+                            const PerExampleRequest& req, const KeptQueries* kept, ResidentSums* resident) {
   if (layers.empty()) return;
   const bool on_gpu = capture_of(*layers.front().layer).input.device() == Device::CUDA;
   if (!on_gpu) {
@@ -91,11 +152,17 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
     return;
   }
 #ifdef LETHE_WITH_CUDA
-  cuda::StagedRequest staged(req, n, p, kept && kept->device_ ? &kept->device_->device : nullptr);
+  cuda::ResidentLookup lookup;
+  if (resident && !resident->empty())
+    lookup = [resident](const double* host, int64_t extent) -> double* {
+      const auto hit = resident->ranges().find(host, extent);
+      return hit ? resident->device_->twins.twin(hit->range) + hit->offset : nullptr;
+    };
+  cuda::StagedRequest staged(req, n, p, kept && kept->device_ ? &kept->device_->device : nullptr, lookup);
   for (const auto& l : layers) accumulate_layer(*l.layer, Device::CUDA, layer_share(staged.on_device(), l.offset));
   staged.finish();
 #else
-  (void)n, (void)p, (void)kept;
+  (void)n, (void)p, (void)kept, (void)resident;
   fail("per-example kernels: the captures are on the GPU, but this lethe was built without the CUDA backend");
 #endif
 }

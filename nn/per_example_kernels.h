@@ -5,6 +5,8 @@
 // places in θ; this is where its requests meet the hardware.
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "kernels/types.h"
@@ -19,6 +21,8 @@ struct CapturedLayer {
   int64_t offset = 0;
 };
 
+class ResidentSums;
+
 // Query vectors kept on the GPU between requests (see accumulate_per_example). Empty on the CPU.
 class KeptQueries {
  public:
@@ -31,18 +35,68 @@ class KeptQueries {
 
  private:
   friend void accumulate_per_example(const std::vector<CapturedLayer>&, int64_t, int64_t, const PerExampleRequest&,
-                                     const KeptQueries*);
+                                     const KeptQueries*, ResidentSums*);
   struct Impl;  // the device copy (kernels/cuda/staging.h) in a build with the CUDA backend
+  std::unique_ptr<Impl> device_;
+};
+
+// Host arrays of doubles whose sums stay on the device for a whole pass (PerExampleEngine's
+// keep_resident): which of them a request's pointer falls in, and where. Plain host logic, the
+// same in every build; on the CPU nothing is ever made resident.
+class ResidentRanges {
+ public:
+  struct Hit {
+    size_t range = 0;    // which kept array
+    int64_t offset = 0;  // of the pointer, in doubles from the array's start
+  };
+  // Keeps [host, host + count); returns its index. Throws when it overlaps one already kept.
+  size_t add(const double* host, int64_t count);
+  // The kept array holding all of [p, p + extent), if any; throws when the span starts in one
+  // and runs past its end (a caller's mistake that would otherwise lose sums).
+  std::optional<Hit> find(const double* p, int64_t extent) const;
+  size_t size() const { return ranges_.size(); }
+  int64_t count(size_t k) const { return ranges_[k].second; }
+  double* host(size_t k) const { return const_cast<double*>(ranges_[k].first); }
+  void clear() { ranges_.clear(); }
+
+ private:
+  std::vector<std::pair<const double*, int64_t>> ranges_;
+};
+
+// The device twins of the kept arrays (zero until requests add into them), in a build with the
+// CUDA backend; empty otherwise.
+class ResidentSums {
+ public:
+  ResidentSums();
+  ~ResidentSums();
+  ResidentSums(ResidentSums&&) noexcept;
+  ResidentSums& operator=(ResidentSums&&) noexcept;
+  // Keeps `host` when `device` is the GPU (a no-op otherwise).
+  void keep(Device device, double* host, int64_t count);
+  // Adds every twin into its host array, zeroes the twins (one wait for the device), keeps them.
+  void flush();
+  // Flushes, then forgets every kept array.
+  void release();
+  const ResidentRanges& ranges() const { return ranges_; }
+  bool empty() const { return ranges_.size() == 0; }
+
+ private:
+  friend void accumulate_per_example(const std::vector<CapturedLayer>&, int64_t, int64_t, const PerExampleRequest&,
+                                     const KeptQueries*, ResidentSums*);
+  struct Impl;
+  ResidentRanges ranges_;
   std::unique_ptr<Impl> device_;
 };
 
 // Adds every layer's share of `req` for the batch of n examples the captures hold. The request's
 // arrays are host arrays indexing the whole θ (p values) whichever device the captures are on;
 // on the GPU they get device twins for the call (queries from `kept` when it holds the same
-// ones), and the results come back once every layer has run. The += contract of
-// kernels/backend.inc holds for dots, sq_norms and sq_sum; grads are written.
+// ones), and the results come back once every layer has run, except those whose host array is
+// kept in `resident`: they add into its device twin and come back at its flush(). The +=
+// contract of kernels/backend.inc holds for dots, sq_norms and sq_sum; grads are written.
 void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n, int64_t p,
-                            const PerExampleRequest& req, const KeptQueries* kept = nullptr);
+                            const PerExampleRequest& req, const KeptQueries* kept = nullptr,
+                            ResidentSums* resident = nullptr);
 
 // One layer's KFAC statistics of the captured batch, added on the host (the captures are copied
 // there when they live on the GPU). Linear and Conv2d: the factors A ((in + bias)²) and G (out²);

@@ -9,7 +9,6 @@ namespace lethe::repair {
 
 DiagonalAnchor::DiagonalAnchor(Module& model, const std::vector<double>& fisher, double scale, double l2)
     : params_(model.parameters()) {
-  for (auto& p : model.named_parameters()) names_.push_back(p.name);
   const auto layout = ParamLayout::of(model);
   const auto theta = flatten_params(model);
   if (static_cast<int64_t>(fisher.size()) != layout.total)
@@ -26,14 +25,11 @@ DiagonalAnchor::DiagonalAnchor(Module& model, const std::vector<double>& fisher,
   }
 }
 
-void DiagonalAnchor::add_gradient(const char* who, int step) {
+void DiagonalAnchor::add_gradient() {
   NoGradGuard ng;
   for (size_t k = 0; k < params_.size(); ++k) {
     Tensor g = params_[k].grad();
-    if (!g.defined()) continue;
-    add_inplace(g, mul(coef_[k], sub(params_[k], anchor_[k])));
-    if (!all_finite(g))
-      fail("{}: the gradient of '{}' is not finite (NaN or Inf) at step {}", who, names_[k], step);
+    if (g.defined()) add_inplace(g, mul(coef_[k], sub(params_[k], anchor_[k])));
   }
 }
 

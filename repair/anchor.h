@@ -13,13 +13,12 @@ class DiagonalAnchor {
  public:
   // c_j = scale * fisher_j + l2, anchored at the model's current parameters.
   DiagonalAnchor(Module& model, const std::vector<double>& fisher, double scale, double l2);
-  // Adds c ∘ (θ − θ̂) to every parameter's gradient; throws naming `who` and `step` when a
-  // gradient stops being finite.
-  void add_gradient(const char* who, int step);
+  // Adds c ∘ (θ − θ̂) to every parameter's gradient, queued on the model's device; the
+  // descent's one finiteness check of the step (repair/descent.h) covers the result.
+  void add_gradient();
 
  private:
   std::vector<Tensor> params_, coef_, anchor_;
-  std::vector<std::string> names_;  // the parameters' names, for errors
 };
 
 }  // namespace lethe::repair

@@ -27,20 +27,28 @@ struct AnchoredDescent {
   int patience = 10;      // steps without a better criterion before stopping
   // Adds the anchor's gradient to every parameter's .grad after the loss's backward pass.
   std::function<void(int step)> add_anchor_gradient;
-  // Lower is better; evaluated at θ̂ and after every step. Empty: no early stopping, the last
-  // step is the result.
-  std::function<double()> criterion;
+  // Lower is better; evaluated at θ̂ and after every step, as a one-element tensor on the
+  // model's device (it is compared there). Empty: no early stopping, the last step is the result.
+  std::function<Tensor()> criterion;
+  // Steps between the host's looks at the record (nn/descent_log.h): the finiteness checks, the
+  // patience rule and the snapshot of the best parameters run on the model's device every step,
+  // and the host waits for the device only every this many steps. The result does not depend on
+  // it (steps run past the stopping point are undone); 0 chooses: 1 on the CPU, where looking
+  // costs nothing, 8 on the GPU.
+  int check_every = 0;
   std::function<void(int step, int max_steps)> progress;
 };
 
 struct DescentResult {
   std::vector<float> best_theta;  // θ at the best criterion (flattened, ParamLayout order)
-  int steps = 0, best_step = 0;
+  int steps = 0, best_step = 0;   // steps taken (up to where the rule stopped), and the best one
   double start = 0, best = 0;     // the criterion at θ̂ and at best_theta (0 without one)
+  int host_reads = 0;             // times the host waited for the record
 };
 
 // Runs the descent on `model` from its current parameters, drawing the batches from `rng`.
-// Leaves the model at its last step (not at best_theta).
+// Leaves the model at its last step (the one the rule stopped at; not at best_theta). Throws
+// naming the step when the loss, a gradient or the criterion stops being finite.
 DescentResult anchored_descent(Module& model, const data::ImageSet& set, const AnchoredDescent& d, Rng& rng);
 
 }  // namespace lethe::repair

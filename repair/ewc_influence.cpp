@@ -38,6 +38,33 @@ double loss_value(Module& model, const data::ImageSet& set, int64_t batch, Devic
   return static_cast<double>(summed_loss(model, set, batch, device).item());
 }
 
+// A set uploaded once, in batches: the held-out Fq's loss is the stopping criterion after
+// every update step, and stays on the model's device (images, and the labels' device copies
+// made on first use) for the whole update.
+class ResidentSet {
+ public:
+  ResidentSet(const data::ImageSet& set, int64_t batch, Device device) {
+    for_each_image_batch(set, batch, device, [&](const std::vector<int64_t>&, Tensor& x, Labels& labels) {
+      images_.push_back(x);
+      labels_.push_back(labels);
+    });
+  }
+  // Σ ℓ over the set, as a one-element tensor where the model lives (no host round trip).
+  Tensor summed_loss(Module& model) const {
+    NoGradGuard ng;
+    Tensor total;
+    for (size_t b = 0; b < images_.size(); ++b) {
+      Tensor l = sum(cross_entropy(model.forward(images_[b]), labels_[b]));
+      total = total.defined() ? add(total, l) : l;
+    }
+    return total;
+  }
+
+ private:
+  std::vector<Tensor> images_;
+  std::vector<Labels> labels_;
+};
+
 // The anchor of every update from θ̂: the Fisher (diagonal or KFAC) over D, and ℓ(z; θ̂).
 struct EwcAnchor {
   bool kfac_anchor = false;
@@ -93,11 +120,15 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   d.lr = o.lr;
   d.max_steps = o.max_steps;
   d.patience = o.patience;
-  if (n_val) d.criterion = [&] { return loss_value(model, fq_val, o.batch, device); };
+  std::unique_ptr<ResidentSet> resident_val;
+  if (n_val) {
+    resident_val = std::make_unique<ResidentSet>(fq_val, o.batch, device);
+    d.criterion = [&] { return resident_val->summed_loss(model); };
+  }
   if (o.progress) d.progress = [&o](int step, int total) { o.progress("ewc update", step, total); };
-  d.add_anchor_gradient = [&](int step) {
+  d.add_anchor_gradient = [&](int) {
     if (diagonal) {
-      diagonal->add_gradient("ewc", step);
+      diagonal->add_gradient();
       return;
     }
     // The KFAC anchor's gradient N·F_kfac(θ − θ̂) + λ(θ − θ̂), added on the host.
@@ -117,6 +148,7 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   const DescentResult descent = anchored_descent(model, fq_update, d, rng);
   const std::vector<float>& best_theta = descent.best_theta;
   stats["update_steps"] = descent.steps;
+  stats["update_host_reads"] = descent.host_reads;
   stats["best_step"] = descent.best_step;
   stats["fq_holdout_loss_before"] = descent.start;
   stats["fq_holdout_loss_after"] = descent.best;

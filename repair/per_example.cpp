@@ -87,25 +87,36 @@ Tensor PerExampleEngine::forward(const Tensor& x) {
   return logits;
 }
 
-std::vector<float> PerExampleEngine::backward(const Tensor& logits, const Labels& labels, const std::vector<float>* weights) {
+Tensor PerExampleEngine::backward_on_device(const Tensor& logits, const Labels& labels, const std::vector<float>* weights) {
   Tensor losses = cross_entropy(logits, labels);
-  std::vector<float> seed(static_cast<size_t>(losses.numel()), 1.0f);
+  Tensor seed;
   if (weights) {
-    if (weights->size() != seed.size()) fail("per-example engine: {} weights for {} examples", weights->size(), seed.size());
-    seed = *weights;
+    if (static_cast<int64_t>(weights->size()) != losses.numel())
+      fail("per-example engine: {} weights for {} examples", weights->size(), losses.numel());
+    seed = Tensor::from_vector(losses.shape(), *weights, losses.device());
+  } else {
+    seed = Tensor::full(losses.shape(), 1.0f, losses.device());
   }
   // Parameter gradients are a by-product here; they are dropped so repeated calls do not pile up.
   model_.zero_grad();
-  losses.backward(Tensor::from_vector(losses.shape(), seed, losses.device()));
+  losses.backward(seed);
   model_.zero_grad();
   for (auto& l : layers_)
     if (!l->capture.grad_output.defined()) fail("per-example engine: layer {} received no gradient", l->module->describe());
-  return losses.to_vector();
+  return losses.detach();
+}
+
+std::vector<float> PerExampleEngine::backward(const Tensor& logits, const Labels& labels, const std::vector<float>* weights) {
+  return backward_on_device(logits, labels, weights).to_vector();
 }
 
 void PerExampleEngine::accumulate(const PerExampleRequest& req) const {
-  accumulate_per_example(captured_, batch_, layout_.total, req, &kept_queries_);
+  accumulate_per_example(captured_, batch_, layout_.total, req, &kept_queries_, &resident_);
 }
+
+void PerExampleEngine::keep_resident(double* host, int64_t count) { resident_.keep(model_.device(), host, count); }
+
+void PerExampleEngine::flush_resident() { resident_.flush(); }
 
 void PerExampleEngine::keep_queries(const float* queries, int64_t q, int64_t ld_queries) {
   kept_queries_.keep(model_.device(), queries, q, layout_.total, ld_queries);

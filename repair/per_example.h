@@ -13,8 +13,8 @@
 //
 // Where the model lives on the GPU, so do the captures, and accumulate() runs the kernels there
 // (nn/per_example_kernels.h): the request's host arrays are mirrored on the device, and the
-// results come back to the host once per call. KFAC statistics are gathered on the host in
-// either case.
+// results come back to the host once per call, or once per pass for arrays kept resident
+// (keep_resident). KFAC statistics are gathered on the host in either case.
 #include <memory>
 #include <vector>
 
@@ -46,6 +46,8 @@ class PerExampleEngine {
   // every layer's per-example output gradients in place; returns the per-example losses.
   // May be called several times on the same logits (e.g. one per sampled label set).
   std::vector<float> backward(const Tensor& logits, const Labels& labels, const std::vector<float>* weights = nullptr);
+  // The same, leaving the per-example losses where the model lives: nothing waits for the GPU.
+  Tensor backward_on_device(const Tensor& logits, const Labels& labels, const std::vector<float>* weights = nullptr);
   int64_t batch_size() const { return batch_; }
 
   // Adds the current batch's per-example quantities; pointers in `req` index the whole θ
@@ -60,6 +62,14 @@ class PerExampleEngine {
   // while they are kept (until the next call or the engine's end). A no-op when the model is on
   // the CPU.
   void keep_queries(const float* queries, int64_t q, int64_t ld_queries);
+
+  // A pass that adds into the same host array batch after batch (the Fisher's sum of squares
+  // over θ, or dots and norms written row range by row range into one array for the whole set)
+  // names it here: on the GPU its sums then stay in a device twin, and flush_resident() adds
+  // them into the host array, once, instead of after every batch. The array must not be read
+  // before the flush. No-ops on the CPU, where accumulate() writes the host array directly.
+  void keep_resident(double* host, int64_t count);
+  void flush_resident();
 
   // KFAC statistics of the current batch, per capturable layer (in model order).
   struct KfacBlock {
@@ -97,6 +107,7 @@ class PerExampleEngine {
   std::vector<CapturedLayer> captured_;  // the same layers, as the kernels take them
   int64_t batch_ = 0;
   KeptQueries kept_queries_;
+  mutable ResidentSums resident_;
 };
 
 }  // namespace lethe::repair

@@ -134,19 +134,19 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
     fail("per_example_dots: {} query values for {} queries of {} parameters", queries.size(), q, p);
   engine.keep_queries(queries.data(), q, p);
   std::vector<double> out(static_cast<size_t>(set.n * q), 0.0);
-  std::vector<double> batch_dots;
+  // A batch is a run of consecutive examples, so its rows of `out` are one span: the dots go
+  // straight there (on the GPU into out's device twin, brought back once at the end).
+  engine.keep_resident(out.data(), set.n * q);
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
-    engine.backward(logits, labels);
-    batch_dots.assign(idx.size() * static_cast<size_t>(q), 0.0);
+    engine.backward_on_device(logits, labels);
     PerExampleRequest req;
     req.queries = queries.data();
     req.q = q;
     req.ld_queries = p;
-    req.dots = batch_dots.data();
+    req.dots = out.data() + idx.front() * q;
     engine.accumulate(req);
-    for (size_t i = 0; i < idx.size(); ++i)
-      for (int64_t j = 0; j < q; ++j) out[static_cast<size_t>(idx[i] * q + j)] = batch_dots[i * q + j];
   });
+  engine.flush_resident();
   share_rows(out, set.n, q, opt.batch);
   return out;
 }
@@ -154,15 +154,14 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
 std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& set, const PassOptions& opt) {
   PerExampleEngine engine(model);
   std::vector<double> out(static_cast<size_t>(set.n), 0.0);
-  std::vector<double> batch_norms;
+  engine.keep_resident(out.data(), set.n);  // as per_example_dots does
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
-    engine.backward(logits, labels);
-    batch_norms.assign(idx.size(), 0.0);
+    engine.backward_on_device(logits, labels);
     PerExampleRequest req;
-    req.sq_norms = batch_norms.data();
+    req.sq_norms = out.data() + idx.front();
     engine.accumulate(req);
-    for (size_t i = 0; i < idx.size(); ++i) out[static_cast<size_t>(idx[i])] = batch_norms[i];
   });
+  engine.flush_resident();
   share_rows(out, set.n, 1, opt.batch);
   return out;
 }
@@ -181,25 +180,34 @@ std::vector<double> diagonal_fisher(Module& model, const data::ImageSet& set, co
   // draw) are skipped, so every example gets the labels a single process draws for it.
   if (fisher.kind == FisherKind::Sampled)
     for (int64_t i = my_shard(0, set.n, opt.batch).lo * draws; i > 0; --i) rng.uniform();
+  // The sum of squares stays on the GPU for the whole pass, and so do the batches' losses: with
+  // the empirical Fisher nothing comes back until the pass is over. (The sampled Fisher draws its
+  // labels on the host from each batch's logits, which must come back.)
+  engine.keep_resident(acc.data(), engine.num_params());
+  std::vector<std::pair<int64_t, Tensor>> batch_losses;  // first example, losses
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
     if (losses && fisher.kind == FisherKind::Sampled) {
       NoGradGuard ng;
-      const auto l = cross_entropy(logits, labels).to_vector();
-      for (size_t i = 0; i < idx.size(); ++i) (*losses)[static_cast<size_t>(idx[i])] = l[i];
+      batch_losses.emplace_back(idx.front(), cross_entropy(logits, labels).detach());
     }
     for (int s = 0; s < draws; ++s) {
       if (fisher.kind == FisherKind::Sampled) {
-        engine.backward(logits, sample_labels(logits, rng));
+        engine.backward_on_device(logits, sample_labels(logits, rng));
       } else {
-        const auto l = engine.backward(logits, labels);
-        if (losses)
-          for (size_t i = 0; i < idx.size(); ++i) (*losses)[static_cast<size_t>(idx[i])] = l[i];
+        Tensor l = engine.backward_on_device(logits, labels);
+        if (losses) batch_losses.emplace_back(idx.front(), l);
       }
       PerExampleRequest req;
       req.sq_sum = acc.data();
       engine.accumulate(req);
     }
   });
+  engine.flush_resident();
+  if (losses)
+    for (const auto& [first, l] : batch_losses) {
+      const auto v = l.to_vector();
+      std::copy(v.begin(), v.end(), losses->begin() + first);
+    }
   sum_over_ranks(acc);
   if (losses) share_rows(*losses, set.n, 1, opt.batch);
   const double norm = 1.0 / (static_cast<double>(set.n) * draws);

@@ -43,13 +43,18 @@ const Probe& probe() {
   return result;
 }
 
-// Synchronous from the host's point of view, yet on the context's stream: a copy is ordered
-// after the kernels that produced its source, and the host may reuse its buffer on return.
+// On the context's stream, so a copy is ordered after the kernels that produced its source and
+// before those that read its destination. The host may reuse its buffer on return either way:
+// a copy to the host waits for the stream; a copy from the host's pageable memory (lethe pins
+// none) returns once the driver has staged the bytes, and the runtime's documented
+// synchronisation rules make that safe; a copy within the device needs no wait at all. So only
+// reading results back makes the host wait for the GPU: an upload or a device-to-device
+// snapshot leaves the host free to queue the next kernels.
 void copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (bytes == 0) return;
   const cudaStream_t stream = cuda::stream();
   LETHE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
-  LETHE_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (kind == cudaMemcpyDeviceToHost) LETHE_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
 }  // namespace

@@ -46,8 +46,29 @@ KeptQueries::~KeptQueries() = default;
 
 const float* KeptQueries::device() const { return buf_->as<float>(); }
 
-StagedRequest::StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p, const KeptQueries* kept)
+ResidentTwins::ResidentTwins() = default;
+ResidentTwins::~ResidentTwins() = default;
+
+void ResidentTwins::add(int64_t count) { twins_.push_back(zeroed_doubles(count)); }
+
+double* ResidentTwins::twin(size_t k) const { return twins_.at(k)->as<double>(); }
+
+void ResidentTwins::flush_into(size_t k, double* host, int64_t count) {
+  add_from_device(host, twin(k), count);
+  fill(2 * count, 0.0f, twins_.at(k)->as<float>());
+}
+
+StagedRequest::StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p, const KeptQueries* kept,
+                             const ResidentLookup& resident)
     : host_(host), n_(n), p_(p) {
+  // The device array for a host array of `extent` doubles: its resident twin, or a zeroed
+  // scratch array whose sums finish() brings back.
+  const auto target = [&](double* host_array, int64_t extent, std::unique_ptr<DeviceScratch>& scratch) -> double* {
+    if (resident)
+      if (double* twin = resident(host_array, extent)) return twin;
+    scratch = zeroed_doubles(extent);
+    return scratch->as<double>();
+  };
   dev_.scale = host.scale;
   const int64_t q = host.dots ? host.q : 0;
   if (q > 0) {
@@ -62,17 +83,10 @@ StagedRequest::StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p
     }
     dev_.q = q;
     dev_.ld_queries = p;
-    dots_ = zeroed_doubles(n * q);
-    dev_.dots = dots_->as<double>();
+    dev_.dots = target(host.dots, n * q, dots_);
   }
-  if (host.sq_norms) {
-    sq_norms_ = zeroed_doubles(n);
-    dev_.sq_norms = sq_norms_->as<double>();
-  }
-  if (host.sq_sum) {
-    sq_sum_ = zeroed_doubles(p);
-    dev_.sq_sum = sq_sum_->as<double>();
-  }
+  if (host.sq_norms) dev_.sq_norms = target(host.sq_norms, n, sq_norms_);
+  if (host.sq_sum) dev_.sq_sum = target(host.sq_sum, p, sq_sum_);
   if (host.grads) {
     LETHE_CHECK(host.ld_grads >= p, "per-example engine: gradient rows {} apart for {} parameters", host.ld_grads, p);
     grads_ = std::make_unique<DeviceScratch>(static_cast<size_t>(n * p) * sizeof(float));

@@ -3,7 +3,9 @@
 // request's arrays for one call, and the copies both ways. A plain C++ header (host code only),
 // present in a build with LETHE_WITH_CUDA.
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "kernels/types.h"
 
@@ -31,14 +33,36 @@ class KeptQueries {
   std::unique_ptr<DeviceScratch> buf_;
 };
 
+// Zeroed device arrays of doubles standing in for host arrays for a whole pass: requests add
+// into them batch after batch, and the host arrays get the sums once, at flush_into().
+class ResidentTwins {
+ public:
+  ResidentTwins();
+  ~ResidentTwins();
+  void add(int64_t count);  // one more twin, of `count` zeros
+  double* twin(size_t k) const;
+  // host[0, count) += twin k, then twin k = 0 (waits for the device).
+  void flush_into(size_t k, double* host, int64_t count);
+
+ private:
+  std::vector<std::unique_ptr<DeviceScratch>> twins_;
+};
+
+// Where a request's host array of doubles has a resident twin: the device address standing for
+// host[0, extent), or null when it has none.
+using ResidentLookup = std::function<double*(const double* host, int64_t extent)>;
+
 // A host request for one batch of n examples over a parameter vector of p values, mirrored on
 // the device: the queries go up packed p apart (unless `kept` serves them); dots, squared norms
 // and the sum of squares start at zero there, and finish() adds them into the host arrays; the
 // gradients come back row by row into the host's rows (one copy when those are p apart too).
 // The per-example kernels add into their layer's share, so one zeroed array serves every layer.
+// Dots, squared norms or the sum of squares whose host array `resident` knows go straight into
+// its twin instead, and finish() leaves them there.
 class StagedRequest {
  public:
-  StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p, const KeptQueries* kept);
+  StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p, const KeptQueries* kept,
+                const ResidentLookup& resident = nullptr);
   ~StagedRequest();
   StagedRequest(const StagedRequest&) = delete;
   StagedRequest& operator=(const StagedRequest&) = delete;

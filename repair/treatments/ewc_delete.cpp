@@ -40,12 +40,17 @@ void ewc_delete(TreatmentRun& run) {
   d.lr = o.lr;
   d.max_steps = o.max_steps;
   d.patience = o.patience;
-  d.criterion = [&] { return -accuracy(model, fq); };
-  d.add_anchor_gradient = [&](int step) { anchor.add_gradient("ewc-delete", step); };
+  // Fq accuracy is counted on the host; the record compares its negation on the model's device.
+  d.criterion = [&] {
+    const float v = -static_cast<float>(accuracy(model, fq));
+    return Tensor::from_vector({1}, std::span<const float>(&v, 1), model.device());
+  };
+  d.add_anchor_gradient = [&](int) { anchor.add_gradient(); };
   if (o.progress) d.progress = [&o](int step, int total) { o.progress("ewc-delete", step, total); };
+  // The accuracies in the stats are counted in double here (the record holds floats).
+  const double start = accuracy(model, fq);
   const DescentResult descent = anchored_descent(model, causes, d, rng);
   const std::vector<float>& best_theta = descent.best_theta;
-  const double start = -descent.start, best = -descent.best;
   const int best_step = descent.best_step;
   {
     const auto last = flatten_params(model);
@@ -55,6 +60,7 @@ void ewc_delete(TreatmentRun& run) {
     result.stats["cause_loss_last_step"] = sum_loss(model, causes);
   }
   assign_params(model, best_theta);
+  const double best = accuracy(model, fq);
   result.stats["cause_loss_after"] = sum_loss(model, causes);
   result.stats["steps"] = descent.steps;
   result.stats["best_step"] = best_step;
