@@ -19,8 +19,8 @@ example i's loss a function of example i alone, so per-example gradients exist (
 evaluates the model the same way). The results end in host memory, as lethe's do; on CUDA the
 clocks are read after a synchronisation, each chunk size is warmed up first (cuDNN's algorithm
 search is on, as a user timing fixed shapes would have it), and a chunk size that runs out of
-device memory is skipped with a line saying so. The reported time is the median of --repeats at
-the fastest chunk size of --chunks.
+device memory is skipped with a line saying so. Each chunk size's median prints on a line of its
+own; the line with "median" is the fastest chunk size's, with its --repeats times.
 
 Models: mnist (the layer order of lethe's MnistCnn, 1x28x28) and resnet18 (lethe's CIFAR
 ResNet-18, 3x32x32, width 64). Inputs are synthetic: the cost does not depend on the values.
@@ -220,11 +220,11 @@ def time_quantity(pe, name, args, n, chunks, params):
         if out_of_memory:  # handled outside the except block, whose traceback holds the chunk's tensors
             gc.collect()
             torch.cuda.empty_cache()
-            print(f"{tag}: out of memory, skipped (and every larger chunk)")
+            print(f"{tag}: out of memory, skipped (and every larger chunk)", flush=True)
             break
         if cuda:
             torch.cuda.empty_cache()  # each chunk size starts from the same free memory
-        print(f"{tag}: {med:.4f} s", file=sys.stderr)
+        print(f"{tag}: {med:.4f} s", flush=True)  # each chunk size's time, for the record
         if best is None or med < best[0]:
             best = (med, chunk, times)
     if best is None:
@@ -233,7 +233,7 @@ def time_quantity(pe, name, args, n, chunks, params):
     med, chunk, times = best
     print(f"functorch {name} model={args.model} device={args.device} n={n} chunk={chunk} "
           f"threads={args.threads} tf32={args.tf32} params={params}: median {med:.4f} s "
-          f"({n / med:.0f} examples/s) over {args.repeats}: " + " ".join(f"{t:.4f}" for t in times))
+          f"({n / med:.0f} examples/s) over {args.repeats}: " + " ".join(f"{t:.4f}" for t in times), flush=True)
 
 
 def main():
