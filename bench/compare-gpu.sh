@@ -70,8 +70,11 @@ else
   mnist_chunks=1000 resnet_chunks=16
 fi
 
-"$build/lethe" --threads "$threads" info
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+# What both sides ran on (neither is needed for the figures).
+"$build/lethe" --threads "$threads" info || echo "(no $build/lethe to describe the machine)"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader || true
+fi
 
 echo "== lethe_bench (device:$dev) =="
 filter="PerExample(InnerProducts|DiagonalFisher)/device:$dev/|PerExampleResNet18(InnerProducts|DiagonalFisher)/device:$dev/n:$resnet_n/"
