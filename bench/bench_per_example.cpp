@@ -116,7 +116,8 @@ void BM_PerExampleInnerProducts(benchmark::State& state) {
   auto& f = fixture();
   Module& model = f.model_on(*device);
   auto run = [&] { return repair::per_example_dots(model, f.set, f.query, 1); };
-  if (*device == Device::CUDA) run();  // warm-up: allocator caches, cuDNN algorithm choice
+  run();  // warm-up: oneDNN generates its kernels and the allocators fill on first use; on the GPU
+          // cuDNN chooses its algorithms. The peers warm up too.
   for (auto _ : state) benchmark::DoNotOptimize(run());
   counters(state, f.set.n);
   roofline(state, mnist_per_example_flops(f.set.n), *device);
@@ -129,7 +130,7 @@ void BM_PerExampleDiagonalFisher(benchmark::State& state) {
   auto& f = fixture();
   Module& model = f.model_on(*device);
   auto run = [&] { return repair::diagonal_fisher(model, f.set); };
-  if (*device == Device::CUDA) run();  // warm-up, as above
+  run();  // warm-up, as above
   for (auto _ : state) benchmark::DoNotOptimize(run());
   counters(state, f.set.n);
   roofline(state, mnist_per_example_flops(f.set.n), *device);
@@ -216,7 +217,7 @@ void BM_PerExampleResNet18InnerProducts(benchmark::State& state) {
   if (!device) return;
   auto& c = resnet_case(*device, state.range(1));
   auto run = [&] { return repair::per_example_dots(*c.model, c.set, c.query, 1); };
-  if (*device == Device::CUDA) run();  // warm-up, as above
+  run();  // warm-up, as above
   for (auto _ : state) benchmark::DoNotOptimize(run());
   resnet_counters(state, c, *device);
 }
@@ -228,7 +229,7 @@ void BM_PerExampleResNet18DiagonalFisher(benchmark::State& state) {
   if (!device) return;
   auto& c = resnet_case(*device, state.range(1));
   auto run = [&] { return repair::diagonal_fisher(*c.model, c.set); };
-  if (*device == Device::CUDA) run();  // warm-up, as above
+  run();  // warm-up, as above
   for (auto _ : state) benchmark::DoNotOptimize(run());
   resnet_counters(state, c, *device);
 }
