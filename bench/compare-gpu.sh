@@ -6,7 +6,8 @@
 # (bench/peer_functorch.py: vmap(grad), and jvp for the one-query inner products) and torch's
 # step (bench/peer_torch_resnet.py), then a table of PyTorch / lethe (above 1: lethe is faster)
 # with lethe's share of the device's measured FP32 SGEMM peak. The per-example comparisons run
-# in full FP32 on both sides. Each side's raw lines are kept in the log folder.
+# in full FP32 on both sides; the peer first checks its quantities against a loop of
+# single-example passes (--self-check). Each side's raw lines are kept in the log folder.
 #
 #   bash bench/compare-gpu.sh                  on a GPU machine, after tools/gpu-check.sh has built
 #                                              build-gpu/ (and with its LD_LIBRARY_PATH)
@@ -84,6 +85,16 @@ filter="PerExample(InnerProducts|DiagonalFisher)/device:$dev/|PerExampleResNet18
   echo "(lethe_bench: no figures or a failure; see $log/lethe.txt and lethe.err)"
 
 echo "== PyTorch =="
+# First the peer's own check against a loop of single-example passes (float64, 3 examples), so
+# that its figures are known to be of the right quantities with this torch; ResNet-18's takes
+# a minute on two CPU cores, so the CPU run checks the MNIST CNN only.
+check_models="mnist resnet18"
+[[ "$device" == cpu ]] && check_models=mnist
+for model in $check_models; do
+  "$py" bench/peer_functorch.py --device "$device" --model "$model" --self-check >"$log/self-check-$model.txt" 2>&1 ||
+    echo "(the peer's self-check failed for $model: see $log/self-check-$model.txt)"
+  grep -E '^self-check (passed|FAILED)' "$log/self-check-$model.txt" | sed "s/^/$model: /" || true
+done
 peer_quantities=inner_products,jvp_inner_products,diagonal_fisher
 # A peer that fails leaves its rows "absent" in the table; the rest still runs.
 "$py" bench/peer_functorch.py --device "$device" --threads "$threads" --model mnist --n 3000 \
