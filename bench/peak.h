@@ -1,11 +1,16 @@
 #pragma once
-// The machine's measured single-precision GEMM peak at the current thread count: the ceiling
-// that lethe_bench's GFLOP/s figures are read against (their distance to the roofline).
+// The machine's measured single-precision GEMM peak at the current thread count, and the GPU's
+// (in a CUDA build): the ceilings that lethe_bench's GFLOP/s figures are read against (their
+// distance to the roofline).
 #include <algorithm>
 #include <chrono>
 #include <vector>
 
 #include "kernels/cpu/blas.h"
+#if defined(LETHE_WITH_CUDA)
+#include "kernels/cuda/kernels.h"
+#include "kernels/device.h"
+#endif
 
 namespace lethe::bench {
 
@@ -26,5 +31,40 @@ inline double sgemm_peak_gflops() {
   }();
   return peak;
 }
+
+#if defined(LETHE_WITH_CUDA)
+// The GPU's: best of three cuBLAS 8192^3 SGEMMs in full FP32 (TF32 off, as lethe's default and
+// the per-example benchmarks run), measured once per process. 8192 is where bench_cuda.cpp's
+// BM_CudaGemm reaches its plateau (51 TFLOP/s on an H200). Call only with a GPU present.
+inline double cuda_sgemm_peak_gflops() {
+  static const double peak = [] {
+    const int64_t n = 8192;
+    const size_t bytes = static_cast<size_t>(n * n) * sizeof(float);
+    const std::vector<float> host(static_cast<size_t>(n * n), 0.5f);
+    float* a = static_cast<float*>(device::cuda_alloc(bytes));
+    float* b = static_cast<float*>(device::cuda_alloc(bytes));
+    float* c = static_cast<float*>(device::cuda_alloc(bytes));
+    device::copy_host_to_cuda(a, host.data(), bytes);
+    device::copy_host_to_cuda(b, host.data(), bytes);
+    const bool tf32 = cuda::allow_tf32();
+    cuda::set_allow_tf32(false);
+    auto gemm = [&] {
+      cuda::gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+      device::cuda_synchronize();
+    };
+    gemm();  // warm-up: cuBLAS handle and heuristics
+    double best = 1e30;
+    for (int r = 0; r < 3; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      gemm();
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    cuda::set_allow_tf32(tf32);
+    for (float* p : {a, b, c}) device::cuda_free(p);
+    return 2.0 * n * n * n / best * 1e-9;
+  }();
+  return peak;
+}
+#endif
 
 }  // namespace lethe::bench

@@ -31,6 +31,23 @@ def torch_config(threads):
             f"mkl {torch.backends.mkl.is_available()}, cpu capability {cap}; " + "; ".join(blas))
 
 
+def set_tf32(on):
+    """TF32 tensor cores for cuBLAS matrix products and cuDNN convolutions, on or off (off: full
+    FP32, lethe's default). PyTorch 2.9 and later say it with the fp32_precision settings and
+    deprecate the allow_tf32 flags; earlier releases have only the flags."""
+    matmul = torch.backends.cuda.matmul
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    try:  # 1.13's matmul object answers an unknown name with AssertionError, not AttributeError
+        new_api = conv is not None and hasattr(conv, "fp32_precision") and hasattr(matmul, "fp32_precision")
+    except AssertionError:
+        new_api = False
+    if new_api:
+        matmul.fp32_precision = conv.fp32_precision = "tf32" if on else "ieee"
+    else:
+        matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+
+
 class BasicBlock(nn.Module):
     """torchvision's BasicBlock: conv3x3-BN-ReLU-conv3x3-BN plus the (projected) shortcut."""
 

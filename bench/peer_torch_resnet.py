@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn as nn
 
-from peer_models import ResNet18Cifar
+from peer_models import ResNet18Cifar, set_tf32
 
 
 def main():
@@ -29,8 +29,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tf32", choices=["on", "off"], default="off")
     args = ap.parse_args()
-    torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
-    torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
+    set_tf32(args.tf32 == "on")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dev = torch.device(args.device)
