@@ -7,10 +7,9 @@
 namespace lethe::cli {
 
 void add_make_data_command(CLI::App& app, GlobalOptions& global) {
-  auto* cmd = app.add_subcommand(
-      "make-data",
-      "Write a synthetic dataset in its standard format, for measuring lethe at a dataset's scale "
-      "(the cost of a pass over D depends on the images' number and shape, not on their pixels)");
+  // For timing at a dataset's scale: a pass over D costs the same whatever its pixels are.
+  auto* cmd = app.add_subcommand("make-data",
+                                 "Write a synthetic dataset in its standard format, to measure lethe at that scale");
   auto dataset = std::make_shared<std::string>();
   auto dir = std::make_shared<std::string>();
   auto spec = std::make_shared<data::SyntheticCifar10>();
