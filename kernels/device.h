@@ -15,6 +15,8 @@ void host_free(void* p);
 // The machine's physical memory in bytes (0 when unknown): no single host buffer can be larger,
 // so a request beyond it is refused with its size rather than left to the kernel's OOM killer.
 uint64_t host_memory_bytes();
+// The process's peak resident set size in bytes (getrusage's ru_maxrss), 0 when unknown.
+uint64_t host_peak_resident_bytes();
 
 // True when this build has the CUDA backend and a GPU is visible.
 bool cuda_available();
@@ -42,6 +44,15 @@ CudaInfo cuda_info();
 // CUDA: device memory from the caching allocator (no cudaMalloc on the hot path).
 void* cuda_alloc(size_t bytes);
 void cuda_free(void* p);
+// The caching allocator's high-water marks since the process started: the most device memory
+// handed out at once (bucket sizes), and the most held from the driver at once (handed out plus
+// cached for reuse). Neither counts the CUDA context or cuBLAS/cuDNN handles' own memory. Zero
+// in a build without the CUDA backend or before any device memory was asked for; never throws.
+struct CudaMemoryPeak {
+  uint64_t in_use_bytes = 0;
+  uint64_t reserved_bytes = 0;
+};
+CudaMemoryPeak cuda_memory_peak();
 // Copies on the process's one stream, ordered after the work queued before them. The host may
 // reuse or free its buffer as soon as a call returns; only copy_cuda_to_host waits for the
 // device (uploads are staged by the driver, device-to-device copies just queue).

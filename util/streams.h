@@ -34,6 +34,7 @@ enum class Stream : uint64_t {
   kBenchmarkLoo = 20,     // benchmark: which examples of D the leave-one-out models leave out
   kNoisyQueries = 21,     // which test images carry the corruption, and how (datasets/prepare)
   kFinetuneHeldout = 22,  // fine-tuning's held-out slice of D \ C (its stopping rule)
+  kSyntheticData = 23,    // make-data: a synthetic dataset's labels, blank images and pixels
 };
 
 struct StreamInfo {
@@ -42,7 +43,7 @@ struct StreamInfo {
 };
 
 // Every stream, for the test that they are distinct and for documentation.
-inline constexpr std::array<StreamInfo, 22> kStreams = {{
+inline constexpr std::array<StreamInfo, 23> kStreams = {{
     {Stream::kNoise, "noise"},
     {Stream::kModelInit, "model-init"},
     {Stream::kTrainingOrder, "training-order"},
@@ -65,6 +66,7 @@ inline constexpr std::array<StreamInfo, 22> kStreams = {{
     {Stream::kBenchmarkLoo, "benchmark-loo"},
     {Stream::kNoisyQueries, "noisy-queries"},
     {Stream::kFinetuneHeldout, "finetune-heldout"},
+    {Stream::kSyntheticData, "synthetic-data"},
 }};
 
 // The generator of stream `s` under `seed`.

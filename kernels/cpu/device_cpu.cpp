@@ -4,6 +4,7 @@
 #include <mutex>
 #include <new>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "kernels/device.h"
@@ -77,6 +78,12 @@ uint64_t host_memory_bytes() {
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
 }
 
+uint64_t host_peak_resident_bytes() {
+  struct rusage usage {};
+  if (::getrusage(RUSAGE_SELF, &usage) != 0 || usage.ru_maxrss <= 0) return 0;
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // Linux reports kibibytes
+}
+
 void* host_alloc(size_t bytes) {
   if (bytes == 0) bytes = 64;
   const size_t size = size_class(bytes);
@@ -105,6 +112,7 @@ const char* cuda_unavailable_reason() {
 [[noreturn]] static void no_cuda() { throw Error(cuda_unavailable_reason()); }
 void* cuda_alloc(size_t) { no_cuda(); }
 void cuda_free(void*) {}
+CudaMemoryPeak cuda_memory_peak() { return {}; }
 void copy_host_to_cuda(void*, const void*, size_t) { no_cuda(); }
 void copy_cuda_to_host(void*, const void*, size_t) { no_cuda(); }
 void copy_cuda_to_cuda(void*, const void*, size_t) { no_cuda(); }

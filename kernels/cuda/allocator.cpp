@@ -52,6 +52,7 @@ class CachingAllocator {
     live_.emplace(block, bucket);
     stats_.in_use_bytes += bucket;
     stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
+    stats_.peak_reserved_bytes = std::max(stats_.peak_reserved_bytes, stats_.in_use_bytes + stats_.cached_bytes);
     return block;
   }
 
@@ -148,6 +149,11 @@ void* cuda_alloc(size_t bytes) {
 
 void cuda_free(void* p) {
   if (p) cuda::allocator().deallocate(p);
+}
+
+CudaMemoryPeak cuda_memory_peak() {
+  const cuda::MemoryStats s = cuda::memory_stats();
+  return {s.peak_in_use_bytes, s.peak_reserved_bytes};
 }
 
 }  // namespace lethe::device

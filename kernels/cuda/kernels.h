@@ -31,6 +31,9 @@ struct MemoryStats {
   size_t in_use_bytes = 0;       // handed out and not yet returned (bucket sizes)
   size_t cached_bytes = 0;       // returned and kept for reuse
   size_t peak_in_use_bytes = 0;
+  // The most held from the driver at once (in use + cached): what the process occupied on the
+  // device, beyond the CUDA context and the libraries' own allocations.
+  size_t peak_reserved_bytes = 0;
   int64_t device_mallocs = 0;    // cudaMalloc calls (cache misses)
   int64_t cache_hits = 0;
 };

@@ -190,6 +190,29 @@ TEST(CudaAllocator, ReusesAFreedBlockOfTheSameBucket) {
   dev::cuda_free(second);
 }
 
+// The high-water marks identify reports: a block handed out raises the in-use peak to cover it,
+// its bytes stay reserved after it is freed, so the same request again is a cache hit that
+// leaves the reserved peak where it was; kernels/device.h reads the same two figures.
+TEST(CudaAllocator, PeaksCoverWhatWasHandedOutAndHeld) {
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const size_t bytes = (size_t{3} << 20) + 12345;
+  const auto before = lethe::cuda::memory_stats();
+  void* first = dev::cuda_alloc(bytes);
+  const auto held = lethe::cuda::memory_stats();
+  EXPECT_GE(held.in_use_bytes, before.in_use_bytes + bytes);
+  EXPECT_GE(held.peak_in_use_bytes, held.in_use_bytes);
+  EXPECT_GE(held.peak_reserved_bytes, held.in_use_bytes + held.cached_bytes);
+  dev::cuda_free(first);
+  void* second = dev::cuda_alloc(bytes);
+  const auto again = lethe::cuda::memory_stats();
+  EXPECT_EQ(again.cache_hits, held.cache_hits + 1);
+  EXPECT_EQ(again.peak_reserved_bytes, held.peak_reserved_bytes) << "a cache hit reserved more";
+  const auto peak = dev::cuda_memory_peak();
+  EXPECT_EQ(peak.in_use_bytes, again.peak_in_use_bytes);
+  EXPECT_EQ(peak.reserved_bytes, again.peak_reserved_bytes);
+  dev::cuda_free(second);
+}
+
 TEST(CudaAllocator, OutOfMemoryNamesTheRequestedSize) {
   if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
   const size_t huge = size_t{1} << 50;  // a petabyte: no device has it

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -29,6 +30,16 @@ TEST(Limits, TensorLargerThanMemoryIsRefusedWithItsSize) {
   // 2^20 x 2^20 x 2^10 floats: 4 PiB, beyond any machine, yet no overflow of int64.
   expect_error_mentioning([] { Tensor::empty({1 << 20, 1 << 20, 1 << 10}); },
                           {"[1048576, 1048576, 1024]", "4503599627370496 bytes", "memory"});
+}
+
+// The peak resident set is what identify reports as host memory: after 64 MiB are written the
+// peak must be at least that (a figure left in kibibytes would be 1024 times too small).
+TEST(Limits, PeakResidentSetCoversMemoryTouched) {
+  const size_t bytes = size_t{64} << 20;
+  std::vector<char> touched(bytes, 1);
+  EXPECT_GE(device::host_peak_resident_bytes(), bytes);
+  EXPECT_LT(device::host_peak_resident_bytes(), device::host_memory_bytes()) << "more than the machine has";
+  EXPECT_EQ(touched[bytes - 1], 1);
 }
 
 TEST(Limits, TensorSizeOverflowIsRefused) {

@@ -191,6 +191,55 @@ TEST_F(CifarCli, BadBatchFilesAreNamed) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// make-data writes a folder that train and identify take as CIFAR-10; it refuses to write over
+// batch files and names what it does not know.
+TEST_F(CifarCli, MakeDataWritesAFolderTheCommandsTake) {
+  const std::string made = work_.file("made");
+  const auto m = run_lethe({"--seed", "2", "make-data", "cifar10", "--data", made, "--train", "60", "--test", "30",
+                            "--blank-fraction", "0.2", "--json"},
+                           work_.str());
+  ASSERT_EQ(m.exit_code, 0) << describe(m);
+  const Json j = parse_json(m);
+  EXPECT_EQ(j["n_train"], 60);
+  EXPECT_EQ(j["n_test"], 30);
+  EXPECT_EQ(j["seed"], 2);
+  EXPECT_EQ(fs::file_size(made + "/data_batch_5.bin"), static_cast<uintmax_t>(12 * data::fixture::kCifarRecord));
+  EXPECT_EQ(fs::file_size(made + "/test_batch.bin"), static_cast<uintmax_t>(30 * data::fixture::kCifarRecord));
+
+  const std::string trained = work_.file("on-made.safetensors");
+  Args train = train_args();
+  *(std::find(train.begin(), train.end(), data())) = made;
+  const auto t = run_lethe(with(train, {"--out", trained}), work_.str());
+  ASSERT_EQ(t.exit_code, 0) << describe(t);
+  const auto r = run_lethe({"--quiet", "--threads", "1", "identify", "--model-file", trained, "--data", made, "--method",
+                            "ewc", "--max-steps", "3", "--out", work_.file("s.csv"), "--json"},
+                           work_.str());
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(parse_json(r)["n_train"], 60);
+
+  // The same seed gives the same bytes; another seed others.
+  const std::string again = work_.file("again"), other = work_.file("other");
+  for (const auto& [dir, seed] : {std::pair{again, "2"}, std::pair{other, "3"}})
+    ASSERT_EQ(run_lethe({"--quiet", "--seed", seed, "make-data", "cifar10", "--data", dir, "--train", "60", "--test",
+                         "30", "--blank-fraction", "0.2"},
+                        work_.str())
+                  .exit_code,
+              0);
+  EXPECT_EQ(read_all(again + "/data_batch_1.bin"), read_all(made + "/data_batch_1.bin"));
+  EXPECT_NE(read_all(other + "/data_batch_1.bin"), read_all(made + "/data_batch_1.bin"));
+
+  const std::string before = read_all(made + "/data_batch_1.bin");
+  expect_error(run_lethe({"make-data", "cifar10", "--data", made, "--train", "5", "--test", "1"}, work_.str()), 1,
+               {"data_batch_1.bin", "already exists"});
+  EXPECT_EQ(read_all(made + "/data_batch_1.bin"), before) << "a refused make-data changed a batch file";
+  const std::string never = work_.file("never");
+  expect_error(run_lethe({"make-data", "mnist", "--data", never}, work_.str()), 2, {"mnist", "fetch-data"});
+  expect_error(run_lethe({"make-data", "cifar10", "--data", never, "--train", "4"}, work_.str()), 2, {"--train 4"});
+  expect_error(run_lethe({"make-data", "cifar10", "--data", never, "--blank-fraction", "2"}, work_.str()), 2,
+               {"--blank-fraction"});
+  EXPECT_FALSE(fs::exists(never)) << "a refused make-data created its folder";
+}
+
 TEST_F(CifarCli, DataDefaultsToTheDatasetsFolder) {
   // No --data: data/cifar10 under the working folder, and the extracted-archive layout inside it.
   write_cifar10_folder(work_.file("data/cifar10/cifar-10-batches-bin"), 4, 10);

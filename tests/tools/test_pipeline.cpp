@@ -70,6 +70,28 @@ TEST_F(Pipeline, IdentifyWritesScoresGridAndSummary) {
   EXPECT_LE(j["roc_auc"].get<double>(), 1.0);
   EXPECT_EQ(count_lines(csv), 201u);  // header + one row per example
   EXPECT_TRUE(fs::file_size(grid) > 100);
+  // The method's three phases account for its seconds (what is left between them is flattening
+  // the parameters once); the setup before it is timed on its own.
+  const double seconds = j["seconds"].get<double>();
+  double phases = 0;
+  for (const char* phase : {"seconds_fisher", "seconds_update", "seconds_score"}) {
+    ASSERT_TRUE(j["stats"].contains(phase)) << phase;
+    EXPECT_GT(j["stats"][phase].get<double>(), 0.0) << phase;
+    phases += j["stats"][phase].get<double>();
+  }
+  EXPECT_LE(phases, seconds);
+  EXPECT_GE(phases, 0.9 * seconds);
+  EXPECT_GT(j["seconds_setup"].get<double>(), 0.0);
+  // Peak memory: the whole process's resident set (D alone is 200 x 784 floats), and the GPU's
+  // allocator figures only where the run was on the GPU.
+  EXPECT_GT(j["host_peak_rss_bytes"].get<double>(), 200.0 * 784 * 4);
+  EXPECT_FALSE(j["tf32"].get<bool>());
+  if (j["device"] == "cuda") {
+    EXPECT_GT(j["device_peak_bytes"].get<double>(), 0.0);
+    EXPECT_GE(j["device_peak_reserved_bytes"].get<double>(), j["device_peak_bytes"].get<double>());
+  } else {
+    EXPECT_FALSE(j.contains("device_peak_bytes"));
+  }
   const auto arr = load_safetensors(array);
   ASSERT_NE(arr.find("scores"), nullptr);
   EXPECT_EQ(arr.find("scores")->numel(), 200);

@@ -80,6 +80,7 @@ bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::Da
 
 // Registration of each subcommand: adds it to `app` with its callback.
 void add_fetch_data_command(CLI::App& app, GlobalOptions& global);
+void add_make_data_command(CLI::App& app, GlobalOptions& global);
 void add_train_command(CLI::App& app, GlobalOptions& global);
 void add_eval_command(CLI::App& app, GlobalOptions& global);
 void add_identify_command(CLI::App& app, GlobalOptions& global);

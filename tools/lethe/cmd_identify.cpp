@@ -1,5 +1,8 @@
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
+#include "kernels/device.h"
 #include "nn/safetensors.h"
 #include "repair/identify.h"
 #include "repair/metrics.h"
@@ -21,7 +24,20 @@ struct IdentifyArgs {
   bool json = false;
 };
 
+// Peak memory as the JSON reports it: the process's resident set, and on the GPU the caching
+// allocator's high-water marks (kernels/device.h says what they leave out).
+void add_memory(nlohmann::json& j, Device device) {
+  j["host_peak_rss_bytes"] = device::host_peak_resident_bytes();
+  if (device != Device::CUDA) return;
+  const device::CudaMemoryPeak peak = device::cuda_memory_peak();
+  j["device_peak_bytes"] = peak.in_use_bytes;
+  j["device_peak_reserved_bytes"] = peak.reserved_bytes;
+}
+
+std::string gib(uint64_t bytes) { return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1u << 30)); }
+
 void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& cmd) {
+  const auto t_start = std::chrono::steady_clock::now();
   a.opt.fisher.kind = repair::parse_fisher_kind(a.fisher);
   a.opt.seed = global.seed;
   repair::validate(a.opt, 1, 1);  // flag errors before any loading
@@ -32,6 +48,9 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   a.opt.log = [&](const std::string& line) { progress.line(line); };
   a.opt.fisher.seed = stream_seed(c.spec.seed, Stream::kFisherLabels);
   a.opt.recipe = c.recipe;
+  // Reading the checkpoint, D and T, evaluating T and splitting its failures: what the command
+  // spends before the method starts, which `seconds` (the method alone) leaves out.
+  const double seconds_setup = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
 
   const auto r = repair::identify(*c.loaded.model, c.data.train, c.fq, a.opt);
   const auto positive = repair::causes_positive(r.scores);
@@ -46,12 +65,15 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   j["method"] = r.method;
   if (r.method == "linear") j["solver"] = a.opt.solve.solver;
   j["seconds"] = r.seconds;
+  j["seconds_setup"] = seconds_setup;
   j["n_train"] = c.data.train.n;
   j["n_fq"] = c.fq.n;
   j["n_fh"] = c.fh.n;
   j["n_positive"] = static_cast<int64_t>(positive.size());
   j["test_accuracy"] = c.test_eval.accuracy;
   j["device"] = device_name(c.device);
+  j["tf32"] = global.tf32 && c.device == Device::CUDA;
+  add_memory(j, c.device);
   j["model"] = c.loaded.model_name;
   j["normalisation"] = normalisation_json(c.spec, c.data.mean, c.data.stddev);
   j["scores_file"] = a.out;
@@ -76,7 +98,9 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
     out += fmt::format("against the {} corrupted examples ({} noise): recall@{} {:.3f}, ROC AUC {:.3f}, precision of r>0 {:.3f}\n",
                        j["n_corrupted"].get<int64_t>(), c.spec.noise, j["n_corrupted"].get<int64_t>(), j["recall_at_k"].get<double>(), j["roc_auc"].get<double>(),
                        j["precision_positive"].get<double>());
-  out += fmt::format("scores: {}\n", a.out);
+  out += fmt::format("peak memory: host {}", gib(j["host_peak_rss_bytes"].get<uint64_t>()));
+  if (j.contains("device_peak_bytes")) out += fmt::format(", device {}", gib(j["device_peak_bytes"].get<uint64_t>()));
+  out += fmt::format("\nscores: {}\n", a.out);
   print_result(out);
 }
 

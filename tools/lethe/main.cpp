@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   app.footer("Run `lethe <command> --help` for a command's options. Results go to stdout, progress to stderr.");
 
   cli::add_fetch_data_command(app, global);
+  cli::add_make_data_command(app, global);
   cli::add_train_command(app, global);
   cli::add_eval_command(app, global);
   cli::add_identify_command(app, global);
