@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one command for a GPU machine: build lethe with the CUDA backend (Release, build-gpu/), run
-# the CUDA tests (plainly, then under compute-sanitizer), then every test, then the benchmarks if
-# they were built (the ResNet-18 training step on the GPU singled out, and PyTorch's when the
-# image has it), and print a summary.
+# the CUDA tests (plainly, then under compute-sanitizer), EWC-influence at dataset scale, lethe
+# against torch.func and torch on the same GPU, then every test and the CUDA kernels'
+# benchmarks, and print a summary.
 # Exits non-zero when a step fails (2 when a dependency is missing before anything is built).
 #
 # The CUDA tests run twice more under compute-sanitizer (memcheck, then racecheck), each bounded
@@ -22,13 +22,22 @@
 # is missing. cuDNN is looked for in the CUDA toolkit, $CUDNN_ROOT, then the nvidia-cudnn
 # Python wheel (PyTorch's), whose unversioned libcudnn.so link is missing and supplied here.
 #
-# With MNIST in data/mnist it also trains the MNIST CNN for one epoch (3000 examples, batch 64)
-# through the lethe binary on the GPU and on the CPU, and scores D with ewc from the GPU-trained
-# checkpoint on both devices, comparing the two rankings.
+# With MNIST in data/mnist it also runs the dataset-scale stage, trains the MNIST CNN for one
+# epoch (3000 examples, batch 64) through the lethe binary on the GPU and on the CPU, and scores
+# D with ewc from the GPU-trained checkpoint on both devices, comparing the two rankings.
+#
+# A GPU machine is lent for minutes, so the steps after the build run in the order the GPU's
+# acceptance needs them, each only when the time left in LETHE_GPU_BUDGET seconds (counted from
+# the script's start, default 540: one 10-minute call with room to spare) covers its estimate;
+# a step left out is reported as SKIP (budget). The order: the CUDA tests; EWC-influence at
+# dataset scale (bench/dataset-scale.sh: ResNet-18 on 50,000 CIFAR-format images, FP32 then TF32,
+# and the MNIST CNN on 60,000); lethe against torch.func and torch on this GPU
+# (bench/compare-gpu.sh); memcheck; racecheck; MNIST end to end; every test; the benchmarks.
+# LETHE_GPU_BUDGET=0 runs every step whatever the time.
 #
 # Environment: LETHE_GPU_BUILD (build folder, default build-gpu), LETHE_GPU_LOG_DIR (where the
 # logs and summary go, default <build>/logs), LETHE_CUDA_ARCHITECTURES (default: the GPU's own,
-# else "80;90"), LETHE_BENCH_FILTER (which benchmarks run, default all), LETHE_BENCH_ARGS (extra
+# else "80;90"), LETHE_BENCH_FILTER (which benchmarks run, default the CUDA kernels'), LETHE_BENCH_ARGS (extra
 # lethe_bench flags), LETHE_SANITIZER_FILTER / LETHE_RACECHECK_FILTER (the tests each sanitizer
 # runs), JOBS (default: all cores).
 set -euo pipefail
@@ -267,7 +276,10 @@ fi
 section "build"
 t0=$SECONDS
 status=PASS
-cmake --build "$BUILD" -j "$JOBS" >"$LOGS/build.log" 2>&1 || status=FAIL
+# Only what the steps run: the tools and the fuzz or MPI helpers stay unbuilt.
+targets=(--target lethe lethe_tests)
+((have_benchmark)) && targets+=(lethe_bench)
+cmake --build "$BUILD" -j "$JOBS" "${targets[@]}" >"$LOGS/build.log" 2>&1 || status=FAIL
 record "build" "$status" $((SECONDS - t0))
 if [[ "$status" != PASS ]]; then
   grep -E -m 40 "error|Error|FAILED" "$LOGS/build.log" || tail -40 "$LOGS/build.log"
@@ -296,6 +308,24 @@ gtest_counts() {
   echo "${passed} passed, ${skipped} skipped, ${failed} failed"
 }
 
+# The time budget: fits NAME ESTIMATE says whether ESTIMATE seconds are left, and records the
+# step as skipped when they are not.
+budget="${LETHE_GPU_BUDGET:-540}"
+left() { echo $((budget - SECONDS)); }
+fits() {
+  ((budget == 0)) && return 0
+  (($(left) >= $2)) && return 0
+  record "$1" SKIP 0 "budget: ${2} s estimated, $(left) s left of ${budget}"
+  return 1
+}
+# The longest a step may run: 10 minutes, or what is left of the budget.
+step_limit() {
+  local l=600
+  ((budget > 0 && $(left) < l)) && l=$(left)
+  ((l < 30)) && l=30
+  echo "$l"
+}
+
 # run_step NAME LOG DIGEST COMMAND...: runs it (10 minutes at most) and prints its digest.
 run_step() {
   local name="$1" log="$2" digest="$3"
@@ -305,7 +335,7 @@ run_step() {
   if declare -F "$1" >/dev/null; then
     "$@" >"$log" 2>&1 || rc=$?  # a function of this script: bounded by its own commands
   else
-    timeout 600 "$@" >"$log" 2>&1 || rc=$?
+    timeout "$(step_limit)" "$@" >"$log" 2>&1 || rc=$?
   fi
   if [[ "$digest" == none ]]; then
     :
@@ -330,44 +360,131 @@ run_step() {
 }
 
 TESTS="$BUILD/lethe_tests"
+LETHE="$BUILD/lethe"
+BENCH="$BUILD/lethe_bench"
+have_mnist=0
+[[ -f "$ROOT/data/mnist/train-images-idx3-ubyte" ]] && have_mnist=1
 # The tests that read real MNIST find it here (they skip without it).
-[[ -f "$ROOT/data/mnist/train-images-idx3-ubyte" ]] && export LETHE_MNIST_DIR="$ROOT/data/mnist"
+((have_mnist)) && export LETHE_MNIST_DIR="$ROOT/data/mnist"
+have_torch=0
+command -v python3 >/dev/null && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null &&
+  have_torch=1
+
+# -- the CUDA tests, against their CPU twins --
 if [[ -x "$TESTS" ]]; then
   run_step "CUDA tests" "$LOGS/cuda-tests.log" gtest "$TESTS" --gtest_filter='*Cuda*'
-  # The CUDA tests again under compute-sanitizer: memcheck (out-of-bounds and misaligned device
-  # accesses, failed API calls) and racecheck (shared-memory hazards, so only the tests of the
-  # hand-written kernels). The test that asks for a petabyte on purpose stays out of memcheck,
-  # which reports every failed allocation. No leak check: the caching allocator keeps its blocks until exit by
-  # design. Both slow kernels down many times over, so each run has its own, shorter time limit.
-  SANITIZER="$(command -v compute-sanitizer || true)"
-  for candidate in "$CUDA_HOME/bin/compute-sanitizer" "$CUDA_HOME/compute-sanitizer/compute-sanitizer"; do
-    [[ -z "$SANITIZER" && -x "$candidate" ]] && SANITIZER="$candidate"
-  done
-  if [[ -n "$SANITIZER" ]]; then
-    sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
-    declare -A sanitizer_filter=(
-      [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize}"
-      [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample.*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*}"
-    )
-    for tool in memcheck racecheck; do
-      run_step "CUDA tests ($tool)" "$LOGS/cuda-$tool.log" gtest timeout "$sanitizer_timeout" \
-        "$SANITIZER" --tool "$tool" --error-exitcode 3 "$TESTS" --gtest_filter="${sanitizer_filter[$tool]}"
-      grep -m1 -E '^========= (ERROR|RACECHECK) SUMMARY' "$LOGS/cuda-$tool.log" || true
-    done
-  else
-    say "compute-sanitizer not found (PATH, $CUDA_HOME/bin, $CUDA_HOME/compute-sanitizer): memcheck and racecheck skipped"
-    record "CUDA tests (memcheck)" SKIP 0
-    record "CUDA tests (racecheck)" SKIP 0
+else
+  say "lethe_tests was not built"
+  record "tests" FAIL 0
+  failed=1
+fi
+
+# -- EWC-influence at dataset scale: ResNet-18 on 50,000 generated CIFAR-format images (FP32, then
+# TF32 reusing the data and checkpoint), the MNIST CNN on all 60,000 MNIST images --
+if [[ -x "$LETHE" ]] && ((have_mnist)); then
+  if fits "dataset scale" 150; then
+    dataset_scale() {
+      timeout "$(step_limit)" bash "$ROOT/bench/dataset-scale.sh" --device cuda --lethe "$LETHE" \
+        --dir "$BUILD/dataset-scale" &&
+        timeout "$(step_limit)" bash "$ROOT/bench/dataset-scale.sh" --device cuda --lethe "$LETHE" \
+          --dir "$BUILD/dataset-scale" --tf32 --models resnet18
+    }
+    run_step "dataset scale" "$LOGS/dataset-scale.log" none dataset_scale
+    grep -E '^\| (mnist-cnn|resnet18) |: ewc .* s against' "$LOGS/dataset-scale.log" | tee -a "$SUMMARY" || true
   fi
-  # Every test, GPU present: split into shards that run side by side (GoogleTest's own sharding),
-  # their logs concatenated for the digest.
+else
+  record "dataset scale" SKIP 0 "no lethe binary or no data/mnist"
+fi
+
+# -- lethe against torch.func and torch on this GPU, back to back, with a table of ratios --
+if [[ -x "$BENCH" ]] && ((have_torch)); then
+  quick=()
+  ((budget > 0 && $(left) < 400)) && quick=(--quick)
+  if fits "compare vs torch (gpu)" 120; then
+    run_step "compare vs torch (gpu)" "$LOGS/compare-gpu.log" none \
+      env LETHE_BUILD_DIR="$BUILD" LETHE_COMPARE_LOG="$LOGS/compare-gpu" bash "$ROOT/bench/compare-gpu.sh" "${quick[@]}"
+    sed -n '/self-check \(passed\|FAILED\)/p; /^== PyTorch \/ lethe/,$p' "$LOGS/compare-gpu.log" | tee -a "$SUMMARY"
+  fi
+else
+  record "compare vs torch (gpu)" SKIP 0 "no lethe_bench or no python3 torch with CUDA"
+fi
+
+# -- the CUDA tests again under compute-sanitizer: memcheck (out-of-bounds and misaligned device
+# accesses, failed API calls) and racecheck (shared-memory hazards, so only the tests of the
+# hand-written kernels). The test that asks for a petabyte on purpose stays out of memcheck,
+# which reports every failed allocation. No leak check: the caching allocator keeps its blocks
+# until exit by design. Both slow kernels down many times over, so each run has its own, shorter
+# time limit. --
+SANITIZER="$(command -v compute-sanitizer || true)"
+for candidate in "$CUDA_HOME/bin/compute-sanitizer" "$CUDA_HOME/compute-sanitizer/compute-sanitizer"; do
+  [[ -z "$SANITIZER" && -x "$candidate" ]] && SANITIZER="$candidate"
+done
+if [[ -x "$TESTS" && -n "$SANITIZER" ]]; then
+  sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
+  declare -A sanitizer_filter=(
+    [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize}"
+    [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample.*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*:CudaDescent.*}"
+  )
+  declare -A sanitizer_estimate=([memcheck]=150 [racecheck]=90)
+  for tool in memcheck racecheck; do
+    fits "CUDA tests ($tool)" "${sanitizer_estimate[$tool]}" || continue
+    limit=$(step_limit)
+    ((limit > sanitizer_timeout)) && limit=$sanitizer_timeout
+    run_step "CUDA tests ($tool)" "$LOGS/cuda-$tool.log" gtest timeout "$limit" \
+      "$SANITIZER" --tool "$tool" --error-exitcode 3 "$TESTS" --gtest_filter="${sanitizer_filter[$tool]}"
+    grep -m1 -E '^========= (ERROR|RACECHECK) SUMMARY' "$LOGS/cuda-$tool.log" || true
+  done
+elif [[ -x "$TESTS" ]]; then
+  say "compute-sanitizer not found (PATH, $CUDA_HOME/bin, $CUDA_HOME/compute-sanitizer): memcheck and racecheck skipped"
+  record "CUDA tests (memcheck)" SKIP 0
+  record "CUDA tests (racecheck)" SKIP 0
+fi
+
+# -- one MNIST epoch (3000 examples, batch 64) through the binary on each device; then ewc
+# scores of a smaller D (1000 examples, label noise) from a GPU-trained model on each device --
+if [[ -x "$LETHE" ]] && ((have_mnist)); then
+  if fits "MNIST end to end" 60; then
+    end_to_end() {
+      local dev out="$BUILD/e2e"
+      mkdir -p "$out"
+      for dev in cuda cpu; do
+        "$LETHE" --device "$dev" --seed 0 train --data "$ROOT/data/mnist" --subset 3000 --epochs 1 --batch 64 \
+          --out "$out/epoch-$dev.safetensors" --json >"$out/epoch-$dev.json" || return 1
+        echo "epoch on $dev: $(tr -d ' \n' <"$out/epoch-$dev.json" | grep -oE '"epoch_seconds":\[[0-9.e-]+\]') s," \
+          "test accuracy $(tr -d ' \n' <"$out/epoch-$dev.json" | grep -oE '"test_accuracy":[0-9.]+')"
+      done
+      "$LETHE" --device cuda --seed 0 train --data "$ROOT/data/mnist" --subset 1000 --noise label --epochs 3 \
+        --out "$out/noisy.safetensors" --json >"$out/noisy.json" || return 1
+      for dev in cuda cpu; do
+        local t0=$SECONDS
+        "$LETHE" --device "$dev" --seed 0 identify --model-file "$out/noisy.safetensors" --method ewc \
+          --out "$out/ewc-$dev.csv" --json >"$out/ewc-$dev.json" || return 1
+        echo "ewc identify on $dev: $((SECONDS - t0)) s"
+      done
+      # The two rankings: how much of the top 100 they have in common.
+      comm -12 <(awk -F, 'NR > 1 && $NF <= 100 {print $1}' "$out/ewc-cuda.csv" | sort) \
+        <(awk -F, 'NR > 1 && $NF <= 100 {print $1}' "$out/ewc-cpu.csv" | sort) | wc -l |
+        awk '{printf "ewc top-100 overlap, GPU vs CPU: %d of 100\n", $1}'
+    }
+    run_step "MNIST end to end" "$LOGS/e2e.log" none end_to_end
+    cat "$LOGS/e2e.log"
+    grep -E '^(epoch on|ewc)' "$LOGS/e2e.log" >>"$SUMMARY" || true
+  fi
+else
+  record "MNIST end to end" SKIP 0 "no lethe binary or no data/mnist"
+fi
+
+# -- every test, GPU present: split into shards that run side by side (GoogleTest's own
+# sharding), their logs concatenated for the digest --
+if [[ -x "$TESTS" ]] && fits "all tests" 180; then
   shards=$((JOBS < 8 ? JOBS : 8))
   ((shards >= 1)) || shards=1
   run_all_shards() {
-    local k pids=() rc=0
+    local k pids=() rc=0 limit
+    limit=$(step_limit)
     for ((k = 0; k < shards; ++k)); do
       GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$k OMP_NUM_THREADS=$(((JOBS + shards - 1) / shards)) \
-        "$TESTS" >"$LOGS/all-tests.$k.log" 2>&1 &
+        timeout "$limit" "$TESTS" >"$LOGS/all-tests.$k.log" 2>&1 &
       pids+=($!)
     done
     for k in "${!pids[@]}"; do wait "${pids[$k]}" || rc=1; done
@@ -384,66 +501,18 @@ if [[ -x "$TESTS" ]]; then
     grep -E '^\[  FAILED  \] [A-Za-z]' "$log" || true
   done
   results[-1]="${results[-1]}$all_passed passed, $all_skipped skipped, $all_failed failed$( ((all_finished)) || echo ', a shard did not finish')"
-else
-  say "lethe_tests was not built"
-  record "tests" FAIL 0
-  failed=1
 fi
 
-LETHE="$BUILD/lethe"
-if [[ -x "$LETHE" && -f "$ROOT/data/mnist/train-images-idx3-ubyte" ]]; then
-  # One MNIST epoch (3000 examples, batch 64) through the binary on each device; then ewc scores
-  # of a smaller D (1000 examples, label noise) from a GPU-trained model on each device.
-  end_to_end() {
-    local dev out="$BUILD/e2e"
-    mkdir -p "$out"
-    for dev in cuda cpu; do
-      "$LETHE" --device "$dev" --seed 0 train --data "$ROOT/data/mnist" --subset 3000 --epochs 1 --batch 64 \
-        --out "$out/epoch-$dev.safetensors" --json >"$out/epoch-$dev.json" || return 1
-      echo "epoch on $dev: $(tr -d ' \n' <"$out/epoch-$dev.json" | grep -oE '"epoch_seconds":\[[0-9.e-]+\]') s," \
-        "test accuracy $(tr -d ' \n' <"$out/epoch-$dev.json" | grep -oE '"test_accuracy":[0-9.]+')"
-    done
-    "$LETHE" --device cuda --seed 0 train --data "$ROOT/data/mnist" --subset 1000 --noise label --epochs 3 \
-      --out "$out/noisy.safetensors" --json >"$out/noisy.json" || return 1
-    for dev in cuda cpu; do
-      local t0=$SECONDS
-      "$LETHE" --device "$dev" --seed 0 identify --model-file "$out/noisy.safetensors" --method ewc \
-        --out "$out/ewc-$dev.csv" --json >"$out/ewc-$dev.json" || return 1
-      echo "ewc identify on $dev: $((SECONDS - t0)) s"
-    done
-    # The two rankings: how much of the top 100 they have in common.
-    comm -12 <(awk -F, 'NR > 1 && $NF <= 100 {print $1}' "$out/ewc-cuda.csv" | sort) \
-      <(awk -F, 'NR > 1 && $NF <= 100 {print $1}' "$out/ewc-cpu.csv" | sort) | wc -l |
-      awk '{printf "ewc top-100 overlap, GPU vs CPU: %d of 100\n", $1}'
-  }
-  run_step "MNIST end to end" "$LOGS/e2e.log" none end_to_end
-  cat "$LOGS/e2e.log"
-  grep -E '^(epoch on|ewc)' "$LOGS/e2e.log" >>"$SUMMARY" || true
-else
-  record "MNIST end to end" SKIP 0 "no lethe binary or no data/mnist"
-fi
-
-BENCH="$BUILD/lethe_bench"
+# -- the benchmarks: short runs, a smoke run with figures, not a careful measurement (the GPU's
+# per-example and training figures come from the comparison above) --
 if [[ -x "$BENCH" ]]; then
-  # Short runs: this is a smoke run with figures, not a careful measurement.
-  # shellcheck disable=SC2086
-  run_step "benchmarks" "$LOGS/bench.log" bench "$BENCH" --benchmark_min_time=0.05 \
-    --benchmark_filter="${LETHE_BENCH_FILTER:-.}" ${LETHE_BENCH_ARGS:-}
+  if fits "benchmarks" 120; then
+    # shellcheck disable=SC2086
+    run_step "benchmarks" "$LOGS/bench.log" bench "$BENCH" --benchmark_min_time=0.05 \
+      --benchmark_filter="${LETHE_BENCH_FILTER:-Cuda}" ${LETHE_BENCH_ARGS:-}
+  fi
 else
   record "benchmarks" SKIP 0
-fi
-
-# The ResNet-18 step in PyTorch on the same GPU, for a ratio, when the image has torch with CUDA.
-if command -v python3 >/dev/null && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  # Full FP32 as lethe's default (tf32:0), then with TF32 tensor cores (tf32:1).
-  peer_resnet() {
-    python3 "$ROOT/bench/peer_torch_resnet.py" --device cuda --repeats 20 --tf32 off &&
-      python3 "$ROOT/bench/peer_torch_resnet.py" --device cuda --repeats 20 --tf32 on
-  }
-  run_step "torch resnet18 (gpu)" "$LOGS/peer-resnet.log" peer peer_resnet
-  grep -E '^torch ' "$LOGS/peer-resnet.log" | tee -a "$SUMMARY" || true
-else
-  record "torch resnet18 (gpu)" SKIP 0 "no python3 torch with CUDA"
 fi
 
 print_summary
