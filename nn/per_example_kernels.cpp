@@ -3,7 +3,6 @@
 #include <cstdint>
 
 #include "kernels/backend.h"
-#include "kernels/cpu/per_example.h"
 #include "util/error.h"
 
 #ifdef LETHE_WITH_CUDA
@@ -131,6 +130,16 @@ void ResidentSums::keep(Device device, double* host, int64_t count) {
 #endif
 }
 
+double* ResidentSums::device_twin(const double* host, int64_t extent) const {
+  const auto hit = ranges_.find(host, extent);
+  if (!hit) return nullptr;
+#ifdef LETHE_WITH_CUDA
+  return device_->twins.twin(hit->range) + hit->offset;
+#else
+  return nullptr;
+#endif
+}
+
 void ResidentSums::flush() {
 #ifdef LETHE_WITH_CUDA
   for (size_t k = 0; k < ranges_.size(); ++k) device_->twins.flush_into(k, ranges_.host(k), ranges_.count(k));
@@ -154,10 +163,7 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
 #ifdef LETHE_WITH_CUDA
   cuda::ResidentLookup lookup;
   if (resident && !resident->empty())
-    lookup = [resident](const double* host, int64_t extent) -> double* {
-      const auto hit = resident->ranges().find(host, extent);
-      return hit ? resident->device_->twins.twin(hit->range) + hit->offset : nullptr;
-    };
+    lookup = [resident](const double* host, int64_t extent) { return resident->device_twin(host, extent); };
   cuda::StagedRequest staged(req, n, p, kept && kept->device_ ? &kept->device_->device : nullptr, lookup);
   for (const auto& l : layers) accumulate_layer(*l.layer, Device::CUDA, layer_share(staged.on_device(), l.offset));
   staged.finish();
@@ -167,22 +173,43 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
 #endif
 }
 
-void accumulate_kfac(const CapturableLayer& layer, double* A, double* G, double* pairs) {
+// One layer's KFAC statistics on `device`, into accumulators that live there.
+void accumulate_kfac_on(const CapturableLayer& layer, Device device, double* A, double* G, double* pairs) {
   const LayerCapture& cap = capture_of(layer);
-  const Tensor a = cap.input.to(Device::CPU);
-  const Tensor d = cap.grad_output.to(Device::CPU);
+  const Tensor a = cap.input.to(device);
+  const Tensor d = cap.grad_output.to(device);
   if (auto* bn = dynamic_cast<const BatchNorm2d*>(&layer)) {
-    const Tensor mean = bn->running_mean.to(Device::CPU), var = bn->running_var.to(Device::CPU);
-    cpu::batchnorm2d_pairs_accumulate(channel_shape(a), a.data(), mean.data(), var.data(), static_cast<float>(bn->eps),
-                                      d.data(), pairs);
+    const Tensor mean = bn->running_mean.to(device), var = bn->running_var.to(device);
+    LETHE_DISPATCH(device, batchnorm2d_pairs_accumulate, channel_shape(a), a.data(), mean.data(), var.data(),
+                   static_cast<float>(bn->eps), d.data(), pairs);
   } else if (auto* conv = dynamic_cast<const Conv2d*>(&layer)) {
-    cpu::conv2d_kfac_accumulate(conv_shape(*conv, a), conv->bias.defined(), a.data(), d.data(), A, G);
+    LETHE_DISPATCH(device, conv2d_kfac_accumulate, conv_shape(*conv, a), conv->bias.defined(), a.data(), d.data(), A, G);
   } else if (auto* lin = dynamic_cast<const Linear*>(&layer)) {
     LinearDims dims{a.size(0), a.size(1), d.size(1), lin->bias.defined()};
-    cpu::linear_kfac_accumulate(dims, a.data(), d.data(), A, G);
+    LETHE_DISPATCH(device, linear_kfac_accumulate, dims, a.data(), d.data(), A, G);
   } else {
     fail("per-example kernels: layer {} is not Linear, Conv2d or BatchNorm2d", layer.describe());
   }
+}
+
+void accumulate_kfac(const CapturableLayer& layer, int64_t a_count, int64_t g_count, int64_t pairs_count, double* A,
+                     double* G, double* pairs, ResidentSums* resident) {
+  if (capture_of(layer).input.device() != Device::CUDA) {
+    accumulate_kfac_on(layer, Device::CPU, A, G, pairs);
+    return;
+  }
+#ifdef LETHE_WITH_CUDA
+  cuda::ResidentLookup lookup;
+  if (resident && !resident->empty())
+    lookup = [resident](const double* host, int64_t extent) { return resident->device_twin(host, extent); };
+  cuda::StagedSums sums(lookup);
+  accumulate_kfac_on(layer, Device::CUDA, sums.on_device(A, a_count), sums.on_device(G, g_count),
+                     sums.on_device(pairs, pairs_count));
+  sums.finish();
+#else
+  (void)a_count, (void)g_count, (void)pairs_count, (void)resident;
+  fail("per-example kernels: the captures are on the GPU, but this lethe was built without the CUDA backend");
+#endif
 }
 
 }  // namespace lethe

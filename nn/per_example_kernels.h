@@ -79,10 +79,10 @@ class ResidentSums {
   void release();
   const ResidentRanges& ranges() const { return ranges_; }
   bool empty() const { return ranges_.size() == 0; }
+  // The device address standing for host[0, extent) when a kept array holds it; null otherwise.
+  double* device_twin(const double* host, int64_t extent) const;
 
  private:
-  friend void accumulate_per_example(const std::vector<CapturedLayer>&, int64_t, int64_t, const PerExampleRequest&,
-                                     const KeptQueries*, ResidentSums*);
   struct Impl;
   ResidentRanges ranges_;
   std::unique_ptr<Impl> device_;
@@ -98,9 +98,13 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
                             const PerExampleRequest& req, const KeptQueries* kept = nullptr,
                             ResidentSums* resident = nullptr);
 
-// One layer's KFAC statistics of the captured batch, added on the host (the captures are copied
-// there when they live on the GPU). Linear and Conv2d: the factors A ((in + bias)²) and G (out²);
-// BatchNorm2d: the exact 2×2 block per channel, into pairs (4 per channel).
-void accumulate_kfac(const CapturableLayer& layer, double* A, double* G, double* pairs);
+// One layer's KFAC statistics of the captured batch (kernels/backend.inc), added where the
+// captures live. Linear and Conv2d: the factors A (a_count doubles, (in + bias)²) and G
+// (g_count, out²); BatchNorm2d: the exact 2×2 block per channel, into pairs (pairs_count, 4 per
+// channel); the arrays a layer does not use may be null. The arrays are host arrays; on the GPU
+// those kept in `resident` are added into on the device until its flush, the others come back
+// at the end of the call.
+void accumulate_kfac(const CapturableLayer& layer, int64_t a_count, int64_t g_count, int64_t pairs_count, double* A,
+                     double* G, double* pairs, ResidentSums* resident = nullptr);
 
 }  // namespace lethe

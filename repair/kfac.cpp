@@ -60,17 +60,22 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
   walk.sharded = true;  // each rank its shard of D; the factors' sums added over ranks below
   if (fisher.kind == FisherKind::Sampled)  // the label draws before this rank's shard, skipped
     for (int64_t i = my_shard(0, set.n, opt.batch).lo * draws; i > 0; --i) rng.uniform();
+  // On the GPU the factors' sums stay on the device for the whole pass and come down once.
+  for (auto& b : blocks)
+    for (auto* v : {&b.A, &b.G, &b.pairs})
+      if (!v->empty()) engine.keep_resident(v->data(), static_cast<int64_t>(v->size()));
   for_each_image_batch(set, opt.batch, device, [&](const std::vector<int64_t>&, Tensor& x, Labels& labels) {
     Tensor logits = engine.forward(x);
     for (int s = 0; s < draws; ++s) {
       if (fisher.kind == FisherKind::Sampled) {
-        engine.backward(logits, sample_labels(logits, rng));
+        engine.backward_on_device(logits, sample_labels(logits, rng));
       } else {
-        engine.backward(logits, labels);
+        engine.backward_on_device(logits, labels);
       }
       engine.kfac_accumulate(blocks);
     }
   }, walk);
+  engine.flush_resident();
   for (auto& b : blocks) {
     sum_over_ranks(b.A);
     sum_over_ranks(b.G);

@@ -158,7 +158,9 @@ std::vector<PerExampleEngine::KfacBlock> PerExampleEngine::kfac_blocks() const {
 void PerExampleEngine::kfac_accumulate(std::vector<KfacBlock>& blocks) const {
   LETHE_CHECK(blocks.size() == layers_.size(), "kfac_accumulate: {} blocks for {} layers", blocks.size(), layers_.size());
   for (size_t k = 0; k < layers_.size(); ++k)
-    lethe::accumulate_kfac(*layers_[k]->module, blocks[k].A.data(), blocks[k].G.data(), blocks[k].pairs.data());
+    lethe::accumulate_kfac(*layers_[k]->module, static_cast<int64_t>(blocks[k].A.size()),
+                           static_cast<int64_t>(blocks[k].G.size()), static_cast<int64_t>(blocks[k].pairs.size()),
+                           blocks[k].A.data(), blocks[k].G.data(), blocks[k].pairs.data(), &resident_);
 }
 
 bool PerExampleEngine::linear_capture(size_t k, std::vector<float>& input, std::vector<float>& grad_output) const {

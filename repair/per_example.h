@@ -14,7 +14,7 @@
 // Where the model lives on the GPU, so do the captures, and accumulate() runs the kernels there
 // (nn/per_example_kernels.h): the request's host arrays are mirrored on the device, and the
 // results come back to the host once per call, or once per pass for arrays kept resident
-// (keep_resident). KFAC statistics are gathered on the host in either case.
+// (keep_resident). KFAC statistics are gathered the same way.
 #include <memory>
 #include <vector>
 
@@ -84,8 +84,8 @@ class PerExampleEngine {
     std::vector<double> pairs;
   };
   std::vector<KfacBlock> kfac_blocks() const;  // empty accumulators, shaped
-  // On the host whatever the model's device: no CUDA twin of the KFAC kernels exists yet, so a
-  // GPU model's captures are copied over for this call.
+  // Where the captures live; on the GPU the blocks' arrays kept resident (keep_resident) stay
+  // on the device until flush_resident(), the others come back at the end of the call.
   void kfac_accumulate(std::vector<KfacBlock>& blocks) const;
   // Layer k (kfac_blocks() order) of the current batch when it is a Linear layer: its captured
   // input [n, in] and output gradient [n, out] (each row example i's own, from the summed loss),

@@ -1,5 +1,6 @@
 #include "kernels/cuda/staging.h"
 
+#include <utility>
 #include <vector>
 
 #include "kernels/cuda/kernels.h"
@@ -56,6 +57,22 @@ double* ResidentTwins::twin(size_t k) const { return twins_.at(k)->as<double>();
 void ResidentTwins::flush_into(size_t k, double* host, int64_t count) {
   add_from_device(host, twin(k), count);
   fill(2 * count, 0.0f, twins_.at(k)->as<float>());
+}
+
+StagedSums::StagedSums(ResidentLookup resident) : resident_(std::move(resident)) {}
+StagedSums::~StagedSums() = default;
+
+double* StagedSums::on_device(double* host, int64_t count) {
+  if (!host || count <= 0) return nullptr;
+  if (resident_)
+    if (double* twin = resident_(host, count)) return twin;
+  staged_.push_back(Staged{host, count, zeroed_doubles(count)});
+  return staged_.back().device->as<double>();
+}
+
+void StagedSums::finish() {
+  for (auto& s : staged_) add_from_device(s.host, s.device->as<double>(), s.count);
+  staged_.clear();
 }
 
 StagedRequest::StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p, const KeptQueries* kept,

@@ -52,6 +52,28 @@ class ResidentTwins {
 // host[0, extent), or null when it has none.
 using ResidentLookup = std::function<double*(const double* host, int64_t extent)>;
 
+// Host arrays of doubles that kernels add into, on the device for one call: each one's resident
+// twin when `resident` knows it, else a zeroed scratch array whose sums finish() adds into the
+// host array (waiting for the device only then, and only if some array was not resident).
+class StagedSums {
+ public:
+  explicit StagedSums(ResidentLookup resident);
+  ~StagedSums();
+  StagedSums(const StagedSums&) = delete;
+  StagedSums& operator=(const StagedSums&) = delete;
+  double* on_device(double* host, int64_t count);  // null for a null host array
+  void finish();
+
+ private:
+  struct Staged {
+    double* host;
+    int64_t count;
+    std::unique_ptr<DeviceScratch> device;
+  };
+  ResidentLookup resident_;
+  std::vector<Staged> staged_;
+};
+
 // A host request for one batch of n examples over a parameter vector of p values, mirrored on
 // the device: the queries go up packed p apart (unless `kept` serves them); dots, squared norms
 // and the sum of squares start at zero there, and finish() adds them into the host arrays; the
