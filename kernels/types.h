@@ -55,6 +55,14 @@ struct PerExampleRequest {
   int64_t ld_grads = 0;
   // Scale applied to every g_i first (e.g. 1/batch when d came from a mean loss).
   float scale = 1.0f;
+  // Per-example gradients projected by TRAK's seeded Johnson–Lindenstrauss matrix R [P, proj_k]
+  // (jl_project): projected[i*ld_projected + c] = Σ_j g_ij R_jc (written). The layers' kernels
+  // never see this: nn's accumulate_per_example forms the gradients where the captures live and
+  // projects them there, so on the GPU only [n, proj_k] comes back.
+  float* projected = nullptr;
+  int64_t proj_k = 0;
+  int64_t ld_projected = 0;
+  uint64_t proj_seed = 0;
 };
 
 // A Linear layer's batch: input a [n, in], output gradient d [n, out].

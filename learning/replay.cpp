@@ -5,19 +5,6 @@
 #include "util/error.h"
 
 namespace lethe {
-namespace {
-
-// Tensors laid end to end, as flatten_params lays the parameters.
-std::vector<float> concatenated(const std::vector<Tensor>& tensors) {
-  std::vector<float> out;
-  for (const auto& t : tensors) {
-    const auto v = t.to_vector();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
-
-}  // namespace
 
 TrainingReplay::TrainingReplay(Module& model, const data::ImageSet& train, const TrainingRecipe& recipe)
     : model_(model), train_(train), recipe_(recipe) {

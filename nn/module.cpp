@@ -234,14 +234,16 @@ std::vector<ChildModule> Sequential::children() {
   return out;
 }
 
-std::vector<float> flatten_params(Module& model) {
-  std::vector<float> theta;
-  for (auto& p : model.named_parameters()) {
-    const auto v = p.tensor.to_vector();
-    theta.insert(theta.end(), v.begin(), v.end());
+std::vector<float> concatenated(const std::vector<Tensor>& tensors) {
+  std::vector<float> out;
+  for (const auto& t : tensors) {
+    const auto v = t.to_vector();
+    out.insert(out.end(), v.begin(), v.end());
   }
-  return theta;
+  return out;
 }
+
+std::vector<float> flatten_params(Module& model) { return concatenated(model.parameters()); }
 
 void assign_params(Module& model, const std::vector<float>& theta) {
   int64_t offset = 0;

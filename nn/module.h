@@ -191,6 +191,9 @@ class Sequential : public Module {
 // then its bias), and θ put back; repair/params.h lays every repair quantity out this way.
 std::vector<float> flatten_params(Module& model);
 void assign_params(Module& model, const std::vector<float>& theta);
+// Tensors' values laid end to end on the host, as flatten_params lays the parameters (e.g.
+// copies of them kept on the device).
+std::vector<float> concatenated(const std::vector<Tensor>& tensors);
 
 // Weights kaiming-initialised for ReLU on fan_out, the rule torchvision's ResNet uses (there a
 // normal draw; here a uniform one of the same variance 2/fan_out, from the one generator).

@@ -1,6 +1,7 @@
 #include "nn/per_example_kernels.h"
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "util/error.h"
@@ -157,7 +158,24 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
   if (layers.empty()) return;
   const bool on_gpu = capture_of(*layers.front().layer).input.device() == Device::CUDA;
   if (!on_gpu) {
-    for (const auto& l : layers) accumulate_layer(*l.layer, Device::CPU, layer_share(req, l.offset));
+    if (!req.projected) {
+      for (const auto& l : layers) accumulate_layer(*l.layer, Device::CPU, layer_share(req, l.offset));
+      return;
+    }
+    // Projected gradients: formed into the caller's rows when it asked for them too, else into
+    // a buffer of this call's, then projected.
+    LETHE_CHECK(req.proj_k >= 1 && req.ld_projected >= req.proj_k,
+                "per-example engine: projections to {} dimensions, rows {} apart", req.proj_k, req.ld_projected);
+    PerExampleRequest r = req;
+    r.projected = nullptr;
+    std::vector<float> formed;
+    if (!r.grads) {
+      formed.assign(static_cast<size_t>(n * p), 0.0f);
+      r.grads = formed.data();
+      r.ld_grads = p;
+    }
+    for (const auto& l : layers) accumulate_layer(*l.layer, Device::CPU, layer_share(r, l.offset));
+    cpu::jl_project(r.grads, n, p, r.ld_grads, req.proj_k, req.proj_seed, req.projected, req.ld_projected, false);
     return;
   }
 #ifdef LETHE_WITH_CUDA

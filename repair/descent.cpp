@@ -26,15 +26,6 @@ std::vector<Tensor> copies_of(const std::vector<Tensor>& params) {
   return out;
 }
 
-std::vector<float> flatten(const std::vector<Tensor>& tensors) {
-  std::vector<float> out;
-  for (const auto& t : tensors) {
-    const auto v = t.to_vector();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
-
 }  // namespace
 
 DescentResult anchored_descent(Module& model, const data::ImageSet& set, const AnchoredDescent& d, Rng& rng) {
@@ -108,7 +99,7 @@ DescentResult anchored_descent(Module& model, const data::ImageSet& set, const A
   if (d.criterion) {
     out.best = record[R::kBest];
     out.best_step = static_cast<int>(record[R::kBestStep]);
-    out.best_theta = flatten(best);
+    out.best_theta = concatenated(best);
   } else {
     out.best_step = out.steps;
     out.best_theta = flatten_params(model);

@@ -186,21 +186,20 @@ TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakO
   f.k = o.project ? o.proj_dim : p;
   f.psi.assign(static_cast<size_t>(f.n * f.k), 0.0f);
   f.one_minus_p.assign(static_cast<size_t>(f.n), 0.0);
-  std::vector<float> grads;
   for_each_feature_batch(model, engine, set, opt, f, [&](const std::vector<int64_t>& idx) {
-        const int64_t b = static_cast<int64_t>(idx.size());
         float* rows = f.psi.data() + idx.front() * f.k;
         PerExampleRequest req;
-        req.ld_grads = p;
         if (o.project) {
-          grads.assign(static_cast<size_t>(b * p), 0.0f);
-          req.grads = grads.data();
-          engine.accumulate(req);
-          jl_project(grads.data(), b, p, f.k, o.seed, rows);
+          // Projected where the captures live: on the GPU only the [b, k] rows come back.
+          req.projected = rows;
+          req.proj_k = f.k;
+          req.ld_projected = f.k;
+          req.proj_seed = o.seed;
         } else {
           req.grads = rows;
-          engine.accumulate(req);
+          req.ld_grads = p;
         }
+        engine.accumulate(req);
   });
   return f;
 }

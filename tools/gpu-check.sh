@@ -423,7 +423,7 @@ if [[ -x "$TESTS" && -n "$SANITIZER" ]]; then
   sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
   declare -A sanitizer_filter=(
     [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize}"
-    [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample.*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*:CudaDescent.*}"
+    [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample.*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*:CudaDescent.*:CudaPerExampleEngine.ResNetKfacFactorsMatchTheCpu}"
   )
   declare -A sanitizer_estimate=([memcheck]=150 [racecheck]=90)
   for tool in memcheck racecheck; do

@@ -104,8 +104,13 @@ StagedRequest::StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p
   }
   if (host.sq_norms) dev_.sq_norms = target(host.sq_norms, n, sq_norms_);
   if (host.sq_sum) dev_.sq_sum = target(host.sq_sum, p, sq_sum_);
-  if (host.grads) {
-    LETHE_CHECK(host.ld_grads >= p, "per-example engine: gradient rows {} apart for {} parameters", host.ld_grads, p);
+  if (host.grads) LETHE_CHECK(host.ld_grads >= p, "per-example engine: gradient rows {} apart for {} parameters", host.ld_grads, p);
+  if (host.projected)
+    LETHE_CHECK(host.proj_k >= 1 && host.ld_projected >= host.proj_k,
+                "per-example engine: projections to {} dimensions, rows {} apart", host.proj_k, host.ld_projected);
+  // The gradients are formed on the device when asked for, or when they are to be projected
+  // there; only the projection then comes back.
+  if (host.grads || host.projected) {
     grads_ = std::make_unique<DeviceScratch>(static_cast<size_t>(n * p) * sizeof(float));
     dev_.grads = grads_->as<float>();
     dev_.ld_grads = p;
@@ -116,10 +121,21 @@ StagedRequest::~StagedRequest() = default;
 
 void StagedRequest::finish() {
   const int64_t n = n_, p = p_;
+  if (host_.projected && n > 0) {
+    const int64_t k = host_.proj_k;
+    DeviceScratch projected(static_cast<size_t>(n * k) * sizeof(float));
+    jl_project(dev_.grads, n, p, p, k, host_.proj_seed, projected.as<float>(), k, false);
+    if (host_.ld_projected == k)
+      device::copy_cuda_to_host(host_.projected, projected.as<float>(), static_cast<size_t>(n * k) * sizeof(float));
+    else
+      for (int64_t i = 0; i < n; ++i)
+        device::copy_cuda_to_host(host_.projected + i * host_.ld_projected, projected.as<float>() + i * k,
+                                  static_cast<size_t>(k) * sizeof(float));
+  }
   if (dots_) add_from_device(host_.dots, dev_.dots, n * dev_.q);
   if (sq_norms_) add_from_device(host_.sq_norms, dev_.sq_norms, n);
   if (sq_sum_) add_from_device(host_.sq_sum, dev_.sq_sum, p);
-  if (grads_) {
+  if (host_.grads) {
     if (host_.ld_grads == p)
       device::copy_cuda_to_host(host_.grads, dev_.grads, static_cast<size_t>(n * p) * sizeof(float));
     else

@@ -37,6 +37,7 @@
 #include "repair/params.h"
 #include "repair/per_example.h"
 #include "repair/quantities.h"
+#include "repair/trak.h"
 #include "resnet_fixture.h"
 
 namespace lethe::repair {
@@ -171,6 +172,36 @@ TEST(CudaPerExampleEngine, ResNetWithBatchNormQuantitiesMatchTheCpu) {
   if (!device::cuda_available()) GTEST_SKIP() << device::cuda_unavailable_reason();
   ModelPair m([] { return small_resnet(63); });
   expect_quantities_match(m, resnet_images(7, 8, 64));
+}
+
+// TRAK's dense projection runs where the captures live: the GPU forms each batch's gradients
+// and projects them itself, and only the [n, k] features come back. They match the CPU's (the
+// same seeded R on both, kernels/jl_bits.h) to float rounding: each feature sums p terms of
+// size |g_ij|/√k.
+TEST(CudaPerExampleEngine, TrakProjectedFeaturesMatchTheCpu) {
+  if (!device::cuda_available()) GTEST_SKIP() << device::cuda_unavailable_reason();
+  ModelPair m([] {
+    Rng rng(67);
+    return std::unique_ptr<Module>(make_mnist_cnn(rng));
+  });
+  const auto set = random_images(7, 1, 28, 28, 68);
+  TrakOptions o;
+  o.proj_dim = 96;
+  o.seed = 69;
+  const PassOptions opt{3, {}};
+  const TrakFeatures cpu = trak_features(*m.cpu, set, o, opt), gpu = trak_features(*m.gpu, set, o, opt);
+  ASSERT_EQ(cpu.k, 96);
+  ASSERT_EQ(gpu.k, 96);
+  const int64_t p = ParamLayout::of(*m.cpu).total;
+  const auto grads = per_example_gradients(*m.cpu, set, 0, set.n, opt);
+  std::vector<double> atol(cpu.psi.size());
+  for (int64_t i = 0; i < set.n; ++i) {
+    double l1 = 0;
+    for (int64_t j = 0; j < p; ++j) l1 += std::abs(static_cast<double>(grads[i * p + j]));
+    for (int64_t c = 0; c < cpu.k; ++c) atol[static_cast<size_t>(i * cpu.k + c)] = kScaleAtol * l1 / std::sqrt(96.0);
+  }
+  EXPECT_TRUE(close_to_cpu(cpu.psi, gpu.psi, atol)) << "projected features";
+  EXPECT_TRUE(close_to_cpu(cpu.one_minus_p, gpu.one_minus_p, relative_atol(cpu.one_minus_p))) << "1 - p";
 }
 
 // KFAC gathers its statistics on the host from the GPU's captures.

@@ -2,6 +2,7 @@
 // the Johnson–Lindenstrauss bound), and the projected scores against the unprojected ones.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -10,6 +11,7 @@
 #include "nn/linalg.h"
 #include "nn/models.h"
 #include "repair/metrics.h"
+#include "repair/quantities.h"
 #include "repair/trak.h"
 #include "repair/logistic_fixture.h"
 #include "util/error.h"
@@ -87,6 +89,31 @@ std::unique_ptr<Sequential> small_mlp(uint64_t seed) {
   m->add(std::make_unique<Flatten>()).add(std::make_unique<Linear>(kFeatures, 16, rng));
   m->add(std::make_unique<ReLU>()).add(std::make_unique<Linear>(16, kClasses, rng));
   return m;
+}
+
+// The engine projects each batch's gradients itself (on the GPU without bringing them back):
+// the features are exactly the projection of the per-example gradients, ragged last batch and all.
+TEST(Trak, ProjectedFeaturesAreTheProjectedGradients) {
+  Rng rng(31);
+  auto model = make_mnist_cnn(rng);
+  data::ImageSet set;
+  set.n = 7, set.channels = 1, set.height = 28, set.width = 28;
+  for (int64_t i = 0; i < set.n * 784; ++i) set.pixels.push_back(static_cast<float>(rng.uniform(-0.1, 0.9)));
+  for (int64_t i = 0; i < set.n; ++i) set.labels.push_back(static_cast<int32_t>(i % 10)), set.source_index.push_back(i);
+  TrakOptions o;
+  o.proj_dim = 40;
+  o.seed = 9;
+  const PassOptions opt{3, {}};
+  const TrakFeatures f = trak_features(*model, set, o, opt);
+  const int64_t p = static_cast<int64_t>(flatten_params(*model).size());
+  const auto g = per_example_gradients(*model, set, 0, set.n, opt);
+  // Batch by batch, as the pass projects them (a GEMM's rounding may depend on its row count).
+  std::vector<float> expected(static_cast<size_t>(set.n * 40));
+  for (int64_t b0 = 0; b0 < set.n; b0 += 3) {
+    const int64_t rows = std::min<int64_t>(3, set.n - b0);
+    jl_project(g.data() + b0 * p, rows, p, 40, 9, expected.data() + b0 * 40);
+  }
+  EXPECT_EQ(f.psi, expected);
 }
 
 TEST(Trak, ProjectedScoresFollowTheUnprojectedOnes) {
