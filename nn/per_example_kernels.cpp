@@ -120,7 +120,7 @@ ResidentSums::ResidentSums(ResidentSums&&) noexcept = default;
 ResidentSums& ResidentSums::operator=(ResidentSums&&) noexcept = default;
 
 void ResidentSums::keep(Device device, double* host, int64_t count) {
-  if (device != Device::CUDA) return;
+  if (device != Device::CUDA || count <= 0) return;  // nothing to keep for an empty pass
 #ifdef LETHE_WITH_CUDA
   if (!device_) device_ = std::make_unique<Impl>();
   ranges_.add(host, count);
