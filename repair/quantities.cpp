@@ -4,6 +4,7 @@
 
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
+#include "nn/grad_sum.h"
 #include "nn/linalg.h"
 #include "learning/batches.h"
 #include "learning/train.h"
@@ -222,9 +223,9 @@ std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& s
   if (static_cast<int64_t>(v.size()) != p) fail("fisher_vector_product: vector of {} for {} parameters", v.size(), p);
   const std::vector<float> vf(v.begin(), v.end());
   engine.keep_queries(vf.data(), 1, p);
-  std::vector<double> out(static_cast<size_t>(p), 0.0);
+  GradientSum sum(model);  // on the GPU the batches' gradients are summed there
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
-    engine.backward(logits, labels);
+    engine.backward_on_device(logits, labels);
     std::vector<double> s(idx.size(), 0.0);
     PerExampleRequest req;
     req.queries = vf.data();
@@ -237,10 +238,10 @@ std::vector<double> fisher_vector_product(Module& model, const data::ImageSet& s
     Tensor losses = cross_entropy(logits, labels);
     model.zero_grad();
     losses.backward(Tensor::from_vector(losses.shape(), w, losses.device()));
-    const auto g = flatten_grads(model);
-    for (int64_t j = 0; j < p; ++j) out[static_cast<size_t>(j)] += g[static_cast<size_t>(j)];
+    sum.add();
     model.zero_grad();
   });
+  std::vector<double> out = sum.total();
   sum_over_ranks(out);
   for (auto& x : out) x /= static_cast<double>(set.n);
   return out;
@@ -287,9 +288,9 @@ std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set,
   const std::vector<float> vf(v.begin(), v.end());
   const int64_t p = ParamLayout::of(model).total;
   if (static_cast<int64_t>(v.size()) != p) fail("ggn_vector_product: vector of {} for {} parameters", v.size(), p);
-  std::vector<double> out(static_cast<size_t>(p), 0.0);
   const Device device = model.device();
   ModeGuard evaluation_mode(model, false);
+  GradientSum sum(model);  // on the GPU the batches' products are summed there
   if (loss_derivatives) loss_derivatives->assign(static_cast<size_t>(set.n), 0.0);
   BatchWalk walk;
   walk.sharded = true;
@@ -311,10 +312,10 @@ std::vector<double> ggn_vector_product(Module& model, const data::ImageSet& set,
     model.zero_grad();
     Tensor logits = model.forward(x);
     logits.backward(Tensor::from_vector(logits.shape(), u, device));  // Σ_i J_iᵀ u_i
-    const auto g = flatten_grads(model);
-    for (int64_t j = 0; j < p; ++j) out[static_cast<size_t>(j)] += g[static_cast<size_t>(j)];
+    sum.add();
     model.zero_grad();
   }, walk);
+  std::vector<double> out = sum.total();
   sum_over_ranks(out);
   if (loss_derivatives) share_rows(*loss_derivatives, set.n, 1, opt.batch);
   for (auto& x : out) x /= static_cast<double>(set.n);

@@ -33,6 +33,11 @@ void sub(int64_t n, const float* a, const float* b, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] - b[i];
 }
 
+void add_to_double(int64_t n, const float* x, double* acc) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) acc[i] += static_cast<double>(x[i]);
+}
+
 void mul(int64_t n, const float* a, const float* b, float* y) {
 #pragma omp parallel for if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];

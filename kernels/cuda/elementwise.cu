@@ -17,6 +17,12 @@ struct Fill {
   __device__ void operator()(int64_t i) const { y[i] = value; }
 };
 
+struct AddToDouble {
+  const float* x;
+  double* acc;
+  __device__ void operator()(int64_t i) const { acc[i] += static_cast<double>(x[i]); }
+};
+
 struct Axpy {
   float alpha;
   const float* x;
@@ -68,6 +74,7 @@ struct ChannelBias {
 }  // namespace
 
 void fill(int64_t n, float value, float* y) { launch_map("fill", n, Fill{value, y}); }
+void add_to_double(int64_t n, const float* x, double* acc) { launch_map("add_to_double", n, AddToDouble{x, acc}); }
 void axpy(int64_t n, float alpha, const float* x, float* y) { launch_map("axpy", n, Axpy{alpha, x, y}); }
 void scale(int64_t n, float alpha, const float* x, float* y) { launch_map("scale", n, Scale{alpha, x, y}); }
 void add(int64_t n, const float* a, const float* b, float* y) {

@@ -14,12 +14,6 @@
 namespace lethe::cuda {
 namespace {
 
-struct AddToDouble {  // acc[k] += x[k]
-  const float* x;
-  double* acc;
-  __device__ void operator()(int64_t k) const { acc[k] += static_cast<double>(x[k]); }
-};
-
 // abar [n, ain] = [a, 1] (ain = in + 1) or a (ain = in).
 struct Homogeneous {
   const float* a;
@@ -69,8 +63,6 @@ __global__ void __launch_bounds__(kBlockSize)
     pairs[4 * ch + 3] += bb;
   }
 }
-
-void add_to_double(int64_t count, const float* x, double* acc) { launch_map("kfac sum", count, AddToDouble{x, acc}); }
 
 }  // namespace
 

@@ -157,6 +157,14 @@ void expect_quantities_match(ModelPair& m, const data::ImageSet& set) {
   const auto fisher = diagonal_fisher(*m.cpu, set, {}, opt);
   EXPECT_TRUE(close_to_cpu(fisher, diagonal_fisher(*m.gpu, set, {}, opt), per_tensor_atol(layout, fisher, 1, p)))
       << "diagonal Fisher";
+
+  // The Fisher-vector product, its batches' gradients summed on the device.
+  Rng rng(70);
+  std::vector<double> v(static_cast<size_t>(p));
+  for (auto& x : v) x = rng.uniform(-1, 1);
+  const auto fv = fisher_vector_product(*m.cpu, set, v, opt);
+  EXPECT_TRUE(close_to_cpu(fv, fisher_vector_product(*m.gpu, set, v, opt), per_tensor_atol(layout, fv, 1, p)))
+      << "Fisher-vector product";
 }
 
 TEST(CudaPerExampleEngine, MnistCnnQuantitiesMatchTheCpu) {
