@@ -70,14 +70,10 @@ DescentResult anchored_descent(Module& model, const data::ImageSet& set, const A
       log.copy_if(R::kImproved, params, best);
       if (!at_stop.empty()) log.copy_if(R::kStoppedNow, params, at_stop);
     }
-    if (step % check_every != 0 && step != d.max_steps) continue;
+    if (step % check_every != 0 && step != d.max_steps) continue;  // the last step is always read
     record = log.read();
     ++out.host_reads;
     if (record[R::kBadStep] != 0 || record[R::kCriterionBadStep] != 0 || record[R::kStopStep] != 0) break;
-  }
-  if (step > d.max_steps) {  // the loop ran out rather than breaking
-    record = log.read();
-    ++out.host_reads;
   }
   if (const int bad = static_cast<int>(record[R::kBadStep])) {
     const int which = static_cast<int>(record[R::kBadArray]);

@@ -116,6 +116,7 @@ TEST(AnchoredDescent, WithoutACriterionTheLastStepIsTheResult) {
   EXPECT_EQ(r.best_step, 9);
   EXPECT_EQ(r.best_theta, flatten_params(*model));
   EXPECT_NE(r.best_theta, flatten_params(*logistic(5)));
+  EXPECT_EQ(r.host_reads, 3);  // after steps 4, 8 and the last
 }
 
 TEST(AnchoredDescent, ANonFiniteLossIsNamedWithItsStep) {
