@@ -5,12 +5,12 @@
 
 namespace lethe {
 
-GradientSum::GradientSum(Module& model) : params_(model.parameters()), device_(model.device()) {
+GradientSum::GradientSum(Module& model) : params_(model.parameters()) {
   for (const auto& p : params_) {
     offsets_.push_back(total_);
     total_ += p.numel();
   }
-  if (device_ == Device::CUDA && total_ > 0) {
+  if (model.device() == Device::CUDA && total_ > 0) {
     on_device_ = static_cast<double*>(device::cuda_alloc(static_cast<size_t>(total_) * sizeof(double)));
     // 0.0 has the bits of two 0.0f.
     LETHE_DISPATCH(Device::CUDA, fill, 2 * total_, 0.0f, reinterpret_cast<float*>(on_device_));

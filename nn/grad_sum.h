@@ -25,7 +25,6 @@ class GradientSum {
   std::vector<Tensor> params_;
   std::vector<int64_t> offsets_;
   int64_t total_ = 0;
-  Device device_;
   std::vector<double> host_;   // the CPU's sum
   double* on_device_ = nullptr;  // the GPU's, total_ doubles
 };

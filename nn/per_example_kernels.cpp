@@ -147,11 +147,15 @@ void ResidentSums::flush() {
 #endif
 }
 
-void ResidentSums::release() {
-  flush();
-  ranges_.clear();
-  device_.reset();
+#ifdef LETHE_WITH_CUDA
+namespace {
+// The staging's view of the kept arrays: the device twin standing for a host span, if any.
+cuda::ResidentLookup lookup_in(const ResidentSums* resident) {
+  if (!resident || resident->empty()) return nullptr;
+  return [resident](const double* host, int64_t extent) { return resident->device_twin(host, extent); };
 }
+}  // namespace
+#endif
 
 void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n, int64_t p,
                             const PerExampleRequest& req, const KeptQueries* kept, ResidentSums* resident) {
@@ -179,10 +183,7 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
     return;
   }
 #ifdef LETHE_WITH_CUDA
-  cuda::ResidentLookup lookup;
-  if (resident && !resident->empty())
-    lookup = [resident](const double* host, int64_t extent) { return resident->device_twin(host, extent); };
-  cuda::StagedRequest staged(req, n, p, kept && kept->device_ ? &kept->device_->device : nullptr, lookup);
+  cuda::StagedRequest staged(req, n, p, kept && kept->device_ ? &kept->device_->device : nullptr, lookup_in(resident));
   for (const auto& l : layers) accumulate_layer(*l.layer, Device::CUDA, layer_share(staged.on_device(), l.offset));
   staged.finish();
 #else
@@ -217,10 +218,7 @@ void accumulate_kfac(const CapturableLayer& layer, int64_t a_count, int64_t g_co
     return;
   }
 #ifdef LETHE_WITH_CUDA
-  cuda::ResidentLookup lookup;
-  if (resident && !resident->empty())
-    lookup = [resident](const double* host, int64_t extent) { return resident->device_twin(host, extent); };
-  cuda::StagedSums sums(lookup);
+  cuda::StagedSums sums(lookup_in(resident));
   accumulate_kfac_on(layer, Device::CUDA, sums.on_device(A, a_count), sums.on_device(G, g_count),
                      sums.on_device(pairs, pairs_count));
   sums.finish();

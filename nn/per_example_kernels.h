@@ -75,8 +75,6 @@ class ResidentSums {
   void keep(Device device, double* host, int64_t count);
   // Adds every twin into its host array, zeroes the twins (one wait for the device), keeps them.
   void flush();
-  // Flushes, then forgets every kept array.
-  void release();
   const ResidentRanges& ranges() const { return ranges_; }
   bool empty() const { return ranges_.size() == 0; }
   // The device address standing for host[0, extent) when a kept array holds it; null otherwise.

@@ -77,15 +77,7 @@ void StagedSums::finish() {
 
 StagedRequest::StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p, const KeptQueries* kept,
                              const ResidentLookup& resident)
-    : host_(host), n_(n), p_(p) {
-  // The device array for a host array of `extent` doubles: its resident twin, or a zeroed
-  // scratch array whose sums finish() brings back.
-  const auto target = [&](double* host_array, int64_t extent, std::unique_ptr<DeviceScratch>& scratch) -> double* {
-    if (resident)
-      if (double* twin = resident(host_array, extent)) return twin;
-    scratch = zeroed_doubles(extent);
-    return scratch->as<double>();
-  };
+    : host_(host), n_(n), p_(p), sums_(resident) {
   dev_.scale = host.scale;
   const int64_t q = host.dots ? host.q : 0;
   if (q > 0) {
@@ -100,10 +92,10 @@ StagedRequest::StagedRequest(const PerExampleRequest& host, int64_t n, int64_t p
     }
     dev_.q = q;
     dev_.ld_queries = p;
-    dev_.dots = target(host.dots, n * q, dots_);
+    dev_.dots = sums_.on_device(host.dots, n * q);
   }
-  if (host.sq_norms) dev_.sq_norms = target(host.sq_norms, n, sq_norms_);
-  if (host.sq_sum) dev_.sq_sum = target(host.sq_sum, p, sq_sum_);
+  dev_.sq_norms = sums_.on_device(host.sq_norms, n);
+  dev_.sq_sum = sums_.on_device(host.sq_sum, p);
   if (host.grads) LETHE_CHECK(host.ld_grads >= p, "per-example engine: gradient rows {} apart for {} parameters", host.ld_grads, p);
   if (host.projected)
     LETHE_CHECK(host.proj_k >= 1 && host.ld_projected >= host.proj_k,
@@ -132,9 +124,7 @@ void StagedRequest::finish() {
         device::copy_cuda_to_host(host_.projected + i * host_.ld_projected, projected.as<float>() + i * k,
                                   static_cast<size_t>(k) * sizeof(float));
   }
-  if (dots_) add_from_device(host_.dots, dev_.dots, n * dev_.q);
-  if (sq_norms_) add_from_device(host_.sq_norms, dev_.sq_norms, n);
-  if (sq_sum_) add_from_device(host_.sq_sum, dev_.sq_sum, p);
+  sums_.finish();
   if (host_.grads) {
     if (host_.ld_grads == p)
       device::copy_cuda_to_host(host_.grads, dev_.grads, static_cast<size_t>(n * p) * sizeof(float));

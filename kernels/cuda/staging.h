@@ -96,7 +96,8 @@ class StagedRequest {
  private:
   PerExampleRequest host_, dev_;
   int64_t n_, p_;
-  std::unique_ptr<DeviceScratch> queries_, dots_, sq_norms_, sq_sum_, grads_;
+  StagedSums sums_;  // dots, squared norms and the sum of squares
+  std::unique_ptr<DeviceScratch> queries_, grads_;
 };
 
 }  // namespace lethe::cuda

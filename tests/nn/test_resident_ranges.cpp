@@ -48,7 +48,6 @@ TEST(ResidentSums, KeepsNothingForTheCpu) {
   sums.keep(Device::CPU, a.data(), 8);
   EXPECT_TRUE(sums.empty());
   sums.flush();
-  sums.release();
 }
 
 }  // namespace
