@@ -1,9 +1,11 @@
 #include "kernels/cpu/blas.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <omp.h>
 #include <strings.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
@@ -62,11 +64,9 @@ void reinit_openblas(const std::string& core) {
 }
 
 void check_selectable(const std::string& core, const char* what) {
-  const auto cores = blas_cores_for(cpu_features());
-  for (const auto& c : cores)
-    if (same_name(c, core)) return;
+  if (blas_core_selectable(core)) return;
   std::string list;
-  for (const auto& c : cores) list += (list.empty() ? "" : ", ") + c;
+  for (const auto& c : blas_cores_for(cpu_features())) list += (list.empty() ? "" : ", ") + c;
   fail("{}: core '{}' is not one lethe can select on this CPU (selectable: {})", what, core, list);
 }
 
@@ -101,13 +101,14 @@ BlasInfo configure() {
     reinit_openblas(*forced);
     info.chosen_by = "LETHE_BLAS_CORE";
     info.reason = "LETHE_BLAS_CORE=" + *forced + " is set (for this CPU's features lethe would run " + want + ")";
-  } else if (user && blas_core_level(*user) == blas_core_level(want) && same_name(info.detected, *user)) {
+  } else if (user && blas_core_level(*user) == blas_core_level(want) && same_name(info.detected, *user) &&
+             blas_core_selectable(*user)) {
     info.chosen_by = "OPENBLAS_CORETYPE";
     info.reason = "OPENBLAS_CORETYPE=" + *user + " is set and of the level this CPU's features call for (" + want + ")";
   } else {
     info.chosen_by = "cpu features";
     const int have = blas_core_level(info.detected), need = blas_core_level(want);
-    if (have == need) {
+    if (have == need && blas_core_selectable(info.detected)) {
       info.reason = "OpenBLAS's own pick, " + info.detected + ", matches the CPU's features (" + want + " level)";
     } else {
       reinit_openblas(want);
@@ -140,24 +141,69 @@ int blas_core_level(const std::string& core) {
   return -1;
 }
 
-std::string blas_core_for(const CpuFeatures& f) {
-  if (f.avx512_core()) return "SkylakeX";
-  if (f.avx2 && f.fma) return "Haswell";
-  if (f.avx) return "Sandybridge";
-  if (f.sse42) return "Nehalem";
-  return "Prescott";
+const std::vector<BlasCoreRule>& blas_core_table() {
+  static const std::vector<BlasCoreRule> table = {
+      {"SapphireRapids", "AVX-512 F/CD/BW/DQ/VL, BF16 and AMX", true,
+       [](const CpuFeatures& f) { return f.avx512_core() && f.avx512_bf16 && f.amx; }},
+      {"Cooperlake", "AVX-512 F/CD/BW/DQ/VL and BF16", true,
+       [](const CpuFeatures& f) { return f.avx512_core() && f.avx512_bf16; }},
+      {"SkylakeX", "AVX-512 F/CD/BW/DQ/VL", true, [](const CpuFeatures& f) { return f.avx512_core(); }},
+      {"Haswell", "AVX2 and FMA", true, [](const CpuFeatures& f) { return f.avx2 && f.fma; }},
+      {"Zen", "AVX2 and FMA (OpenBLAS's pick on AMD; never lethe's)", false,
+       [](const CpuFeatures& f) { return f.avx2 && f.fma; }},
+      {"Sandybridge", "AVX", true, [](const CpuFeatures& f) { return f.avx; }},
+      {"Nehalem", "SSE4.2", true, [](const CpuFeatures& f) { return f.sse42; }},
+      {"Prescott", "SSE3, without SSE4.2", true, [](const CpuFeatures& f) { return !f.sse42; }},
+  };
+  return table;
 }
 
-std::vector<std::string> blas_cores_for(const CpuFeatures& f) {
-  std::vector<std::string> cores;
-  if (f.avx512_core()) cores.emplace_back("SkylakeX");
-  if (f.avx2 && f.fma) cores.emplace_back("Haswell");
-  if (f.avx) cores.emplace_back("Sandybridge");
-  if (f.sse42)
-    cores.emplace_back("Nehalem");
-  else
-    cores.emplace_back("Prescott");
+const std::vector<std::string>& blas_library_cores() {
+  static const std::vector<std::string> cores = [] {
+    std::vector<std::string> found;
+    for (const BlasCoreRule& rule : blas_core_table()) {
+      std::string symbol = "gotoblas_";
+      for (const char* c = rule.core; *c; ++c) symbol += static_cast<char>(std::toupper(static_cast<unsigned char>(*c)));
+      if (dlsym(RTLD_DEFAULT, symbol.c_str())) found.emplace_back(rule.core);
+    }
+    // A build that hides its tables: assume the cores every DYNAMIC_ARCH x86-64 build since
+    // 0.3.10 carries (all but SapphireRapids); re-initialising checks the core was taken.
+    if (found.empty())
+      for (const BlasCoreRule& rule : blas_core_table())
+        if (!same_name(rule.core, "SapphireRapids")) found.emplace_back(rule.core);
+    return found;
+  }();
   return cores;
+}
+
+namespace {
+bool carried(const std::vector<std::string>& library, const char* core) {
+  for (const auto& c : library)
+    if (same_name(c, core)) return true;
+  return false;
+}
+}  // namespace
+
+std::vector<std::string> blas_cores_for(const CpuFeatures& f, const std::vector<std::string>& library) {
+  std::vector<std::string> cores;
+  for (const BlasCoreRule& rule : blas_core_table())
+    if (rule.runs_on(f) && carried(library, rule.core)) cores.emplace_back(rule.core);
+  return cores;
+}
+
+std::string blas_core_for(const CpuFeatures& f, const std::vector<std::string>& library) {
+  for (const BlasCoreRule& rule : blas_core_table())
+    if (rule.pick && rule.runs_on(f) && carried(library, rule.core)) return rule.core;
+  fail("the linked OpenBLAS carries none of the cores lethe can run on this CPU");
+}
+
+std::vector<std::string> blas_cores_for(const CpuFeatures& f) { return blas_cores_for(f, blas_library_cores()); }
+std::string blas_core_for(const CpuFeatures& f) { return blas_core_for(f, blas_library_cores()); }
+
+bool blas_core_selectable(const std::string& core) {
+  for (const auto& c : blas_cores_for(cpu_features()))
+    if (same_name(c, core)) return true;
+  return false;
 }
 
 std::string blas_core_in_use() { return openblas_get_corename(); }

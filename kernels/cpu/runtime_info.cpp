@@ -59,6 +59,7 @@ std::vector<std::pair<std::string, std::string>> runtime_summary(const RuntimeIn
   out.emplace_back("blas core", fmt::format("{} (OpenBLAS detected {}; chosen by {}: {})", info.blas.core,
                                             info.blas.detected, info.blas.chosen_by, info.blas.reason));
   if (!info.blas.warning.empty()) out.emplace_back("blas warning", info.blas.warning);
+  out.emplace_back("blas cores", join(blas_cores_for(c), " ") + " (selectable here, best first)");
   out.emplace_back("blas threading", info.blas.parallel);
   out.emplace_back("convolutions", info.convolutions);
   out.emplace_back("threads", std::to_string(info.threads));

@@ -74,33 +74,120 @@ cpu::CpuFeatures with_levels(bool sse42, bool avx, bool avx2_fma, bool avx512) {
   return f;
 }
 
+// The cores Debian 12's OpenBLAS 0.3.21 carries (no SapphireRapids), and a newer build's.
+const std::vector<std::string> kOpenBlas0321{"Cooperlake", "SkylakeX", "Haswell", "Zen", "Sandybridge", "Nehalem",
+                                             "Prescott"};
+const std::vector<std::string> kWithSapphireRapids{"SapphireRapids", "Cooperlake", "SkylakeX", "Haswell", "Zen",
+                                                   "Sandybridge", "Nehalem", "Prescott"};
+
 TEST(BlasCore, FeaturesDecideTheCoreNotTheModel) {
-  EXPECT_EQ(cpu::blas_core_for(with_levels(true, true, true, true)), "SkylakeX");
-  EXPECT_EQ(cpu::blas_core_for(with_levels(true, true, true, false)), "Haswell");
-  EXPECT_EQ(cpu::blas_core_for(with_levels(true, true, false, false)), "Sandybridge");
-  EXPECT_EQ(cpu::blas_core_for(with_levels(true, false, false, false)), "Nehalem");
-  EXPECT_EQ(cpu::blas_core_for(with_levels(false, false, false, false)), "Prescott");
+  EXPECT_EQ(cpu::blas_core_for(with_levels(true, true, true, true), kOpenBlas0321), "SkylakeX");
+  EXPECT_EQ(cpu::blas_core_for(with_levels(true, true, true, false), kOpenBlas0321), "Haswell");
+  EXPECT_EQ(cpu::blas_core_for(with_levels(true, true, false, false), kOpenBlas0321), "Sandybridge");
+  EXPECT_EQ(cpu::blas_core_for(with_levels(true, false, false, false), kOpenBlas0321), "Nehalem");
+  EXPECT_EQ(cpu::blas_core_for(with_levels(false, false, false, false), kOpenBlas0321), "Prescott");
   // AVX-512 F alone (no BW/DQ/VL, as on Knights Landing) is not enough for the SkylakeX kernels.
   cpu::CpuFeatures knl = with_levels(true, true, true, false);
   knl.avx512f = knl.avx512cd = true;
-  EXPECT_EQ(cpu::blas_core_for(knl), "Haswell");
+  EXPECT_EQ(cpu::blas_core_for(knl, kOpenBlas0321), "Haswell");
   // The brand and model play no part.
   cpu::CpuFeatures hidden = with_levels(true, true, true, true);
   hidden.brand = "Common KVM processor", hidden.family = 15, hidden.model = 6;
-  EXPECT_EQ(cpu::blas_core_for(hidden), "SkylakeX");
+  EXPECT_EQ(cpu::blas_core_for(hidden, kOpenBlas0321), "SkylakeX");
+}
+
+// Real CPUs' feature sets (as cpuid reports them; the model numbers are there to show they play
+// no part) fed to the selection: the core each gets, that it is selectable there, and that the
+// selectable list is exactly the table's rows the CPU runs, best first.
+struct NamedCpu {
+  const char* name;
+  cpu::CpuFeatures features;
+  const char* core_0321;  // with OpenBLAS 0.3.21's cores
+  const char* core_new;   // with a build that carries SapphireRapids
+  std::vector<std::string> selectable_0321;
+};
+
+std::vector<NamedCpu> named_cpus() {
+  const cpu::CpuFeatures avx2 = with_levels(true, true, true, false);
+  cpu::CpuFeatures skx = with_levels(true, true, true, true);
+  cpu::CpuFeatures clx = skx;  // Cascade Lake, Ice Lake: VNNI, no BF16
+  clx.avx512_vnni = true;
+  cpu::CpuFeatures cpx = clx;  // Cooper Lake: BF16
+  cpx.avx512_bf16 = true;
+  cpu::CpuFeatures spr = cpx;  // Sapphire Rapids: AMX
+  spr.amx = true;
+  cpu::CpuFeatures zen3 = avx2, zen4 = cpx, zen5 = cpx;  // Zen 4 and 5: AVX-512 with VNNI and BF16, no AMX
+  zen3.vendor = zen4.vendor = zen5.vendor = "AuthenticAMD";
+  zen3.family = 25, zen3.model = 1, zen4.family = 25, zen4.model = 17, zen5.family = 26, zen5.model = 2;
+  cpu::CpuFeatures hsw = avx2;
+  hsw.vendor = skx.vendor = clx.vendor = cpx.vendor = spr.vendor = "GenuineIntel";
+  const std::vector<std::string> below_avx512{"Haswell", "Zen", "Sandybridge", "Nehalem"};
+  auto with = [&](std::vector<std::string> head) {
+    head.insert(head.end(), below_avx512.begin(), below_avx512.end());
+    return head;
+  };
+  return {
+      {"Haswell", hsw, "Haswell", "Haswell", below_avx512},
+      {"Skylake-X", skx, "SkylakeX", "SkylakeX", with({"SkylakeX"})},
+      {"Cascade Lake", clx, "SkylakeX", "SkylakeX", with({"SkylakeX"})},
+      {"Cooper Lake", cpx, "Cooperlake", "Cooperlake", with({"Cooperlake", "SkylakeX"})},
+      {"Sapphire Rapids", spr, "Cooperlake", "SapphireRapids", with({"Cooperlake", "SkylakeX"})},
+      {"Zen 3", zen3, "Haswell", "Haswell", below_avx512},
+      {"Zen 4", zen4, "Cooperlake", "Cooperlake", with({"Cooperlake", "SkylakeX"})},
+      {"Zen 5", zen5, "Cooperlake", "Cooperlake", with({"Cooperlake", "SkylakeX"})},
+  };
+}
+
+TEST(BlasCore, RealCpusFeatureSetsGetTheirCoreAndItIsSelectable) {
+  for (const NamedCpu& c : named_cpus()) {
+    SCOPED_TRACE(c.name);
+    EXPECT_EQ(cpu::blas_core_for(c.features, kOpenBlas0321), c.core_0321);
+    EXPECT_EQ(cpu::blas_core_for(c.features, kWithSapphireRapids), c.core_new);
+    const auto sel = cpu::blas_cores_for(c.features, kOpenBlas0321);
+    EXPECT_EQ(sel, c.selectable_0321);
+    EXPECT_EQ(sel.front(), c.core_0321) << "lethe's pick comes first";
+    const auto sel_new = cpu::blas_cores_for(c.features, kWithSapphireRapids);
+    EXPECT_NE(std::find(sel_new.begin(), sel_new.end(), c.core_new), sel_new.end());
+  }
+}
+
+// A library without a core's kernels never has it selected, and lethe's pick falls to the next row.
+TEST(BlasCore, ACoreTheLibraryLacksIsNeverSelectable) {
+  cpu::CpuFeatures zen4 = with_levels(true, true, true, true);
+  zen4.avx512_vnni = zen4.avx512_bf16 = true;
+  const std::vector<std::string> old_build{"SkylakeX", "Haswell", "Zen", "Sandybridge", "Nehalem", "Prescott"};
+  EXPECT_EQ(cpu::blas_core_for(zen4, old_build), "SkylakeX");
+  EXPECT_EQ(cpu::blas_cores_for(zen4, old_build),
+            (std::vector<std::string>{"SkylakeX", "Haswell", "Zen", "Sandybridge", "Nehalem"}));
+}
+
+TEST(BlasCore, TheLinkedLibraryCarriesTheBaselineCores) {
+  const auto& lib = cpu::blas_library_cores();
+  for (const char* core : {"SkylakeX", "Haswell", "Sandybridge", "Nehalem", "Prescott"})
+    EXPECT_NE(std::find(lib.begin(), lib.end(), core), lib.end()) << core;
 }
 
 TEST(BlasCore, SelectableCoresAreBestFirstAndNeverPrescottWhereNehalemRuns) {
-  EXPECT_EQ(cpu::blas_cores_for(with_levels(true, true, true, true)),
-            (std::vector<std::string>{"SkylakeX", "Haswell", "Sandybridge", "Nehalem"}));
-  EXPECT_EQ(cpu::blas_cores_for(with_levels(true, true, true, false)),
-            (std::vector<std::string>{"Haswell", "Sandybridge", "Nehalem"}));
-  EXPECT_EQ(cpu::blas_cores_for(with_levels(false, false, false, false)), (std::vector<std::string>{"Prescott"}));
+  EXPECT_EQ(cpu::blas_cores_for(with_levels(true, true, true, true), kOpenBlas0321),
+            (std::vector<std::string>{"SkylakeX", "Haswell", "Zen", "Sandybridge", "Nehalem"}));
+  EXPECT_EQ(cpu::blas_cores_for(with_levels(true, true, true, false), kOpenBlas0321),
+            (std::vector<std::string>{"Haswell", "Zen", "Sandybridge", "Nehalem"}));
+  EXPECT_EQ(cpu::blas_cores_for(with_levels(false, false, false, false), kOpenBlas0321),
+            (std::vector<std::string>{"Prescott"}));
   EXPECT_EQ(cpu::blas_core_level("SkylakeX"), 3);
   EXPECT_EQ(cpu::blas_core_level("cooperlake"), 3);  // OpenBLAS's names compare without case
   EXPECT_EQ(cpu::blas_core_level("Zen"), 2);
   EXPECT_EQ(cpu::blas_core_level("Prescott"), 0);
   EXPECT_EQ(cpu::blas_core_level("NoSuchCore"), -1);
+  for (const auto& rule : cpu::blas_core_table()) EXPECT_GE(cpu::blas_core_level(rule.core), 0) << rule.core;
+}
+
+// Whatever OpenBLAS picked itself, or OPENBLAS_CORETYPE said, the core lethe runs is one that
+// select_blas_core accepts (on AVX-512 BF16 CPUs OpenBLAS picks Cooperlake itself).
+TEST(BlasCore, TheCoreInUseIsSelectable) {
+  const cpu::BlasInfo& info = cpu::blas_info();
+  EXPECT_TRUE(cpu::blas_core_selectable(info.core)) << info.core << " (" << info.reason << ")";
+  EXPECT_TRUE(cpu::blas_core_selectable(cpu::blas_core_in_use())) << cpu::blas_core_in_use();
 }
 
 // Unless LETHE_BLAS_CORE forces one, the core running is at the level this CPU's features call

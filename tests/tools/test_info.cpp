@@ -56,6 +56,16 @@ TEST(Info, JsonNamesTheMachineAndAKernelChoiceConsistentWithTheCpu) {
   EXPECT_EQ(cpu::blas_core_level(j["blas"]["core"].get<std::string>()), cpu::blas_core_level(want)) << j["blas"].dump(2);
   EXPECT_EQ(j["blas"]["selectable_cores"].get<std::vector<std::string>>(), cpu::blas_cores_for(f));
   EXPECT_EQ(j["blas"]["warning"], "");
+  // The table from features to cores: every row, exactly one pick (the features' core), and the
+  // rows this CPU runs with the library's kernels are the selectable cores, in order.
+  ASSERT_EQ(j["blas"]["core_table"].size(), cpu::blas_core_table().size()) << j["blas"].dump(2);
+  std::vector<std::string> picks, runnable;
+  for (const auto& row : j["blas"]["core_table"]) {
+    if (row["pick"].get<bool>()) picks.push_back(row["core"]);
+    if (row["runs_here"].get<bool>() && row["in_library"].get<bool>()) runnable.push_back(row["core"]);
+  }
+  EXPECT_EQ(picks, std::vector<std::string>{want});
+  EXPECT_EQ(runnable, cpu::blas_cores_for(f));
   EXPECT_GE(j["threads"].get<int>(), 1);
   EXPECT_TRUE(j["cuda"]["built"].is_boolean());
   EXPECT_TRUE(j["cuda"]["devices"].is_array());
@@ -126,7 +136,8 @@ TEST(Info, AnUnknownLetheBlasCoreStopsWithOneLine) {
 TEST(Info, TextReportNamesTheCpuAndTheBlasCore) {
   const CliResult r = run_lethe({"info"});
   ASSERT_EQ(r.exit_code, 0) << describe(r);
-  for (const char* key : {"cpu:", "cpu features:", "blas core:", "threads:", "openmp:", "cuda:"})
+  for (const char* key : {"cpu:", "cpu features:", "blas core:", "blas cores:", "blas core table", "threads:",
+                          "openmp:", "cuda:"})
     EXPECT_NE(r.out.find(key), std::string::npos) << key << " missing from\n" << r.out;
 }
 

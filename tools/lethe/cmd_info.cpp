@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "kernels/cpu/runtime_info.h"
 #include "parallel/comm.h"
 #include "tools/lethe/cli.h"
@@ -13,6 +15,33 @@
 
 namespace lethe::cli {
 namespace {
+
+// One row a core of the table from features to OpenBLAS cores (kernels/cpu/blas.h), with whether
+// this CPU runs it, whether the linked OpenBLAS carries it and whether it is lethe's pick here.
+struct CoreRow {
+  std::string core, needs;
+  bool runs_here, in_library, pick;
+};
+std::vector<CoreRow> core_rows(const cpu::CpuFeatures& c) {
+  const auto& lib = cpu::blas_library_cores();
+  const std::string pick = cpu::blas_core_for(c);
+  std::vector<CoreRow> rows;
+  for (const auto& rule : cpu::blas_core_table())
+    rows.push_back({rule.core, rule.needs, rule.runs_on(c),
+                    std::find(lib.begin(), lib.end(), rule.core) != lib.end(), pick == rule.core});
+  return rows;
+}
+
+std::string core_table_text(const cpu::CpuFeatures& c) {
+  std::string out = "blas core table (features -> OpenBLAS core, best first):\n";
+  for (const CoreRow& row : core_rows(c))
+    out += fmt::format("  {:<15} {:<55} {}\n", row.core, row.needs,
+                       !row.in_library ? "not in this OpenBLAS"
+                       : row.pick      ? "this CPU: lethe's pick"
+                       : row.runs_here ? "this CPU: selectable"
+                                       : "");
+  return out;
+}
 
 nlohmann::json to_json(const cpu::RuntimeInfo& r) {
   nlohmann::json j;
@@ -27,6 +56,11 @@ nlohmann::json to_json(const cpu::RuntimeInfo& r) {
                {"core", r.blas.core},         {"chosen_by", r.blas.chosen_by}, {"reason", r.blas.reason},
                {"core_for_features", cpu::blas_core_for(c)}, {"selectable_cores", cpu::blas_cores_for(c)},
                {"warning", r.blas.warning}};
+  nlohmann::json table = nlohmann::json::array();
+  for (const CoreRow& row : core_rows(c))
+    table.push_back({{"core", row.core}, {"needs", row.needs}, {"runs_here", row.runs_here},
+                     {"in_library", row.in_library}, {"pick", row.pick}});
+  j["blas"]["core_table"] = table;
   j["convolutions"] = r.convolutions;
   j["threads"] = r.threads;
   j["openmp"] = r.openmp;
@@ -66,6 +100,7 @@ void run_info(const GlobalOptions& global, bool json) {
   const auto& c = parallel::comm();
   out += fmt::format("{:<15} {} ({} of {} ranks); built with MPI: {}, NCCL: {}\n", "parallel:", c.backend(), c.rank(),
                      c.size(), parallel::built_with_mpi() ? "yes" : "no", parallel::built_with_nccl() ? "yes" : "no");
+  out += core_table_text(r.cpu);
   print_result(out);
 }
 
