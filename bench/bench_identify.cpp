@@ -18,9 +18,9 @@
 #include "nn/models.h"
 #include "learning/recipe.h"
 #include "learning/train.h"
-#include "repair/ekfac.h"
+#include "influence/ekfac_factors.h"
 #include "repair/identify.h"
-#include "repair/metrics.h"
+#include "evaluation/metrics.h"
 
 namespace lethe {
 namespace {

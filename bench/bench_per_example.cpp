@@ -20,9 +20,9 @@
 #include "nn/models.h"
 #include "nn/resnet.h"
 #include "learning/train.h"
-#include "repair/kfac.h"
-#include "repair/params.h"
-#include "repair/quantities.h"
+#include "influence/kfac.h"
+#include "influence/params.h"
+#include "influence/quantities.h"
 #include "peak.h"
 
 namespace lethe {

@@ -15,7 +15,7 @@ struct SgdHyper {
   float lr = 1e-2f, momentum = 0.0f, weight_decay = 0.0f;
 };
 
-// The record an early-stopped descent keeps beside the model (repair/descent.h; the
+// The record an early-stopped descent keeps beside the model (influence/descent.h; the
 // descent_* entry points of kernels/backend.inc): one float a slot, so a step's checks and the
 // patience rule run where the model lives and the host reads the record only every few steps.
 // Step numbers count from 1 (a float holds them exactly up to 2^24); 0 means "none yet".

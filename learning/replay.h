@@ -1,6 +1,6 @@
 #pragma once
 // A training run taken again, to be read step by step from its end backwards (sgd-influence,
-// repair/sgd_influence.h). One pass from θ_0 keeps the run's state at the start of every epoch
+// influence/sgd_adjoint.h). One pass from θ_0 keeps the run's state at the start of every epoch
 // (TrainResume); each epoch is then run again from its start, alone, keeping every step. Both
 // passes are train_classifier itself, so they take the run's steps exactly (the same batches,
 // augmentation draws and arithmetic) and end where the run ended on the machine that ran it.

@@ -3,7 +3,7 @@
 // device: a step checks its loss and gradients for NaN and infinity, applies the patience rule
 // to its criterion and snapshots the parameters when they improved, all queued behind the step's
 // own kernels. Nothing waits for the device until read(), which brings the record to the host
-// in one copy; repair/descent.h reads it every few steps. On the CPU the same code runs on host
+// in one copy; influence/descent.h reads it every few steps. On the CPU the same code runs on host
 // memory.
 #include <array>
 #include <vector>

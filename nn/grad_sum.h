@@ -2,7 +2,7 @@
 // A model's parameter gradients summed over batches in double, kept where the model lives: on
 // the GPU each batch's .grad is added into device accumulators (no θ-sized copy to the host per
 // batch) and the sum comes down once; on the CPU it is added on the host. The Fisher- and
-// Gauss-Newton-vector products (repair/quantities.h) sum one weighted backward pass a batch.
+// Gauss-Newton-vector products (influence/quantities.h) sum one weighted backward pass a batch.
 #include <cstdint>
 #include <vector>
 

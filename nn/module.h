@@ -82,7 +82,7 @@ class ModeGuard {
 // What a Linear, Conv2d or BatchNorm2d layer records while a capture is attached: its input activations and,
 // after a backward pass, the gradient of the loss with respect to its output. For a loss that is
 // a sum over examples, row i of grad_output is example i's own output gradient, which with the
-// input gives every per-example quantity (repair/per_example.h).
+// input gives every per-example quantity (influence/per_example.h).
 struct LayerCapture {
   Tensor input;
   Tensor grad_output;
@@ -188,7 +188,7 @@ class Sequential : public Module {
 };
 
 // A model's parameters as one flat vector θ, in named_parameters() order (each layer's weight,
-// then its bias), and θ put back; repair/params.h lays every repair quantity out this way.
+// then its bias), and θ put back; influence/params.h lays every repair quantity out this way.
 std::vector<float> flatten_params(Module& model);
 void assign_params(Module& model, const std::vector<float>& theta);
 // Tensors' values laid end to end on the host, as flatten_params lays the parameters (e.g.

@@ -1,7 +1,7 @@
 #pragma once
 // The per-example kernels over what capturing layers recorded (nn/module.h's LayerCapture: a
 // layer's input and, after a backward pass, its output gradient), run on the device the captures
-// live on. The per-example engine (repair/per_example.h) walks a model and keeps the layers'
+// live on. The per-example engine (influence/per_example.h) walks a model and keeps the layers'
 // places in θ; this is where its requests meet the hardware.
 #include <cstdint>
 #include <memory>

@@ -41,7 +41,7 @@ struct NetSpec {
 };
 
 // The modules a spec builds beyond nn/module.h's, public so that passes walking a network layer
-// by layer (the forward derivatives of repair/jvp.cpp) can see them.
+// by layer (the forward derivatives of influence/jvp.cpp) can see them.
 
 // A Sequential whose children carry the spec's names instead of their positions, so parameters
 // take the state_dict names the spec gives (jvp and the per-example engine see a Sequential).

@@ -1,5 +1,5 @@
 // EWC-influence (docs/method.md, Step I): a continual-learning update θ̂ → θ* on Fq anchored
-// by the Fisher, then r(z) = ℓ(z; θ*) − ℓ(z; θ̂). The update is repair/descent.h's.
+// by the Fisher, then r(z) = ℓ(z; θ*) − ℓ(z; θ̂). The update is influence/descent.h's.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,11 +9,11 @@
 #include "learning/batches.h"
 #include "learning/train.h"
 #include "nn/autograd.h"
-#include "repair/anchor.h"
-#include "repair/descent.h"
-#include "repair/kfac.h"
+#include "influence/anchor.h"
+#include "influence/descent.h"
+#include "influence/kfac.h"
 #include "repair/method_support.h"
-#include "repair/params.h"
+#include "influence/params.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/streams.h"

@@ -22,9 +22,9 @@
 #include "datasets/mnist.h"
 #include "learning/recipe.h"
 #include "nn/module.h"
-#include "repair/quantities.h"
-#include "repair/sgd_influence.h"
-#include "repair/solve.h"
+#include "influence/quantities.h"
+#include "influence/sgd_adjoint.h"
+#include "influence/solve.h"
 
 namespace lethe::repair {
 
@@ -51,7 +51,7 @@ struct IdentifyOptions {
   // trak (with checkpoints: the ensemble)
   int64_t proj_dim = 2048;   // k, the projection's dimension
   double trak_damping = 0;   // relative to the after-kernel's mean eigenvalue
-  std::string trak_projection = "dense";  // dense | kron (repair/trak.h)
+  std::string trak_projection = "dense";  // dense | kron (influence/trak_features.h)
   // sgd-influence: the run that trained the model, when known (lethe train records it)
   std::optional<TrainingRecipe> recipe;
   SgdInfluenceOptions sgd;

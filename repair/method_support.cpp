@@ -1,6 +1,6 @@
 #include "repair/method_support.h"
 
-#include "repair/params.h"
+#include "influence/params.h"
 
 namespace lethe::repair {
 

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "repair/identify.h"
-#include "repair/quantities.h"
+#include "influence/quantities.h"
 #include "repair/registry.h"
-#include "repair/solve.h"
+#include "influence/solve.h"
 
 namespace lethe::repair {
 

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "repair/identify.h"
-#include "repair/solve.h"
+#include "influence/solve.h"
 #include "repair/treat.h"
 #include "util/error.h"
 

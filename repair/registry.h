@@ -51,7 +51,7 @@ struct MethodRun {
   IdentifyResult& result;  // scores go in result.scores, figures in result.stats
 };
 
-// What a Step I method scores with when each query is its own failure set (repair/benchmark.h's
+// What a Step I method scores with when each query is its own failure set (evaluation/benchmark.h's
 // LDS): scores[j] is r(z) over D for Fq = {queries_j}.
 struct QueryRun {
   Module& model;

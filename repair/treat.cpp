@@ -6,7 +6,7 @@
 
 #include "datasets/transforms.h"
 #include "nn/finite.h"
-#include "repair/params.h"
+#include "influence/params.h"
 #include "repair/registry.h"
 #include "util/error.h"
 

@@ -16,7 +16,7 @@
 #include "datasets/transforms.h"
 #include "learning/recipe.h"
 #include "nn/module.h"
-#include "repair/solve.h"
+#include "influence/solve.h"
 
 namespace lethe::repair {
 

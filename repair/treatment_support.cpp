@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "repair/quantities.h"
+#include "influence/quantities.h"
 #include "util/streams.h"
 
 namespace lethe::repair {

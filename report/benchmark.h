@@ -1,12 +1,12 @@
 #pragma once
-// The benchmark's results (repair/benchmark.h) as files: results.json, results.csv, report.md,
+// The benchmark's results (evaluation/benchmark.h) as files: results.json, results.csv, report.md,
 // lds.svg (LDS per method with its 95% bootstrap interval) and lds_scatter.svg (one query's
 // predicted against measured loss over the subset models, for each method's scores).
 #include <string>
 
 #include <nlohmann/json.hpp>
 
-#include "repair/benchmark.h"
+#include "evaluation/benchmark.h"
 #include "report/experiment.h"
 #include "report/svg.h"
 

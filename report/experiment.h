@@ -1,11 +1,11 @@
 #pragma once
-// The experiment's results (repair/protocol.h) as files: results.json, results.csv, report.md
+// The experiment's results (evaluation/protocol.h) as files: results.json, results.csv, report.md
 // and the SVG figures (the recall curve, Fh and R against k).
 #include <string>
 
 #include <nlohmann/json.hpp>
 
-#include "repair/protocol.h"
+#include "evaluation/protocol.h"
 #include "report/svg.h"
 
 namespace lethe::report {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "repair/protocol.h"
+#include "evaluation/protocol.h"
 
 namespace lethe::report {
 

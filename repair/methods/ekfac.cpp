@@ -1,8 +1,8 @@
 // ekfac: linear influence preconditioned by EK-FAC, r(z) = −∇ℓ(z)ᵀ (F_ekfac + δI)⁻¹ ∇ℓ(Fq), with
-// KFAC's eigenbases and the eigenvalues refitted from per-example gradients (repair/ekfac.h).
+// KFAC's eigenbases and the eigenvalues refitted from per-example gradients (influence/ekfac_factors.h).
 #include <fmt/format.h>
 
-#include "repair/ekfac.h"
+#include "influence/ekfac_factors.h"
 #include "repair/method_support.h"
 #include "util/error.h"
 

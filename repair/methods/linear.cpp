@@ -1,4 +1,4 @@
-// linear: linear influence, r(z) = −∇ℓ(z)ᵀ (F̂ + δI)⁻¹ ∇ℓ(Fq), with the solvers of repair/solve.h.
+// linear: linear influence, r(z) = −∇ℓ(z)ᵀ (F̂ + δI)⁻¹ ∇ℓ(Fq), with the solvers of influence/solve.h.
 #include <fmt/format.h>
 
 #include "repair/method_support.h"

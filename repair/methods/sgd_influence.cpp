@@ -1,5 +1,5 @@
 // sgd-influence: the training run replayed and read backwards (Hara et al. 2019, for Adam),
-// r(z) = −<∇ℓ(Fq; θ_T), δθ_T(−z)>; repair/sgd_influence.h has the recursion.
+// r(z) = −<∇ℓ(Fq; θ_T), δθ_T(−z)>; influence/sgd_adjoint.h has the recursion.
 #include <fmt/format.h>
 
 #include "repair/method_support.h"

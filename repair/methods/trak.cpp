@@ -1,10 +1,10 @@
-// trak: TRAK's attribution in a random projection of the gradients (repair/trak.h), averaged over
+// trak: TRAK's attribution in a random projection of the gradients (influence/trak_features.h), averaged over
 // the model and any further checkpoints; r(z) = −Σ_{q ∈ Fq} τ_q(z).
 #include <fmt/format.h>
 
 #include "nn/checkpoint.h"
 #include "repair/method_support.h"
-#include "repair/trak.h"
+#include "influence/trak_features.h"
 #include "util/error.h"
 #include "util/streams.h"
 

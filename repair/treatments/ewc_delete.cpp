@@ -1,13 +1,13 @@
 // ewc-delete: Adam from θ̂ on −ℓ(C) + s·(N/2) Σ F̂_j (θ_j − θ̂_j)², kept at its best Fq accuracy;
-// the anchored descent of repair/descent.h.
+// the anchored descent of influence/descent.h.
 #include <cmath>
 
 #include <fmt/format.h>
 
-#include "repair/anchor.h"
-#include "repair/descent.h"
-#include "repair/params.h"
-#include "repair/quantities.h"
+#include "influence/anchor.h"
+#include "influence/descent.h"
+#include "influence/params.h"
+#include "influence/quantities.h"
 #include "repair/treatment_support.h"
 #include "util/error.h"
 #include "util/streams.h"

@@ -9,7 +9,7 @@
 #include "datasets/transforms.h"
 #include "learning/train.h"
 #include "repair/heldout_stop.h"
-#include "repair/params.h"
+#include "influence/params.h"
 #include "repair/treatment_support.h"
 #include "util/error.h"
 #include "util/streams.h"

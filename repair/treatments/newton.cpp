@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 
 #include "nn/finite.h"
-#include "repair/params.h"
-#include "repair/quantities.h"
+#include "influence/params.h"
+#include "influence/quantities.h"
 #include "repair/treatment_support.h"
 #include "util/error.h"
 

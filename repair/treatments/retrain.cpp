@@ -2,7 +2,7 @@
 // costliest).
 #include <fmt/format.h>
 
-#include "repair/params.h"
+#include "influence/params.h"
 #include "repair/treatment_support.h"
 #include "util/error.h"
 #include "util/streams.h"

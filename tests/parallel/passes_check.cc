@@ -13,9 +13,9 @@
 
 #include "nn/models.h"
 #include "parallel/comm.h"
-#include "repair/kfac.h"
-#include "repair/params.h"
-#include "repair/quantities.h"
+#include "influence/kfac.h"
+#include "influence/params.h"
+#include "influence/quantities.h"
 #include "util/atomic_file.h"
 #include "util/rng.h"
 

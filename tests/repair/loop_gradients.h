@@ -8,7 +8,7 @@
 #include "nn/autograd.h"
 #include "nn/module.h"
 #include "nn/ops.h"
-#include "repair/params.h"
+#include "influence/params.h"
 
 namespace lethe::repair {
 

@@ -17,7 +17,7 @@
 #include "nn/checkpoint.h"
 #include "nn/finite.h"
 #include "repair/identify.h"
-#include "repair/params.h"
+#include "influence/params.h"
 #include "repair/treat.h"
 #include "util/error.h"
 #include "util/interrupt.h"

@@ -10,7 +10,7 @@
 #include "learning/train.h"
 #include "nn/models.h"
 #include "repair/heldout_stop.h"
-#include "repair/params.h"
+#include "influence/params.h"
 #include "repair/treat.h"
 #include "util/error.h"
 #include "util/streams.h"

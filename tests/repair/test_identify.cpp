@@ -11,8 +11,8 @@
 #include "nn/autograd.h"
 #include "nn/optim.h"
 #include "repair/identify.h"
-#include "repair/metrics.h"
-#include "repair/params.h"
+#include "evaluation/metrics.h"
+#include "influence/params.h"
 #include "util/error.h"
 
 namespace lethe::repair {

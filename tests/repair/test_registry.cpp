@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "repair/identify.h"
-#include "repair/protocol.h"
+#include "evaluation/protocol.h"
 #include "repair/registry.h"
 #include "repair/treat.h"
 #include "util/error.h"

@@ -9,7 +9,7 @@
 #include "learning/train.h"
 #include "nn/models.h"
 #include "repair/identify.h"
-#include "repair/params.h"
+#include "influence/params.h"
 #include "repair/treat.h"
 
 namespace lethe::repair {

@@ -6,7 +6,7 @@
 #include "datasets/transforms.h"
 #include "learning/recipe.h"
 #include "logistic_fixture.h"
-#include "repair/params.h"
+#include "influence/params.h"
 #include "repair/treat.h"
 #include "util/error.h"
 

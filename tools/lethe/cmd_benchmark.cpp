@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "kernels/cpu/blas.h"
-#include "repair/benchmark.h"
+#include "evaluation/benchmark.h"
 #include "repair/registry.h"
 #include "report/benchmark.h"
 #include "tools/lethe/cli.h"

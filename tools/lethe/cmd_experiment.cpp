@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "kernels/cpu/blas.h"
-#include "repair/protocol.h"
+#include "evaluation/protocol.h"
 #include "report/experiment.h"
 #include "tools/lethe/cli.h"
 #include "tools/lethe/experiment_config.h"

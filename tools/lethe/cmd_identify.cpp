@@ -5,7 +5,7 @@
 #include "kernels/device.h"
 #include "nn/safetensors.h"
 #include "repair/identify.h"
-#include "repair/metrics.h"
+#include "evaluation/metrics.h"
 #include "tools/lethe/context.h"
 #include "tools/lethe/registry_options.h"
 #include "tools/lethe/scores_io.h"

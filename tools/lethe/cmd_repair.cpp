@@ -7,7 +7,7 @@
 
 #include "nn/checkpoint.h"
 #include "repair/identify.h"
-#include "repair/metrics.h"
+#include "evaluation/metrics.h"
 #include "repair/treat.h"
 #include "tools/lethe/context.h"
 #include "tools/lethe/registry_options.h"

@@ -7,7 +7,7 @@
 #include <tuple>
 
 #include "datasets/transforms.h"
-#include "repair/metrics.h"
+#include "evaluation/metrics.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 

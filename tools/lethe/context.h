@@ -10,7 +10,7 @@
 #include "learning/recipe.h"
 #include "learning/train.h"
 #include "nn/checkpoint.h"
-#include "repair/metrics.h"
+#include "evaluation/metrics.h"
 #include "tools/lethe/cli.h"
 
 namespace lethe::cli {

@@ -6,7 +6,7 @@
 #include "nn/safetensors.h"
 #include "report/grid.h"
 #include "report/image.h"
-#include "repair/metrics.h"
+#include "evaluation/metrics.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 

@@ -1,0 +1,258 @@
+#include "influence/ekfac_factors.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "learning/batches.h"
+#include "learning/train.h"
+#include "nn/linalg.h"
+#include "nn/safetensors.h"
+#include "influence/params.h"
+#include "influence/per_example.h"
+#include "util/error.h"
+#include "util/rng.h"
+
+namespace lethe::repair {
+namespace {
+
+constexpr int64_t kGradientBudget = int64_t{1} << 26;  // floats of materialised gradients a batch (256 MiB)
+
+// Λ += (D Q_G)²ᵀ (Ā Q_A)² for a Linear layer's batch: input a [n, in], output gradient d [n, out].
+void add_linear_moments(const KfacLayer& l, int64_t n, const std::vector<float>& a, const std::vector<float>& d,
+                        std::vector<double>& lambda) {
+  const int64_t ad = l.a_dim();
+  std::vector<double> abar(static_cast<size_t>(n * ad), 1.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < l.in; ++k) abar[i * ad + k] = a[static_cast<size_t>(i * l.in + k)];
+  std::vector<double> dd(d.begin(), d.end());
+  auto ar = matmul_f64(false, false, n, ad, ad, abar, l.QA);     // row i: (Q_Aᵀ ā_i)ᵀ
+  auto dr = matmul_f64(false, false, n, l.out, l.out, dd, l.QG);  // row i: (Q_Gᵀ d_i)ᵀ
+  for (auto& x : ar) x *= x;
+  for (auto& x : dr) x *= x;
+  const auto s = matmul_f64(true, false, l.out, ad, n, dr, ar);
+  for (size_t j = 0; j < s.size(); ++j) lambda[j] += s[j];
+}
+
+// Λ += Σ_i (Q_Gᵀ g_i Q_A)² for a layer whose per-example gradients are rows of grads [n, p].
+void add_materialised_moments(const KfacLayer& l, int64_t n, int64_t p, const std::vector<float>& grads,
+                              std::vector<double>& lambda) {
+  const int64_t ad = l.a_dim();
+  std::vector<double> g(static_cast<size_t>(n * l.out * ad));  // the n matrices [out, ad], stacked
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = grads.data() + i * p + l.offset;
+    double* gi = g.data() + i * l.out * ad;
+    for (int64_t o = 0; o < l.out; ++o) {
+      for (int64_t k = 0; k < l.in; ++k) gi[o * ad + k] = row[o * l.in + k];
+      if (l.bias) gi[o * ad + l.in] = row[l.out * l.in + o];
+    }
+  }
+  const auto right = matmul_f64(false, false, n * l.out, ad, ad, g, l.QA);  // g_i Q_A, stacked
+  std::vector<double> gi(static_cast<size_t>(l.out * ad));
+  for (int64_t i = 0; i < n; ++i) {
+    std::copy(right.begin() + i * l.out * ad, right.begin() + (i + 1) * l.out * ad, gi.begin());
+    const auto t = matmul_f64(true, false, l.out, ad, l.out, l.QG, gi);
+    for (size_t j = 0; j < t.size(); ++j) lambda[j] += t[j] * t[j];
+  }
+}
+
+// Λ of every Linear/Conv2d layer of `e.basis`, summed over `set` (not yet normalised).
+void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt, Ekfac& e) {
+  PerExampleEngine engine(model);
+  const int64_t p = engine.num_params();
+  const auto& layers = e.basis.layers;
+  e.lambda.assign(layers.size(), {});
+  for (size_t k = 0; k < layers.size(); ++k)
+    if (!layers[k].channel_pairs) e.lambda[k].assign(static_cast<size_t>(layers[k].out * layers[k].a_dim()), 0.0);
+  Rng rng(fisher.seed);  // sampled labels: drawn afresh from KFAC's seed
+  const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
+  const int64_t batch = std::max<int64_t>(1, std::min(opt.batch, kGradientBudget / std::max<int64_t>(1, p)));
+  std::vector<float> a, d, grads;
+  BatchWalk walk;
+  walk.interruptible_as = "EK-FAC";
+  walk.progress = opt.progress;
+  for_each_image_batch(set, batch, model.device(), [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
+    const int64_t n = static_cast<int64_t>(idx.size());
+    Tensor logits = engine.forward(x);
+    for (int s = 0; s < draws; ++s) {
+      engine.backward(logits, fisher.kind == FisherKind::Sampled ? sample_labels(logits, rng) : labels);
+      bool materialised = false;
+      for (size_t k = 0; k < layers.size(); ++k) {
+        if (layers[k].channel_pairs) continue;
+        if (engine.linear_capture(k, a, d)) {
+          add_linear_moments(layers[k], n, a, d, e.lambda[k]);
+          continue;
+        }
+        if (!materialised) {
+          grads.assign(static_cast<size_t>(n * p), 0.0f);
+          PerExampleRequest req;
+          req.grads = grads.data();
+          req.ld_grads = p;
+          engine.accumulate(req);
+          materialised = true;
+        }
+        add_materialised_moments(layers[k], n, p, grads, e.lambda[k]);
+      }
+    }
+  }, walk);
+  const double norm = 1.0 / (static_cast<double>(set.n) * draws);
+  for (auto& l : e.lambda)
+    for (auto& x : l) x *= norm;
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += std::max(0.0, x);
+  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+}
+
+}  // namespace
+
+Ekfac ekfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt) {
+  Ekfac e;
+  e.basis = kfac_factors(model, set, fisher, opt);
+  e.examples = set.n;
+  refit(model, set, fisher, opt, e);
+  return e;
+}
+
+std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, double damping, double relative_damping) {
+  if (!(damping > 0)) fail("EK-FAC: damping {} must be > 0", damping);
+  if (!(relative_damping >= 0)) fail("EK-FAC: relative damping {} must be >= 0", relative_damping);
+  if (static_cast<int64_t>(v.size()) != e.basis.num_params)
+    fail("EK-FAC: vector of {} values for {} parameters", v.size(), e.basis.num_params);
+  LETHE_CHECK(e.lambda.size() == e.basis.layers.size(), "EK-FAC: {} eigenvalue sets for {} layers", e.lambda.size(),
+              e.basis.layers.size());
+  std::vector<double> out(v.size(), 0.0);
+  for (size_t k = 0; k < e.basis.layers.size(); ++k) {
+    const KfacLayer& l = e.basis.layers[k];
+    if (l.channel_pairs) {
+      kfac_apply_layer(l, v, damping + relative_damping * mean_of(l.lP), -1.0, out);
+      continue;
+    }
+    const auto& lam = e.lambda[k];
+    const double delta = damping + relative_damping * mean_of(lam);
+    const int64_t ad = l.a_dim();
+    auto t = matmul_f64(true, false, l.out, ad, l.out, l.QG, layer_matrix(l, v));  // Q_Gᵀ V
+    t = matmul_f64(false, false, l.out, ad, ad, t, l.QA);                           // Q_Gᵀ V Q_A
+    for (size_t j = 0; j < t.size(); ++j) t[j] /= std::max(0.0, lam[j]) + delta;
+    t = matmul_f64(false, false, l.out, ad, l.out, l.QG, t);
+    t = matmul_f64(false, true, l.out, ad, ad, t, l.QA);
+    set_layer_matrix(l, t, out);
+  }
+  return out;
+}
+
+namespace {
+
+constexpr const char* kKindKey = "lethe.ekfac";
+constexpr const char* kChecksumKey = "lethe.ekfac.model_crc32";
+constexpr const char* kExamplesKey = "lethe.ekfac.examples";
+
+// The model's layers as the factors describe them: "0.weight Conv2d(1, 32, ...) [32, 25+1]".
+std::vector<std::string> layer_descriptions(Module& model, const std::vector<KfacLayer>& layers) {
+  const ParamLayout layout = ParamLayout::of(model);
+  std::vector<std::string> out;
+  for (const auto& l : layers) {
+    std::string name = "?";
+    for (size_t j = 0; j < layout.offsets.size(); ++j)
+      if (layout.offsets[j] == l.offset) name = layout.names[j];
+    out.push_back(l.channel_pairs ? fmt::format("{} {} [{} channels]", name, l.name, l.out)
+                                  : fmt::format("{} {} [{}, {}{}]", name, l.name, l.out, l.in, l.bias ? "+1" : ""));
+  }
+  return out;
+}
+
+// CRC-32 of the model's parameters and buffers: factors belong to one θ̂ and its statistics.
+std::string model_checksum(Module& model) {
+  const auto theta = flatten_params(model);
+  uint32_t crc = crc32(theta.data(), theta.size() * sizeof(float));
+  for (const Tensor& b : snapshot_buffers(model)) {
+    const auto v = b.to_vector();
+    crc = crc32(v.data(), v.size() * sizeof(float), crc);
+  }
+  return fmt::format("{:08x}", crc);
+}
+
+std::vector<double> read_array(const SafetensorsFile& f, const std::string& path, const std::string& name,
+                               const std::vector<int64_t>& shape) {
+  const NamedArray* a = f.find(name);
+  if (!a) fail("--load-factors {}: no array '{}' (not EK-FAC factors of this model)", path, name);
+  if (a->dtype != DType::F64 || a->shape != shape)
+    fail("--load-factors {}: array '{}' is {} {}, this model needs F64 {}", path, name, dtype_name(a->dtype),
+         fmt::join(a->shape, "x"), fmt::join(shape, "x"));
+  const auto v = a->values<double>();
+  return {v.begin(), v.end()};
+}
+
+}  // namespace
+
+void save_ekfac(const std::string& path, const Ekfac& e, Module& model) {
+  SafetensorsFile f;
+  const auto& layers = e.basis.layers;
+  const auto described = layer_descriptions(model, layers);
+  f.metadata[kKindKey] = fmt::format("{} layers, {} parameters", layers.size(), e.basis.num_params);
+  f.metadata[kChecksumKey] = model_checksum(model);
+  f.metadata[kExamplesKey] = std::to_string(e.examples);
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const KfacLayer& l = layers[k];
+    f.metadata[fmt::format("lethe.ekfac.layer.{}", k)] = described[k];
+    auto add = [&](const std::string& what, std::vector<int64_t> shape, const std::vector<double>& v) {
+      f.arrays.push_back(NamedArray::from_values<double>(fmt::format("{}.{}", k, what), std::move(shape), v));
+    };
+    if (l.channel_pairs) {
+      add("pairs", {l.out, 2, 2}, l.pairs);
+      continue;
+    }
+    add("QA", {l.a_dim(), l.a_dim()}, l.QA);
+    add("QG", {l.out, l.out}, l.QG);
+    add("lambda", {l.out, l.a_dim()}, e.lambda[k]);
+  }
+  save_safetensors(path, f);
+}
+
+Ekfac load_ekfac(const std::string& path, Module& model, int64_t examples) {
+  const SafetensorsFile f = load_safetensors(path);
+  if (!f.metadata.count(kKindKey)) fail("--load-factors {}: not an EK-FAC factors file", path);
+  Ekfac e;
+  e.basis.layers = kfac_layer_shapes(model, e.basis.num_params);
+  auto& layers = e.basis.layers;
+  const auto described = layer_descriptions(model, layers);
+  const std::string kind = fmt::format("{} layers, {} parameters", layers.size(), e.basis.num_params);
+  if (f.metadata.at(kKindKey) != kind)
+    fail("--load-factors {}: factors of another model ({}; this model: {})", path, f.metadata.at(kKindKey), kind);
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const auto it = f.metadata.find(fmt::format("lethe.ekfac.layer.{}", k));
+    const std::string theirs = it == f.metadata.end() ? "none" : it->second;
+    if (theirs != described[k])
+      fail("--load-factors {}: factors of another model (layer {}: {}; this model: {})", path, k, theirs, described[k]);
+  }
+  const auto crc = f.metadata.find(kChecksumKey);
+  if (crc == f.metadata.end() || crc->second != model_checksum(model))
+    fail("--load-factors {}: factors of another model (same layers, other parameters or BatchNorm statistics)", path);
+  const auto n = f.metadata.find(kExamplesKey);
+  const char* n_end = n == f.metadata.end() ? nullptr : n->second.data() + n->second.size();
+  if (!n_end || std::from_chars(n->second.data(), n_end, e.examples).ptr != n_end)
+    fail("--load-factors {}: no valid example count in the metadata", path);
+  if (examples != 0 && e.examples != examples)
+    fail("--load-factors {}: factors over {} examples, the training set has {}", path, e.examples, examples);
+  e.lambda.assign(layers.size(), {});
+  for (size_t k = 0; k < layers.size(); ++k) {
+    KfacLayer& l = layers[k];
+    const std::string p = std::to_string(k) + ".";
+    if (l.channel_pairs) {
+      l.pairs = read_array(f, path, p + "pairs", {l.out, 2, 2});
+      decompose_pairs(l);
+      continue;
+    }
+    l.QA = read_array(f, path, p + "QA", {l.a_dim(), l.a_dim()});
+    l.QG = read_array(f, path, p + "QG", {l.out, l.out});
+    e.lambda[k] = read_array(f, path, p + "lambda", {l.out, l.a_dim()});
+  }
+  return e;
+}
+
+}  // namespace lethe::repair

@@ -1,0 +1,176 @@
+#include "influence/per_example.h"
+
+#include <unordered_map>
+
+#include "nn/autograd.h"
+#include "util/error.h"
+
+namespace lethe::repair {
+namespace {
+
+// Every module that owns parameters itself (not through children), depth first.
+void find_layers(Module& m, std::vector<Module*>& out) {
+  const auto children = m.children();
+  if (children.empty()) {
+    std::vector<NamedParameter> params;
+    m.collect_parameters("", params);
+    if (!params.empty()) out.push_back(&m);
+    return;
+  }
+  std::vector<NamedParameter> all, from_children;
+  m.collect_parameters("", all);
+  for (const auto& c : children) c.module->collect_parameters("", from_children);
+  if (all.size() != from_children.size())
+    fail("per-example engine: module {} owns parameters besides its children's", m.describe());
+  for (const auto& c : children) find_layers(*c.module, out);
+}
+
+}  // namespace
+
+PerExampleEngine::PerExampleEngine(Module& model, bool parameter_gradients)
+    : model_(model), evaluation_mode_(model, false), parameter_gradients_(parameter_gradients),
+      layout_(ParamLayout::of(model)) {
+  // Where each parameter tensor sits in θ, by identity: a layer's segment is found wherever the
+  // tree's naming order put it, and the kernels' layout (weight, then bias) is checked.
+  std::unordered_map<const TensorImpl*, int64_t> offset_of;
+  {
+    const auto named = model.named_parameters();
+    for (size_t k = 0; k < named.size(); ++k) offset_of[named[k].tensor.impl()] = layout_.offsets[k];
+  }
+  std::vector<Module*> found;
+  find_layers(model, found);
+  int64_t covered = 0;
+  for (Module* m : found) {
+    auto* cap = dynamic_cast<CapturableLayer*>(m);
+    if (!cap)
+      fail("per-example engine: layer {} has parameters but is not Linear, Conv2d or BatchNorm2d", m->describe());
+    auto layer = std::make_unique<Layer>();
+    layer->module = cap;
+    std::vector<NamedParameter> params;
+    m->collect_parameters("", params);
+    layer->offset = offset_of.at(params.front().tensor.impl());
+    int64_t next = layer->offset;
+    for (auto& p : params) {
+      LETHE_CHECK(offset_of.at(p.tensor.impl()) == next, "per-example engine: parameters of {} are not contiguous in θ",
+                  m->describe());
+      next += p.tensor.numel();
+    }
+    covered += next - layer->offset;
+    cap->capture = &layer->capture;
+    captured_.push_back(CapturedLayer{cap, layer->offset});
+    layers_.push_back(std::move(layer));
+  }
+  LETHE_CHECK(covered == layout_.total, "per-example engine: layer parameters ({}) do not tile θ ({})", covered,
+              layout_.total);
+}
+
+PerExampleEngine::~PerExampleEngine() {
+  for (auto& l : layers_) l->module->capture = nullptr;
+}
+
+Tensor PerExampleEngine::forward(const Tensor& x) {
+  batch_ = x.size(0);
+  if (parameter_gradients_) return model_.forward(x);
+  // Record the graph without the parameters: ops decide at record time which gradients their
+  // backward computes, so the weight gradients are never formed. The first captured layer's
+  // output starts the graph (CapturableLayer::record_capture), so neither is the input's.
+  auto params = model_.parameters();
+  for (auto& p : params) p.impl()->requires_grad = false;
+  Tensor logits;
+  try {
+    logits = model_.forward(x.detach());
+  } catch (...) {
+    for (auto& p : params) p.impl()->requires_grad = true;
+    throw;
+  }
+  for (auto& p : params) p.impl()->requires_grad = true;
+  return logits;
+}
+
+Tensor PerExampleEngine::backward_on_device(const Tensor& logits, const Labels& labels, const std::vector<float>* weights) {
+  Tensor losses = cross_entropy(logits, labels);
+  Tensor seed;
+  if (weights) {
+    if (static_cast<int64_t>(weights->size()) != losses.numel())
+      fail("per-example engine: {} weights for {} examples", weights->size(), losses.numel());
+    seed = Tensor::from_vector(losses.shape(), *weights, losses.device());
+  } else {
+    seed = Tensor::full(losses.shape(), 1.0f, losses.device());
+  }
+  // Parameter gradients are a by-product here; they are dropped so repeated calls do not pile up.
+  model_.zero_grad();
+  losses.backward(seed);
+  model_.zero_grad();
+  for (auto& l : layers_)
+    if (!l->capture.grad_output.defined()) fail("per-example engine: layer {} received no gradient", l->module->describe());
+  return losses.detach();
+}
+
+std::vector<float> PerExampleEngine::backward(const Tensor& logits, const Labels& labels, const std::vector<float>* weights) {
+  return backward_on_device(logits, labels, weights).to_vector();
+}
+
+void PerExampleEngine::accumulate(const PerExampleRequest& req) const {
+  accumulate_per_example(captured_, batch_, layout_.total, req, &kept_queries_, &resident_);
+}
+
+void PerExampleEngine::keep_resident(double* host, int64_t count) { resident_.keep(model_.device(), host, count); }
+
+void PerExampleEngine::flush_resident() { resident_.flush(); }
+
+void PerExampleEngine::keep_queries(const float* queries, int64_t q, int64_t ld_queries) {
+  kept_queries_.keep(model_.device(), queries, q, layout_.total, ld_queries);
+}
+
+std::vector<PerExampleEngine::KfacBlock> PerExampleEngine::kfac_blocks() const {
+  std::vector<KfacBlock> blocks;
+  for (const auto& l : layers_) {
+    KfacBlock b;
+    b.offset = l->offset;
+    b.weight_name = l->module->describe();
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(l->module)) {
+      b.out = bn->channels();
+      b.bias = true;
+      b.channel_pairs = true;
+      b.pairs.assign(static_cast<size_t>(4 * b.out), 0.0);
+      blocks.push_back(std::move(b));
+      continue;
+    }
+    if (auto* conv = dynamic_cast<Conv2d*>(l->module)) {
+      b.out = conv->weight.size(0);
+      b.in = conv->weight.numel() / b.out;
+      b.bias = conv->bias.defined();
+    } else {
+      auto* lin = dynamic_cast<Linear*>(l->module);
+      LETHE_CHECK(lin, "per-example engine: layer {} is not Linear, Conv2d or BatchNorm2d", l->module->describe());
+      b.out = lin->weight.size(0);
+      b.in = lin->weight.size(1);
+      b.bias = lin->bias.defined();
+    }
+    const int64_t ain = b.in + (b.bias ? 1 : 0);
+    b.A.assign(static_cast<size_t>(ain * ain), 0.0);
+    b.G.assign(static_cast<size_t>(b.out * b.out), 0.0);
+    blocks.push_back(std::move(b));
+  }
+  return blocks;
+}
+
+void PerExampleEngine::kfac_accumulate(std::vector<KfacBlock>& blocks) const {
+  LETHE_CHECK(blocks.size() == layers_.size(), "kfac_accumulate: {} blocks for {} layers", blocks.size(), layers_.size());
+  for (size_t k = 0; k < layers_.size(); ++k)
+    lethe::accumulate_kfac(*layers_[k]->module, static_cast<int64_t>(blocks[k].A.size()),
+                           static_cast<int64_t>(blocks[k].G.size()), static_cast<int64_t>(blocks[k].pairs.size()),
+                           blocks[k].A.data(), blocks[k].G.data(), blocks[k].pairs.data(), &resident_);
+}
+
+bool PerExampleEngine::linear_capture(size_t k, std::vector<float>& input, std::vector<float>& grad_output) const {
+  LETHE_CHECK(k < layers_.size(), "linear_capture: layer {} of {}", k, layers_.size());
+  if (!dynamic_cast<const Linear*>(layers_[k]->module)) return false;
+  const LayerCapture& cap = layers_[k]->capture;
+  if (!cap.input.defined() || !cap.grad_output.defined()) fail("per-example engine: layer {} has no captured batch", k);
+  input = cap.input.to_vector();
+  grad_output = cap.grad_output.to_vector();
+  return true;
+}
+
+}  // namespace lethe::repair
