@@ -34,14 +34,14 @@
 # EWC-influence at dataset scale (bench/dataset-scale.sh: ResNet-18 on 50,000 CIFAR-format
 # images, FP32 then TF32, and the MNIST CNN on 60,000); lethe against torch.func and torch on
 # this GPU (bench/compare-gpu.sh); memcheck; racecheck; MNIST end to end; every test; the
-# benchmarks.
+# benchmarks; the backend harness's perf mode.
 # LETHE_GPU_BUDGET=0 runs every step whatever the time.
 #
 # Environment: LETHE_GPU_BUILD (build folder, default build-gpu), LETHE_GPU_LOG_DIR (where the
 # logs and summary go, default <build>/logs), LETHE_CUDA_ARCHITECTURES (default: the GPU's own,
-# else "80;90"), LETHE_BENCH_FILTER (which benchmarks run, default the CUDA kernels'), LETHE_BENCH_ARGS (extra
-# lethe_bench flags), LETHE_SANITIZER_FILTER / LETHE_RACECHECK_FILTER (the tests each sanitizer
-# runs), JOBS (default: all cores).
+# else "80;90"), LETHE_BENCH_FILTER (which benchmarks run, default the CUDA kernels', BM_Cuda),
+# LETHE_BENCH_ARGS (extra lethe_bench flags), LETHE_SANITIZER_FILTER / LETHE_RACECHECK_FILTER
+# (the tests each sanitizer runs), JOBS (default: all cores).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -516,14 +516,19 @@ if [[ -x "$TESTS" ]] && fits "all tests" 180; then
 fi
 
 # -- the benchmarks: short runs, a smoke run with figures, not a careful measurement (the GPU's
-# per-example and training figures come from the comparison above; the default filter takes in
-# the backend harness's perf mode, BackendOps/Cuda/..., each entry's GFLOP/s or GB/s against the
-# GPU's measured peaks) --
+# per-example and training figures come from the comparison above) --
 if [[ -x "$BENCH" ]]; then
   if fits "benchmarks" 120; then
     # shellcheck disable=SC2086
     run_step "benchmarks" "$LOGS/bench.log" bench "$BENCH" --benchmark_min_time=0.05 \
-      --benchmark_filter="${LETHE_BENCH_FILTER:-Cuda}" ${LETHE_BENCH_ARGS:-}
+      --benchmark_filter="${LETHE_BENCH_FILTER:-BM_Cuda}" ${LETHE_BENCH_ARGS:-}
+  fi
+  # The backend harness's perf mode on its full-width ResNet-18 cases: each entry's GFLOP/s or
+  # GB/s against this GPU's measured SGEMM peak and copy bandwidth (--benchmark_filter=BackendOps/Cuda
+  # for every case).
+  if fits "backend perf" 60; then
+    run_step "backend perf" "$LOGS/backend-perf.log" bench "$BENCH" --benchmark_min_time=0.02 \
+      --benchmark_filter='BackendOps/Cuda/.*ResNet'
   fi
 else
   record "benchmarks" SKIP 0
