@@ -23,7 +23,7 @@ constexpr Tolerance kOneRounding{0, 1.2e-7, 0};
 // Float sums of K products of values in [−1, 1]: each partial sum rounds with error ≤ u × its
 // size, and with random signs the partial sums stay near √K/3, so the accumulated error is about
 // u·√K·√K/3 = u·K/3 (OpenBLAS's blocking and cuBLAS's split sums only shorten the chains). The
-// largest error measured over the table's float dot products (gemm, convolutions, KFAC, the
+// largest error measured over the table's signed float dot products (gemm, the convolutions, the
 // projection) is 6e-8 per term; 2e-7 per term leaves a margin of three and still catches a
 // missing or doubled term, which moves an output by ~1/3 (at K = 4608, 2e-7·K ≈ 1e-3 against
 // outputs of typical size √K/3 ≈ 23). rtol 1e-6 covers the final scaling and rounding of the
