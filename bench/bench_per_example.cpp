@@ -92,19 +92,10 @@ double mnist_per_example_flops(int64_t n) {
   return static_cast<double>(n) * (forward + backward + weights);
 }
 
-// The device's measured FP32 SGEMM peak: OpenBLAS at the current thread count on the CPU,
-// cuBLAS on the GPU.
-double peak_gflops(Device device) {
-#if defined(LETHE_WITH_CUDA)
-  if (device == Device::CUDA) return bench::cuda_sgemm_peak_gflops();
-#endif
-  return device == Device::CPU ? bench::sgemm_peak_gflops() : 0.0;
-}
-
 // GFLOP/s against the device's measured SGEMM peak, and "floor ms", the time the FLOPs would
 // take at that peak: the benchmark's time over it is its distance to the roofline.
 void roofline(benchmark::State& state, double flops, Device device) {
-  const double peak = peak_gflops(device);
+  const double peak = bench::peak_gflops(device);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["peak GFLOP/s"] = peak;
   if (peak > 0) state.counters["floor ms"] = flops / (peak * 1e9) * 1e3;

@@ -1,15 +1,20 @@
 #pragma once
 // The machine's measured single-precision GEMM peak at the current thread count, and the GPU's
 // (in a CUDA build): the ceilings that lethe_bench's GFLOP/s figures are read against (their
-// distance to the roofline).
+// distance to the roofline); and each device's measured copy bandwidth, the ceiling of its GB/s
+// figures.
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/blas.h"
+#include "kernels/device.h"
+#include "nn/tensor.h"
 #if defined(LETHE_WITH_CUDA)
 #include "kernels/cuda/kernels.h"
-#include "kernels/device.h"
 #endif
 
 namespace lethe::bench {
@@ -66,5 +71,61 @@ inline double cuda_sgemm_peak_gflops() {
   return peak;
 }
 #endif
+
+// The device's measured FP32 SGEMM peak: OpenBLAS at the current thread count on the CPU,
+// cuBLAS on the GPU (0 for a GPU in a build without the CUDA backend).
+inline double peak_gflops(Device device) {
+#if defined(LETHE_WITH_CUDA)
+  if (device == Device::CUDA) return cuda_sgemm_peak_gflops();
+#endif
+  return device == Device::CPU ? sgemm_peak_gflops() : 0.0;
+}
+
+// Best of three copies of 256 MiB (far past any cache), counted as bytes read plus bytes written,
+// measured once per process: on the CPU one memcpy per thread over its share (OpenMP), on the
+// GPU one device-to-device copy. Call the GPU's only with a GPU present.
+inline double copy_peak_gbps(Device device) {
+  constexpr size_t kBytes = size_t{256} << 20;
+  auto best_of_three = [](auto copy) {
+    copy();  // warm-up: first touch of the pages, the driver's copy engine
+    double best = 1e30;
+    for (int r = 0; r < 3; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      copy();
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return 2.0 * static_cast<double>(kBytes) / best * 1e-9;
+  };
+  if (device == Device::CPU) {
+    static const double cpu = [&] {
+      std::vector<char> a(kBytes, 1), b(kBytes, 0);
+      return best_of_three([&] {
+#pragma omp parallel
+        {
+          const int threads = omp_get_num_threads(), t = omp_get_thread_num();
+          const size_t lo = kBytes * t / threads, hi = kBytes * (t + 1) / threads;
+          std::memcpy(b.data() + lo, a.data() + lo, hi - lo);
+        }
+      });
+    }();
+    return cpu;
+  }
+#if defined(LETHE_WITH_CUDA)
+  static const double gpu = [&] {
+    void* a = device::cuda_alloc(kBytes);
+    void* b = device::cuda_alloc(kBytes);
+    const double rate = best_of_three([&] {
+      device::copy_cuda_to_cuda(b, a, kBytes);
+      device::cuda_synchronize();
+    });
+    device::cuda_free(a);
+    device::cuda_free(b);
+    return rate;
+  }();
+  return gpu;
+#else
+  return 0.0;
+#endif
+}
 
 }  // namespace lethe::bench

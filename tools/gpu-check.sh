@@ -29,17 +29,19 @@
 # A GPU machine is lent for minutes, so the steps after the build run in the order the GPU's
 # acceptance needs them, each only when the time left in LETHE_GPU_BUDGET seconds (counted from
 # the script's start, default 540: one 10-minute call with room to spare) covers its estimate;
-# a step left out is reported as SKIP (budget). The order: the CUDA tests; EWC-influence at
-# dataset scale (bench/dataset-scale.sh: ResNet-18 on 50,000 CIFAR-format images, FP32 then TF32,
-# and the MNIST CNN on 60,000); lethe against torch.func and torch on this GPU
-# (bench/compare-gpu.sh); memcheck; racecheck; MNIST end to end; every test; the benchmarks.
+# a step left out is reported as SKIP (budget). The order: the backend harness (every entry of
+# kernels/backend.inc against the CPU, tests/kernels/test_backend_ops.cpp); the CUDA tests;
+# EWC-influence at dataset scale (bench/dataset-scale.sh: ResNet-18 on 50,000 CIFAR-format
+# images, FP32 then TF32, and the MNIST CNN on 60,000); lethe against torch.func and torch on
+# this GPU (bench/compare-gpu.sh); memcheck; racecheck; MNIST end to end; every test; the
+# benchmarks; the backend harness's perf mode.
 # LETHE_GPU_BUDGET=0 runs every step whatever the time.
 #
 # Environment: LETHE_GPU_BUILD (build folder, default build-gpu), LETHE_GPU_LOG_DIR (where the
 # logs and summary go, default <build>/logs), LETHE_CUDA_ARCHITECTURES (default: the GPU's own,
-# else "80;90"), LETHE_BENCH_FILTER (which benchmarks run, default the CUDA kernels'), LETHE_BENCH_ARGS (extra
-# lethe_bench flags), LETHE_SANITIZER_FILTER / LETHE_RACECHECK_FILTER (the tests each sanitizer
-# runs), JOBS (default: all cores).
+# else "80;90"), LETHE_BENCH_FILTER (which benchmarks run, default the CUDA kernels', BM_Cuda),
+# LETHE_BENCH_ARGS (extra lethe_bench flags), LETHE_SANITIZER_FILTER / LETHE_RACECHECK_FILTER
+# (the tests each sanitizer runs), JOBS (default: all cores).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -370,9 +372,17 @@ have_torch=0
 command -v python3 >/dev/null && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null &&
   have_torch=1
 
+# -- the backend harness first: every entry of kernels/backend.inc, small and full-width
+# ResNet-18 shapes, on the GPU against the CPU (tests/kernels/backend_ops/; its CPU-against-double
+# half needs no GPU and is left to the work machines) --
+if [[ -x "$TESTS" ]]; then
+  run_step "backend harness" "$LOGS/backend-harness.log" gtest "$TESTS" \
+    --gtest_filter='BackendOpsTable.*:BackendOpsCuda.*'
+fi
+
 # -- the CUDA tests, against their CPU twins --
 if [[ -x "$TESTS" ]]; then
-  run_step "CUDA tests" "$LOGS/cuda-tests.log" gtest "$TESTS" --gtest_filter='*Cuda*'
+  run_step "CUDA tests" "$LOGS/cuda-tests.log" gtest "$TESTS" --gtest_filter='*Cuda*:-BackendOps*'
 else
   say "lethe_tests was not built"
   record "tests" FAIL 0
@@ -412,7 +422,9 @@ fi
 # -- the CUDA tests again under compute-sanitizer: memcheck (out-of-bounds and misaligned device
 # accesses, failed API calls) and racecheck (shared-memory hazards, so only the tests of the
 # hand-written kernels). The test that asks for a petabyte on purpose stays out of memcheck,
-# which reports every failed allocation. No leak check: the caching allocator keeps its blocks
+# which reports every failed allocation, and so does the backend harness, whose full-width
+# ResNet-18 cases would take much of memcheck's time limit (LETHE_SANITIZER_FILTER=BackendOpsCuda.*
+# runs it alone). No leak check: the caching allocator keeps its blocks
 # until exit by design. Both slow kernels down many times over, so each run has its own, shorter
 # time limit. --
 SANITIZER="$(command -v compute-sanitizer || true)"
@@ -422,7 +434,7 @@ done
 if [[ -x "$TESTS" && -n "$SANITIZER" ]]; then
   sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
   declare -A sanitizer_filter=(
-    [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize}"
+    [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize:BackendOps*}"
     [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample.*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*:CudaDescent.*:CudaPerExampleEngine.ResNetKfacFactorsMatchTheCpu}"
   )
   declare -A sanitizer_estimate=([memcheck]=150 [racecheck]=90)
@@ -509,7 +521,14 @@ if [[ -x "$BENCH" ]]; then
   if fits "benchmarks" 120; then
     # shellcheck disable=SC2086
     run_step "benchmarks" "$LOGS/bench.log" bench "$BENCH" --benchmark_min_time=0.05 \
-      --benchmark_filter="${LETHE_BENCH_FILTER:-Cuda}" ${LETHE_BENCH_ARGS:-}
+      --benchmark_filter="${LETHE_BENCH_FILTER:-BM_Cuda}" ${LETHE_BENCH_ARGS:-}
+  fi
+  # The backend harness's perf mode on its full-width ResNet-18 cases: each entry's GFLOP/s or
+  # GB/s against this GPU's measured SGEMM peak and copy bandwidth (--benchmark_filter=BackendOps/Cuda
+  # for every case).
+  if fits "backend perf" 60; then
+    run_step "backend perf" "$LOGS/backend-perf.log" bench "$BENCH" --benchmark_min_time=0.02 \
+      --benchmark_filter='BackendOps/Cuda/.*ResNet'
   fi
 else
   record "benchmarks" SKIP 0
