@@ -8,7 +8,7 @@
 #include "datasets/transforms.h"
 #include "evaluation/benchmark.h"
 #include "repair/identify.h"
-#include "repair/logistic_fixture.h"
+#include "influence/logistic_fixture.h"
 #include "util/error.h"
 #include "util/rng.h"
 

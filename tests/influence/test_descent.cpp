@@ -10,7 +10,7 @@
 
 #include "datasets/idx_fixture.h"
 #include "kernels/device.h"
-#include "logistic_fixture.h"
+#include "influence/logistic_fixture.h"
 #include "nn/descent_log.h"
 #include "influence/descent.h"
 #include "influence/params.h"

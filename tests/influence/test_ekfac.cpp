@@ -14,7 +14,7 @@
 #include "repair/identify.h"
 #include "influence/params.h"
 #include "util/error.h"
-#include "loop_gradients.h"
+#include "influence/loop_gradients.h"
 
 namespace lethe::repair {
 namespace {

@@ -16,7 +16,7 @@
 #include "influence/kfac.h"
 #include "influence/params.h"
 #include "influence/quantities.h"
-#include "loop_gradients.h"
+#include "influence/loop_gradients.h"
 
 namespace lethe::repair {
 namespace {

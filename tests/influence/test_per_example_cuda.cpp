@@ -38,7 +38,7 @@
 #include "influence/per_example.h"
 #include "influence/quantities.h"
 #include "influence/trak_features.h"
-#include "resnet_fixture.h"
+#include "influence/resnet_fixture.h"
 
 namespace lethe::repair {
 namespace {

@@ -17,8 +17,8 @@
 #include "influence/params.h"
 #include "influence/quantities.h"
 #include "util/error.h"
-#include "resnet_fixture.h"
-#include "loop_gradients.h"
+#include "influence/resnet_fixture.h"
+#include "influence/loop_gradients.h"
 
 namespace lethe::repair {
 namespace {

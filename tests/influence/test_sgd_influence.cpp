@@ -11,7 +11,7 @@
 #include "datasets/transforms.h"
 #include "learning/batches.h"
 #include "learning/replay.h"
-#include "logistic_fixture.h"
+#include "influence/logistic_fixture.h"
 #include "nn/autograd.h"
 #include "nn/optim.h"
 #include "repair/identify.h"

@@ -13,7 +13,7 @@
 #include "evaluation/metrics.h"
 #include "influence/quantities.h"
 #include "influence/trak_features.h"
-#include "repair/logistic_fixture.h"
+#include "influence/logistic_fixture.h"
 #include "util/error.h"
 #include "util/rng.h"
 

@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "datasets/idx_fixture.h"
-#include "logistic_fixture.h"
+#include "influence/logistic_fixture.h"
 #include "nn/checkpoint.h"
 #include "nn/finite.h"
 #include "repair/identify.h"

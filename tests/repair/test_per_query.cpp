@@ -7,7 +7,7 @@
 
 #include "datasets/transforms.h"
 #include "repair/identify.h"
-#include "repair/logistic_fixture.h"
+#include "influence/logistic_fixture.h"
 
 namespace lethe::repair {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "datasets/transforms.h"
 #include "learning/recipe.h"
-#include "logistic_fixture.h"
+#include "influence/logistic_fixture.h"
 #include "influence/params.h"
 #include "repair/treat.h"
 #include "util/error.h"
