@@ -1,7 +1,6 @@
 #include "repair/benchmark.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +19,7 @@
 #include "repair/registry.h"
 #include "repair/solve.h"
 #include "util/atomic_file.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/streams.h"
@@ -27,9 +27,7 @@
 namespace lethe::repair {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // FNV-1a over a set's labels and pixels: D's identity in the cache's manifest.
 uint64_t fingerprint(const data::ImageSet& s) {

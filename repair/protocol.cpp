@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <optional>
 
@@ -15,14 +14,12 @@
 #include "repair/params.h"
 #include "repair/registry.h"
 #include "repair/treat.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/streams.h"
 
 namespace lethe::repair {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // One seed's trained model and the sets it is measured on.
 struct SeedRun {

@@ -1,6 +1,5 @@
 #include "repair/sgd_influence.h"
 
-#include <chrono>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -8,14 +7,12 @@
 #include "learning/replay.h"
 #include "repair/params.h"
 #include "repair/quantities.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 
 namespace lethe::repair {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double norm(const std::vector<float>& v) {
   double s = 0;
