@@ -43,6 +43,11 @@ TEST(CliBenchmark, ScoresEveryMethodAndRerunsFromItsCache) {
   }
   EXPECT_EQ(j["subset_models"]["trained"], 3);
   EXPECT_EQ(j["measured_loss"].size(), 3u);
+  // The provenance every JSON output carries, TF32 included (off: this run is on the CPU).
+  for (const char* key : {"device", "threads", "git_commit", "version"}) EXPECT_TRUE(j.contains(key)) << key;
+  ASSERT_TRUE(j.contains("tf32"));
+  EXPECT_FALSE(j["tf32"].get<bool>());
+  EXPECT_EQ(nlohmann::json::parse(read_all(out + "/results.json")).value("tf32", true), false);
   for (const char* f : {"results.json", "results.csv", "report.md", "lds.svg", "lds_scatter.svg", "benchmark-cache.txt",
                         "models/base.safetensors", "models/subset-0002.safetensors"})
     EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;

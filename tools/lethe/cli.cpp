@@ -1,6 +1,7 @@
 #include "tools/lethe/cli.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "kernels/cpu/blas.h"
 #include "kernels/device.h"
@@ -112,13 +113,6 @@ nlohmann::json normalisation_json(const data::DataSpec& spec, const std::vector<
   return {{"mean", mean}, {"std", stddev}, {"source", spec.mean.empty() ? "computed from D" : "given"}};
 }
 
-const std::vector<std::string>& data_flags_defining_d() {
-  static const std::vector<std::string> flags = {"--dataset",       "--subset",        "--noise",
-                                                 "--noise-fraction", "--noise-amount", "--victim-epochs",
-                                                 "--mean",           "--std"};
-  return flags;
-}
-
 data::PreparedData load_data(const data::DataSpec& spec, Device device, Progress& progress) {
   return prepare_data_with_victim(spec, device, [&progress](const std::string& text) { progress.line(text); });
 }
@@ -225,6 +219,11 @@ bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::Da
     return false;
   }
   return !mean.empty();
+}
+
+void check_out_dir(const std::string& dir) {
+  if (std::filesystem::exists(dir) && !std::filesystem::is_directory(dir))
+    fail("--out-dir '{}' exists and is not a folder", dir);
 }
 
 void print_result(const std::string& text) {

@@ -71,8 +71,7 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   j["n_fh"] = c.fh.n;
   j["n_positive"] = static_cast<int64_t>(positive.size());
   j["test_accuracy"] = c.test_eval.accuracy;
-  j["device"] = device_name(c.device);
-  j["tf32"] = global.tf32 && c.device == Device::CUDA;
+  j.update(report::provenance_json(run_info(global, c.device)));
   add_memory(j, c.device);
   j["model"] = c.loaded.model_name;
   j["normalisation"] = normalisation_json(c.spec, c.data.mean, c.data.stddev);

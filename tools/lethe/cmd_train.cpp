@@ -91,11 +91,10 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   const double seconds = since(t0);
 
   if (a.json) {
-    nlohmann::json j;
+    nlohmann::json j = report::provenance_json(run_info(global, device, data::data_dir(a.spec)));
     j["model"] = spec.name;
     j["normalisation"] = normalisation_json(a.spec, d.mean, d.stddev);
     j["out"] = a.out;
-    j["device"] = device_name(device);
     j["n_train"] = d.train.n;
     j["epochs"] = a.epochs;
     j["test_accuracy"] = test.accuracy;

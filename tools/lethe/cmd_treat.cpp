@@ -58,7 +58,7 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   save_checkpoint(a.out, model, c.loaded.architecture, meta, parse_save_dtype(a.save_dtype));
 
   if (a.json) {
-    nlohmann::json j;
+    nlohmann::json j = report::provenance_json(run_info(global, c.device, data::data_dir(c.spec)));
     j["normalisation"] = normalisation_json(c.spec, c.data.mean, c.data.stddev);
     j["treatment"] = a.opt.treatment;
     j["n_causes"] = causes.size();
