@@ -148,6 +148,7 @@ def main():
                                 "noise_amount": 0.3, "victim_epochs": 3}))
     put(ex, "wrong-types", '{"epochs": 1e300, "ks": [2.5], "lr": "fast", "seeds": -99999999999}')
     put(ex, "unknown-key", '{"colour": "blue"}')
+    put(ex, "out-of-range", json.dumps({"subset": -5, "noise_fraction": 2.0, "ks": [-1], "seeds": 0}))
     put(ex, "deep", "[" * 40 + "]" * 40)
 
     # ---- model spec ----

@@ -256,6 +256,7 @@ std::string removal_treatment(const ExperimentSettings& settings) {
 }
 
 void validate(const ExperimentSettings& a) {
+  data::validate_values(a.spec);  // before --subset is compared with anything
   if (a.methods.empty()) throw UsageError("--methods: at least one method");
   for (const auto& m : a.methods) parse_method_variant(m);
   for (const auto& t : a.treatments) find_treatment(t, "--treatments");

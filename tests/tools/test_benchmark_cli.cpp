@@ -133,6 +133,25 @@ TEST(CliBenchmark, AnInterruptedRunResumesFromItsCachedModels) {
   EXPECT_EQ(j["subset_models"]["loaded"].get<int>() + j["subset_models"]["trained"].get<int>(), 2);
 }
 
+// --subset 0 takes the whole training split (300 examples here), whose size the flags alone do
+// not give: a --loo that is not below it is refused once D is read, before any model is trained.
+TEST(CliBenchmark, LeaveOneOutBeyondTheWholeSplitIsRefused) {
+  TempDir tmp;
+  const std::string data = tmp.file("mnist"), out = tmp.file("bench");
+  write_synthetic_mnist(data);
+  for (const char* loo : {"300", "5000"}) {
+    auto args = benchmark_args(data, out, "loss");
+    args[7] = "0";  // --subset
+    args.insert(args.end(), {"--loo", loo});
+    expect_error(run_lethe(args), 2, {std::string("--loo ") + loo, "300"});
+    EXPECT_FALSE(std::filesystem::exists(out + "/models/base.safetensors")) << "a model was trained before the refusal";
+  }
+  // A negative --subset is refused as given (not read as the whole split).
+  auto negative = benchmark_args(data, out, "loss");
+  negative[7] = "-5";
+  expect_error(run_lethe(negative), 2, {"--subset", "-5"});
+}
+
 TEST(CliBenchmark, BadProjectionDimensionsAreRefusedBeforeWork) {
   TempDir tmp;
   const std::string data = tmp.file("mnist");

@@ -19,6 +19,7 @@ bool RepairContext::has_noise_mask() const { return spec.noise != "none"; }
 
 data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, const GlobalOptions& global,
                             const std::map<std::string, std::string>& metadata) {
+  data::validate_values(flags);  // a NaN compares equal to nothing: refuse it before any comparison
   data::DataSpec spec = flags;
   spec.seed = global.seed;
   data::DataSpec recorded;
