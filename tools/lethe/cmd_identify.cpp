@@ -69,6 +69,7 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   j["n_train"] = c.data.train.n;
   j["n_fq"] = c.fq.n;
   j["n_fh"] = c.fh.n;
+  j["n_r"] = c.remaining.n;
   j["n_positive"] = static_cast<int64_t>(positive.size());
   j["test_accuracy"] = c.test_eval.accuracy;
   j.update(report::provenance_json(run_info(global, c.device)));

@@ -161,15 +161,10 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
   c.recipe = recorded_recipe(c.loaded, c.spec, c.augment);
   c.loaded.model->to(c.device);
   c.test_eval = evaluate(*c.loaded.model, c.data.test);
-  c.split = repair::split_failures(c.test_eval.predictions, c.data.test.labels, c.spec.seed);
-  if (!failures_file.empty()) {
-    c.split.fq = read_index_file(failures_file, c.data.test.n);
-    std::vector<int64_t> fh;
-    for (int64_t i = 0; i < c.data.test.n; ++i)
-      if (c.test_eval.predictions[i] != c.data.test.labels[i] && !std::binary_search(c.split.fq.begin(), c.split.fq.end(), i))
-        fh.push_back(i);
-    c.split.fh = fh;
-  }
+  c.split = failures_file.empty()
+                ? repair::split_failures(c.test_eval.predictions, c.data.test.labels, c.spec.seed)
+                : repair::split_given_failures(c.test_eval.predictions, c.data.test.labels,
+                                               read_index_file(failures_file, c.data.test.n));
   c.fq = data::take(c.data.test, c.split.fq);
   c.fh = data::take(c.data.test, c.split.fh);
   c.remaining = data::take(c.data.test, c.split.remaining);
