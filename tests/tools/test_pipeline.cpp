@@ -235,6 +235,32 @@ TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
   EXPECT_NE(read_all((fs::path(out) / "report.md").string()).find("| after |"), std::string::npos);
 }
 
+// Without a cause rule repair takes the top 1000; on a smaller D it says that this was the
+// default and how to choose another rule, rather than naming a flag the user never gave.
+TEST_F(Pipeline, RepairWithoutACauseRuleOnASmallDNamesTheDefault) {
+  const std::string out = work_.file("repair");
+  expect_error(run_lethe(with(base("repair"), {"--method", "loss", "--out-dir", out})), 2,
+               {"default", "--top-k 1000", "200 training examples", "--top-fraction", "--positive"});
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// A cause rule's value out of range is refused as given, never read as "no rule given".
+TEST_F(Pipeline, CauseRulesOutOfRangeAreRefusedAsGiven) {
+  const std::string csv = work_.file("loss.csv");
+  ASSERT_EQ(run_lethe(with(base("identify"), {"--method", "loss", "--out", csv})).exit_code, 0);
+  const std::string out = work_.file("out");
+  for (const Args& rule : {Args{"--top-k", "-5"}, Args{"--top-fraction", "-0.5"}, Args{"--top-fraction", "1.5"},
+                           Args{"--top-fraction", "nan"}}) {
+    SCOPED_TRACE(rule[0] + " " + rule[1]);
+    expect_error(run_lethe(with(with(base("repair"), {"--method", "loss", "--out-dir", out}), rule)), 2,
+                 {rule[0] + " " + rule[1]});
+    expect_error(run_lethe(with(with(base("treat"), {"--scores", csv, "--out", out + ".safetensors"}), rule)), 2,
+                 {rule[0] + " " + rule[1]});
+  }
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".safetensors"));
+}
+
 TEST_F(Pipeline, ExperimentRefusesBadSettingsBeforeTraining) {
   const std::string out = work_.file("exp");
   const Args exp = {"--quiet", "--threads", "1", "experiment", "--data", data(), "--subset", "200", "--out-dir", out};

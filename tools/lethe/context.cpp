@@ -193,6 +193,10 @@ void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec&
               "flags: --model names its architecture and --mean/--std its normalisation.");
 }
 
+nlohmann::json accuracy_json(const SplitAccuracy& a) {
+  return {{"accuracy_fq", a.fq}, {"accuracy_fh", a.fh}, {"accuracy_r", a.remaining}, {"accuracy_test", a.test}};
+}
+
 SplitAccuracy split_accuracy(Module& model, const RepairContext& c) {
   SplitAccuracy a;
   a.fq = c.fq.n ? evaluate(model, c.fq).accuracy : 0.0;
@@ -206,6 +210,26 @@ std::string CauseRule::describe() const {
   if (positive) return "every example with r > 0";
   if (top_fraction >= 0) return fmt::format("the top {:.1f}% by score", 100 * top_fraction);
   return fmt::format("the top {} by score", top_k);
+}
+
+void resolve_cause_rule(const CLI::App& cmd, CauseRule& rule, int64_t default_top_k) {
+  if (cmd.count("--top-k") && rule.top_k < 0)
+    throw UsageError(fmt::format("--top-k {}: must be >= 0", rule.top_k));
+  if (cmd.count("--top-fraction") && !(rule.top_fraction >= 0 && rule.top_fraction <= 1))
+    throw UsageError(fmt::format("--top-fraction {}: must be in [0, 1]", rule.top_fraction));
+  if (cmd.count("--top-k") || cmd.count("--top-fraction") || rule.positive) return;
+  if (default_top_k < 0) throw UsageError("choose the cause set: --top-k K, --top-fraction F or --positive");
+  rule.top_k = default_top_k;
+  rule.top_k_by_default = true;
+}
+
+void check_cause_rule_fits(const CauseRule& rule, int64_t n_train) {
+  if (rule.positive || rule.top_fraction >= 0 || rule.top_k <= n_train) return;
+  if (rule.top_k_by_default)
+    throw UsageError(fmt::format("no cause rule given, and the default --top-k {} is larger than the {} training examples "
+                                 "of D: choose one with --top-k K, --top-fraction F or --positive",
+                                 rule.top_k, n_train));
+  throw UsageError(fmt::format("--top-k {}: larger than the {} training examples", rule.top_k, n_train));
 }
 
 void add_cause_rule_options(CLI::App* cmd, CauseRule& rule, const std::string& default_text) {
