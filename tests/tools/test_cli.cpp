@@ -590,6 +590,11 @@ TEST_F(Cli, NonFiniteNormalisationAndNegativeSubsetAreRefused) {
   Args args = train_args(data_dir());
   *(std::find(args.begin(), args.end(), "--subset") + 1) = "-5";
   expect_failure_keeps_out(args, 2, {"--subset", "-5"});
+  // A negative --noise-amount or --noisy-queries is the spec's "default" inside: refused when given.
+  expect_failure_keeps_out(concat(train_args(data_dir()), {"--noise", "input", "--noise-amount", "-3"}), 2,
+                           {"--noise-amount", "-3"});
+  expect_failure_keeps_out(concat(train_args(data_dir()), {"--noise", "input", "--noisy-queries", "-1"}), 2,
+                           {"--noisy-queries", "-1"});
 }
 
 TEST_F(Cli, EvalOnAPyTorchExportUsesTheDataFlags) {

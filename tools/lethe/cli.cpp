@@ -32,6 +32,25 @@ Device setup(const GlobalOptions& global) {
   return device;
 }
 
+namespace {
+
+// A flag's value >= 0: for the settings whose negative values mean "the default" inside a
+// DataSpec, so that a negative one given is refused rather than read as the default.
+CLI::Validator non_negative() {
+  return CLI::Validator(
+      [](std::string& text) {
+        double v = -1;
+        try {
+          v = std::stod(text);
+        } catch (const std::exception&) {
+        }
+        return v >= 0 ? std::string() : "must be >= 0, not " + text + " (leave it out for the default)";
+      },
+      ">= 0");
+}
+
+}  // namespace
+
 void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
   cmd->add_option("--dataset", spec.dataset, "Dataset: mnist | cifar10")->capture_default_str();
   cmd->add_option("--data", spec.dir,
@@ -55,7 +74,8 @@ void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
                   fmt::format("input: on MNIST the share of each corrupted image's pixels set to 0 or 1 (default {}), "
                               "on CIFAR-10 the Gaussian sigma on the [0,1] pixel scale (default {}); adversarial: "
                               "the FGSM step epsilon on the [0,1] pixel scale (default {})",
-                              data::kDefaultSaltPepperAmount, data::kDefaultGaussianSigma, data::kDefaultFgsmEpsilon));
+                              data::kDefaultSaltPepperAmount, data::kDefaultGaussianSigma, data::kDefaultFgsmEpsilon))
+      ->check(non_negative());
   cmd->add_option("--victim-epochs", spec.victim_epochs, "adversarial: epochs the victim model trains on the clean D")
       ->capture_default_str();
   cmd->add_option("--noise-design", spec.design,
@@ -69,7 +89,8 @@ void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
                               "(random, untargeted: of the noisy classes' test images, the same corruption as D's; "
                               "pattern: of all test images, another class's pattern). Default {} for pattern and "
                               "partner, 0 otherwise",
-                              data::kDefaultQueryFraction));
+                              data::kDefaultQueryFraction))
+      ->check(non_negative());
   cmd->add_option("--mean", spec.mean,
                   "Normalise with this mean instead of D's: one value per channel (or one for all), on the [0,1] "
                   "pixel scale, e.g. 0.4914,0.4822,0.4465 (for a model trained elsewhere; a checkpoint that records "
