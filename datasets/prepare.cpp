@@ -117,28 +117,34 @@ std::string describe_noise(const DataSpec& spec) {
   return text;
 }
 
-void validate_spec(const DataSpec& spec) {
-  const int64_t channels = dataset_geometry(spec.dataset).channels;
-  for (const auto& [flag, values] : {std::pair{"--mean", &spec.mean}, std::pair{"--std", &spec.stddev}}) {
-    if (!values->empty() && values->size() != 1 && static_cast<int64_t>(values->size()) != channels)
-      throw UsageError(fmt::format("{}: {} values given; {} has {} channel{} (give one value, or one per channel)", flag,
-                                   values->size(), spec.dataset, channels, channels == 1 ? "" : "s"));
+void validate_values(const DataSpec& spec) {
+  if (spec.subset < 0)
+    throw UsageError(fmt::format("--subset {}: must be >= 0 (0 takes the whole training split)", spec.subset));
+  for (const auto& [flag, values] : {std::pair{"--mean", &spec.mean}, std::pair{"--std", &spec.stddev}})
     for (const float v : *values)
       if (!std::isfinite(v) || (flag == std::string_view("--std") && !(v > 0)))
         throw UsageError(fmt::format("{}: {} is not {}", flag, v, flag == std::string_view("--std") ? "a positive number" : "finite"));
-  }
+  if (!(spec.noise_fraction >= 0.0 && spec.noise_fraction <= 1.0))
+    throw UsageError(fmt::format("--noise-fraction {}: must be in [0, 1]", spec.noise_fraction));
+  if (spec.victim_epochs < 1) throw UsageError(fmt::format("--victim-epochs {}: must be >= 1", spec.victim_epochs));
+}
+
+void validate_spec(const DataSpec& spec) {
+  validate_values(spec);
+  const int64_t channels = dataset_geometry(spec.dataset).channels;
+  for (const auto& [flag, values] : {std::pair{"--mean", &spec.mean}, std::pair{"--std", &spec.stddev}})
+    if (!values->empty() && values->size() != 1 && static_cast<int64_t>(values->size()) != channels)
+      throw UsageError(fmt::format("{}: {} values given; {} has {} channel{} (give one value, or one per channel)", flag,
+                                   values->size(), spec.dataset, channels, channels == 1 ? "" : "s"));
   if (spec.mean.empty() && !spec.stddev.empty())
     throw UsageError("--std needs --mean (the normalisation is given whole, or computed from D)");
   const auto& kinds = noise_kinds();
   if (std::find(kinds.begin(), kinds.end(), spec.noise) == kinds.end())
     throw UsageError(fmt::format("--noise: unknown kind '{}' (known: {})", spec.noise, fmt::join(kinds, ", ")));
-  if (!(spec.noise_fraction >= 0.0 && spec.noise_fraction <= 1.0))
-    throw UsageError(fmt::format("--noise-fraction {}: must be in [0, 1]", spec.noise_fraction));
   const double amount = noise_amount(spec);
   if (!std::isfinite(amount)) throw UsageError(fmt::format("--noise-amount {}: must be finite", spec.noise_amount));
   if (spec.noise == "input" && spec.dataset == "mnist" && amount > 1.0)
     throw UsageError(fmt::format("--noise-amount {}: the share of pixels salt-and-pepper noise sets must be in [0, 1]", amount));
-  if (spec.victim_epochs < 1) throw UsageError(fmt::format("--victim-epochs {}: must be >= 1", spec.victim_epochs));
   const auto& designs = noise_designs(spec.noise);
   if (!spec.design.empty() && std::find(designs.begin(), designs.end(), spec.design) == designs.end())
     throw UsageError(designs.empty() ? fmt::format("--noise-design {}: --noise {} has no designs", spec.design, spec.noise)

@@ -91,6 +91,9 @@ std::string describe_noise(const DataSpec& spec);
 
 // Throws a UsageError (naming the flag) for a spec prepare_data would refuse, without reading data.
 void validate_spec(const DataSpec& spec);
+// The part of validate_spec that needs no dataset: each value in its own range (--subset >= 0,
+// --mean/--std finite, --std > 0, ...), to check flags before anything is compared with them.
+void validate_values(const DataSpec& spec);
 
 // The noise kinds prepare_data understands, for --help texts and validation.
 const std::vector<std::string>& noise_kinds();

@@ -1,7 +1,6 @@
 #include "evaluation/benchmark.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +19,7 @@
 #include "repair/registry.h"
 #include "influence/solve.h"
 #include "util/atomic_file.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/streams.h"
@@ -27,9 +27,7 @@
 namespace lethe::repair {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // FNV-1a over a set's labels and pixels: D's identity in the cache's manifest.
 uint64_t fingerprint(const data::ImageSet& s) {
@@ -163,6 +161,10 @@ class Benchmark {
 
   void run() {
     data_ = prepare_data_with_victim(s_.spec, s_.device, h_.line);
+    // --subset 0 takes the whole split, whose size only reading it tells: the bound validate()
+    // could not check.
+    if (s_.loo >= data_.train.n)
+      throw UsageError(fmt::format("--loo {}: must be below the {} training examples of D", s_.loo, data_.train.n));
     check_or_write_manifest(s_, data_.train);
     out_.n_train = data_.train.n;
     out_.n_corrupted = std::count(data_.noisy.begin(), data_.noisy.end(), 1);
@@ -440,6 +442,7 @@ std::vector<std::string> default_benchmark_methods() {
 }
 
 void validate(const BenchmarkSettings& s) {
+  data::validate_values(s.spec);  // before --subset is compared with anything
   if (s.methods.empty()) throw UsageError("--methods: at least one method");
   for (const auto& label : s.methods) {
     const MethodVariant v = parse_method_variant(label);

@@ -142,6 +142,22 @@ FailureSplit split_failures(const std::vector<int32_t>& predictions, const std::
   return s;
 }
 
+FailureSplit split_given_failures(const std::vector<int32_t>& predictions, const std::vector<int32_t>& labels,
+                                  const std::vector<int64_t>& fq) {
+  if (predictions.size() != labels.size()) fail("{} predictions for {} labels", predictions.size(), labels.size());
+  const auto n = static_cast<int64_t>(labels.size());
+  std::vector<uint8_t> in_fq(labels.size(), 0);
+  for (const int64_t i : fq) {
+    if (i < 0 || i >= n) fail("failure index {} is outside the {} test examples", i, n);
+    in_fq[static_cast<size_t>(i)] = 1;
+  }
+  FailureSplit s;
+  for (int64_t i = 0; i < n; ++i)
+    if (in_fq[static_cast<size_t>(i)]) s.fq.push_back(i);
+    else (predictions[i] != labels[i] ? s.fh : s.remaining).push_back(i);
+  return s;
+}
+
 std::vector<int64_t> causes_positive(const std::vector<double>& scores) {
   std::vector<int64_t> out;
   for (int64_t i : rank_order(scores))

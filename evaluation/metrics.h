@@ -44,6 +44,11 @@ struct FailureSplit {
   std::vector<int64_t> fq, fh, remaining;
 };
 FailureSplit split_failures(const std::vector<int32_t>& predictions, const std::vector<int32_t>& labels, uint64_t seed);
+// Fq given (indices into T, e.g. from a file; the model may be right on some): Fh = the other
+// misclassified examples, R = the correctly classified ones outside Fq. The three are disjoint
+// and cover T; each is sorted.
+FailureSplit split_given_failures(const std::vector<int32_t>& predictions, const std::vector<int32_t>& labels,
+                                  const std::vector<int64_t>& fq);
 
 // Cause sets from scores: every r > 0, the top k, or the top fraction of D.
 std::vector<int64_t> causes_positive(const std::vector<double>& scores);

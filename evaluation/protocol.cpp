@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <optional>
 
@@ -15,14 +14,12 @@
 #include "influence/params.h"
 #include "repair/registry.h"
 #include "repair/treat.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/streams.h"
 
 namespace lethe::repair {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // One seed's trained model and the sets it is measured on.
 struct SeedRun {
@@ -259,6 +256,7 @@ std::string removal_treatment(const ExperimentSettings& settings) {
 }
 
 void validate(const ExperimentSettings& a) {
+  data::validate_values(a.spec);  // before --subset is compared with anything
   if (a.methods.empty()) throw UsageError("--methods: at least one method");
   for (const auto& m : a.methods) parse_method_variant(m);
   for (const auto& t : a.treatments) find_treatment(t, "--treatments");

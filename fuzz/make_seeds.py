@@ -75,6 +75,17 @@ def main():
     put(ck, "unknown-model", safetensors([("w", "F32", [1], f32(1))], {**data_meta, "lethe.model": "vgg"}))
     put(ck, "no-model-name", safetensors([("0.bias", "F32", [32], f32(*([0.0] * 32)))], {"format": "pt"}))
     put(ck, "bad-spec", safetensors([], {**data_meta, "lethe.data.subset": "12abc", "lethe.data.mean": "nan,1e999"}))
+    # A whole tiny model (a spec: flatten, then a 4 -> 2 linear layer) whose weights are not
+    # finite: a NaN in F32, and an F16 +Inf (0x7C00), the value a half overflows to.
+    tiny = json.dumps({"format": "lethe.model/1", "name": "tiny", "input": [1, 2, 2], "classes": 2,
+                       "layers": [{"type": "flatten", "name": "0"}, {"type": "linear", "name": "1", "in": 4, "out": 2}]})
+    tiny_meta = {**data_meta, "lethe.model": "tiny", "lethe.model.spec": tiny}
+    put(ck, "tiny-valid", safetensors([("1.weight", "F32", [2, 4], f32(*range(8))), ("1.bias", "F32", [2], f32(0, 1))],
+                                      tiny_meta))
+    put(ck, "tiny-nan-weight", safetensors([("1.weight", "F32", [2, 4], f32(0, 1, float("nan"), 3, 4, 5, 6, 7)),
+                                            ("1.bias", "F32", [2], f32(0, 1))], tiny_meta))
+    put(ck, "tiny-f16-inf-bias", safetensors([("1.weight", "F32", [2, 4], f32(*range(8))),
+                                              ("1.bias", "F16", [2], struct.pack("<2H", 0x3C00, 0x7C00))], tiny_meta))
 
     # ---- MNIST IDX pair: 2-byte label-file length, label file, image file ----
     def idx_pair(labels, n, rows, cols, pixels, label_magic=0x801, image_magic=0x803):
@@ -137,6 +148,7 @@ def main():
                                 "noise_amount": 0.3, "victim_epochs": 3}))
     put(ex, "wrong-types", '{"epochs": 1e300, "ks": [2.5], "lr": "fast", "seeds": -99999999999}')
     put(ex, "unknown-key", '{"colour": "blue"}')
+    put(ex, "out-of-range", json.dumps({"subset": -5, "noise_fraction": 2.0, "ks": [-1], "seeds": 0}))
     put(ex, "deep", "[" * 40 + "]" * 40)
 
     # ---- model spec ----

@@ -1,6 +1,5 @@
 #include "influence/sgd_adjoint.h"
 
-#include <chrono>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -8,14 +7,12 @@
 #include "learning/replay.h"
 #include "influence/params.h"
 #include "influence/quantities.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 
 namespace lethe::repair {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double norm(const std::vector<float>& v) {
   double s = 0;

@@ -41,6 +41,8 @@ struct SolverContext {
 inline constexpr double kGdDamping = 1.0;
 
 const std::vector<std::string>& linear_solvers();
+// The solvers' names joined by `separator`, for help texts and errors.
+std::string linear_solver_names(const std::string& separator);
 // The δ the solver works with: `damping` when set or for every solver but gd, else kGdDamping.
 double solver_damping(const SolverOptions& o);
 void validate(const SolverOptions& o);  // UsageError on bad values

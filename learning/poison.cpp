@@ -1,6 +1,5 @@
 #include "learning/poison.h"
 
-#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -12,6 +11,7 @@
 #include "nn/autograd.h"
 #include "nn/models.h"
 #include "nn/ops.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/rng.h"
 #include "util/streams.h"
@@ -75,7 +75,7 @@ int64_t fgsm_relabel(Module& model, data::ImageSet& images, const std::vector<fl
 
 data::Attack fgsm_victim_attack(const VictimOptions& options) {
   return [options](const data::ImageSet& clean, data::ImageSet& targets) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = Clock::now();
     data::ImageSet train = clean;
     const std::vector<float> mean = data::pixel_mean(train);
     data::subtract_mean(train, mean);
@@ -89,7 +89,7 @@ data::Attack fgsm_victim_attack(const VictimOptions& options) {
     train_classifier(*victim, train, opt);
     const EvalResult fit = evaluate(*victim, train);
     const int64_t changed = fgsm_relabel(*victim, targets, mean, options.epsilon, 256, options.target);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double seconds = since(t0);
     if (options.log)
       options.log(fmt::format("adversarial poisoning: victim {} trained {} epochs on the clean D (accuracy {:.4f}); "
                               "{}FGSM at epsilon {} changed the victim's label of {} of {} images ({:.1f}s)",

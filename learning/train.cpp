@@ -1,7 +1,7 @@
 #include "learning/train.h"
 
-#include <chrono>
 #include <cmath>
+#include <functional>
 
 #include "datasets/transforms.h"
 #include "learning/batches.h"
@@ -9,6 +9,7 @@
 #include "nn/finite.h"
 #include "nn/optim.h"
 #include "parallel/comm.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/streams.h"
@@ -138,11 +139,80 @@ static int32_t argmax_row(const float* row, int64_t k) {
   return best;
 }
 
+namespace {
+
+// What one batch adds to its epoch's figures: the summed loss and the correct predictions.
+struct BatchFigures {
+  double loss_sum = 0;
+  int64_t correct = 0;
+};
+
+// The rows of `logits` whose largest entry is the label.
+int64_t count_correct(const Tensor& logits, const Labels& labels, int64_t rows) {
+  const auto z = logits.to_vector();
+  const int64_t k = logits.size(1);
+  int64_t correct = 0;
+  for (int64_t i = 0; i < rows; ++i) correct += argmax_row(z.data() + i * k, k) == labels.host()[static_cast<size_t>(i)];
+  return correct;
+}
+
+// One Adam step on the global batch `idx` with the batch split over ranks (see SliceStep);
+// `where` names the step in errors.
+BatchFigures step_across_ranks(Module& model, Adam& optimizer, const data::ImageSet& train, const std::vector<int64_t>& idx,
+                               const TrainOptions& options, Rng& augment_rng, const std::function<std::string()>& where) {
+  const SliceStep slice = slice_of_batch(train, idx, model.device(), options.augment, augment_rng);
+  optimizer.zero_grad();
+  std::vector<double> totals = {0.0, 0.0};  // the global batch's summed loss and correct predictions
+  if (slice.x.defined()) {
+    Tensor logits = model.forward(slice.x);
+    Tensor loss = scale(sum(cross_entropy(logits, slice.labels)), 1.0f / static_cast<float>(idx.size()));
+    loss.backward();
+    totals[0] = static_cast<double>(loss.item()) * static_cast<double>(idx.size());
+    totals[1] = static_cast<double>(count_correct(logits, slice.labels, slice.hi - slice.lo));
+  }
+  sum_gradients_over_ranks(model, totals);
+  if (!std::isfinite(totals[0])) {
+    require_finite_parameters(model, "training", where());
+    fail("training diverged: loss is {} {} (try a smaller --lr)", totals[0] / static_cast<double>(idx.size()), where());
+  }
+  require_finite_gradients(model, "training diverged", where());
+  optimizer.step();
+  return {totals[0], static_cast<int64_t>(totals[1])};
+}
+
+// One Adam step on the batch `idx` in a single process; `where` names the step in errors.
+BatchFigures step_one_process(Module& model, Adam& optimizer, const data::ImageSet& train, const std::vector<int64_t>& idx,
+                              const TrainOptions& options, Rng& augment_rng, const std::function<std::string()>& where) {
+  const Device device = model.device();
+  Labels labels;
+  Tensor x = batch_images(train, idx, options.augment ? Device::CPU : device, &labels);
+  if (options.augment) {
+    data::augment_images(x.data(), x.size(0), x.size(1), x.size(2), x.size(3), *options.augment, augment_rng);
+    x = x.to(device);
+  }
+  Tensor logits = model.forward(x);
+  Tensor losses = cross_entropy(logits, labels);
+  Tensor loss = mean(losses);
+  const float loss_value = loss.item();
+  if (!std::isfinite(loss_value)) {
+    // Name the parameter when one is the cause (a fault in memory, not a too-large step).
+    require_finite_parameters(model, "training", where());
+    fail("training diverged: loss is {} {} (try a smaller --lr)", loss_value, where());
+  }
+  optimizer.zero_grad();
+  loss.backward();
+  require_finite_gradients(model, "training diverged", where());
+  optimizer.step();
+  return {static_cast<double>(loss_value) * static_cast<double>(idx.size()),
+          count_correct(logits, labels, static_cast<int64_t>(idx.size()))};
+}
+
+}  // namespace
+
 std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& train, const TrainOptions& options) {
   if (options.epochs < 0) throw UsageError(fmt::format("--epochs {}: must be >= 0", options.epochs));
   if (options.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", options.batch));
   if (train.n == 0) fail("training set is empty");
-  const Device device = model.device();
   ModeGuard training_mode(model, true);
   Adam optimizer(model.parameters(), options.adam);
   Rng order_rng(options.seed);
@@ -159,74 +229,22 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
   // A model that is already damaged (a NaN in a loaded or injected parameter) is named before
   // any step, rather than reported later as a diverged loss.
   require_finite_parameters(model, "training", "before the first step");
-  const bool split = parallel::comm().multi();
+  const auto step_batch = parallel::comm().multi() ? step_across_ranks : step_one_process;
   refuse_batch_statistics_across_ranks(model, "training");
   for (int epoch = first_epoch; epoch <= options.epochs; ++epoch) {
     if (options.on_epoch_start) options.on_epoch_start(resume_point(model, optimizer, epoch, order_rng, augment_rng));
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = Clock::now();
     const int64_t per_epoch = order.per_pass();
-    double loss_total = 0;
-    int64_t correct = 0;
+    BatchFigures total;
     for (int64_t bi = 0; bi < per_epoch; ++bi) {
-      const auto step = [&] { return fmt::format("at epoch {}, batch {}", epoch, bi + 1); };
       check_interrupt("at epoch {}, batch {} of {}", epoch, bi + 1, per_epoch);
       const auto& idx = order.next();
       const Rng augment_before = augment_rng;
-      const auto stepped = [&] {
-        if (options.on_step) options.on_step(TrainStep{epoch, optimizer.steps_taken(), idx, augment_before, optimizer});
-      };
-      if (split) {
-        const SliceStep slice = slice_of_batch(train, idx, device, options.augment, augment_rng);
-        optimizer.zero_grad();
-        std::vector<double> totals = {0.0, 0.0};  // the global batch's summed loss and correct predictions
-        if (slice.x.defined()) {
-          Tensor logits = model.forward(slice.x);
-          Tensor loss = scale(sum(cross_entropy(logits, slice.labels)), 1.0f / static_cast<float>(idx.size()));
-          loss.backward();
-          totals[0] = static_cast<double>(loss.item()) * static_cast<double>(idx.size());
-          const auto z = logits.to_vector();
-          const int64_t k = logits.size(1);
-          for (int64_t i = 0; i < slice.hi - slice.lo; ++i)
-            totals[1] += argmax_row(z.data() + i * k, k) == slice.labels.host()[static_cast<size_t>(i)];
-        }
-        sum_gradients_over_ranks(model, totals);
-        if (!std::isfinite(totals[0])) {
-          require_finite_parameters(model, "training", step());
-          fail("training diverged: loss is {} {} (try a smaller --lr)", totals[0] / static_cast<double>(idx.size()), step());
-        }
-        require_finite_gradients(model, "training diverged", step());
-        optimizer.step();
-        stepped();
-        loss_total += totals[0];
-        correct += static_cast<int64_t>(totals[1]);
-        if (options.on_batch) options.on_batch(bi + 1, per_epoch);
-        continue;
-      }
-      Labels labels;
-      Tensor x = batch_images(train, idx, options.augment ? Device::CPU : device, &labels);
-      if (options.augment) {
-        data::augment_images(x.data(), x.size(0), x.size(1), x.size(2), x.size(3), *options.augment, augment_rng);
-        x = x.to(device);
-      }
-      Tensor logits = model.forward(x);
-      Tensor losses = cross_entropy(logits, labels);
-      Tensor loss = mean(losses);
-      const float loss_value = loss.item();
-      if (!std::isfinite(loss_value)) {
-        // Name the parameter when one is the cause (a fault in memory, not a too-large step).
-        require_finite_parameters(model, "training", step());
-        fail("training diverged: loss is {} {} (try a smaller --lr)", loss_value, step());
-      }
-      optimizer.zero_grad();
-      loss.backward();
-      require_finite_gradients(model, "training diverged", step());
-      optimizer.step();
-      stepped();
-      loss_total += static_cast<double>(loss_value) * static_cast<double>(idx.size());
-      const auto z = logits.to_vector();
-      const int64_t k = logits.size(1);
-      for (size_t i = 0; i < idx.size(); ++i)
-        correct += argmax_row(z.data() + i * k, k) == labels.host()[i];
+      const BatchFigures b = step_batch(model, optimizer, train, idx, options, augment_rng,
+                                        [&] { return fmt::format("at epoch {}, batch {}", epoch, bi + 1); });
+      if (options.on_step) options.on_step(TrainStep{epoch, optimizer.steps_taken(), idx, augment_before, optimizer});
+      total.loss_sum += b.loss_sum;
+      total.correct += b.correct;
       if (options.on_batch) options.on_batch(bi + 1, per_epoch);
     }
     // An update that made a parameter non-finite shows in the next batch's loss; the epoch's
@@ -235,9 +253,9 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
     EpochStats stats;
     stats.epoch = epoch;
     stats.epochs = options.epochs;
-    stats.loss = loss_total / static_cast<double>(train.n);
-    stats.accuracy = static_cast<double>(correct) / static_cast<double>(train.n);
-    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    stats.loss = total.loss_sum / static_cast<double>(train.n);
+    stats.accuracy = static_cast<double>(total.correct) / static_cast<double>(train.n);
+    stats.seconds = since(start);
     history.push_back(stats);
     if (options.on_epoch) options.on_epoch(stats);
     if (options.stop_after && options.stop_after(stats)) break;

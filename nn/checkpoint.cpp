@@ -1,5 +1,8 @@
 #include "nn/checkpoint.h"
 
+#include <algorithm>
+#include <cmath>
+#include <functional>
 #include <set>
 
 #include "nn/models.h"
@@ -25,15 +28,15 @@ std::vector<Slot> model_slots(Module& model) {
   return slots;
 }
 
-void copy_into(const SafetensorsFile& file, Module& model, const std::string& path,
-               std::map<std::string, int>* converted = nullptr) {
-  auto slots = model_slots(model);
+// The stored values of every slot, as F32, after checking that the file holds exactly the
+// model's tensors with their dtypes and shapes (an Error naming the first that does not).
+std::vector<std::vector<float>> matching_sources(const SafetensorsFile& file, const std::vector<Slot>& slots,
+                                                 const std::string& path, std::map<std::string, int>* converted) {
   std::set<std::string> expected;
   for (auto& p : slots) expected.insert(p.name);
   for (const auto& a : file.arrays)
     if (!expected.count(a.name) && a.name.rfind("__", 0) != 0)
       fail("checkpoint '{}': unexpected tensor '{}' for this model", path, a.name);
-  // Validate every entry before copying any, so a bad file leaves the model untouched.
   std::vector<std::vector<float>> sources;
   for (auto& p : slots) {
     const NamedArray* a = file.find(p.name);
@@ -57,6 +60,39 @@ void copy_into(const SafetensorsFile& file, Module& model, const std::string& pa
       if (a->dtype != DType::F32 && converted) ++(*converted)[std::string(dtype_name(a->dtype))];
     }
   }
+  return sources;
+}
+
+// A NaN or Inf (written so, or a half that overflowed on saving) would only show as a model that
+// predicts one class for everything: it is named instead.
+void refuse_non_finite(const SafetensorsFile& file, const std::vector<Slot>& slots,
+                       const std::vector<std::vector<float>>& sources, const std::string& path) {
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const auto& v = sources[i];
+    const auto bad = std::find_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
+    if (bad != v.end())
+      fail("checkpoint '{}': tensor '{}' is not finite ({} at element {} of {}, stored as {})", path, slots[i].name,
+           *bad, bad - v.begin(), v.size(), dtype_name(file.find(slots[i].name)->dtype));
+  }
+}
+
+// Every entry is checked before any is copied, so a bad file leaves the model untouched.
+// `on_mismatch` (optional) rewrites the error of a file that does not hold the model's tensors.
+void copy_into(const SafetensorsFile& file, Module& model, const std::string& path,
+               std::map<std::string, int>* converted = nullptr,
+               const std::function<void(const Error&)>& on_mismatch = nullptr) {
+  auto slots = model_slots(model);
+  std::vector<std::vector<float>> sources;
+  try {
+    sources = matching_sources(file, slots, path, converted);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    if (!on_mismatch) throw;
+    on_mismatch(e);
+    throw;
+  }
+  refuse_non_finite(file, slots, sources, path);
   for (size_t i = 0; i < slots.size(); ++i)
     slots[i].tensor.copy_(Tensor::from_vector(slots[i].tensor.shape(), sources[i]));
 }
@@ -128,15 +164,12 @@ LoadedModel load_checkpoint_from(SafetensorsFile file, const std::string& path, 
   } catch (const UsageError&) {
     fail("checkpoint '{}' names an unknown model '{}'", path, out.architecture);
   }
-  try {
-    copy_into(file, *out.model, path, &out.converted);
-  } catch (const UsageError&) {
-    throw;
-  } catch (const Error& e) {
-    if (!recorded.empty()) throw;
-    fail("{} (the file records no model; read as {}{})", e.what(), out.model_name,
-         expected_model.empty() ? ": name its architecture with --model" : "");
-  }
+  // A file that records no model and does not match is most likely another architecture.
+  copy_into(file, *out.model, path, &out.converted, [&](const Error& e) {
+    if (recorded.empty())
+      fail("{} (the file records no model; read as {}{})", e.what(), out.model_name,
+           expected_model.empty() ? ": name its architecture with --model" : "");
+  });
   out.metadata = std::move(file.metadata);
   return out;
 }

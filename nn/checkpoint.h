@@ -35,14 +35,15 @@ struct LoadedModel {
 // stored tensors into it. `expected_model` (a model reference), when not empty, must denote the
 // same architecture as the file records, else a UsageError; a file that records no model (a
 // PyTorch export) is taken to hold `expected_model`, or the MNIST CNN when the caller expects
-// nothing in particular. F16, BF16 and F64 tensors are converted to F32.
+// nothing in particular. F16, BF16 and F64 tensors are converted to F32. A tensor holding NaN or
+// Inf is refused (an Error naming it), as is any name, dtype or shape that does not match.
 LoadedModel load_checkpoint(const std::string& path, const std::string& expected_model = "");
 
 // The same on a file already parsed (a fuzzing target); `path` names it in errors.
 LoadedModel load_checkpoint_from(SafetensorsFile file, const std::string& path, const std::string& expected_model = "");
 
 // Copies the parameters and buffers stored in `path` into an existing model (names and shapes
-// must match).
+// must match, values finite).
 void load_parameters(const std::string& path, Module& model);
 
 }  // namespace lethe

@@ -1,7 +1,6 @@
 // EWC-influence (docs/method.md, Step I): a continual-learning update θ̂ → θ* on Fq anchored
 // by the Fisher, then r(z) = ℓ(z; θ*) − ℓ(z; θ̂). The update is influence/descent.h's.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <memory>
 
@@ -14,14 +13,13 @@
 #include "influence/kfac.h"
 #include "repair/method_support.h"
 #include "influence/params.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/streams.h"
 
 namespace lethe::repair {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Sum of the cross-entropy over `set` (one or more batches), differentiable.
 Tensor summed_loss(Module& model, const data::ImageSet& set, int64_t batch, Device device) {
@@ -83,7 +81,7 @@ EwcAnchor ewc_anchor(Module& model, const data::ImageSet& train, const IdentifyO
   } else {
     a.fisher_diag = diagonal_fisher(model, train, o.fisher, pass(o, "fisher"), &a.losses_before);
   }
-  stats["seconds_fisher"] = std::chrono::duration<double>(Clock::now() - t_fisher).count();
+  stats["seconds_fisher"] = since(t_fisher);
   return a;
 }
 
@@ -156,7 +154,7 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   report(o, fmt::format("ewc: {} update steps, best at {} (held-out Fq loss {:.4f} -> {:.4f})", descent.steps,
                         descent.best_step, descent.start, descent.best));
 
-  stats["seconds_update"] = std::chrono::duration<double>(Clock::now() - t_update).count();
+  stats["seconds_update"] = since(t_update);
   // r(z) = ℓ(z; θ*) − ℓ(z; θ̂).
   const auto t_score = Clock::now();
   assign_params(model, best_theta);
@@ -166,7 +164,7 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   const auto& before = anchor.losses_before;
   std::vector<double> r(after.size());
   for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<double>(after[i]) - static_cast<double>(before[i]);
-  stats["seconds_score"] = std::chrono::duration<double>(Clock::now() - t_score).count();
+  stats["seconds_score"] = since(t_score);
   return r;
 }
 

@@ -1,7 +1,6 @@
 #include "repair/identify.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -9,13 +8,12 @@
 #include "nn/finite.h"
 #include "influence/params.h"
 #include "repair/registry.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 
 namespace lethe::repair {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Restores the model's parameters and buffers (TracIn loads other checkpoints' running
 // statistics) when scoring ends, however it ends.
@@ -85,7 +83,7 @@ IdentifyResult identify(Module& model, const data::ImageSet& train, const data::
   const auto t0 = Clock::now();
   MethodRun run{model, train, fq, o, result};
   find_method(o.method).run(run);
-  result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  result.seconds = since(t0);
   check_finite(o.method, result.scores);
   return result;
 }
@@ -120,7 +118,7 @@ QueryScores identify_per_query(Module& model, const data::ImageSet& train, const
     }
     while (static_cast<int64_t>(result.scores.size()) < queries.n) result.scores.push_back(result.scores.front());
   }
-  result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  result.seconds = since(t0);
   if (static_cast<int64_t>(result.scores.size()) != queries.n)
     fail("{}: scored {} queries of {}", o.method, result.scores.size(), queries.n);
   for (const auto& s : result.scores) {

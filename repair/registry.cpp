@@ -101,8 +101,8 @@ MethodVariant parse_method_variant(const std::string& label) {
       throw UsageError(fmt::format("--methods: '{}': only linear takes a solver after ':'", label));
     const auto& solvers = linear_solvers();
     if (std::find(solvers.begin(), solvers.end(), v.solver) == solvers.end())
-      throw UsageError(fmt::format("--methods: '{}': unknown solver '{}' (known: diag, kfac, cg, lissa, gd)", label,
-                                   v.solver));
+      throw UsageError(
+          fmt::format("--methods: '{}': unknown solver '{}' (known: {})", label, v.solver, linear_solver_names(", ")));
   }
   return v;
 }

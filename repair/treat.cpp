@@ -1,21 +1,16 @@
 #include "repair/treat.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "datasets/transforms.h"
 #include "nn/finite.h"
 #include "influence/params.h"
 #include "repair/registry.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 namespace lethe::repair {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-}  // namespace
 
 std::vector<std::string> treatment_list() {
   std::vector<std::string> names;
@@ -74,7 +69,7 @@ TreatResult treat(Module& model, const data::ImageSet& train, const std::vector<
     restore(model, before);
     throw;
   }
-  result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  result.seconds = since(t0);
   return result;
 }
 

@@ -24,10 +24,7 @@ nlohmann::json benchmark_json(const BenchmarkResults& res, const RunInfo& run) {
                    {"proj_dim", s.identify.proj_dim}, {"damping", s.identify.solve.damping},
                    {"damping_given", s.identify.solve.damping_set},  // not given: linear:gd used repair::kGdDamping
                    {"iterations", s.identify.solve.iterations}};
-  j["device"] = run.device;
-  j["threads"] = run.threads;
-  j["git_commit"] = run.git_commit;
-  j["version"] = run.version;
+  j.update(provenance_json(run));
   j["seconds_total"] = res.seconds_total;
   j["n_train"] = res.n_train;
   j["n_corrupted"] = res.n_corrupted;
@@ -115,7 +112,8 @@ std::string benchmark_markdown(const BenchmarkResults& res, const RunInfo& run) 
                       res.n_corrupted);
   md += fmt::format("\nSeconds: scoring D against all {} queries. Figures: lds.svg, lds_scatter.svg. Run on {} ({} "
                     "threads), lethe {} ({}), {:.0f} s in all.\n",
-                    res.query_indices.size(), run.device, run.threads, run.version, run.git_commit, res.seconds_total);
+                    res.query_indices.size(), run.device + std::string(run.tf32 ? " (TF32)" : ""), run.threads, run.version,
+                    run.git_commit, res.seconds_total);
   return md;
 }
 

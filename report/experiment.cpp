@@ -190,11 +190,7 @@ nlohmann::json results_json(const ExperimentResults& res, const RunInfo& run) {
                    {"finetune", {{"stop", s.treat.finetune_stop}, {"epochs", s.treat.epochs}, {"lr", s.treat.lr},
                                  {"max_epochs", s.treat.finetune_max_epochs}, {"patience", s.treat.finetune_patience},
                                  {"heldout", s.treat.finetune_heldout}, {"tolerance", s.treat.finetune_tolerance}}}};
-  j["device"] = run.device;
-  j["tf32"] = run.tf32;
-  j["threads"] = run.threads;
-  j["git_commit"] = run.git_commit;
-  j["version"] = run.version;
+  j.update(provenance_json(run));
   j["seconds_total"] = res.seconds_total;
   j["per_seed"] = nlohmann::json::array();
   for (const auto& p : res.seeds)

@@ -6,18 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "evaluation/protocol.h"
+#include "report/provenance.h"
 #include "report/svg.h"
 
 namespace lethe::report {
-
-// What the results do not say about the run that made them.
-struct RunInfo {
-  std::string device;     // "cpu" | "cuda"
-  bool tf32 = false;
-  int threads = 0;
-  std::string git_commit, version;
-  std::string data_dir;   // where D and T were read from
-};
 
 // The removal treatment as the report names it: "finetune (held-out rule)", "finetune (2
 // epochs)", "retrain", ...

@@ -13,7 +13,7 @@ LETHE_METHOD(linear) {
       .position = 30,
       .options =
           {
-              option<std::string, O>("--solver", "diag | kfac | cg | lissa | gd",
+              option<std::string, O>("--solver", linear_solver_names(" | "),
                                      [](O& o) -> std::string& { return o.solve.solver; },
                                      [](const O& o) { validate(o.solve); }),
               option<double, O>("--damping", "damping δ added to the Fisher (gd: 1 unless given)", [](O& o) -> double& { return o.solve.damping; }),

@@ -25,7 +25,7 @@ LETHE_TREATMENT(newton) {
                                   if (!std::isfinite(o.gamma))
                                     throw lethe::UsageError(fmt::format("--gamma {}: must be finite", o.gamma));
                                 }),
-              option<std::string, O>("--newton-solver", "diag | kfac | cg | lissa | gd",
+              option<std::string, O>("--newton-solver", linear_solver_names(" | "),
                                      [](O& o) -> std::string& { return o.solve.solver; },
                                      [](const O& o) { validate(o.solve); }),
               option<double, O>("--newton-damping", "damping δ", [](O& o) -> double& { return o.solve.damping; }),

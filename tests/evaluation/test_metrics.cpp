@@ -225,6 +225,25 @@ TEST(MetricsSplitFailures, EdgeCases) {
   EXPECT_THROW(split_failures({1, 2}, {1, 2, 3}, 0), Error);
 }
 
+// Fq given (a file of indices): Fh is the other misclassified examples and R the correctly
+// classified ones outside Fq, so the three are disjoint and cover T whatever Fq holds.
+TEST(MetricsSplitFailures, GivenFqKeepsTheThreePartsApart) {
+  const Predictions p = sample_predictions();
+  const Indices given = {0, 1, 2, 4, 59};  // 0 and 1 misclassified; 2, 4 and 59 correct
+  const FailureSplit s = split_given_failures(p.predicted, p.labels, given);
+  EXPECT_EQ(s.fq, given);
+  Indices fh_expected, r_expected;
+  for (int64_t i : p.mismatches)
+    if (i != 0 && i != 1) fh_expected.push_back(i);
+  for (int64_t i : p.matches)
+    if (i != 2 && i != 4 && i != 59) r_expected.push_back(i);
+  EXPECT_EQ(s.fh, fh_expected);
+  EXPECT_EQ(s.remaining, r_expected);
+  EXPECT_EQ(sorted_union(sorted_union(s.fq, s.fh), s.remaining).size(), 60u);
+  EXPECT_THROW(split_given_failures(p.predicted, p.labels, {60}), Error);
+  EXPECT_THROW(split_given_failures({1, 2}, {1, 2, 3}, {0}), Error);
+}
+
 // ---- cause sets ----
 
 TEST(MetricsCauses, PositiveScoresInRankOrder) {

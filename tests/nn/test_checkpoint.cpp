@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -205,6 +206,27 @@ TEST_F(BrokenCheckpoint, RenamedTensor) {
   auto tensors = torch_tensors();
   tensors[0].name = "conv1.weight";
   expect_refused(tensors, {"conv1.weight"});
+}
+
+// A weight that is NaN or Inf (F32 written so, or a half whose value overflowed) is refused at
+// load, naming the tensor; loaded, it would only show as a model that predicts one class.
+TEST_F(BrokenCheckpoint, NonFiniteWeight) {
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()}) {
+    SCOPED_TRACE(bad);
+    auto tensors = torch_tensors();
+    RawTensor& bias = tensors[5];  // 7.bias, 50 values
+    ASSERT_EQ(bias.name, "7.bias");
+    std::memcpy(bias.bytes.data() + 17 * sizeof(float), &bad, sizeof(float));
+    expect_refused(tensors, {"7.bias", "not finite"});
+  }
+  // F16's largest finite value is 65504; 0x7C00 is its +Inf.
+  auto tensors = torch_tensors();
+  RawTensor& bias = tensors[5];
+  bias.dtype = "F16";
+  bias.bytes = std::string(50 * 2, '\0');
+  bias.bytes[2 * 3 + 1] = static_cast<char>(0x7C);
+  expect_refused(tensors, {"7.bias", "not finite"});
 }
 
 TEST_F(BrokenCheckpoint, UnknownModelName) {

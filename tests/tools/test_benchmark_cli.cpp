@@ -43,6 +43,11 @@ TEST(CliBenchmark, ScoresEveryMethodAndRerunsFromItsCache) {
   }
   EXPECT_EQ(j["subset_models"]["trained"], 3);
   EXPECT_EQ(j["measured_loss"].size(), 3u);
+  // The provenance every JSON output carries, TF32 included (off: this run is on the CPU).
+  for (const char* key : {"device", "threads", "git_commit", "version"}) EXPECT_TRUE(j.contains(key)) << key;
+  ASSERT_TRUE(j.contains("tf32"));
+  EXPECT_FALSE(j["tf32"].get<bool>());
+  EXPECT_EQ(nlohmann::json::parse(read_all(out + "/results.json")).value("tf32", true), false);
   for (const char* f : {"results.json", "results.csv", "report.md", "lds.svg", "lds_scatter.svg", "benchmark-cache.txt",
                         "models/base.safetensors", "models/subset-0002.safetensors"})
     EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
@@ -126,6 +131,25 @@ TEST(CliBenchmark, AnInterruptedRunResumesFromItsCachedModels) {
   const auto j = nlohmann::json::parse(resumed.out);
   EXPECT_GE(j["subset_models"]["loaded"].get<int>(), 1);
   EXPECT_EQ(j["subset_models"]["loaded"].get<int>() + j["subset_models"]["trained"].get<int>(), 2);
+}
+
+// --subset 0 takes the whole training split (300 examples here), whose size the flags alone do
+// not give: a --loo that is not below it is refused once D is read, before any model is trained.
+TEST(CliBenchmark, LeaveOneOutBeyondTheWholeSplitIsRefused) {
+  TempDir tmp;
+  const std::string data = tmp.file("mnist"), out = tmp.file("bench");
+  write_synthetic_mnist(data);
+  for (const char* loo : {"300", "5000"}) {
+    auto args = benchmark_args(data, out, "loss");
+    args[7] = "0";  // --subset
+    args.insert(args.end(), {"--loo", loo});
+    expect_error(run_lethe(args), 2, {std::string("--loo ") + loo, "300"});
+    EXPECT_FALSE(std::filesystem::exists(out + "/models/base.safetensors")) << "a model was trained before the refusal";
+  }
+  // A negative --subset is refused as given (not read as the whole split).
+  auto negative = benchmark_args(data, out, "loss");
+  negative[7] = "-5";
+  expect_error(run_lethe(negative), 2, {"--subset", "-5"});
 }
 
 TEST(CliBenchmark, BadProjectionDimensionsAreRefusedBeforeWork) {

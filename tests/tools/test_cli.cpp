@@ -3,6 +3,7 @@
 // stderr, and outputs that appear complete or not at all.
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -531,6 +532,69 @@ TEST_F(Cli, EvalOnDamagedCheckpointsNamesTheFile) {
     expect_error(r, 1, {c.path});
     for (const auto& m : c.mentions) EXPECT_NE(r.err.find(m), std::string::npos) << "error does not mention " << m;
   }
+}
+
+// Weights that hold NaN or Inf (written so, or an F16 file whose values overflowed) are refused
+// by every command that loads a checkpoint to use it, in one line naming the file and the tensor,
+// before any data is read or any output written; such a model would predict one class for all.
+TEST_F(Cli, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  const std::string good = work_.file("good.safetensors");
+  write_untrained_checkpoint(good);
+  const SafetensorsFile original = load_safetensors(good);
+  auto with_value = [&](const std::string& leaf, const std::string& tensor, float value, DType dtype) {
+    SafetensorsFile f = original;
+    for (auto& a : f.arrays)
+      if (a.name == tensor) {
+        std::vector<float> v = a.to_f32();
+        v[v.size() / 2] = value;
+        a = NamedArray::from_f32(a.name, a.shape, std::span<const float>(v), dtype);
+      }
+    const std::string path = work_.file(leaf);
+    save_safetensors(path, f);
+    return path;
+  };
+  const std::string nan = with_value("nan.safetensors", "3.weight", std::numeric_limits<float>::quiet_NaN(), DType::F32);
+  // 1e6 is past F16's largest finite value (65504): the stored half is +Inf.
+  const std::string inf = with_value("inf-f16.safetensors", "7.bias", 1e6f, DType::F16);
+  const std::string out = work_.file("out");
+  const std::string failures = work_.file("failures.txt");
+  write_bytes(failures, "0\n");
+  for (const auto& [path, tensor] : {std::pair{nan, std::string("3.weight")}, std::pair{inf, std::string("7.bias")}}) {
+    for (const Args& command :
+         {Args{"eval"}, Args{"predict", "--out", out + ".safetensors"}, Args{"identify", "--method", "loss", "--out", out + ".csv"},
+          Args{"repair", "--method", "loss", "--top-k", "5", "--failures", failures, "--out-dir", out}}) {
+      SCOPED_TRACE(command[0] + " on " + path);
+      const CliResult r = run_lethe(concat(concat({"--quiet"}, command), {"--model-file", path, "--data", data_dir()}), work_.str());
+      expect_error(r, 1, {path, "'" + tensor + "'", "not finite"});
+    }
+  }
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".csv"));
+  EXPECT_FALSE(fs::exists(out + ".safetensors"));
+}
+
+// Flags are checked before anything is compared with them: a non-finite normalisation is refused
+// even where the checkpoint records its own (a NaN compares equal to nothing, so it never
+// "disagreed"), and a negative --subset is refused rather than read as the whole split.
+TEST_F(Cli, NonFiniteNormalisationAndNegativeSubsetAreRefused) {
+  const std::string model = work_.file("model.safetensors");
+  write_untrained_checkpoint(model);  // records its normalisation (mean 0.1)
+  for (const Args& flags : {Args{"--mean", "nan"}, Args{"--mean", "inf"}, Args{"--mean", "0.1", "--std", "nan"},
+                            Args{"--mean", "0.1", "--std", "0"}, Args{"--std", "-1"}}) {
+    SCOPED_TRACE(flags[flags.size() - 2] + " " + flags.back());
+    expect_error(run_lethe(concat({"eval", "--model-file", model, "--data", data_dir()}, flags), work_.str()), 2,
+                 {flags[flags.size() - 2]});
+  }
+  expect_error(run_lethe({"eval", "--model-file", model, "--data", data_dir(), "--subset", "-5"}, work_.str()), 2,
+               {"--subset", "-5"});
+  Args args = train_args(data_dir());
+  *(std::find(args.begin(), args.end(), "--subset") + 1) = "-5";
+  expect_failure_keeps_out(args, 2, {"--subset", "-5"});
+  // A negative --noise-amount or --noisy-queries is the spec's "default" inside: refused when given.
+  expect_failure_keeps_out(concat(train_args(data_dir()), {"--noise", "input", "--noise-amount", "-3"}), 2,
+                           {"--noise-amount", "-3"});
+  expect_failure_keeps_out(concat(train_args(data_dir()), {"--noise", "input", "--noisy-queries", "-1"}), 2,
+                           {"--noisy-queries", "-1"});
 }
 
 TEST_F(Cli, EvalOnAPyTorchExportUsesTheDataFlags) {

@@ -303,8 +303,8 @@ TEST_F(Mpi, ABadFileOnOneRankStopsEveryRank) {
   EXPECT_EQ(list_dir(work_.str()), std::set<std::string>{}) << "a failed run left output behind";
 }
 
-// A NaN in rank 1's copy of the model: repair stops on every rank before Step I, the message
-// naming rank 1 and the parameter, and --out-dir stays empty.
+// A NaN in rank 1's copy of the model: repair stops on every rank as rank 1 reads it, the
+// message naming rank 1 and the tensor, and --out-dir stays empty.
 TEST_F(Mpi, ANanOnOneRankStopsEveryRank) {
   LoadedModel m = load_checkpoint(model());
   for (auto& p : m.model->named_parameters())
@@ -316,7 +316,7 @@ TEST_F(Mpi, ANanOnOneRankStopsEveryRank) {
                      "--method", "loss", "--top-k", "20", "--finetune-stop", "fixed", "--epochs", "1", "--out-dir", out_dir};
   Args bad = good;
   *std::find(bad.begin(), bad.end(), model()) = poisoned;
-  expect_rank_1_failed(run_two_commands(good, bad), "parameter '3.weight' is not finite");
+  expect_rank_1_failed(run_two_commands(good, bad), "tensor '3.weight' is not finite");
   EXPECT_TRUE(!fs::exists(out_dir) || list_dir(out_dir).empty()) << "a failed run left output behind";
 }
 

@@ -64,7 +64,9 @@ TEST(ExperimentConfig, NumbersOutOfRangeOrFractionalAreUsageErrors) {
                         Case{R"({"ks": [1, 2.5]})", "ks"}, Case{R"({"batch": 18446744073709551615})", "batch"},
                         Case{R"({"subset": "200"})", "subset"}, Case{R"({"methods": "ewc"})", "methods"},
                         Case{R"({"lr": "fast"})", "lr"}, Case{R"({"noise": 1})", "noise"},
-                        Case{R"({"victim_epochs": 1e10})", "victim_epochs"}}) {
+                        Case{R"({"victim_epochs": 1e10})", "victim_epochs"},
+                        // negative means "the default" inside a DataSpec: refused when given
+                        Case{R"({"noise_amount": -3})", "noise_amount"}, Case{R"({"noisy_queries": -0.5})", "noisy_queries"}}) {
     SCOPED_TRACE(c.text);
     EXPECT_THROW(parse_experiment_config(c.text, "bad.json"), UsageError);
     expect_error_mentioning([&] { parse_experiment_config(c.text, "bad.json"); }, {"bad.json", c.key});

@@ -107,6 +107,31 @@ TEST_F(Pipeline, IdentifyRefusesBadInputWithoutWritingAnything) {
   EXPECT_FALSE(fs::exists(csv));
 }
 
+// --failures gives Fq whatever the model predicts there; Fh is then the other misclassified
+// examples and R the correctly classified ones outside Fq, so no index is in two of the three
+// and together they are T (100 examples).
+TEST_F(Pipeline, GivenFailuresKeepFqFhAndRApart) {
+  const std::string every = work_.file("every.txt"), one = work_.file("one.txt");
+  {
+    std::ofstream all(every);
+    for (int i = 0; i < 100; ++i) all << i << "\n";
+    std::ofstream(one) << "0\n";
+  }
+  const auto all = run_lethe(with(base("identify"), {"--method", "loss", "--failures", every, "--out", work_.file("a.csv"), "--json"}));
+  ASSERT_EQ(all.exit_code, 0) << describe(all);
+  const Json a = Json::parse(all.out);
+  EXPECT_EQ(a["n_fq"], 100);
+  EXPECT_EQ(a["n_fh"], 0);
+  EXPECT_EQ(a.value("n_r", -1), 0) << "R holds examples that are in Fq";
+  EXPECT_GT(a["test_accuracy"].get<double>(), 0.0) << "the check needs some correctly classified examples in Fq";
+
+  const auto single = run_lethe(with(base("identify"), {"--method", "loss", "--failures", one, "--out", work_.file("b.csv"), "--json"}));
+  ASSERT_EQ(single.exit_code, 0) << describe(single);
+  const Json b = Json::parse(single.out);
+  EXPECT_EQ(b["n_fq"], 1);
+  EXPECT_EQ(b["n_fq"].get<int>() + b["n_fh"].get<int>() + b.value("n_r", -1000), 100);
+}
+
 TEST_F(Pipeline, IdentifyEkfacWritesScoresAndReusesItsFactors) {
   const std::string csv = work_.file("ekfac.csv"), again = work_.file("again.csv"), factors = work_.file("f.safetensors");
   const auto r = run_lethe(with(base("identify"), {"--method", "ekfac", "--damping", "0.01", "--save-factors", factors,
@@ -208,6 +233,32 @@ TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
   const Json s = Json::parse(read_all((fs::path(out) / "summary.json").string()));
   EXPECT_EQ(s["n_causes"], 20);
   EXPECT_NE(read_all((fs::path(out) / "report.md").string()).find("| after |"), std::string::npos);
+}
+
+// Without a cause rule repair takes the top 1000; on a smaller D it says that this was the
+// default and how to choose another rule, rather than naming a flag the user never gave.
+TEST_F(Pipeline, RepairWithoutACauseRuleOnASmallDNamesTheDefault) {
+  const std::string out = work_.file("repair");
+  expect_error(run_lethe(with(base("repair"), {"--method", "loss", "--out-dir", out})), 2,
+               {"default", "--top-k 1000", "200 training examples", "--top-fraction", "--positive"});
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// A cause rule's value out of range is refused as given, never read as "no rule given".
+TEST_F(Pipeline, CauseRulesOutOfRangeAreRefusedAsGiven) {
+  const std::string csv = work_.file("loss.csv");
+  ASSERT_EQ(run_lethe(with(base("identify"), {"--method", "loss", "--out", csv})).exit_code, 0);
+  const std::string out = work_.file("out");
+  for (const Args& rule : {Args{"--top-k", "-5"}, Args{"--top-fraction", "-0.5"}, Args{"--top-fraction", "1.5"},
+                           Args{"--top-fraction", "nan"}}) {
+    SCOPED_TRACE(rule[0] + " " + rule[1]);
+    expect_error(run_lethe(with(with(base("repair"), {"--method", "loss", "--out-dir", out}), rule)), 2,
+                 {rule[0] + " " + rule[1]});
+    expect_error(run_lethe(with(with(base("treat"), {"--scores", csv, "--out", out + ".safetensors"}), rule)), 2,
+                 {rule[0] + " " + rule[1]});
+  }
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".safetensors"));
 }
 
 TEST_F(Pipeline, ExperimentRefusesBadSettingsBeforeTraining) {

@@ -1,6 +1,7 @@
 #include "tools/lethe/cli.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "kernels/cpu/blas.h"
 #include "kernels/device.h"
@@ -31,6 +32,25 @@ Device setup(const GlobalOptions& global) {
   return device;
 }
 
+namespace {
+
+// A flag's value >= 0: for the settings whose negative values mean "the default" inside a
+// DataSpec, so that a negative one given is refused rather than read as the default.
+CLI::Validator non_negative() {
+  return CLI::Validator(
+      [](std::string& text) {
+        double v = -1;
+        try {
+          v = std::stod(text);
+        } catch (const std::exception&) {
+        }
+        return v >= 0 ? std::string() : "must be >= 0, not " + text + " (leave it out for the default)";
+      },
+      ">= 0");
+}
+
+}  // namespace
+
 void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
   cmd->add_option("--dataset", spec.dataset, "Dataset: mnist | cifar10")->capture_default_str();
   cmd->add_option("--data", spec.dir,
@@ -54,7 +74,8 @@ void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
                   fmt::format("input: on MNIST the share of each corrupted image's pixels set to 0 or 1 (default {}), "
                               "on CIFAR-10 the Gaussian sigma on the [0,1] pixel scale (default {}); adversarial: "
                               "the FGSM step epsilon on the [0,1] pixel scale (default {})",
-                              data::kDefaultSaltPepperAmount, data::kDefaultGaussianSigma, data::kDefaultFgsmEpsilon));
+                              data::kDefaultSaltPepperAmount, data::kDefaultGaussianSigma, data::kDefaultFgsmEpsilon))
+      ->check(non_negative());
   cmd->add_option("--victim-epochs", spec.victim_epochs, "adversarial: epochs the victim model trains on the clean D")
       ->capture_default_str();
   cmd->add_option("--noise-design", spec.design,
@@ -68,7 +89,8 @@ void add_data_options(CLI::App* cmd, data::DataSpec& spec) {
                               "(random, untargeted: of the noisy classes' test images, the same corruption as D's; "
                               "pattern: of all test images, another class's pattern). Default {} for pattern and "
                               "partner, 0 otherwise",
-                              data::kDefaultQueryFraction));
+                              data::kDefaultQueryFraction))
+      ->check(non_negative());
   cmd->add_option("--mean", spec.mean,
                   "Normalise with this mean instead of D's: one value per channel (or one for all), on the [0,1] "
                   "pixel scale, e.g. 0.4914,0.4822,0.4465 (for a model trained elsewhere; a checkpoint that records "
@@ -110,13 +132,6 @@ DType parse_save_dtype(const std::string& text) {
 nlohmann::json normalisation_json(const data::DataSpec& spec, const std::vector<float>& mean,
                                   const std::vector<float>& stddev) {
   return {{"mean", mean}, {"std", stddev}, {"source", spec.mean.empty() ? "computed from D" : "given"}};
-}
-
-const std::vector<std::string>& data_flags_defining_d() {
-  static const std::vector<std::string> flags = {"--dataset",       "--subset",        "--noise",
-                                                 "--noise-fraction", "--noise-amount", "--victim-epochs",
-                                                 "--mean",           "--std"};
-  return flags;
 }
 
 data::PreparedData load_data(const data::DataSpec& spec, Device device, Progress& progress) {
@@ -225,6 +240,11 @@ bool spec_from_metadata(const std::map<std::string, std::string>& meta, data::Da
     return false;
   }
   return !mean.empty();
+}
+
+void check_out_dir(const std::string& dir) {
+  if (std::filesystem::exists(dir) && !std::filesystem::is_directory(dir))
+    fail("--out-dir '{}' exists and is not a folder", dir);
 }
 
 void print_result(const std::string& text) {

@@ -12,6 +12,7 @@
 #include "learning/recipe.h"
 #include "nn/checkpoint.h"
 #include "nn/tensor.h"
+#include "report/provenance.h"
 #include "util/progress.h"
 
 namespace lethe::cli {
@@ -48,8 +49,14 @@ DType parse_save_dtype(const std::string& text);
 nlohmann::json normalisation_json(const data::DataSpec& spec, const std::vector<float>& mean,
                                   const std::vector<float>& stddev);
 
-// Flags of add_data_options that change D (all but --data), for "given on the command line?" checks.
-const std::vector<std::string>& data_flags_defining_d();
+// An Error when --out-dir `dir` exists and is not a folder (checked before any work).
+void check_out_dir(const std::string& dir);
+
+// The provenance block of every JSON output (report/provenance.h): the device, TF32 (on only
+// where --tf32 was given and the run is on a GPU), threads, and the commit and version built.
+report::RunInfo run_info(const GlobalOptions& global, Device device, const std::string& data_dir = "");
+// The commit this binary was built from ("unknown" outside a git checkout).
+std::string git_commit();
 
 // prepare_data with the attack adversarial noise needs (a victim trained on `device`); the one way
 // every command builds D and T.

@@ -4,7 +4,6 @@
 // report.md and the figures.
 #include <filesystem>
 
-#include "kernels/cpu/blas.h"
 #include "evaluation/benchmark.h"
 #include "repair/registry.h"
 #include "report/benchmark.h"
@@ -31,8 +30,7 @@ void run(const GlobalOptions& global, BenchmarkArgs& a) {
   repair::validate(s);
   check_model_fits(s.model, s.spec.dataset);
   data::check_data_folder(s.spec);
-  if (std::filesystem::exists(s.out_dir) && !std::filesystem::is_directory(s.out_dir))
-    fail("--out-dir '{}' exists and is not a folder", s.out_dir);
+  check_out_dir(s.out_dir);
   std::filesystem::create_directories(s.out_dir);
 
   Progress progress(global.quiet);
@@ -41,12 +39,7 @@ void run(const GlobalOptions& global, BenchmarkArgs& a) {
   hooks.update = [&](const std::string& stage, int64_t done, int64_t total) { progress.update(stage, done, total); };
   const auto results = repair::run_benchmark(s, hooks);
 
-  report::RunInfo info;
-  info.device = device_name(s.device);
-  info.threads = cpu::num_threads();
-  info.git_commit = LETHE_GIT_COMMIT;
-  info.version = LETHE_VERSION;
-  info.data_dir = data::data_dir(s.spec);
+  const report::RunInfo info = run_info(global, s.device, data::data_dir(s.spec));
   const std::string md = report::write_benchmark(s.out_dir, results, info);
   if (a.json) {
     print_result(report::benchmark_json(results, info).dump(2) + "\n");

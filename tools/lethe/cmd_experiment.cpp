@@ -4,7 +4,6 @@
 // figures; the first method's top causes of the first seed become causes_<method>.png.
 #include <filesystem>
 
-#include "kernels/cpu/blas.h"
 #include "evaluation/protocol.h"
 #include "report/experiment.h"
 #include "tools/lethe/cli.h"
@@ -79,8 +78,7 @@ void run(const GlobalOptions& global, ExperimentArgs& a, const CLI::App& cmd) {
   check_finetune_flags(cmd, s.treat, false);
   check_model_fits(s.model, s.spec.dataset);
   data::check_data_folder(s.spec);
-  if (std::filesystem::exists(a.out_dir) && !std::filesystem::is_directory(a.out_dir))
-    fail("--out-dir '{}' exists and is not a folder", a.out_dir);
+  check_out_dir(a.out_dir);
   std::filesystem::create_directories(a.out_dir);
 
   Progress progress(global.quiet);
@@ -94,13 +92,7 @@ void run(const GlobalOptions& global, ExperimentArgs& a, const CLI::App& cmd) {
   };
   const auto results = repair::run_experiment(s, hooks);
 
-  report::RunInfo info;
-  info.device = device_name(s.device);
-  info.tf32 = global.tf32 && s.device == Device::CUDA;
-  info.threads = cpu::num_threads();
-  info.git_commit = LETHE_GIT_COMMIT;
-  info.version = LETHE_VERSION;
-  info.data_dir = data::data_dir(s.spec);
+  const report::RunInfo info = run_info(global, s.device, data::data_dir(s.spec));
   const std::string md = report::write_experiment(a.out_dir, results, info);
   if (a.json) {
     print_result(report::results_json(results, info).dump(2) + "\n");

@@ -1,4 +1,3 @@
-#include <chrono>
 
 #include <nlohmann/json.hpp>
 
@@ -9,6 +8,7 @@
 #include "tools/lethe/context.h"
 #include "tools/lethe/registry_options.h"
 #include "tools/lethe/scores_io.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/streams.h"
 
@@ -37,7 +37,7 @@ void add_memory(nlohmann::json& j, Device device) {
 std::string gib(uint64_t bytes) { return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1u << 30)); }
 
 void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& cmd) {
-  const auto t_start = std::chrono::steady_clock::now();
+  const auto t_start = Clock::now();
   a.opt.fisher.kind = repair::parse_fisher_kind(a.fisher);
   a.opt.seed = global.seed;
   repair::validate(a.opt, 1, 1);  // flag errors before any loading
@@ -50,7 +50,7 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   a.opt.recipe = c.recipe;
   // Reading the checkpoint, D and T, evaluating T and splitting its failures: what the command
   // spends before the method starts, which `seconds` (the method alone) leaves out.
-  const double seconds_setup = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  const double seconds_setup = since(t_start);
 
   const auto r = repair::identify(*c.loaded.model, c.data.train, c.fq, a.opt);
   const auto positive = repair::causes_positive(r.scores);
@@ -69,10 +69,10 @@ void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& 
   j["n_train"] = c.data.train.n;
   j["n_fq"] = c.fq.n;
   j["n_fh"] = c.fh.n;
+  j["n_r"] = c.remaining.n;
   j["n_positive"] = static_cast<int64_t>(positive.size());
   j["test_accuracy"] = c.test_eval.accuracy;
-  j["device"] = device_name(c.device);
-  j["tf32"] = global.tf32 && c.device == Device::CUDA;
+  j.update(report::provenance_json(run_info(global, c.device)));
   add_memory(j, c.device);
   j["model"] = c.loaded.model_name;
   j["normalisation"] = normalisation_json(c.spec, c.data.mean, c.data.stddev);

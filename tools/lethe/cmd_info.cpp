@@ -9,10 +9,6 @@
 #include "parallel/comm.h"
 #include "tools/lethe/cli.h"
 
-#ifndef LETHE_GIT_COMMIT
-#define LETHE_GIT_COMMIT "unknown"
-#endif
-
 namespace lethe::cli {
 namespace {
 
@@ -46,7 +42,7 @@ std::string core_table_text(const cpu::CpuFeatures& c) {
 nlohmann::json to_json(const cpu::RuntimeInfo& r) {
   nlohmann::json j;
   j["version"] = LETHE_VERSION;
-  j["commit"] = LETHE_GIT_COMMIT;
+  j["commit"] = git_commit();
   const cpu::CpuFeatures& c = r.cpu;
   j["cpu"] = {{"vendor", c.vendor},         {"brand", c.brand},
               {"family", c.family},         {"model", c.model},
@@ -88,14 +84,14 @@ nlohmann::json to_json(const cpu::RuntimeInfo& r) {
   return j;
 }
 
-void run_info(const GlobalOptions& global, bool json) {
+void print_info(const GlobalOptions& global, bool json) {
   setup(global);
   const cpu::RuntimeInfo r = cpu::runtime_info();
   if (json) {
     print_result(to_json(r).dump(2) + "\n");
     return;
   }
-  std::string out = fmt::format("lethe {} (commit {})\n", LETHE_VERSION, LETHE_GIT_COMMIT);
+  std::string out = fmt::format("lethe {} (commit {})\n", LETHE_VERSION, git_commit());
   for (const auto& [key, value] : cpu::runtime_summary(r)) out += fmt::format("{:<15} {}\n", key + ":", value);
   const auto& c = parallel::comm();
   out += fmt::format("{:<15} {} ({} of {} ranks); built with MPI: {}, NCCL: {}\n", "parallel:", c.backend(), c.rank(),
@@ -117,7 +113,7 @@ void add_info_command(CLI::App& app, GlobalOptions& global) {
       "Environment: LETHE_BLAS_CORE=<core> (one of the selectable cores; default: chosen from the CPU's features), "
       "OPENBLAS_CORETYPE (kept when it names a core of the features' level, replaced otherwise), LETHE_BLAS_SIMULATE_DETECTED=<core> (tests: act as if OpenBLAS had "
       "detected that core), LETHE_CONV=im2col (convolutions through im2col + BLAS instead of oneDNN).");
-  cmd->callback([&global, json] { run_info(global, *json); });
+  cmd->callback([&global, json] { print_info(global, *json); });
 }
 
 }  // namespace lethe::cli

@@ -1,11 +1,10 @@
-#include <chrono>
-
 #include <nlohmann/json.hpp>
 
 #include "learning/train.h"
 #include "nn/checkpoint.h"
 #include "nn/models.h"
 #include "tools/lethe/cli.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 
@@ -35,7 +34,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
   const DType save_dtype = parse_save_dtype(a.save_dtype);
   Progress progress(global.quiet);
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   data::PreparedData d = load_data(a.spec, device, progress);
   progress.line(fmt::format("data: {} training examples (noise: {}, {} corrupted), {} test examples", d.train.n,
                             a.spec.noise, std::count(d.noisy.begin(), d.noisy.end(), 1), d.test.n));
@@ -89,14 +88,13 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   } catch (const Error& e) {
     fail("{}; {}", e.what(), kept());
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = since(t0);
 
   if (a.json) {
-    nlohmann::json j;
+    nlohmann::json j = report::provenance_json(run_info(global, device, data::data_dir(a.spec)));
     j["model"] = spec.name;
     j["normalisation"] = normalisation_json(a.spec, d.mean, d.stddev);
     j["out"] = a.out;
-    j["device"] = device_name(device);
     j["n_train"] = d.train.n;
     j["epochs"] = a.epochs;
     j["test_accuracy"] = test.accuracy;

@@ -20,19 +20,15 @@ struct TreatArgs {
   bool tradeoff = false;
 };
 
-nlohmann::json accuracy_json(const SplitAccuracy& a) {
-  return {{"accuracy_fq", a.fq}, {"accuracy_fh", a.fh}, {"accuracy_r", a.remaining}, {"accuracy_test", a.test}};
-}
-
 void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   a.opt.seed = global.seed;
   repair::validate(a.opt);
   check_finetune_flags(cmd, a.opt);
   parse_save_dtype(a.save_dtype);  // a bad value stops here, before any work
-  if (a.rule.top_k < 0 && a.rule.top_fraction < 0 && !a.rule.positive)
-    throw UsageError("choose the cause set: --top-k K, --top-fraction F or --positive");
+  resolve_cause_rule(cmd, a.rule);
   Progress progress(global.quiet);
   RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress, a.model);
+  check_cause_rule_fits(a.rule, c.data.train.n);
   const auto scores = read_scores_csv(a.scores_file, c.data.train.n);
   const auto causes = select_causes(a.rule, scores);
   a.opt.augment = c.augment;
@@ -58,7 +54,7 @@ void run_treat(const GlobalOptions& global, TreatArgs& a, const CLI::App& cmd) {
   save_checkpoint(a.out, model, c.loaded.architecture, meta, parse_save_dtype(a.save_dtype));
 
   if (a.json) {
-    nlohmann::json j;
+    nlohmann::json j = report::provenance_json(run_info(global, c.device, data::data_dir(c.spec)));
     j["normalisation"] = normalisation_json(c.spec, c.data.mean, c.data.stddev);
     j["treatment"] = a.opt.treatment;
     j["n_causes"] = causes.size();

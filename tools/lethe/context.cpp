@@ -19,6 +19,7 @@ bool RepairContext::has_noise_mask() const { return spec.noise != "none"; }
 
 data::DataSpec resolve_spec(const CLI::App& cmd, const data::DataSpec& flags, const GlobalOptions& global,
                             const std::map<std::string, std::string>& metadata) {
+  data::validate_values(flags);  // a NaN compares equal to nothing: refuse it before any comparison
   data::DataSpec spec = flags;
   spec.seed = global.seed;
   data::DataSpec recorded;
@@ -160,15 +161,10 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
   c.recipe = recorded_recipe(c.loaded, c.spec, c.augment);
   c.loaded.model->to(c.device);
   c.test_eval = evaluate(*c.loaded.model, c.data.test);
-  c.split = repair::split_failures(c.test_eval.predictions, c.data.test.labels, c.spec.seed);
-  if (!failures_file.empty()) {
-    c.split.fq = read_index_file(failures_file, c.data.test.n);
-    std::vector<int64_t> fh;
-    for (int64_t i = 0; i < c.data.test.n; ++i)
-      if (c.test_eval.predictions[i] != c.data.test.labels[i] && !std::binary_search(c.split.fq.begin(), c.split.fq.end(), i))
-        fh.push_back(i);
-    c.split.fh = fh;
-  }
+  c.split = failures_file.empty()
+                ? repair::split_failures(c.test_eval.predictions, c.data.test.labels, c.spec.seed)
+                : repair::split_given_failures(c.test_eval.predictions, c.data.test.labels,
+                                               read_index_file(failures_file, c.data.test.n));
   c.fq = data::take(c.data.test, c.split.fq);
   c.fh = data::take(c.data.test, c.split.fh);
   c.remaining = data::take(c.data.test, c.split.remaining);
@@ -197,6 +193,10 @@ void add_context_options(CLI::App* cmd, std::string& model_file, data::DataSpec&
               "flags: --model names its architecture and --mean/--std its normalisation.");
 }
 
+nlohmann::json accuracy_json(const SplitAccuracy& a) {
+  return {{"accuracy_fq", a.fq}, {"accuracy_fh", a.fh}, {"accuracy_r", a.remaining}, {"accuracy_test", a.test}};
+}
+
 SplitAccuracy split_accuracy(Module& model, const RepairContext& c) {
   SplitAccuracy a;
   a.fq = c.fq.n ? evaluate(model, c.fq).accuracy : 0.0;
@@ -210,6 +210,26 @@ std::string CauseRule::describe() const {
   if (positive) return "every example with r > 0";
   if (top_fraction >= 0) return fmt::format("the top {:.1f}% by score", 100 * top_fraction);
   return fmt::format("the top {} by score", top_k);
+}
+
+void resolve_cause_rule(const CLI::App& cmd, CauseRule& rule, int64_t default_top_k) {
+  if (cmd.count("--top-k") && rule.top_k < 0)
+    throw UsageError(fmt::format("--top-k {}: must be >= 0", rule.top_k));
+  if (cmd.count("--top-fraction") && !(rule.top_fraction >= 0 && rule.top_fraction <= 1))
+    throw UsageError(fmt::format("--top-fraction {}: must be in [0, 1]", rule.top_fraction));
+  if (cmd.count("--top-k") || cmd.count("--top-fraction") || rule.positive) return;
+  if (default_top_k < 0) throw UsageError("choose the cause set: --top-k K, --top-fraction F or --positive");
+  rule.top_k = default_top_k;
+  rule.top_k_by_default = true;
+}
+
+void check_cause_rule_fits(const CauseRule& rule, int64_t n_train) {
+  if (rule.positive || rule.top_fraction >= 0 || rule.top_k <= n_train) return;
+  if (rule.top_k_by_default)
+    throw UsageError(fmt::format("no cause rule given, and the default --top-k {} is larger than the {} training examples "
+                                 "of D: choose one with --top-k K, --top-fraction F or --positive",
+                                 rule.top_k, n_train));
+  throw UsageError(fmt::format("--top-k {}: larger than the {} training examples", rule.top_k, n_train));
 }
 
 void add_cause_rule_options(CLI::App* cmd, CauseRule& rule, const std::string& default_text) {

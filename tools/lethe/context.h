@@ -64,14 +64,24 @@ struct SplitAccuracy {
   double fq = 0, fh = 0, remaining = 0, test = 0;
 };
 SplitAccuracy split_accuracy(Module& model, const RepairContext& c);
+// {"accuracy_fq", "accuracy_fh", "accuracy_r", "accuracy_test"}, as every JSON output writes them.
+nlohmann::json accuracy_json(const SplitAccuracy& a);
 
 // The cause-set rule shared by treat and repair: --top-k, --top-fraction or --positive.
 struct CauseRule {
   int64_t top_k = -1;
   double top_fraction = -1;
   bool positive = false;
+  bool top_k_by_default = false;  // no rule given: top_k is the command's default
   std::string describe() const;
 };
+// Checks the values given (a --top-k or --top-fraction out of range is refused as given, never
+// read as "no rule"); with no rule given, takes --top-k `default_top_k`, or without a default
+// (-1) asks for one. Before any file is read.
+void resolve_cause_rule(const CLI::App& cmd, CauseRule& rule, int64_t default_top_k = -1);
+// UsageError when the rule asks for more causes than D's `n_train` examples, saying when the
+// count was the default.
+void check_cause_rule_fits(const CauseRule& rule, int64_t n_train);
 void add_cause_rule_options(CLI::App* cmd, CauseRule& rule, const std::string& default_text);
 std::vector<int64_t> select_causes(const CauseRule& rule, const std::vector<double>& scores);
 

@@ -64,6 +64,14 @@ auto read_list(const Json& value, const std::string& name, const std::string& ke
   return out;
 }
 
+// A number >= 0: the settings whose negative values mean "the default" in a DataSpec, so that a
+// negative one given is refused rather than read as the default.
+double read_non_negative(const Json& value, const std::string& name, const std::string& key) {
+  const double v = read_number(value, name, key);
+  if (!(v >= 0)) wrong(name, key, fmt::format("must be >= 0, not {} (leave it out for the default)", v));
+  return v;
+}
+
 // A list of registered names (methods or treatments); an unknown one is named with the file.
 template <typename Find>
 std::vector<std::string> read_names(const Json& value, const std::string& name, const std::string& key, const char* what,
@@ -106,10 +114,10 @@ ExperimentConfig parse_experiment_config(std::string_view text, const std::strin
     else if (key == "seeds") c.seeds = read_integer<int>(value, name, key);
     else if (key == "lr") c.lr = read_number(value, name, key);
     else if (key == "noise_fraction") c.noise_fraction = read_number(value, name, key);
-    else if (key == "noise_amount") c.noise_amount = read_number(value, name, key);
+    else if (key == "noise_amount") c.noise_amount = read_non_negative(value, name, key);
     else if (key == "victim_epochs") c.victim_epochs = read_integer<int>(value, name, key);
     else if (key == "noise_design") c.noise_design = read_string(value, name, key);
-    else if (key == "noisy_queries") c.noisy_queries = read_number(value, name, key);
+    else if (key == "noisy_queries") c.noisy_queries = read_non_negative(value, name, key);
     else if (key == "removal_treatment") c.removal = read_string(value, name, key);
     else if (key == "retrain_init") c.retrain_init = read_string(value, name, key);
     else if (key == "finetune_stop") c.finetune_stop = read_string(value, name, key);
