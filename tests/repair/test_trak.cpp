@@ -116,6 +116,34 @@ TEST(Trak, ProjectedFeaturesAreTheProjectedGradients) {
   EXPECT_EQ(f.psi, expected);
 }
 
+// The gradients formed only to be projected come a chunk of examples at a time, within the
+// budget (TrakOptions::gradient_budget): each example's projection is its own row of the
+// product, so chunks of one, two or all seven examples give the same features to the bit.
+TEST(Trak, FeaturesUnderAGradientBudgetAreTheSameToTheBit) {
+  Rng rng(31);
+  auto model = make_mnist_cnn(rng);
+  data::ImageSet set;
+  set.n = 7, set.channels = 1, set.height = 28, set.width = 28;
+  for (int64_t i = 0; i < set.n * 784; ++i) set.pixels.push_back(static_cast<float>(rng.uniform(-0.1, 0.9)));
+  for (int64_t i = 0; i < set.n; ++i) set.labels.push_back(static_cast<int32_t>(i % 10)), set.source_index.push_back(i);
+  const int64_t p = static_cast<int64_t>(flatten_params(*model).size());
+  const PassOptions opt{7, {}};
+  TrakOptions o;
+  o.proj_dim = 40;
+  o.seed = 9;
+  const TrakFeatures whole = trak_features(*model, set, o, opt);
+  for (const int64_t examples : {1, 2, 3}) {
+    SCOPED_TRACE(examples);
+    o.gradient_budget = examples * p;  // `examples` gradients of p floats a chunk
+    const TrakFeatures chunked = trak_features(*model, set, o, opt);
+    EXPECT_EQ(chunked.psi, whole.psi);
+    EXPECT_EQ(chunked.one_minus_p, whole.one_minus_p);
+  }
+  // A budget under one example's gradient still forms one at a time.
+  o.gradient_budget = 1;
+  EXPECT_EQ(trak_features(*model, set, o, opt).psi, whole.psi);
+}
+
 TEST(Trak, ProjectedScoresFollowTheUnprojectedOnes) {
   const auto train = clusters(200, 31, 0.9);
   const auto queries = clusters(6, 32, 1.5);
