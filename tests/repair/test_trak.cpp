@@ -144,6 +144,35 @@ TEST(Trak, FeaturesUnderAGradientBudgetAreTheSameToTheBit) {
   EXPECT_EQ(trak_features(*model, set, o, opt).psi, whole.psi);
 }
 
+// R made in blocks of 1, 7, 256 rows or all 600 at once (the default here: 64 MiB of R covers
+// them): the same matrix, only the float sums inside a block change. Each block's product is a
+// float sum of at most `rows` terms, whose error is at most rows · 2⁻²⁴ · Σ_j |g_ij R_jc|
+// (recursive summation's bound, which the GEMM's blocked order also meets; one more 2⁻²⁴ covers
+// the products' own rounding and the double sums), and the blocks add in double: every result
+// is within that bound of the double-precision product, plus its own rounding to float.
+TEST(Trak, ProjectionBlockSizeChangesOnlyTheRounding) {
+  const int64_t n = 4, p = 600, k = 100;
+  const auto g = gaussian(n * p, 17);
+  std::vector<float> r(static_cast<size_t>(p * k));
+  cpu::jl_block(3, 0, p, k, r.data());
+  for (const int64_t rows : {int64_t{1}, int64_t{7}, int64_t{256}, int64_t{0}}) {
+    SCOPED_TRACE(rows);
+    std::vector<float> out(static_cast<size_t>(n * k), 0.25f);
+    cpu::jl_project(g.data(), n, p, p, k, 3, out.data(), k, /*accumulate=*/true, rows);
+    const int64_t block = rows > 0 ? rows : p;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < k; ++c) {
+        double ref = 0.25, mag = 0;
+        for (int64_t j = 0; j < p; ++j) {
+          ref += static_cast<double>(g[i * p + j]) * r[j * k + c];
+          mag += std::abs(static_cast<double>(g[i * p + j]) * r[j * k + c]);
+        }
+        const double bound = static_cast<double>(block + 1) * 0x1p-24 * mag + 0x1p-24 * std::abs(ref);
+        ASSERT_LE(std::abs(out[i * k + c] - ref), bound) << "row " << i << " column " << c;
+      }
+  }
+}
+
 TEST(Trak, ProjectedScoresFollowTheUnprojectedOnes) {
   const auto train = clusters(200, 31, 0.9);
   const auto queries = clusters(6, 32, 1.5);
