@@ -91,15 +91,21 @@ std::unique_ptr<Sequential> small_mlp(uint64_t seed) {
   return m;
 }
 
+// n random 28×28 images with labels 0, 1, …, 9, 0, … (drawn from rng after the model).
+data::ImageSet mnist_like(int64_t n, Rng& rng) {
+  data::ImageSet set;
+  set.n = n, set.channels = 1, set.height = 28, set.width = 28;
+  for (int64_t i = 0; i < set.n * 784; ++i) set.pixels.push_back(static_cast<float>(rng.uniform(-0.1, 0.9)));
+  for (int64_t i = 0; i < set.n; ++i) set.labels.push_back(static_cast<int32_t>(i % 10)), set.source_index.push_back(i);
+  return set;
+}
+
 // The engine projects each batch's gradients itself (on the GPU without bringing them back):
 // the features are exactly the projection of the per-example gradients, ragged last batch and all.
 TEST(Trak, ProjectedFeaturesAreTheProjectedGradients) {
   Rng rng(31);
   auto model = make_mnist_cnn(rng);
-  data::ImageSet set;
-  set.n = 7, set.channels = 1, set.height = 28, set.width = 28;
-  for (int64_t i = 0; i < set.n * 784; ++i) set.pixels.push_back(static_cast<float>(rng.uniform(-0.1, 0.9)));
-  for (int64_t i = 0; i < set.n; ++i) set.labels.push_back(static_cast<int32_t>(i % 10)), set.source_index.push_back(i);
+  const data::ImageSet set = mnist_like(7, rng);
   TrakOptions o;
   o.proj_dim = 40;
   o.seed = 9;
@@ -122,10 +128,7 @@ TEST(Trak, ProjectedFeaturesAreTheProjectedGradients) {
 TEST(Trak, FeaturesUnderAGradientBudgetAreTheSameToTheBit) {
   Rng rng(31);
   auto model = make_mnist_cnn(rng);
-  data::ImageSet set;
-  set.n = 7, set.channels = 1, set.height = 28, set.width = 28;
-  for (int64_t i = 0; i < set.n * 784; ++i) set.pixels.push_back(static_cast<float>(rng.uniform(-0.1, 0.9)));
-  for (int64_t i = 0; i < set.n; ++i) set.labels.push_back(static_cast<int32_t>(i % 10)), set.source_index.push_back(i);
+  const data::ImageSet set = mnist_like(7, rng);
   const int64_t p = static_cast<int64_t>(flatten_params(*model).size());
   const PassOptions opt{7, {}};
   TrakOptions o;
