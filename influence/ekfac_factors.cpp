@@ -10,6 +10,7 @@
 #include "learning/batches.h"
 #include "learning/train.h"
 #include "nn/linalg.h"
+#include "nn/per_example_kernels.h"
 #include "nn/safetensors.h"
 #include "influence/params.h"
 #include "influence/per_example.h"
@@ -19,7 +20,6 @@
 namespace lethe::repair {
 namespace {
 
-constexpr int64_t kGradientBudget = int64_t{1} << 26;  // floats of materialised gradients a batch (256 MiB)
 
 // Λ += (D Q_G)²ᵀ (Ā Q_A)² for a Linear layer's batch: input a [n, in], output gradient d [n, out].
 void add_linear_moments(const KfacLayer& l, int64_t n, const std::vector<float>& a, const std::vector<float>& d,
@@ -69,7 +69,7 @@ void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher
     if (!layers[k].channel_pairs) e.lambda[k].assign(static_cast<size_t>(layers[k].out * layers[k].a_dim()), 0.0);
   Rng rng(fisher.seed);  // sampled labels: drawn afresh from KFAC's seed
   const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
-  const int64_t batch = std::max<int64_t>(1, std::min(opt.batch, kGradientBudget / std::max<int64_t>(1, p)));
+  const int64_t batch = std::min(std::max<int64_t>(1, opt.batch), examples_within(kMaterialisedGradientBudget, p));
   std::vector<float> a, d, grads;
   BatchWalk walk;
   walk.interruptible_as = "EK-FAC";

@@ -27,7 +27,7 @@ struct Ekfac {
 
 // KFAC's factors over `set`, then one more pass refitting Λ in their eigenbases. Conv2d layers'
 // per-example gradients are formed in batches of at most opt.batch examples, fewer where a batch
-// of whole gradients (batch × P floats) would pass 256 MiB.
+// of whole gradients (batch × P floats) would pass 256 MiB (nn's kMaterialisedGradientBudget).
 Ekfac ekfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher = {},
                     const PassOptions& opt = {});
 

@@ -195,6 +195,7 @@ TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakO
           req.proj_k = f.k;
           req.ld_projected = f.k;
           req.proj_seed = o.seed;
+          req.formed_budget = o.gradient_budget;
         } else {
           req.grads = rows;
           req.ld_grads = p;

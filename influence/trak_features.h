@@ -37,6 +37,10 @@ struct TrakOptions {
   std::string projection = "dense";
   uint64_t seed = 0;        // the projection's
   double damping = 0;       // K + damping · mean eigenvalue(K) · I
+  // dense: floats of per-example gradients formed at once to be projected (0: nn's
+  // kProjectedGradientBudget, 4 GiB); a batch past it is projected a chunk of examples at a
+  // time, with the same features to the bit on the CPU.
+  int64_t gradient_budget = 0;
 };
 
 // Refuses (UsageError naming the flag) a k outside [1, 65536] or an unknown projection.

@@ -14,6 +14,15 @@
 
 namespace lethe::descent_rule {
 
+// Whether a finiteness check at this point is still recorded: not once a failure is recorded,
+// and not once the rule has stopped. The steps after the stop are undone (the host reads the
+// record every few steps, so the device may run past it), and a NaN they make must not fail a
+// descent that looking every step would have returned: the result may not depend on how often
+// the host looks.
+LETHE_RULE_HOST_DEVICE bool records_nonfinite(const float* r) {
+  return r[DescentRecord::kBadStep] == 0.0f && r[DescentRecord::kStopStep] == 0.0f;
+}
+
 LETHE_RULE_HOST_DEVICE void track(float value, int step, int patience, float* r) {
   using R = DescentRecord;
   r[R::kImproved] = 0.0f;

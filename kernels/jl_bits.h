@@ -30,6 +30,18 @@ LETHE_HOST_DEVICE float entry(uint64_t row_key, int64_t c, float scale) {
   return (word(row_key, c / 64) >> (c % 64)) & 1 ? scale : -scale;
 }
 
+// The rows of R jl_project makes at a time: as many as fit in kScratchBytes, so that the hash
+// and the GEMM each run once per block on a block worth a launch. 64 MiB is 8,192 rows at
+// k = 2,048: ResNet-18's 11,173,962 parameters in 1,365 blocks, where blocks of 256 rows took 43,649.
+// `requested` > 0 asks for that many rows instead (the tests compare blockings). Never more
+// than p, never fewer than one.
+constexpr int64_t kScratchBytes = int64_t{64} << 20;
+inline int64_t block_rows(int64_t p, int64_t k, int64_t requested = 0) {
+  const int64_t fit = kScratchBytes / (static_cast<int64_t>(sizeof(float)) * (k > 0 ? k : 1));
+  const int64_t rows = requested > 0 ? requested : fit;
+  return rows < 1 ? 1 : (rows < p ? rows : (p > 0 ? p : 1));
+}
+
 }  // namespace lethe::jl
 
 #undef LETHE_HOST_DEVICE

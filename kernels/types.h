@@ -63,6 +63,9 @@ struct PerExampleRequest {
   int64_t proj_k = 0;
   int64_t ld_projected = 0;
   uint64_t proj_seed = 0;
+  // Floats of gradients formed at once to be projected (0: nn's kProjectedGradientBudget): the
+  // batch is projected a chunk of examples at a time when its n × P would pass it.
+  int64_t formed_budget = 0;
 };
 
 // A Linear layer's batch: input a [n, in], output gradient d [n, out].

@@ -1,5 +1,6 @@
 #include "nn/per_example_kernels.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -40,24 +41,60 @@ PerExampleRequest layer_share(const PerExampleRequest& req, int64_t offset) {
   return r;
 }
 
+// Examples [first, first + count) of a layer's captured batch.
+struct ExampleRange {
+  int64_t first = 0, count = -1;  // count < 0: the whole batch
+};
+
+// The first dimension of a capture cut to `range`: its data pointer moved to the range's first
+// example, and the example count to put in the kernel's shape.
+struct CutCapture {
+  const float* data;
+  int64_t n;
+};
+CutCapture cut(const Tensor& t, ExampleRange range) {
+  const int64_t n = t.size(0);
+  if (range.count < 0) return {t.data(), n};
+  LETHE_CHECK(range.first >= 0 && range.first + range.count <= n, "per-example kernels: examples [{}, {}) of {}",
+              range.first, range.first + range.count, n);
+  return {t.data() + range.first * (n > 0 ? t.numel() / n : 0), range.count};
+}
+
 // One layer's share of a request whose pointers are already offset to its segment and live on
-// `device` (the captures are copied there when they live elsewhere).
-void accumulate_layer(const CapturableLayer& layer, Device device, const PerExampleRequest& r) {
+// `device` (the captures are copied there when they live elsewhere), for the examples of `range`
+// (the request's per-example rows start at the range's first).
+void accumulate_layer(const CapturableLayer& layer, Device device, const PerExampleRequest& r,
+                      ExampleRange range = {}) {
   const LayerCapture& cap = capture_of(layer);
   const Tensor a = cap.input.to(device);
   const Tensor d = cap.grad_output.to(device);
+  const CutCapture ca = cut(a, range), cd = cut(d, range);
   if (auto* conv = dynamic_cast<const Conv2d*>(&layer)) {
-    LETHE_DISPATCH(device, conv2d_per_example, conv_shape(*conv, a), conv->bias.defined(), a.data(), d.data(), r);
+    Conv2dShape s = conv_shape(*conv, a);
+    s.n = ca.n;
+    LETHE_DISPATCH(device, conv2d_per_example, s, conv->bias.defined(), ca.data, cd.data, r);
   } else if (auto* bn = dynamic_cast<const BatchNorm2d*>(&layer)) {
     const Tensor mean = bn->running_mean.to(device), var = bn->running_var.to(device);
-    LETHE_DISPATCH(device, batchnorm2d_per_example, channel_shape(a), a.data(), mean.data(), var.data(),
-                   static_cast<float>(bn->eps), d.data(), r);
+    ChannelShape s = channel_shape(a);
+    s.n = ca.n;
+    LETHE_DISPATCH(device, batchnorm2d_per_example, s, ca.data, mean.data(), var.data(), static_cast<float>(bn->eps),
+                   cd.data, r);
   } else if (auto* lin = dynamic_cast<const Linear*>(&layer)) {
-    LinearDims dims{a.size(0), a.size(1), d.size(1), lin->bias.defined()};
-    LETHE_DISPATCH(device, linear_per_example, dims, a.data(), d.data(), r);
+    LinearDims dims{ca.n, a.size(1), d.size(1), lin->bias.defined()};
+    LETHE_DISPATCH(device, linear_per_example, dims, ca.data, cd.data, r);
   } else {
     fail("per-example kernels: layer {} is not Linear, Conv2d or BatchNorm2d", layer.describe());
   }
+}
+
+// The request for examples [first, ...): its per-example rows moved to the first's.
+PerExampleRequest rows_from(const PerExampleRequest& req, int64_t first) {
+  PerExampleRequest r = req;
+  if (r.dots) r.dots += first * r.q;
+  if (r.sq_norms) r.sq_norms += first;
+  if (r.grads) r.grads += first * r.ld_grads;
+  if (r.projected) r.projected += first * r.ld_projected;
+  return r;
 }
 
 }  // namespace
@@ -157,39 +194,66 @@ cuda::ResidentLookup lookup_in(const ResidentSums* resident) {
 }  // namespace
 #endif
 
+int64_t examples_within(int64_t budget, int64_t p) { return std::max<int64_t>(1, budget / std::max<int64_t>(1, p)); }
+
+namespace {
+
+// Every layer's share of `req` for the examples of `range` (n of them) on the CPU.
+void accumulate_range_cpu(const std::vector<CapturedLayer>& layers, ExampleRange range, int64_t n, int64_t p,
+                          const PerExampleRequest& req) {
+  if (!req.projected) {
+    for (const auto& l : layers) accumulate_layer(*l.layer, Device::CPU, layer_share(req, l.offset), range);
+    return;
+  }
+  // Projected gradients: formed into the caller's rows when it asked for them too, else into
+  // a buffer of this call's, then projected.
+  PerExampleRequest r = req;
+  r.projected = nullptr;
+  std::vector<float> formed;
+  if (!r.grads) {
+    formed.assign(static_cast<size_t>(n * p), 0.0f);
+    r.grads = formed.data();
+    r.ld_grads = p;
+  }
+  for (const auto& l : layers) accumulate_layer(*l.layer, Device::CPU, layer_share(r, l.offset), range);
+  cpu::jl_project(r.grads, n, p, r.ld_grads, req.proj_k, req.proj_seed, req.projected, req.ld_projected, false);
+}
+
+}  // namespace
+
 void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n, int64_t p,
                             const PerExampleRequest& req, const KeptQueries* kept, ResidentSums* resident) {
   if (layers.empty()) return;
-  const bool on_gpu = capture_of(*layers.front().layer).input.device() == Device::CUDA;
-  if (!on_gpu) {
-    if (!req.projected) {
-      for (const auto& l : layers) accumulate_layer(*l.layer, Device::CPU, layer_share(req, l.offset));
-      return;
-    }
-    // Projected gradients: formed into the caller's rows when it asked for them too, else into
-    // a buffer of this call's, then projected.
+  if (req.projected)
     LETHE_CHECK(req.proj_k >= 1 && req.ld_projected >= req.proj_k,
                 "per-example engine: projections to {} dimensions, rows {} apart", req.proj_k, req.ld_projected);
-    PerExampleRequest r = req;
-    r.projected = nullptr;
-    std::vector<float> formed;
-    if (!r.grads) {
-      formed.assign(static_cast<size_t>(n * p), 0.0f);
-      r.grads = formed.data();
-      r.ld_grads = p;
-    }
-    for (const auto& l : layers) accumulate_layer(*l.layer, Device::CPU, layer_share(r, l.offset));
-    cpu::jl_project(r.grads, n, p, r.ld_grads, req.proj_k, req.proj_seed, req.projected, req.ld_projected, false);
-    return;
-  }
-#ifdef LETHE_WITH_CUDA
-  cuda::StagedRequest staged(req, n, p, kept && kept->device_ ? &kept->device_->device : nullptr, lookup_in(resident));
-  for (const auto& l : layers) accumulate_layer(*l.layer, Device::CUDA, layer_share(staged.on_device(), l.offset));
-  staged.finish();
-#else
-  (void)n, (void)p, (void)kept, (void)resident;
-  fail("per-example kernels: the captures are on the GPU, but this lethe was built without the CUDA backend");
+  const bool on_gpu = capture_of(*layers.front().layer).input.device() == Device::CUDA;
+#ifndef LETHE_WITH_CUDA
+  (void)kept, (void)resident;
+  if (on_gpu) fail("per-example kernels: the captures are on the GPU, but this lethe was built without the CUDA backend");
 #endif
+  // Examples [first, first + count) of the batch, the request's rows moved to the first's.
+  const auto run = [&](ExampleRange range, int64_t count, const PerExampleRequest& r) {
+    if (!on_gpu) return accumulate_range_cpu(layers, range, count, p, r);
+#ifdef LETHE_WITH_CUDA
+    cuda::StagedRequest staged(r, count, p, kept && kept->device_ ? &kept->device_->device : nullptr,
+                               lookup_in(resident));
+    for (const auto& l : layers)
+      accumulate_layer(*l.layer, Device::CUDA, layer_share(staged.on_device(), l.offset), range);
+    staged.finish();
+#endif
+  };
+  // Gradients formed only to be projected are formed a chunk of examples at a time, within the
+  // budget; each example's projection is its own row of the product, so the chunks change no
+  // result on the CPU. Everything else is one call over the batch.
+  const int64_t chunk = req.projected && !req.grads
+                            ? examples_within(req.formed_budget > 0 ? req.formed_budget : kProjectedGradientBudget, p)
+                            : n;
+  if (chunk >= n) return run({}, n, req);
+  for (int64_t first = 0; first < n; first += chunk) {
+    const int64_t count = std::min(chunk, n - first);
+    run({first, count}, count, rows_from(req, first));
+  }
 }
 
 // One layer's KFAC statistics on `device`, into accumulators that live there.

@@ -86,12 +86,28 @@ class ResidentSums {
   std::unique_ptr<Impl> device_;
 };
 
+// Budgets, in floats, for per-example gradients formed whole (n × P floats for n examples),
+// where a batch of a large model would otherwise take gigabytes: ResNet-18's 11.2M parameters
+// are 11.4 GB at batch 256. A pass forms a chunk of examples at a time within its budget, one
+// example whatever its size.
+//   EK-FAC materialises Conv2d gradients on the host to rotate them: 256 MiB.
+//   A projected request forms gradients only to project them; each chunk regenerates all of R
+//   (jl_project), so its chunks are larger: 4 GiB, three chunks of ResNet-18's batch of 256.
+constexpr int64_t kMaterialisedGradientBudget = int64_t{1} << 26;
+constexpr int64_t kProjectedGradientBudget = int64_t{1} << 30;
+// Examples whose gradients of p floats fit in `budget` floats: at least one.
+int64_t examples_within(int64_t budget, int64_t p);
+
 // Adds every layer's share of `req` for the batch of n examples the captures hold. The request's
 // arrays are host arrays indexing the whole θ (p values) whichever device the captures are on;
 // on the GPU they get device twins for the call (queries from `kept` when it holds the same
 // ones), and the results come back once every layer has run, except those whose host array is
 // kept in `resident`: they add into its device twin and come back at its flush(). The +=
 // contract of kernels/backend.inc holds for dots, sq_norms and sq_sum; grads are written.
+// Gradients formed only to be projected (projected set, grads not) are formed and projected a
+// chunk of examples at a time within req.formed_budget; each example's results are its own rows,
+// so on the CPU the chunks change no bit of dots, sq_norms or projected (sq_sum, a sum over the
+// examples, then adds chunk by chunk).
 void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n, int64_t p,
                             const PerExampleRequest& req, const KeptQueries* kept = nullptr,
                             ResidentSums* resident = nullptr);

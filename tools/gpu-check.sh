@@ -6,7 +6,8 @@
 # Exits non-zero when a step fails (2 when a dependency is missing before anything is built).
 #
 # The CUDA tests run twice more under compute-sanitizer (memcheck, then racecheck), each bounded
-# by LETHE_SANITIZER_TIMEOUT seconds (default 240); a sanitizer report fails the run.
+# by LETHE_SANITIZER_TIMEOUT seconds (default 240), with LETHE_CUDA_SYNC=1 so that a fault is
+# reported by the launch of the kernel that made it; a sanitizer report fails the run.
 #
 # Made for a machine with the CUDA 13 toolkit, CMake and ninja but no package registry. What
 # the build needs beyond those comes from source trees or a prebuilt prefix carried along in
@@ -421,8 +422,10 @@ fi
 
 # -- the CUDA tests again under compute-sanitizer: memcheck (out-of-bounds and misaligned device
 # accesses, failed API calls) and racecheck (shared-memory hazards, so only the tests of the
-# hand-written kernels). The test that asks for a petabyte on purpose stays out of memcheck,
-# which reports every failed allocation, and so does the backend harness, whose full-width
+# hand-written kernels), with LETHE_CUDA_SYNC=1: the backend waits after every launch, so an
+# error names the kernel that launched it (kernels/cuda_sync.h). The test that asks for a
+# petabyte on purpose stays out of memcheck, which reports every failed allocation, and so do
+# the one whose child process faults on purpose and the backend harness, whose full-width
 # ResNet-18 cases would take much of memcheck's time limit (LETHE_SANITIZER_FILTER=BackendOpsCuda.*
 # runs it alone). No leak check: the caching allocator keeps its blocks
 # until exit by design. Both slow kernels down many times over, so each run has its own, shorter
@@ -434,7 +437,7 @@ done
 if [[ -x "$TESTS" && -n "$SANITIZER" ]]; then
   sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
   declare -A sanitizer_filter=(
-    [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize:BackendOps*}"
+    [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize:CudaSync.AFaultNamesItsKernel:BackendOps*}"
     [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample.*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*:CudaDescent.*:CudaPerExampleEngine.ResNetKfacFactorsMatchTheCpu}"
   )
   declare -A sanitizer_estimate=([memcheck]=150 [racecheck]=90)
@@ -442,7 +445,7 @@ if [[ -x "$TESTS" && -n "$SANITIZER" ]]; then
     fits "CUDA tests ($tool)" "${sanitizer_estimate[$tool]}" || continue
     limit=$(step_limit)
     ((limit > sanitizer_timeout)) && limit=$sanitizer_timeout
-    run_step "CUDA tests ($tool)" "$LOGS/cuda-$tool.log" gtest timeout "$limit" \
+    run_step "CUDA tests ($tool)" "$LOGS/cuda-$tool.log" gtest timeout "$limit" env LETHE_CUDA_SYNC=1 \
       "$SANITIZER" --tool "$tool" --error-exitcode 3 "$TESTS" --gtest_filter="${sanitizer_filter[$tool]}"
     grep -m1 -E '^========= (ERROR|RACECHECK) SUMMARY' "$LOGS/cuda-$tool.log" || true
   done

@@ -9,7 +9,7 @@ namespace lethe::cpu {
 
 void descent_check_finite(int count, const float* const* xs, const int64_t* ns, int step, float* record) {
   using R = DescentRecord;
-  if (record[R::kBadStep] != 0.0f) return;
+  if (!descent_rule::records_nonfinite(record)) return;
   for (int t = 0; t < count; ++t) {
     const float* x = xs[t];
     bool bad = false;

@@ -1,5 +1,6 @@
 #include "kernels/cuda/check.cuh"
 
+#include "kernels/cuda_sync.h"
 #include "util/error.h"
 
 namespace lethe::cuda::detail {
@@ -23,6 +24,21 @@ void throw_cudnn_error(cudnnStatus_t status, const char* call, const char* file,
   cudnnGetLastErrorString(detail, sizeof(detail));
   fail("cuDNN call {} failed: {}{}{} ({}:{})", call, cudnnGetErrorString(status), detail[0] ? ": " : "", detail,
        file, line);
+}
+
+void check_launch(const char* kernel, const char* file, int line) {
+  const cudaError_t launched = cudaGetLastError();
+  if (launched != cudaSuccess) throw_cuda_error(launched, fmt::format("launch of {}", kernel).c_str(), file, line);
+  wait_if_synchronised(kernel, file, line);
+}
+
+void wait_if_synchronised(const char* call, const char* file, int line) {
+  if (!cuda_sync_enabled()) return;
+  // The whole device, not the stream: whatever the failed kernel was queued on.
+  const cudaError_t ran = cudaDeviceSynchronize();
+  if (ran == cudaSuccess) return;
+  cudaGetLastError();
+  fail("{}", kernel_fault_message(call, cudaGetErrorName(ran), cudaGetErrorString(ran), file, line));
 }
 
 void throw_invalid_argument(const std::string& what, const char* condition, const char* file, int line) {

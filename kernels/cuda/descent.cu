@@ -40,12 +40,13 @@ __global__ void flag_nonfinite_kernel(ArrayTable table, float* flags) {
   if (__syncthreads_or(bad) && threadIdx.x == 0) flags[t] = 1.0f;
 }
 
-// The lowest flagged array, into the record (unless it holds a failure already); one thread,
+// The lowest flagged array, into the record (unless it holds a failure already or the rule has
+// stopped: descent_rule::records_nonfinite); one thread,
 // so the choice does not depend on which block finished first.
 __global__ void record_nonfinite_kernel(int count, const float* flags, const float* const* firsts, int step,
                                         float* record) {
   using R = DescentRecord;
-  if (record[R::kBadStep] != 0.0f) return;
+  if (!descent_rule::records_nonfinite(record)) return;
   for (int t = 0; t < count; ++t) {
     if (flags[t] == 0.0f) continue;
     record[R::kBadStep] = static_cast<float>(step);

@@ -41,8 +41,7 @@ template <class Op>
 void launch_map(const char* what, int64_t n, const Op& op) {
   if (n <= 0) return;
   map_kernel<<<grid_for(n), kBlockSize, 0, stream()>>>(n, op);
-  const cudaError_t status = cudaGetLastError();
-  if (status != cudaSuccess) detail::throw_cuda_error(status, what, __FILE__, __LINE__);
+  detail::check_launch(what, __FILE__, __LINE__);
 }
 
 }  // namespace lethe::cuda

@@ -1,5 +1,7 @@
 // The CUDA backend's random projections (kernels/backend.inc): the CPU's bits (kernels/jl_bits.h)
-// made on the device, a block of R at a time, and multiplied by cuBLAS.
+// made on the device, a block of R at a time (jl::block_rows: tens of MB, so a projection of a
+// large model is a few thousand launches, not a hundred thousand), multiplied by cuBLAS, and
+// the blocks' products summed in double as on the CPU.
 #include <algorithm>
 #include <cmath>
 
@@ -11,8 +13,6 @@
 
 namespace lethe::cuda {
 namespace {
-
-constexpr int64_t kBlockRows = 256;  // rows of R made at a time, as on the CPU
 
 // One entry of R per thread: row (i / k) of the block, column (i % k). Neighbouring threads share
 // a row and mostly a 64-bit word, so the hash is recomputed per entry rather than cached.
@@ -27,10 +27,23 @@ struct JlEntries {
   }
 };
 
-struct Fill {
-  float value;
-  float* y;
-  __device__ void operator()(int64_t i) const { y[i] = value; }
+// acc [n, k] (contiguous) from out's rows ld_out apart, or zero.
+struct RowsToDouble {
+  const float* out;
+  int64_t k, ld_out;
+  bool accumulate;
+  double* acc;
+  __device__ void operator()(int64_t i) const {
+    acc[i] = accumulate ? static_cast<double>(out[(i / k) * ld_out + i % k]) : 0.0;
+  }
+};
+
+// out's rows from acc, rounded once.
+struct RowsFromDouble {
+  const double* acc;
+  int64_t k, ld_out;
+  float* out;
+  __device__ void operator()(int64_t i) const { out[(i / k) * ld_out + i % k] = static_cast<float>(acc[i]); }
 };
 
 }  // namespace
@@ -41,21 +54,22 @@ void jl_block(uint64_t seed, int64_t row0, int64_t rows, int64_t k, float* out) 
 }
 
 void jl_project(const float* g, int64_t n, int64_t p, int64_t ld_g, int64_t k, uint64_t seed, float* out,
-                int64_t ld_out, bool accumulate) {
+                int64_t ld_out, bool accumulate, int64_t block_rows) {
   if (n <= 0 || k <= 0) return;
-  if (p == 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < n; ++i) launch_map("jl_project zero", k, Fill{0.0f, out + i * ld_out});
-    return;
+  const int64_t rows_max = jl::block_rows(p, k, block_rows);
+  DeviceScratch acc(static_cast<size_t>(n * k) * sizeof(double));
+  launch_map("jl_project start", n * k, RowsToDouble{out, k, ld_out, accumulate, acc.as<double>()});
+  if (p > 0) {
+    DeviceScratch block(static_cast<size_t>(std::min(rows_max, p) * k) * sizeof(float));
+    DeviceScratch part(static_cast<size_t>(n * k) * sizeof(float));
+    for (int64_t r0 = 0; r0 < p; r0 += rows_max) {
+      const int64_t rows = std::min(rows_max, p - r0);
+      jl_block(seed, r0, rows, k, block.as<float>());
+      gemm(false, false, n, k, rows, 1.0f, g + r0, ld_g, block.as<float>(), k, 0.0f, part.as<float>(), k);
+      add_to_double(n * k, part.as<float>(), acc.as<double>());
+    }
   }
-  DeviceScratch block(static_cast<size_t>(std::min(kBlockRows, p) * k) * sizeof(float));
-  bool first = !accumulate;
-  for (int64_t r0 = 0; r0 < p; r0 += kBlockRows) {
-    const int64_t rows = std::min(kBlockRows, p - r0);
-    jl_block(seed, r0, rows, k, block.as<float>());
-    gemm(false, false, n, k, rows, 1.0f, g + r0, ld_g, block.as<float>(), k, first ? 0.0f : 1.0f, out, ld_out);
-    first = false;
-  }
+  launch_map("jl_project finish", n * k, RowsFromDouble{acc.as<double>(), k, ld_out, out});
 }
 
 }  // namespace lethe::cuda

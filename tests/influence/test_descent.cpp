@@ -151,6 +151,27 @@ TEST(AnchoredDescent, ANonFiniteGradientIsNamedWithItsParameterAndStep) {
   }
 }
 
+// kScript stops at step 7; a gradient poisoned at step 8 belongs to a step the host never sees
+// when it looks every step, and that a look every 8 steps runs and then undoes. Neither may
+// record it: the same steps and parameters, and no error, however often the host looks.
+TEST(AnchoredDescent, AFailureAfterTheStopIsNotRecorded) {
+  const auto poison = [](Module& m, int step) {
+    if (step != 8) return;
+    m.named_parameters().back().tensor.grad().fill_(std::numeric_limits<float>::infinity());
+  };
+  const DescentRun every = descend(1, kScript, 30, 3, Device::CPU, poison);
+  EXPECT_EQ(every.result.steps, 7);
+  for (int k : {8, 30}) {
+    SCOPED_TRACE(k);
+    DescentRun sparse;
+    ASSERT_NO_THROW(sparse = descend(k, kScript, 30, 3, Device::CPU, poison));
+    EXPECT_EQ(sparse.result.steps, 7);
+    EXPECT_EQ(sparse.result.best_step, 4);
+    EXPECT_EQ(sparse.result.best_theta, every.result.best_theta);
+    EXPECT_EQ(sparse.final_theta, every.final_theta);
+  }
+}
+
 TEST(AnchoredDescent, ANonFiniteCriterionIsNamedWithItsStep) {
   for (int k : {1, 8}) {
     expect_error_mentioning([&] { descend(k, {5.0f, 4.0f, kNan, 3.0f}); },
@@ -171,6 +192,22 @@ TEST(CudaDescent, LookingEveryEightStepsGivesTheOneStepResultToTheBit) {
   EXPECT_EQ(sparse.result.best_theta, every.result.best_theta);
   EXPECT_EQ(sparse.final_theta, every.final_theta);
   EXPECT_EQ(sparse.result.host_reads, 1);
+}
+
+// The GPU's default look every 8 steps with a gradient poisoned after the stop (see
+// AFailureAfterTheStopIsNotRecorded): no error, the one-step result.
+TEST(CudaDescent, AFailureAfterTheStopIsNotRecorded) {
+  if (!device::cuda_available()) GTEST_SKIP() << device::cuda_unavailable_reason();
+  const auto poison = [](Module& m, int step) {
+    if (step != 8) return;
+    m.named_parameters().back().tensor.grad().fill_(std::numeric_limits<float>::infinity());
+  };
+  const DescentRun every = descend(1, kScript, 30, 3, Device::CUDA, poison);
+  DescentRun sparse;
+  ASSERT_NO_THROW(sparse = descend(8, kScript, 30, 3, Device::CUDA, poison));
+  EXPECT_EQ(sparse.result.steps, 7);
+  EXPECT_EQ(sparse.result.best_theta, every.result.best_theta);
+  EXPECT_EQ(sparse.final_theta, every.final_theta);
 }
 
 // The record's kernels against the CPU's on the same inputs: 60 arrays (two launches' worth of

@@ -210,6 +210,10 @@ TEST(CudaPerExampleEngine, TrakProjectedFeaturesMatchTheCpu) {
   }
   EXPECT_TRUE(close_to_cpu(cpu.psi, gpu.psi, atol)) << "projected features";
   EXPECT_TRUE(close_to_cpu(cpu.one_minus_p, gpu.one_minus_p, relative_atol(cpu.one_minus_p))) << "1 - p";
+  // Under a budget of two examples' gradients the GPU forms and projects each batch of three in
+  // chunks of two and one: the same features within the same tolerance.
+  o.gradient_budget = 2 * p;
+  EXPECT_TRUE(close_to_cpu(cpu.psi, trak_features(*m.gpu, set, o, opt).psi, atol)) << "projected features, chunked";
 }
 
 // KFAC gathers its statistics on the host from the GPU's captures.

@@ -91,15 +91,21 @@ std::unique_ptr<Sequential> small_mlp(uint64_t seed) {
   return m;
 }
 
+// n random 28×28 images with labels 0, 1, …, 9, 0, … (drawn from rng after the model).
+data::ImageSet mnist_like(int64_t n, Rng& rng) {
+  data::ImageSet set;
+  set.n = n, set.channels = 1, set.height = 28, set.width = 28;
+  for (int64_t i = 0; i < set.n * 784; ++i) set.pixels.push_back(static_cast<float>(rng.uniform(-0.1, 0.9)));
+  for (int64_t i = 0; i < set.n; ++i) set.labels.push_back(static_cast<int32_t>(i % 10)), set.source_index.push_back(i);
+  return set;
+}
+
 // The engine projects each batch's gradients itself (on the GPU without bringing them back):
 // the features are exactly the projection of the per-example gradients, ragged last batch and all.
 TEST(Trak, ProjectedFeaturesAreTheProjectedGradients) {
   Rng rng(31);
   auto model = make_mnist_cnn(rng);
-  data::ImageSet set;
-  set.n = 7, set.channels = 1, set.height = 28, set.width = 28;
-  for (int64_t i = 0; i < set.n * 784; ++i) set.pixels.push_back(static_cast<float>(rng.uniform(-0.1, 0.9)));
-  for (int64_t i = 0; i < set.n; ++i) set.labels.push_back(static_cast<int32_t>(i % 10)), set.source_index.push_back(i);
+  const data::ImageSet set = mnist_like(7, rng);
   TrakOptions o;
   o.proj_dim = 40;
   o.seed = 9;
@@ -114,6 +120,60 @@ TEST(Trak, ProjectedFeaturesAreTheProjectedGradients) {
     jl_project(g.data() + b0 * p, rows, p, 40, 9, expected.data() + b0 * 40);
   }
   EXPECT_EQ(f.psi, expected);
+}
+
+// The gradients formed only to be projected come a chunk of examples at a time, within the
+// budget (TrakOptions::gradient_budget): each example's projection is its own row of the
+// product, so chunks of one, two or all seven examples give the same features to the bit.
+TEST(Trak, FeaturesUnderAGradientBudgetAreTheSameToTheBit) {
+  Rng rng(31);
+  auto model = make_mnist_cnn(rng);
+  const data::ImageSet set = mnist_like(7, rng);
+  const int64_t p = static_cast<int64_t>(flatten_params(*model).size());
+  const PassOptions opt{7, {}};
+  TrakOptions o;
+  o.proj_dim = 40;
+  o.seed = 9;
+  const TrakFeatures whole = trak_features(*model, set, o, opt);
+  for (const int64_t examples : {1, 2, 3}) {
+    SCOPED_TRACE(examples);
+    o.gradient_budget = examples * p;  // `examples` gradients of p floats a chunk
+    const TrakFeatures chunked = trak_features(*model, set, o, opt);
+    EXPECT_EQ(chunked.psi, whole.psi);
+    EXPECT_EQ(chunked.one_minus_p, whole.one_minus_p);
+  }
+  // A budget under one example's gradient still forms one at a time.
+  o.gradient_budget = 1;
+  EXPECT_EQ(trak_features(*model, set, o, opt).psi, whole.psi);
+}
+
+// R made in blocks of 1, 7, 256 rows or all 600 at once (the default here: 64 MiB of R covers
+// them): the same matrix, only the float sums inside a block change. Each block's product is a
+// float sum of at most `rows` terms, whose error is at most rows · 2⁻²⁴ · Σ_j |g_ij R_jc|
+// (recursive summation's bound, which the GEMM's blocked order also meets; one more 2⁻²⁴ covers
+// the products' own rounding and the double sums), and the blocks add in double: every result
+// is within that bound of the double-precision product, plus its own rounding to float.
+TEST(Trak, ProjectionBlockSizeChangesOnlyTheRounding) {
+  const int64_t n = 4, p = 600, k = 100;
+  const auto g = gaussian(n * p, 17);
+  std::vector<float> r(static_cast<size_t>(p * k));
+  cpu::jl_block(3, 0, p, k, r.data());
+  for (const int64_t rows : {int64_t{1}, int64_t{7}, int64_t{256}, int64_t{0}}) {
+    SCOPED_TRACE(rows);
+    std::vector<float> out(static_cast<size_t>(n * k), 0.25f);
+    cpu::jl_project(g.data(), n, p, p, k, 3, out.data(), k, /*accumulate=*/true, rows);
+    const int64_t block = rows > 0 ? rows : p;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < k; ++c) {
+        double ref = 0.25, mag = 0;
+        for (int64_t j = 0; j < p; ++j) {
+          ref += static_cast<double>(g[i * p + j]) * r[j * k + c];
+          mag += std::abs(static_cast<double>(g[i * p + j]) * r[j * k + c]);
+        }
+        const double bound = static_cast<double>(block + 1) * 0x1p-24 * mag + 0x1p-24 * std::abs(ref);
+        ASSERT_LE(std::abs(out[i * k + c] - ref), bound) << "row " << i << " column " << c;
+      }
+  }
 }
 
 TEST(Trak, ProjectedScoresFollowTheUnprojectedOnes) {

@@ -140,7 +140,8 @@ std::vector<Conv2dShape> conv_shapes() {
 constexpr double kDotAtol = 1e-4, kDotRtol = 1e-4;
 
 // The JL matrix is bits, not arithmetic: the device's block equals the CPU's exactly. The
-// projection is a float GEMM over p terms: the dot-product tolerance.
+// projection is float GEMMs over blocks of R summed in double: the dot-product tolerance. Blocks
+// of 256 rows (three over p = 600) and the default (one block) both.
 TEST(CudaKernels, JlProjectionMatchesCpuForASeed) {
   if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
   for (const int64_t k : {1, 63, 64, 100, 2048}) {
@@ -151,14 +152,16 @@ TEST(CudaKernels, JlProjectionMatchesCpuForASeed) {
     lethe::cuda::jl_block(42, row0, rows, k, cuda_block.get());
     EXPECT_TRUE(all_close(cpu_block, cuda_block.to_host(), 0, 0)) << "k=" << k;
   }
-  const int64_t n = 5, p = 600, ld_g = 610, k = 130, ld_out = 140;  // three blocks of R, strided rows
+  const int64_t n = 5, p = 600, ld_g = 610, k = 130, ld_out = 140;  // strided rows
   const auto g = random_floats(n * ld_g, 3);
-  std::vector<float> cpu_out(static_cast<size_t>(n * ld_out), 0.5f);
-  lethe::cpu::jl_project(g.data(), n, p, ld_g, k, 9, cpu_out.data(), ld_out, /*accumulate=*/true);
-  DeviceFloats dg(g);
-  DeviceFloats dout(std::vector<float>(static_cast<size_t>(n * ld_out), 0.5f));
-  lethe::cuda::jl_project(dg.get(), n, p, ld_g, k, 9, dout.get(), ld_out, /*accumulate=*/true);
-  EXPECT_TRUE(all_close(cpu_out, dout.to_host(), kDotAtol, kDotRtol));
+  for (const int64_t block_rows : {int64_t{256}, int64_t{0}}) {
+    std::vector<float> cpu_out(static_cast<size_t>(n * ld_out), 0.5f);
+    lethe::cpu::jl_project(g.data(), n, p, ld_g, k, 9, cpu_out.data(), ld_out, /*accumulate=*/true, block_rows);
+    DeviceFloats dg(g);
+    DeviceFloats dout(std::vector<float>(static_cast<size_t>(n * ld_out), 0.5f));
+    lethe::cuda::jl_project(dg.get(), n, p, ld_g, k, 9, dout.get(), ld_out, /*accumulate=*/true, block_rows);
+    EXPECT_TRUE(all_close(cpu_out, dout.to_host(), kDotAtol, kDotRtol)) << "block rows " << block_rows;
+  }
 }
 constexpr double kMapAtol = 1e-7, kMapRtol = 1e-6;
 constexpr double kSumRtol = 1e-6;
