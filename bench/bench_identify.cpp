@@ -65,7 +65,7 @@ void run_method(benchmark::State& state, const std::string& method, const std::s
   repair::IdentifyOptions o;
   o.method = method;
   o.solve.solver = solver;
-  o.load_factors = load_factors;
+  o.ekfac.load_factors = load_factors;
   if (adjust) adjust(o);
   double recall = 0;
   for (auto _ : state) {
@@ -118,7 +118,7 @@ BENCHMARK(BM_IdentifyTrak)->Unit(benchmark::kSecond)->Iterations(2);
 // The layered projection: the two Linear layers (79k of the 105k parameters) by Kronecker
 // products on their captured δ and a, the convolutions by JL matrices over their own segments.
 void BM_IdentifyTrakKron(benchmark::State& state) {
-  run_method(state, "trak", "diag", "", [](repair::IdentifyOptions& o) { o.trak_projection = "kron"; });
+  run_method(state, "trak", "diag", "", [](repair::IdentifyOptions& o) { o.trak.projection = "kron"; });
 }
 BENCHMARK(BM_IdentifyTrakKron)->Unit(benchmark::kSecond)->Iterations(2);
 

@@ -31,6 +31,14 @@ struct Ekfac {
 Ekfac ekfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher = {},
                     const PassOptions& opt = {});
 
+// What the ekfac method adds to the damping δ: a relative part, and where its factors are
+// saved or read.
+struct EkfacOptions {
+  double relative_damping = 0;  // δ_l = δ + this × the mean refitted eigenvalue of layer l
+  std::string save_factors;     // factors written here (safetensors)
+  std::string load_factors;     // and read from here instead of being computed
+};
+
 // (F_ekfac + δ_l I)⁻¹ v per layer, v laid out as θ: Q ((Qᵀ v) / (Λ + δ_l)) Qᵀ with
 // δ_l = damping + relative_damping · mean(Λ_l) (mean of the 2×2 blocks' eigenvalues for
 // BatchNorm). Fails unless damping > 0 and relative_damping >= 0.

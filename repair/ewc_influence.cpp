@@ -99,11 +99,11 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   const auto t_update = Clock::now();
   auto params = model.parameters();
   std::unique_ptr<DiagonalAnchor> diagonal;
-  if (!kfac_anchor) diagonal = std::make_unique<DiagonalAnchor>(model, anchor.fisher_diag, n, o.lambda);
+  if (!kfac_anchor) diagonal = std::make_unique<DiagonalAnchor>(model, anchor.fisher_diag, n, o.ewc.lambda);
 
   // Fq: a seeded held-out part decides when to stop.
   Rng rng = stream(o.seed, Stream::kEwcUpdate);
-  const data::HoldoutSplit split = data::holdout_split(fq.n, o.holdout, rng);
+  const data::HoldoutSplit split = data::holdout_split(fq.n, o.ewc.holdout, rng);
   const int64_t n_val = static_cast<int64_t>(split.held_out.size());
   const data::ImageSet fq_update = data::take(fq, split.kept), fq_val = data::take(fq, split.held_out);
   const double start_fq = loss_value(model, fq_update, o.batch, device);
@@ -113,11 +113,11 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   d.who = "ewc";
   d.set_name = "Fq";
   d.hint = " (try a smaller --ewc-lr)";
-  d.batch = o.update_batch > 0 ? std::min(o.update_batch, fq_update.n) : fq_update.n;
+  d.batch = o.ewc.update_batch > 0 ? std::min(o.ewc.update_batch, fq_update.n) : fq_update.n;
   d.drop_last = fq_update.n >= 2 * d.batch;
-  d.lr = o.lr;
-  d.max_steps = o.max_steps;
-  d.patience = o.patience;
+  d.lr = o.ewc.lr;
+  d.max_steps = o.ewc.max_steps;
+  d.patience = o.ewc.patience;
   std::unique_ptr<ResidentSet> resident_val;
   if (n_val) {
     resident_val = std::make_unique<ResidentSet>(fq_val, o.batch, device);
@@ -135,7 +135,7 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
     std::vector<double> delta(theta.size());
     for (size_t j = 0; j < theta.size(); ++j) delta[j] = static_cast<double>(theta[j]) - theta_hat[j];
     auto g = kfac_multiply(kfac, delta);
-    for (size_t j = 0; j < g.size(); ++j) g[j] = n * g[j] + o.lambda * delta[j];
+    for (size_t j = 0; j < g.size(); ++j) g[j] = n * g[j] + o.ewc.lambda * delta[j];
     for (size_t k = 0; k < params.size(); ++k) {
       Tensor grad = params[k].grad();
       const int64_t off = layout.offsets[k], cnt = params[k].numel();
@@ -193,33 +193,33 @@ void ewc_influence_per_query(QueryRun& run, bool kfac_anchor) {
 std::vector<Option<IdentifyOptions>> ewc_influence_options() {
   using O = IdentifyOptions;
   return {
-      option<double, O>("--lambda", "extra L2 anchor strength (paper: 0)", [](O& o) -> double& { return o.lambda; },
+      option<double, O>("--lambda", "extra L2 anchor strength (paper: 0)", [](O& o) -> double& { return o.ewc.lambda; },
                         [](const O& o) {
-                          if (!(o.lambda >= 0)) throw UsageError(fmt::format("--lambda {}: must be >= 0", o.lambda));
+                          if (!(o.ewc.lambda >= 0)) throw UsageError(fmt::format("--lambda {}: must be >= 0", o.ewc.lambda));
                         }),
-      option<double, O>("--ewc-lr", "Adam step size of the update on Fq", [](O& o) -> double& { return o.lr; },
+      option<double, O>("--ewc-lr", "Adam step size of the update on Fq", [](O& o) -> double& { return o.ewc.lr; },
                         [](const O& o) {
-                          if (!(o.lr > 0)) throw UsageError(fmt::format("--ewc-lr {}: must be > 0", o.lr));
+                          if (!(o.ewc.lr > 0)) throw UsageError(fmt::format("--ewc-lr {}: must be > 0", o.ewc.lr));
                         }),
-      option<int, O>("--max-steps", "most update steps", [](O& o) -> int& { return o.max_steps; },
+      option<int, O>("--max-steps", "most update steps", [](O& o) -> int& { return o.ewc.max_steps; },
                      [](const O& o) {
-                       if (o.max_steps < 1) throw UsageError(fmt::format("--max-steps {}: must be >= 1", o.max_steps));
+                       if (o.ewc.max_steps < 1) throw UsageError(fmt::format("--max-steps {}: must be >= 1", o.ewc.max_steps));
                      }),
       option<int, O>("--patience", "steps without a better held-out Fq loss before stopping",
-                     [](O& o) -> int& { return o.patience; },
+                     [](O& o) -> int& { return o.ewc.patience; },
                      [](const O& o) {
-                       if (o.patience < 1) throw UsageError(fmt::format("--patience {}: must be >= 1", o.patience));
+                       if (o.ewc.patience < 1) throw UsageError(fmt::format("--patience {}: must be >= 1", o.ewc.patience));
                      }),
       option<int64_t, O>("--update-batch", "Fq examples per update step (0: all of Fq)",
-                         [](O& o) -> int64_t& { return o.update_batch; },
+                         [](O& o) -> int64_t& { return o.ewc.update_batch; },
                          [](const O& o) {
-                           if (o.update_batch < 0)
-                             throw UsageError(fmt::format("--update-batch {}: must be >= 0", o.update_batch));
+                           if (o.ewc.update_batch < 0)
+                             throw UsageError(fmt::format("--update-batch {}: must be >= 0", o.ewc.update_batch));
                          }),
-      option<double, O>("--holdout", "fraction of Fq held out for early stopping", [](O& o) -> double& { return o.holdout; },
+      option<double, O>("--holdout", "fraction of Fq held out for early stopping", [](O& o) -> double& { return o.ewc.holdout; },
                         [](const O& o) {
-                          if (!(o.holdout >= 0 && o.holdout < 1))
-                            throw UsageError(fmt::format("--holdout {}: must be in [0, 1)", o.holdout));
+                          if (!(o.ewc.holdout >= 0 && o.ewc.holdout < 1))
+                            throw UsageError(fmt::format("--holdout {}: must be in [0, 1)", o.ewc.holdout));
                         }),
   };
 }

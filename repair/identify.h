@@ -22,9 +22,12 @@
 #include "datasets/mnist.h"
 #include "learning/recipe.h"
 #include "nn/module.h"
+#include "influence/ekfac_factors.h"
 #include "influence/quantities.h"
 #include "influence/sgd_adjoint.h"
 #include "influence/solve.h"
+#include "influence/trak_features.h"
+#include "repair/ewc_influence.h"
 
 namespace lethe::repair {
 
@@ -35,23 +38,12 @@ struct IdentifyOptions {
   std::string method = "ewc";
   int64_t batch = 256;    // examples per pass over D
   FisherOptions fisher;   // which Fisher anchors ewc/kfac-ewc and preconditions linear
-  // ewc, kfac-ewc
-  double lambda = 0.0;    // extra L2 anchor (paper: 0)
-  double lr = 1e-3;       // Adam step size of the update on Fq
-  int max_steps = 200;
-  int patience = 10;      // steps without a better held-out Fq loss before stopping
-  int64_t update_batch = 128;  // Fq examples per update step (an unbiased estimate of ℓ(Fq)); 0: all
-  double holdout = 0.1;   // fraction of Fq held out for early stopping
-  // linear
-  SolverOptions solve;
-  // ekfac (with solve.damping, δ)
-  double relative_damping = 0;  // δ_l = δ + this × the mean refitted eigenvalue of layer l
-  std::string save_factors;     // EK-FAC factors written here (safetensors)
-  std::string load_factors;     // and read from here instead of being computed
-  // trak (with checkpoints: the ensemble)
-  int64_t proj_dim = 2048;   // k, the projection's dimension
-  double trak_damping = 0;   // relative to the after-kernel's mean eigenvalue
-  std::string trak_projection = "dense";  // dense | kron (influence/trak_features.h)
+  EwcUpdateOptions ewc;   // ewc, kfac-ewc (repair/ewc_influence.h)
+  SolverOptions solve;    // linear (influence/solve.h)
+  EkfacOptions ekfac;     // ekfac, with solve.damping as δ (influence/ekfac_factors.h)
+  // trak (with checkpoints: the ensemble): proj_dim, damping, projection are the method's; its
+  // seed and budget are set when it runs (influence/trak_features.h)
+  TrakOptions trak;
   // sgd-influence: the run that trained the model, when known (lethe train records it)
   std::optional<TrainingRecipe> recipe;
   SgdInfluenceOptions sgd;

@@ -21,7 +21,7 @@ nlohmann::json benchmark_json(const BenchmarkResults& res, const RunInfo& run) {
                    {"epochs", s.epochs}, {"batch", s.batch}, {"lr", s.lr}, {"methods", s.methods},
                    {"subsets", s.subsets}, {"alpha", s.alpha}, {"queries", s.queries}, {"bootstrap", s.bootstrap},
                    {"loo", s.loo}, {"brittleness", s.brittleness}, {"brittleness_ks", s.brittleness_ks},
-                   {"proj_dim", s.identify.proj_dim}, {"damping", s.identify.solve.damping},
+                   {"proj_dim", s.identify.trak.proj_dim}, {"damping", s.identify.solve.damping},
                    {"damping_given", s.identify.solve.damping_set},  // not given: linear:gd used repair::kGdDamping
                    {"iterations", s.identify.solve.iterations}};
   j.update(provenance_json(run));

@@ -12,9 +12,9 @@ namespace {
 lethe::repair::Ekfac factors(lethe::Module& model, const lethe::data::ImageSet& train,
                              const lethe::repair::IdentifyOptions& o) {
   using namespace lethe::repair;
-  const Ekfac e = o.load_factors.empty() ? ekfac_factors(model, train, o.fisher, pass(o, "ekfac"))
-                                         : load_ekfac(o.load_factors, model, train.n);
-  if (!o.save_factors.empty()) save_ekfac(o.save_factors, e, model);
+  const Ekfac e = o.ekfac.load_factors.empty() ? ekfac_factors(model, train, o.fisher, pass(o, "ekfac"))
+                                         : load_ekfac(o.ekfac.load_factors, model, train.n);
+  if (!o.ekfac.save_factors.empty()) save_ekfac(o.ekfac.save_factors, e, model);
   return e;
 }
 
@@ -41,26 +41,26 @@ LETHE_METHOD(ekfac) {
                                 }),
               option<double, O>("--relative-damping",
                                 "adds this multiple of each layer's mean refitted eigenvalue to --damping (0: none)",
-                                [](O& o) -> double& { return o.relative_damping; },
+                                [](O& o) -> double& { return o.ekfac.relative_damping; },
                                 [](const O& o) {
-                                  if (!(o.relative_damping >= 0))
+                                  if (!(o.ekfac.relative_damping >= 0))
                                     throw lethe::UsageError(
-                                        fmt::format("--relative-damping {}: must be >= 0", o.relative_damping));
+                                        fmt::format("--relative-damping {}: must be >= 0", o.ekfac.relative_damping));
                                 }),
               option<std::string, O>("--save-factors", "write the EK-FAC factors (Q_A, Q_G, Λ per layer) to this safetensors file",
-                                     [](O& o) -> std::string& { return o.save_factors; }),
+                                     [](O& o) -> std::string& { return o.ekfac.save_factors; }),
               option<std::string, O>("--load-factors",
                                      "read the EK-FAC factors from this file (saved for the same model and D) instead of computing them",
-                                     [](O& o) -> std::string& { return o.load_factors; }),
+                                     [](O& o) -> std::string& { return o.ekfac.load_factors; }),
           },
       .run =
           [](MethodRun& run) {
             const IdentifyOptions& o = run.options;
             const Ekfac e = factors(run.model, run.train, o);
             const auto b = summed_gradient(run.model, run.fq, pass(o, "grad Fq"));
-            const auto v = ekfac_apply(e, b, o.solve.damping, o.relative_damping);
+            const auto v = ekfac_apply(e, b, o.solve.damping, o.ekfac.relative_damping);
             run.result.scores = negated_dots(run.model, run.train, v, o);
-            run.result.stats["factors_loaded"] = o.load_factors.empty() ? 0.0 : 1.0;
+            run.result.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
           },
       .run_queries =
           [](QueryRun& run) {
@@ -68,9 +68,9 @@ LETHE_METHOD(ekfac) {
             const Ekfac e = factors(run.model, run.train, o);
             Block v;
             for (const auto& g : query_gradients(run.model, run.queries, o))
-              v.push_back(ekfac_apply(e, g, o.solve.damping, o.relative_damping));
+              v.push_back(ekfac_apply(e, g, o.solve.damping, o.ekfac.relative_damping));
             add_negated_dots(run.model, run.train, v, o, run.scores);
-            run.stats["factors_loaded"] = o.load_factors.empty() ? 0.0 : 1.0;
+            run.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
           },
   };
   return m;

@@ -13,10 +13,7 @@ namespace {
 using namespace lethe::repair;
 
 TrakOptions trak_options(const IdentifyOptions& o) {
-  TrakOptions t;
-  t.proj_dim = o.proj_dim;
-  t.damping = o.trak_damping;
-  t.projection = o.trak_projection;
+  TrakOptions t = o.trak;
   t.seed = lethe::stream_seed(o.seed, lethe::Stream::kTrakProjection);
   return t;
 }
@@ -50,25 +47,21 @@ LETHE_METHOD(trak) {
       .options =
           {
               option<int64_t, O>("--proj-dim", "dimension of the random projection (TRAK's k)",
-                                 [](O& o) -> int64_t& { return o.proj_dim; },
+                                 [](O& o) -> int64_t& { return o.trak.proj_dim; },
                                  [](const O& o) {
-                                   TrakOptions t;
-                                   t.proj_dim = o.proj_dim;
-                                   validate(t);
+                                   validate(o.trak);
                                  }),
               option<std::string, O>("--trak-projection",
                                      "dense (one JL matrix over θ) | kron (per layer; Linear layers by R_out ⊗ R_in on δ and a)",
-                                     [](O& o) -> std::string& { return o.trak_projection; },
+                                     [](O& o) -> std::string& { return o.trak.projection; },
                                      [](const O& o) {
-                                       TrakOptions t;
-                                       t.projection = o.trak_projection;
-                                       validate(t);
+                                       validate(o.trak);
                                      }),
               option<double, O>("--trak-damping", "damping of the after-kernel, relative to its mean eigenvalue",
-                                [](O& o) -> double& { return o.trak_damping; },
+                                [](O& o) -> double& { return o.trak.damping; },
                                 [](const O& o) {
-                                  if (!(o.trak_damping >= 0))
-                                    throw lethe::UsageError(fmt::format("--trak-damping {}: must be >= 0", o.trak_damping));
+                                  if (!(o.trak.damping >= 0))
+                                    throw lethe::UsageError(fmt::format("--trak-damping {}: must be >= 0", o.trak.damping));
                                 }),
               option<std::vector<std::string>, O>("--checkpoints",
                                                   "further checkpoints besides the model (tracin sums over them, trak averages)",
@@ -80,13 +73,13 @@ LETHE_METHOD(trak) {
             run.result.scores.assign(static_cast<size_t>(run.train.n), 0.0);
             for (const auto& r : per_query)
               for (size_t i = 0; i < r.size(); ++i) run.result.scores[i] += r[i];
-            run.result.stats["proj_dim"] = static_cast<double>(run.options.proj_dim);
+            run.result.stats["proj_dim"] = static_cast<double>(run.options.trak.proj_dim);
             run.result.stats["checkpoints"] = 1.0 + static_cast<double>(run.options.checkpoints.size());
           },
       .run_queries =
           [](QueryRun& run) {
             run.scores = ensemble(run.model, run.train, run.queries, run.options);
-            run.stats["proj_dim"] = static_cast<double>(run.options.proj_dim);
+            run.stats["proj_dim"] = static_cast<double>(run.options.trak.proj_dim);
           },
   };
   return m;

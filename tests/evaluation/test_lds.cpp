@@ -134,11 +134,11 @@ TEST(Lds, NearOneOnAConvexProblemWithExactInfluence) {
 TEST(BenchmarkSettings, BadValuesAreRefusedBeforeWork) {
   BenchmarkSettings s;
   s.out_dir = "unused";
-  s.identify.proj_dim = 0;
+  s.identify.trak.proj_dim = 0;
   EXPECT_THROW(validate(s), UsageError);
-  s.identify.proj_dim = 1 << 20;
+  s.identify.trak.proj_dim = 1 << 20;
   EXPECT_THROW(validate(s), UsageError);
-  s.identify.proj_dim = 2048;
+  s.identify.trak.proj_dim = 2048;
   EXPECT_NO_THROW(validate(s));
   s.methods = {"linear:nope"};
   EXPECT_THROW(validate(s), UsageError);

@@ -300,9 +300,9 @@ TEST(Ekfac, NonPositiveDampingIsRefused) {
   o.solve.damping = 0;
   EXPECT_THROW(validate(o, 10, 2), UsageError);
   o.solve.damping = 1e-3;
-  o.relative_damping = -1;
+  o.ekfac.relative_damping = -1;
   EXPECT_THROW(validate(o, 10, 2), UsageError);
-  o.relative_damping = 0;
+  o.ekfac.relative_damping = 0;
   EXPECT_NO_THROW(validate(o, 10, 2));
   o.method = "linear";  // the shared --damping keeps linear's range: 0 is an undamped solve there
   o.solve.damping = 0;

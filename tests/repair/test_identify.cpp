@@ -70,10 +70,10 @@ IdentifyOptions base_options(const std::string& method) {
   IdentifyOptions o;
   o.method = method;
   o.solve.damping = kWeightDecay / 90.0;  // the prior's share of the Hessian, per example like F̂
-  o.lambda = kWeightDecay;
-  o.holdout = 0;                    // run the EWC update to its end: the problem is convex
-  o.max_steps = 400;
-  o.lr = 0.01;
+  o.ewc.lambda = kWeightDecay;
+  o.ewc.holdout = 0;                    // run the EWC update to its end: the problem is convex
+  o.ewc.max_steps = 400;
+  o.ewc.lr = 0.01;
   return o;
 }
 
@@ -175,9 +175,9 @@ TEST(Identify, BadInputIsRefused) {
   auto bad = base_options("nonsense");
   EXPECT_THROW(identify(*model, train, clusters(3, 9, 0.5), bad), UsageError);
   auto diverge = base_options("ewc");
-  diverge.lr = 1e12;  // Adam with an absurd step: the loss or the scores stop being finite
-  diverge.max_steps = 50;
-  diverge.holdout = 0;
+  diverge.ewc.lr = 1e12;  // Adam with an absurd step: the loss or the scores stop being finite
+  diverge.ewc.max_steps = 50;
+  diverge.ewc.holdout = 0;
   try {
     identify(*model, train, clusters(6, 10, 0.5), diverge);
   } catch (const Error& e) {

@@ -76,7 +76,7 @@ TEST_F(PerQuery, BlockConjugateGradientRowsAreEachQueryAlone) {
 TEST_F(PerQuery, EwcRowsAreEachQueryAlone) {
   IdentifyOptions o;
   o.method = "ewc";
-  o.max_steps = 20;
+  o.ewc.max_steps = 20;
   expect_rows_match(o, 0.0);
 }
 

@@ -57,7 +57,7 @@ TEST(Registry, UnknownNamesAreUsageErrorsListingTheKnownOnes) {
 TEST(Registry, OptionChecksRunWhateverTheMethod) {
   IdentifyOptions o;
   o.method = "loss";
-  o.lr = -1;  // an ewc option: refused even though loss does not read it, as before the registry
+  o.ewc.lr = -1;  // an ewc option: refused even though loss does not read it, as before the registry
   EXPECT_THROW(validate(o, 10, 0), UsageError);
   TreatOptions t;
   t.treatment = "finetune";

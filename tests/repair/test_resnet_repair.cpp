@@ -65,8 +65,8 @@ TEST_F(ResNetRepair, EveryIdentificationMethodScoresWithFrozenStatistics) {
     IdentifyOptions o;
     o.method = m.name;
     o.batch = 10;
-    o.max_steps = 5;
-    o.update_batch = 4;
+    o.ewc.max_steps = 5;
+    o.ewc.update_batch = 4;
     if (!m.solver.empty()) o.solve.solver = m.solver, o.solve.curvature = m.curvature, o.solve.iterations = 3;
     o.solve.damping = 0.1;
     const IdentifyResult r = identify(*model_, train_, fq_, o);
