@@ -110,6 +110,9 @@ void ReLU::jvp(Tensor& h, Tensor& dh, const ParameterDirection&) {
   h = relu(h);
   dh = relu_jvp(h, dh);
 }
+namespace activation {
+std::unique_ptr<Module> make_relu() { return std::make_unique<ReLU>(); }  // nn/activations.h
+}  // namespace activation
 void MaxPool2d::jvp(Tensor& h, Tensor& dh, const ParameterDirection&) {
   Tensor y = max_pool2d(h, kernel_, stride_);
   dh = max_pool2d_jvp(h, y, dh, kernel_, stride_);

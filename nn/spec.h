@@ -22,7 +22,8 @@
 namespace lethe {
 
 struct LayerSpec {
-  std::string type;  // conv2d batchnorm2d linear relu maxpool2d avgpool2d global_avgpool2d flatten dropout residual
+  std::string type;  // conv2d batchnorm2d linear maxpool2d avgpool2d global_avgpool2d flatten dropout residual,
+                     // or an activation (nn/activations.h: relu ...)
   std::string name;  // the state_dict prefix of its parameters ("0", "layer1.0.conv1"); required with parameters
   int64_t in = 0, out = 0;               // conv2d channels, linear features; batchnorm2d: `in` is the channels
   int64_t kernel = 0, stride = 0, padding = 0;  // conv2d, pools (a pool's stride defaults to its kernel)
