@@ -1,10 +1,9 @@
 #pragma once
-// Forward-mode differentiation of a model built from Sequential, Conv2d, Linear, ReLU,
-// MaxPool2d, Flatten, BatchNorm2d, GlobalAvgPool2d, BasicBlock (residual sums) and ResNet: the
-// logits' directional derivative J v along a parameter direction v (θ layout), in evaluation
-// mode (BatchNorm with its running statistics, as everywhere per-example quantities are taken).
-// With the reverse pass this gives Gauss-Newton-vector products Jᵀ H J v without second-order
-// autograd. Any other module is refused by name.
+// Forward-mode differentiation of a model: the logits' directional derivative J v along a
+// parameter direction v (θ layout), in evaluation mode (BatchNorm with its running statistics, as
+// everywhere per-example quantities are taken). Each module type supplies its own step
+// (Module::jvp); a module without one is refused by name. With the reverse pass this gives
+// Gauss-Newton-vector products Jᵀ H J v without second-order autograd.
 #include <utility>
 #include <vector>
 

@@ -43,7 +43,7 @@ PerExampleEngine::PerExampleEngine(Module& model, bool parameter_gradients)
   for (Module* m : found) {
     auto* cap = dynamic_cast<CapturableLayer*>(m);
     if (!cap)
-      fail("per-example engine: layer {} has parameters but is not Linear, Conv2d or BatchNorm2d", m->describe());
+      fail("per-example engine: layer {} has parameters but is not a capturable layer (nn/module.h)", m->describe());
     auto layer = std::make_unique<Layer>();
     layer->module = cap;
     std::vector<NamedParameter> params;
@@ -128,24 +128,15 @@ std::vector<PerExampleEngine::KfacBlock> PerExampleEngine::kfac_blocks() const {
     KfacBlock b;
     b.offset = l->offset;
     b.weight_name = l->module->describe();
-    if (auto* bn = dynamic_cast<BatchNorm2d*>(l->module)) {
-      b.out = bn->channels();
-      b.bias = true;
-      b.channel_pairs = true;
+    const KfacShape shape = l->module->kfac_shape();
+    b.out = shape.out;
+    b.in = shape.in;
+    b.bias = shape.bias;
+    b.channel_pairs = shape.channel_pairs;
+    if (b.channel_pairs) {
       b.pairs.assign(static_cast<size_t>(4 * b.out), 0.0);
       blocks.push_back(std::move(b));
       continue;
-    }
-    if (auto* conv = dynamic_cast<Conv2d*>(l->module)) {
-      b.out = conv->weight.size(0);
-      b.in = conv->weight.numel() / b.out;
-      b.bias = conv->bias.defined();
-    } else {
-      auto* lin = dynamic_cast<Linear*>(l->module);
-      LETHE_CHECK(lin, "per-example engine: layer {} is not Linear, Conv2d or BatchNorm2d", l->module->describe());
-      b.out = lin->weight.size(0);
-      b.in = lin->weight.size(1);
-      b.bias = lin->bias.defined();
     }
     const int64_t ain = b.in + (b.bias ? 1 : 0);
     b.A.assign(static_cast<size_t>(ain * ain), 0.0);
@@ -165,7 +156,7 @@ void PerExampleEngine::kfac_accumulate(std::vector<KfacBlock>& blocks) const {
 
 bool PerExampleEngine::linear_capture(size_t k, std::vector<float>& input, std::vector<float>& grad_output) const {
   LETHE_CHECK(k < layers_.size(), "linear_capture: layer {} of {}", k, layers_.size());
-  if (!dynamic_cast<const Linear*>(layers_[k]->module)) return false;
+  if (!layers_[k]->module->gradient_is_outer_product()) return false;
   const LayerCapture& cap = layers_[k]->capture;
   if (!cap.input.defined() || !cap.grad_output.defined()) fail("per-example engine: layer {} has no captured batch", k);
   input = cap.input.to_vector();

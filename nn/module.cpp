@@ -20,6 +20,9 @@ void Module::to(Device device) {
 void Module::reset_parameters(Rng& rng) {
   for (auto& c : children()) c.module->reset_parameters(rng);
 }
+void Module::jvp(Tensor&, Tensor&, const ParameterDirection&) {
+  fail("jvp: no forward derivative for layer {}", describe());
+}
 void Module::train(bool on) {
   training_ = on;
   for (auto& c : children()) c.module->train(on);
@@ -73,7 +76,7 @@ void init_kaiming_fan_out(Tensor& t, int64_t fan_out, Rng& rng) {
   t.copy_(Tensor::from_vector(t.shape(), values));
 }
 
-static void move_parameter(Tensor& t, Device device) {
+void move_parameter(Tensor& t, Device device) {
   if (!t.defined() || t.device() == device) return;
   const bool rg = t.requires_grad();
   t = t.detach().to(device);
@@ -94,68 +97,6 @@ Tensor CapturableLayer::record_capture(const Tensor& x, Tensor y) {
   return tap(y, [c = capture](const Tensor& g) { c->grad_output = g; });
 }
 
-// ---- Linear ----
-Linear::Linear(int64_t in, int64_t out, Rng& rng, bool with_bias) {
-  if (in < 1 || out < 1) fail("Linear({}, {}): sizes must be positive", in, out);
-  weight = Tensor::empty({out, in});
-  weight.set_requires_grad(true);
-  if (with_bias) {
-    bias = Tensor::empty({out});
-    bias.set_requires_grad(true);
-  }
-  reset_parameters(rng);
-}
-void Linear::reset_parameters(Rng& rng) {
-  init_uniform_fan_in(weight, weight.size(1), rng);
-  if (bias.defined()) init_uniform_fan_in(bias, weight.size(1), rng);
-}
-Tensor Linear::forward(const Tensor& x) { return record_capture(x, linear(x, weight, bias)); }
-std::string Linear::describe() const {
-  return fmt::format("Linear({}, {}{})", weight.size(1), weight.size(0), bias.defined() ? "" : ", bias=False");
-}
-void Linear::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
-  out.push_back({prefix + "weight", weight});
-  if (bias.defined()) out.push_back({prefix + "bias", bias});
-}
-void Linear::to(Device device) {
-  move_parameter(weight, device);
-  move_parameter(bias, device);
-}
-
-// ---- Conv2d ----
-Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride_, int64_t padding_, Rng& rng,
-               bool with_bias)
-    : stride(stride_), padding(padding_) {
-  if (in_channels < 1 || out_channels < 1 || kernel < 1 || stride < 1 || padding < 0)
-    fail("Conv2d({}, {}, kernel={}, stride={}, padding={}): invalid geometry", in_channels, out_channels, kernel, stride,
-         padding);
-  weight = Tensor::empty({out_channels, in_channels, kernel, kernel});
-  weight.set_requires_grad(true);
-  if (with_bias) {
-    bias = Tensor::empty({out_channels});
-    bias.set_requires_grad(true);
-  }
-  reset_parameters(rng);
-}
-void Conv2d::reset_parameters(Rng& rng) {
-  const int64_t fan_in = weight.numel() / weight.size(0);
-  init_uniform_fan_in(weight, fan_in, rng);
-  if (bias.defined()) init_uniform_fan_in(bias, fan_in, rng);
-}
-Tensor Conv2d::forward(const Tensor& x) { return record_capture(x, conv2d(x, weight, bias, stride, padding)); }
-std::string Conv2d::describe() const {
-  return fmt::format("Conv2d({}, {}, kernel_size={}, stride={}, padding={})", weight.size(1), weight.size(0),
-                     weight.size(2), stride, padding);
-}
-void Conv2d::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
-  out.push_back({prefix + "weight", weight});
-  if (bias.defined()) out.push_back({prefix + "bias", bias});
-}
-void Conv2d::to(Device device) {
-  move_parameter(weight, device);
-  move_parameter(bias, device);
-}
-
 // ---- stateless layers ----
 Tensor ReLU::forward(const Tensor& x) { return relu(x); }
 Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, kernel_, stride_); }
@@ -163,53 +104,27 @@ std::string MaxPool2d::describe() const { return fmt::format("MaxPool2d(kernel_s
 Tensor Flatten::forward(const Tensor& x) { return flatten(x); }
 Tensor GlobalAvgPool2d::forward(const Tensor& x) { return global_avg_pool2d(x); }
 
-// ---- BatchNorm2d ----
-BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, double momentum_) : eps(eps_), momentum(momentum_) {
-  if (channels < 1) fail("BatchNorm2d({}): channel count must be positive", channels);
-  if (!(eps > 0) || !(momentum >= 0 && momentum <= 1))
-    fail("BatchNorm2d({}, eps={}, momentum={}): need eps > 0 and momentum in [0, 1]", channels, eps, momentum);
-  weight = Tensor::empty({channels});
-  weight.set_requires_grad(true);
-  bias = Tensor::empty({channels});
-  bias.set_requires_grad(true);
-  running_mean = Tensor::empty({channels});
-  running_var = Tensor::empty({channels});
-  num_batches_tracked = Tensor::empty({});
-  Rng unused(0);
-  reset_parameters(unused);
+// Their forward derivatives: the parameter-free linear maps (flatten, the global mean) carry the
+// tangent through the same map; ReLU and max-pooling through the pattern the values chose.
+void ReLU::jvp(Tensor& h, Tensor& dh, const ParameterDirection&) {
+  h = relu(h);
+  dh = relu_jvp(h, dh);
 }
-void BatchNorm2d::reset_parameters(Rng&) {
-  weight.fill_(1.0f);
-  bias.fill_(0.0f);
-  running_mean.fill_(0.0f);
-  running_var.fill_(1.0f);
-  num_batches_tracked.fill_(0.0f);
+namespace activation {
+std::unique_ptr<Module> make_relu() { return std::make_unique<ReLU>(); }  // nn/activations.h
+}  // namespace activation
+void MaxPool2d::jvp(Tensor& h, Tensor& dh, const ParameterDirection&) {
+  Tensor y = max_pool2d(h, kernel_, stride_);
+  dh = max_pool2d_jvp(h, y, dh, kernel_, stride_);
+  h = y;
 }
-Tensor BatchNorm2d::forward(const Tensor& x) {
-  if (capture && training_)
-    fail("BatchNorm2d: per-example quantities need evaluation mode (in training mode each output depends on the "
-         "whole batch's statistics)");
-  Tensor y = batch_norm2d(x, weight, bias, running_mean, running_var, training_, momentum, eps);
-  if (training_) num_batches_tracked.data()[0] += 1.0f;
-  return record_capture(x, y);
+void Flatten::jvp(Tensor& h, Tensor& dh, const ParameterDirection&) {
+  h = flatten(h);
+  dh = flatten(dh);
 }
-std::string BatchNorm2d::describe() const {
-  return fmt::format("BatchNorm2d({}, eps={}, momentum={})", weight.size(0), eps, momentum);
-}
-void BatchNorm2d::collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) {
-  out.push_back({prefix + "weight", weight});
-  out.push_back({prefix + "bias", bias});
-}
-void BatchNorm2d::collect_buffers(const std::string& prefix, std::vector<NamedBuffer>& out) {
-  out.push_back({prefix + "running_mean", running_mean});
-  out.push_back({prefix + "running_var", running_var});
-  out.push_back({prefix + "num_batches_tracked", num_batches_tracked, /*integer=*/true});
-}
-void BatchNorm2d::to(Device device) {
-  move_parameter(weight, device);
-  move_parameter(bias, device);
-  move_parameter(running_mean, device);
-  move_parameter(running_var, device);
+void GlobalAvgPool2d::jvp(Tensor& h, Tensor& dh, const ParameterDirection&) {
+  h = global_avg_pool2d(h);
+  dh = global_avg_pool2d(dh);
 }
 
 // ---- Sequential ----
@@ -223,6 +138,9 @@ Tensor Sequential::forward(const Tensor& x) {
   for (auto& layer : layers_) h = layer->forward(h);
   return h;
 }
+void Sequential::jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) {
+  for (auto& layer : layers_) layer->jvp(h, dh, v);
+}
 std::string Sequential::describe() const {
   std::string s = "Sequential(\n";
   for (size_t i = 0; i < layers_.size(); ++i) s += fmt::format("  ({}): {}\n", i, layers_[i]->describe());
@@ -232,6 +150,23 @@ std::vector<ChildModule> Sequential::children() {
   std::vector<ChildModule> out;
   for (size_t i = 0; i < layers_.size(); ++i) out.push_back({std::to_string(i), layers_[i].get()});
   return out;
+}
+
+ParameterDirection::ParameterDirection(Module& model, const std::vector<float>& v) : v_(v) {
+  int64_t offset = 0;
+  for (auto& p : model.named_parameters()) {
+    offsets_[p.tensor.impl()] = offset;
+    offset += p.tensor.numel();
+  }
+  if (offset != static_cast<int64_t>(v.size()))
+    fail("jvp: direction of {} values for a model of {} parameters", v.size(), offset);
+}
+
+Tensor ParameterDirection::of(const Tensor& param) const {
+  if (!param.defined()) return Tensor();
+  const int64_t offset = offsets_.at(param.impl());
+  return Tensor::from_vector(param.shape(), std::span<const float>(v_.data() + offset, static_cast<size_t>(param.numel())),
+                             param.device());
 }
 
 std::vector<float> concatenated(const std::vector<Tensor>& tensors) {

@@ -4,8 +4,10 @@
 // ("0.weight", "layer1.0.bn1.running_mean", ...), so checkpoints move between lethe and PyTorch.
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "kernels/types.h"
 #include "nn/tensor.h"
 #include "util/rng.h"
 
@@ -30,6 +32,20 @@ struct ChildModule {
   Module* module;
 };
 
+// A direction v in θ (flatten_params' layout) split by parameter tensor, for forward-mode
+// derivatives: each module finds its own segment by identity, wherever the tree's naming order
+// put it.
+class ParameterDirection {
+ public:
+  ParameterDirection(Module& model, const std::vector<float>& v);
+  // The segment of v belonging to `param` (undefined for an undefined parameter).
+  Tensor of(const Tensor& param) const;
+
+ private:
+  const std::vector<float>& v_;
+  std::unordered_map<const TensorImpl*, int64_t> offsets_;
+};
+
 // The defaults of the tree-walking methods recurse into children(), so a composite module only
 // lists its children and a leaf only overrides what it owns.
 class Module {
@@ -47,6 +63,10 @@ class Module {
   // Draws fresh initial values in place, as at construction (same rule, new draws from `rng`);
   // buffers return to their initial state.
   virtual void reset_parameters(Rng& rng);
+  // The forward derivative (influence/jvp.h): carries (h, ḣ) through this module in evaluation
+  // mode, ḣ the derivative of h along the parameter direction v; a composite module carries
+  // them through its children. The default refuses, naming the module.
+  virtual void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v);
 
   // Training mode (the default, as in PyTorch) or evaluation mode, for this module and every
   // descendant. Only BatchNorm behaves differently: batch statistics and running-average updates
@@ -88,10 +108,40 @@ struct LayerCapture {
   Tensor grad_output;
 };
 
-// A layer whose parameters the per-example engine understands.
+// A layer's capture on the device its kernels run on, cut to a range of examples: the whole
+// tensors (for their shapes) and pointers to the range's first example, `n` examples from there.
+struct CaptureView {
+  Tensor input, grad_output;
+  const float* a = nullptr;
+  const float* d = nullptr;
+  int64_t n = 0;
+};
+
+// The shape of a layer's KFAC block (influence/kfac.h): the gradient factor G (out × out) and
+// the activation factor A ((in + bias)², the bias as a constant 1 appended to the input); or,
+// for a per-channel layer (channel_pairs), the exact 2 × 2 block of each of `out` channels.
+struct KfacShape {
+  int64_t out = 0, in = 0;
+  bool bias = false;
+  bool channel_pairs = false;
+};
+
+// A layer whose parameters the per-example engine understands: everything its type needs for
+// per-example work lives with the type (nn/layers/), and the engine calls these, never a cast.
 class CapturableLayer : public Module {
  public:
   LayerCapture* capture = nullptr;  // when set, forward() records into it
+
+  // Adds this layer's share of `r` (θ-indexed pointers already offset to its segment, every
+  // pointer on `device`) for the examples of `c`, through the per-example kernels of its type.
+  virtual void per_example_products(Device device, const CaptureView& c, const PerExampleRequest& r) const = 0;
+  virtual KfacShape kfac_shape() const = 0;
+  // Adds the batch's KFAC statistics into accumulators on `device` shaped as kfac_shape() says
+  // (A and G, or `pairs`: [γγ, γβ, βγ, ββ] per channel).
+  virtual void kfac_statistics(Device device, const CaptureView& c, double* A, double* G, double* pairs) const = 0;
+  // Whether example i's weight gradient is the outer product of its captured rows, d_i a_iᵀ
+  // (a dense layer), so passes may work from the captures without forming gradients.
+  virtual bool gradient_is_outer_product() const { return false; }
 
  protected:
   Tensor record_capture(const Tensor& x, Tensor y);
@@ -105,6 +155,11 @@ class Linear : public CapturableLayer {
   std::string describe() const override;
   void collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) override;
   void to(Device device) override;
+  void per_example_products(Device device, const CaptureView& c, const PerExampleRequest& r) const override;
+  KfacShape kfac_shape() const override;
+  void kfac_statistics(Device device, const CaptureView& c, double* A, double* G, double* pairs) const override;
+  bool gradient_is_outer_product() const override { return true; }
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
   Tensor weight, bias;
 };
 
@@ -117,6 +172,10 @@ class Conv2d : public CapturableLayer {
   std::string describe() const override;
   void collect_parameters(const std::string& prefix, std::vector<NamedParameter>& out) override;
   void to(Device device) override;
+  void per_example_products(Device device, const CaptureView& c, const PerExampleRequest& r) const override;
+  KfacShape kfac_shape() const override;
+  void kfac_statistics(Device device, const CaptureView& c, double* A, double* G, double* pairs) const override;
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
   Tensor weight, bias;
   int64_t stride, padding;
 };
@@ -125,6 +184,7 @@ class ReLU : public Module {
  public:
   Tensor forward(const Tensor& x) override;
   std::string describe() const override { return "ReLU()"; }
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
 };
 
 class MaxPool2d : public Module {
@@ -132,6 +192,7 @@ class MaxPool2d : public Module {
   MaxPool2d(int64_t kernel, int64_t stride) : kernel_(kernel), stride_(stride) {}
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
   int64_t kernel() const { return kernel_; }
   int64_t stride() const { return stride_; }
 
@@ -143,6 +204,7 @@ class Flatten : public Module {
  public:
   Tensor forward(const Tensor& x) override;
   std::string describe() const override { return "Flatten()"; }
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
 };
 
 // BatchNorm2d as PyTorch defines it: per-channel affine weight (γ, init 1) and bias (β, init 0);
@@ -159,6 +221,10 @@ class BatchNorm2d : public CapturableLayer {
   void collect_buffers(const std::string& prefix, std::vector<NamedBuffer>& out) override;
   void to(Device device) override;
   void reset_parameters(Rng& rng) override;
+  void per_example_products(Device device, const CaptureView& c, const PerExampleRequest& r) const override;
+  KfacShape kfac_shape() const override;
+  void kfac_statistics(Device device, const CaptureView& c, double* A, double* G, double* pairs) const override;
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
   int64_t channels() const { return weight.size(0); }
   Tensor weight, bias;
   Tensor running_mean, running_var;
@@ -172,6 +238,7 @@ class GlobalAvgPool2d : public Module {
  public:
   Tensor forward(const Tensor& x) override;
   std::string describe() const override { return "GlobalAvgPool2d()"; }
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
 };
 
 class Sequential : public Module {
@@ -180,6 +247,7 @@ class Sequential : public Module {
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
   std::vector<ChildModule> children() override;
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
   size_t size() const { return layers_.size(); }
   Module& layer(size_t i) { return *layers_.at(i); }
 
@@ -194,6 +262,9 @@ void assign_params(Module& model, const std::vector<float>& theta);
 // Tensors' values laid end to end on the host, as flatten_params lays the parameters (e.g.
 // copies of them kept on the device).
 std::vector<float> concatenated(const std::vector<Tensor>& tensors);
+
+// Moves a parameter or buffer to `device` (a new tensor, its requires_grad kept).
+void move_parameter(Tensor& t, Device device);
 
 // Weights kaiming-initialised for ReLU on fan_out, the rule torchvision's ResNet uses (there a
 // normal draw; here a uniform one of the same variance 2/fan_out, from the one generator).

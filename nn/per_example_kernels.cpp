@@ -14,18 +14,6 @@
 namespace lethe {
 namespace {
 
-ChannelShape channel_shape(const Tensor& input) {
-  return ChannelShape{input.size(0), input.size(1), input.size(2) * input.size(3)};
-}
-
-Conv2dShape conv_shape(const Conv2d& conv, const Tensor& input) {
-  Conv2dShape s;
-  s.n = input.size(0), s.c = input.size(1), s.h = input.size(2), s.w = input.size(3);
-  s.co = conv.weight.size(0), s.kh = conv.weight.size(2), s.kw = conv.weight.size(3);
-  s.stride = conv.stride, s.pad = conv.padding;
-  return s;
-}
-
 const LayerCapture& capture_of(const CapturableLayer& layer) {
   if (!layer.capture || !layer.capture->input.defined() || !layer.capture->grad_output.defined())
     fail("per-example kernels: layer {} holds no captured batch", layer.describe());
@@ -60,31 +48,23 @@ CutCapture cut(const Tensor& t, ExampleRange range) {
   return {t.data() + range.first * (n > 0 ? t.numel() / n : 0), range.count};
 }
 
+// A layer's capture on `device` (copied there when it lives elsewhere), cut to `range`.
+CaptureView view_on(const CapturableLayer& layer, Device device, ExampleRange range) {
+  const LayerCapture& cap = capture_of(layer);
+  CaptureView v;
+  v.input = cap.input.to(device);
+  v.grad_output = cap.grad_output.to(device);
+  const CutCapture ca = cut(v.input, range), cd = cut(v.grad_output, range);
+  v.a = ca.data, v.d = cd.data, v.n = ca.n;
+  return v;
+}
+
 // One layer's share of a request whose pointers are already offset to its segment and live on
 // `device` (the captures are copied there when they live elsewhere), for the examples of `range`
 // (the request's per-example rows start at the range's first).
 void accumulate_layer(const CapturableLayer& layer, Device device, const PerExampleRequest& r,
                       ExampleRange range = {}) {
-  const LayerCapture& cap = capture_of(layer);
-  const Tensor a = cap.input.to(device);
-  const Tensor d = cap.grad_output.to(device);
-  const CutCapture ca = cut(a, range), cd = cut(d, range);
-  if (auto* conv = dynamic_cast<const Conv2d*>(&layer)) {
-    Conv2dShape s = conv_shape(*conv, a);
-    s.n = ca.n;
-    LETHE_DISPATCH(device, conv2d_per_example, s, conv->bias.defined(), ca.data, cd.data, r);
-  } else if (auto* bn = dynamic_cast<const BatchNorm2d*>(&layer)) {
-    const Tensor mean = bn->running_mean.to(device), var = bn->running_var.to(device);
-    ChannelShape s = channel_shape(a);
-    s.n = ca.n;
-    LETHE_DISPATCH(device, batchnorm2d_per_example, s, ca.data, mean.data(), var.data(), static_cast<float>(bn->eps),
-                   cd.data, r);
-  } else if (auto* lin = dynamic_cast<const Linear*>(&layer)) {
-    LinearDims dims{ca.n, a.size(1), d.size(1), lin->bias.defined()};
-    LETHE_DISPATCH(device, linear_per_example, dims, ca.data, cd.data, r);
-  } else {
-    fail("per-example kernels: layer {} is not Linear, Conv2d or BatchNorm2d", layer.describe());
-  }
+  layer.per_example_products(device, view_on(layer, device, range), r);
 }
 
 // The request for examples [first, ...): its per-example rows moved to the first's.
@@ -256,35 +236,16 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
   }
 }
 
-// One layer's KFAC statistics on `device`, into accumulators that live there.
-void accumulate_kfac_on(const CapturableLayer& layer, Device device, double* A, double* G, double* pairs) {
-  const LayerCapture& cap = capture_of(layer);
-  const Tensor a = cap.input.to(device);
-  const Tensor d = cap.grad_output.to(device);
-  if (auto* bn = dynamic_cast<const BatchNorm2d*>(&layer)) {
-    const Tensor mean = bn->running_mean.to(device), var = bn->running_var.to(device);
-    LETHE_DISPATCH(device, batchnorm2d_pairs_accumulate, channel_shape(a), a.data(), mean.data(), var.data(),
-                   static_cast<float>(bn->eps), d.data(), pairs);
-  } else if (auto* conv = dynamic_cast<const Conv2d*>(&layer)) {
-    LETHE_DISPATCH(device, conv2d_kfac_accumulate, conv_shape(*conv, a), conv->bias.defined(), a.data(), d.data(), A, G);
-  } else if (auto* lin = dynamic_cast<const Linear*>(&layer)) {
-    LinearDims dims{a.size(0), a.size(1), d.size(1), lin->bias.defined()};
-    LETHE_DISPATCH(device, linear_kfac_accumulate, dims, a.data(), d.data(), A, G);
-  } else {
-    fail("per-example kernels: layer {} is not Linear, Conv2d or BatchNorm2d", layer.describe());
-  }
-}
-
 void accumulate_kfac(const CapturableLayer& layer, int64_t a_count, int64_t g_count, int64_t pairs_count, double* A,
                      double* G, double* pairs, ResidentSums* resident) {
   if (capture_of(layer).input.device() != Device::CUDA) {
-    accumulate_kfac_on(layer, Device::CPU, A, G, pairs);
+    layer.kfac_statistics(Device::CPU, view_on(layer, Device::CPU, {}), A, G, pairs);
     return;
   }
 #ifdef LETHE_WITH_CUDA
   cuda::StagedSums sums(lookup_in(resident));
-  accumulate_kfac_on(layer, Device::CUDA, sums.on_device(A, a_count), sums.on_device(G, g_count),
-                     sums.on_device(pairs, pairs_count));
+  layer.kfac_statistics(Device::CUDA, view_on(layer, Device::CUDA, {}), sums.on_device(A, a_count),
+                        sums.on_device(G, g_count), sums.on_device(pairs, pairs_count));
   sums.finish();
 #else
   (void)a_count, (void)g_count, (void)pairs_count, (void)resident;

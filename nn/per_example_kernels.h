@@ -14,7 +14,7 @@
 
 namespace lethe {
 
-// A Linear, Conv2d or BatchNorm2d layer with a capture attached, and where its parameters start
+// A capturable layer (nn/module.h) with a capture attached, and where its parameters start
 // in the flattened θ.
 struct CapturedLayer {
   const CapturableLayer* layer = nullptr;

@@ -56,6 +56,20 @@ Tensor BasicBlock::forward(const Tensor& x) {
   return relu(add(out, downsample ? downsample->forward(x) : x));
 }
 
+// The same road as forward, each step carrying (h, ḣ); the ReLUs through relu_jvp.
+void BasicBlock::jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) {
+  Tensor x = h, dx = dh;
+  conv1->jvp(h, dh, v);
+  bn1->jvp(h, dh, v);
+  h = relu(h);
+  dh = relu_jvp(h, dh);
+  conv2->jvp(h, dh, v);
+  bn2->jvp(h, dh, v);
+  if (downsample) downsample->jvp(x, dx, v);
+  h = relu(add(h, x));
+  dh = relu_jvp(h, add(dh, dx));
+}
+
 std::string BasicBlock::describe() const {
   return fmt::format("BasicBlock({}, {}, stride={}{})", conv1->weight.size(1), conv1->weight.size(0), conv1->stride,
                      downsample ? ", downsample" : "");
@@ -83,6 +97,16 @@ Tensor ResNet::forward(const Tensor& x) {
   Tensor h = relu(bn1->forward(conv1->forward(x)));
   h = layer4->forward(layer3->forward(layer2->forward(layer1->forward(h))));
   return fc->forward(avgpool->forward(h));
+}
+
+void ResNet::jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) {
+  conv1->jvp(h, dh, v);
+  bn1->jvp(h, dh, v);
+  h = relu(h);
+  dh = relu_jvp(h, dh);
+  for (Sequential* layer : {layer1.get(), layer2.get(), layer3.get(), layer4.get()}) layer->jvp(h, dh, v);
+  avgpool->jvp(h, dh, v);
+  fc->jvp(h, dh, v);
 }
 
 std::string ResNet::describe() const {

@@ -21,6 +21,7 @@ class BasicBlock : public Module {
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
   std::vector<ChildModule> children() override;
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
   std::unique_ptr<Conv2d> conv1, conv2;
   std::unique_ptr<BatchNorm2d> bn1, bn2;
   std::unique_ptr<Sequential> downsample;  // null for the identity shortcut
@@ -34,6 +35,7 @@ class ResNet : public Module {
   std::string describe() const override;
   std::vector<ChildModule> children() override;
   void reset_parameters(Rng& rng) override;
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
   std::unique_ptr<Conv2d> conv1;
   std::unique_ptr<BatchNorm2d> bn1;
   std::unique_ptr<Sequential> layer1, layer2, layer3, layer4;

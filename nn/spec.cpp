@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nn/activations.h"
 #include "nn/ops.h"
 #include "nn/resnet.h"
 #include "util/atomic_file.h"
@@ -26,11 +27,12 @@ constexpr int kMaxDepth = 8;               // residual blocks nested in residual
 constexpr int64_t kMaxParameters = int64_t{1} << 31;
 
 const std::set<std::string>& fields_of(const std::string& type) {
+  static const std::set<std::string> activation_fields = {"type", "name"};
+  if (find_activation(type)) return activation_fields;
   static const std::map<std::string, std::set<std::string>> fields = {
       {"conv2d", {"type", "name", "in", "out", "kernel", "stride", "padding", "bias", "init"}},
       {"batchnorm2d", {"type", "name", "channels", "eps", "momentum"}},
       {"linear", {"type", "name", "in", "out", "bias"}},
-      {"relu", {"type", "name"}},
       {"maxpool2d", {"type", "name", "kernel", "stride"}},
       {"avgpool2d", {"type", "name", "kernel", "stride"}},
       {"global_avgpool2d", {"type", "name"}},
@@ -216,7 +218,7 @@ Shape infer_layer(const LayerSpec& l, const Shape& x, const Where& w, int64_t& p
                               shape_text(body), shape_text(shortcut)));
     return body;
   }
-  return x;  // relu, dropout
+  return x;  // the activations (nn/activations.h), dropout
 }
 
 Shape infer(const std::vector<LayerSpec>& layers, Shape shape, const Where& parent, const std::string& label,
@@ -267,9 +269,12 @@ Json to_json(const LayerSpec& l) {
 }  // namespace
 
 const std::vector<std::string>& spec_layer_types() {
-  static const std::vector<std::string> types = {"conv2d",    "batchnorm2d",      "relu",    "maxpool2d",
-                                                 "avgpool2d", "global_avgpool2d", "flatten", "linear",
-                                                 "residual",  "dropout"};
+  static const std::vector<std::string> types = [] {
+    std::vector<std::string> t = {"conv2d", "batchnorm2d", "maxpool2d", "avgpool2d", "global_avgpool2d",
+                                  "flatten", "linear",     "residual",  "dropout"};
+    for (const auto& a : activation_types()) t.push_back(a.name);
+    return t;
+  }();
   return types;
 }
 

@@ -22,7 +22,8 @@
 namespace lethe {
 
 struct LayerSpec {
-  std::string type;  // conv2d batchnorm2d linear relu maxpool2d avgpool2d global_avgpool2d flatten dropout residual
+  std::string type;  // conv2d batchnorm2d linear maxpool2d avgpool2d global_avgpool2d flatten dropout residual,
+                     // or an activation (nn/activations.h: relu ...)
   std::string name;  // the state_dict prefix of its parameters ("0", "layer1.0.conv1"); required with parameters
   int64_t in = 0, out = 0;               // conv2d channels, linear features; batchnorm2d: `in` is the channels
   int64_t kernel = 0, stride = 0, padding = 0;  // conv2d, pools (a pool's stride defaults to its kernel)
@@ -40,8 +41,7 @@ struct NetSpec {
   std::vector<LayerSpec> layers;
 };
 
-// The modules a spec builds beyond nn/module.h's, public so that passes walking a network layer
-// by layer (the forward derivatives of influence/jvp.cpp) can see them.
+// The modules a spec builds beyond nn/module.h's.
 
 // A Sequential whose children carry the spec's names instead of their positions, so parameters
 // take the state_dict names the spec gives (jvp and the per-example engine see a Sequential).
@@ -83,6 +83,18 @@ class Residual : public Module {
     return fmt::format("Residual(body {}, shortcut {}{})", body->describe(),
                        shortcut->size() ? shortcut->describe() : "identity", relu_after ? ", relu" : "");
   }
+  // Each branch carries its own tangent from the block's input.
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override {
+    Tensor x = h, dx = dh;
+    body->jvp(h, dh, v);
+    if (shortcut->size()) shortcut->jvp(x, dx, v);
+    h = add(h, x);
+    dh = add(dh, dx);
+    if (relu_after) {
+      h = relu(h);
+      dh = relu_jvp(h, dh);
+    }
+  }
   std::vector<ChildModule> children() override {
     auto c = body->children();
     for (auto& s : shortcut->children()) c.push_back(s);
@@ -107,6 +119,11 @@ class AvgPool2d : public Module {
     return conv2d(x, weight_, Tensor(), stride_, 0);
   }
   std::string describe() const override { return fmt::format("AvgPool2d(kernel_size={}, stride={})", kernel_, stride_); }
+  // Linear and parameter-free: the tangent takes the same map.
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection&) override {
+    h = forward(h);
+    dh = forward(dh);
+  }
 
  private:
   int64_t kernel_, stride_;

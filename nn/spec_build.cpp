@@ -1,6 +1,7 @@
 // Building the modules a NetSpec describes (nn/spec.h).
 #include <set>
 
+#include "nn/activations.h"
 #include "nn/ops.h"
 #include "nn/resnet.h"
 #include "nn/spec.h"
@@ -70,7 +71,7 @@ std::unique_ptr<Module> build_layer(const LayerSpec& l, SpecNet& root, Rng& rng)
   }
   if (l.type == "linear") return std::make_unique<Linear>(l.in, l.out, rng, l.bias);
   if (l.type == "batchnorm2d") return std::make_unique<BatchNorm2d>(l.in, l.eps, l.momentum);
-  if (l.type == "relu") return std::make_unique<ReLU>();
+  if (const ActivationType* a = find_activation(l.type)) return a->make();
   if (l.type == "maxpool2d") return std::make_unique<MaxPool2d>(l.kernel, l.stride);
   if (l.type == "avgpool2d") return std::make_unique<AvgPool2d>(l.kernel, l.stride);
   if (l.type == "global_avgpool2d") return std::make_unique<GlobalAvgPool2d>();
