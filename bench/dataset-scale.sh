@@ -227,7 +227,8 @@ table="$DIR/results/table-$DEVICE-$PRECISION.md"
   printf '%s\n' "${ROWS[@]}"
   echo
   printf '%s\n' "${NOTES[@]}"
-  ((${#VERDICTS[@]})) && { echo; printf '%s\n' "${VERDICTS[@]}"; }
-  [[ ${#EXTRA[@]} -gt 0 ]] && { echo; echo "identify flags added: ${EXTRA[*]}"; }
+  # (if, not &&: a false test as the group's last command would fail the pipeline under pipefail)
+  if ((${#VERDICTS[@]})); then echo; printf '%s\n' "${VERDICTS[@]}"; fi
+  if ((${#EXTRA[@]})); then echo; echo "identify flags added: ${EXTRA[*]}"; fi
 } | tee "$table"
 echo "(the JSON of each run and this table: $DIR/results/)" >&2
