@@ -292,8 +292,12 @@ Case kfac_case(const std::string& shape, bool resnet, int64_t n, int64_t positio
 
 Row linear_kfac_row() {
   Row r{"linear_kfac_accumulate", kKfacVsDouble, kKfacVsCpu, {}};
-  for (const auto& [dims, resnet] : std::vector<std::pair<LinearDims, bool>>{
+  // (a plain loop variable, not a structured binding: clang before 16 cannot capture those in
+  // the lambdas below)
+  for (const auto& c : std::vector<std::pair<LinearDims, bool>>{
            {{37, 129, 11, true}, false}, {{37, 129, 11, false}, false}, {{128, 512, 10, true}, true}}) {
+    const LinearDims dims = c.first;
+    const bool resnet = c.second;
     const int64_t a_dim = dims.in + (dims.bias ? 1 : 0);
     r.cases.push_back(kfac_case(
         linear_layer(dims, resnet).shape, resnet, dims.n, 1, a_dim, dims.out,
