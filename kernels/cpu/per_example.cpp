@@ -48,10 +48,50 @@ void fold_example_gradient(const float* g, int64_t p, int64_t i, const PerExampl
     for (int64_t k = 0; k < p; ++k) (*sq_acc)[static_cast<size_t>(k)] += static_cast<double>(g[k]) * g[k];
 }
 
+// From this many queries on, a layer's inner products go through its formed per-example
+// gradients and a GEMM (dots_by_gemm) rather than per query: below it the per-query paths
+// (the ghost product for Linear layers, the batched forward for convolutions) cost less, above
+// it their cost, q GEMV-like sweeps, passes the one GEMM's.
+constexpr int64_t kGemmDotsMinQueries = 8;
+// The GEMM's sums run over spans of this many parameters in float, each span's result added to
+// the double accumulator: float rounding over at most 4,096 terms, the rest in double.
+constexpr int64_t kGemmDotsSpan = 4096;
+// Floats of formed gradients per chunk of examples (64 MiB).
+constexpr int64_t kGemmDotsChunkFloats = int64_t{1} << 24;
+
+// dots[i*q + j] += <g_i, v_j> for every example of the batch and query, the layer's gradients g
+// (p values each, scaled as the request asks) formed `chunk` examples at a time by form(i0, m, g,
+// ld) into rows of g.
+template <typename Form>
+void dots_by_gemm(int64_t n, int64_t p, const PerExampleRequest& req, Form&& form) {
+  const int64_t q = req.q;
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, kGemmDotsChunkFloats / std::max<int64_t>(1, p)));
+  std::vector<float> g(static_cast<size_t>(chunk * p)), c(static_cast<size_t>(chunk * q));
+  for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+    const int64_t m = std::min(chunk, n - i0);
+    form(i0, m, g.data(), p);
+    for (int64_t k0 = 0; k0 < p; k0 += kGemmDotsSpan) {
+      const int64_t kc = std::min(kGemmDotsSpan, p - k0);
+      gemm(false, true, m, q, kc, 1.0f, g.data() + k0, p, req.queries + k0, req.ld_queries, 0.0f, c.data(), q);
+      double* dots = req.dots + i0 * q;
+      for (int64_t t = 0; t < m * q; ++t) dots[t] += c[static_cast<size_t>(t)];
+    }
+  }
+}
+
 }  // namespace
 
-void linear_per_example(const LinearDims& dm, const float* a, const float* d, const PerExampleRequest& req) {
+void linear_per_example(const LinearDims& dm, const float* a, const float* d, const PerExampleRequest& req_in) {
+  PerExampleRequest req = req_in;
   const int64_t n = dm.n, in = dm.in, out = dm.out;
+  if (req.dots && req.q >= kGemmDotsMinQueries) {
+    dots_by_gemm(n, out * in + (dm.bias ? out : 0), req, [&](int64_t i0, int64_t m, float* g, int64_t ld) {
+      PerExampleRequest form;
+      form.grads = g, form.ld_grads = ld, form.scale = req.scale;
+      linear_per_example(LinearDims{m, in, out, dm.bias}, a + i0 * in, d + i0 * out, form);
+    });
+    req.dots = nullptr;
+  }
   const double sc = req.scale;
   if (req.dots && req.q > 0) {
     // <g_i, v> = sc * (d_i^T V_w a_i + d_i . v_b): T = d V_w is one GEMM per query.
@@ -212,7 +252,19 @@ void conv2d_per_example_dnnl(const Conv2dShape& s, bool bias, const float* a, co
 
 }  // namespace
 
-void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const float* d, const PerExampleRequest& req) {
+void conv2d_per_example(const Conv2dShape& s, bool bias, const float* a, const float* d, const PerExampleRequest& req_in) {
+  PerExampleRequest req = req_in;
+  if (req.dots && req.q >= kGemmDotsMinQueries) {
+    dots_by_gemm(s.n, s.co * s.col_rows() + (bias ? s.co : 0), req, [&](int64_t i0, int64_t m, float* g, int64_t ld) {
+      Conv2dShape part = s;
+      part.n = m;
+      PerExampleRequest form;
+      form.grads = g, form.ld_grads = ld, form.scale = req.scale;
+      conv2d_per_example(part, bias, a + i0 * s.c * s.h * s.w, d + i0 * s.co * s.col_cols(), form);
+    });
+    req.dots = nullptr;
+    if (!req.sq_norms && !req.sq_sum && !req.grads) return;
+  }
   if (dnnl_conv::available()) return conv2d_per_example_dnnl(s, bias, a, d, req);
   const int64_t rows = s.col_rows(), cols = s.col_cols();
   const int64_t in_size = s.c * s.h * s.w, out_size = s.co * cols;
