@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <functional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -14,6 +15,7 @@
 #include "nn/safetensors.h"
 #include "influence/params.h"
 #include "influence/per_example.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/rng.h"
 
@@ -59,31 +61,40 @@ void add_materialised_moments(const KfacLayer& l, int64_t n, int64_t p, const st
   }
 }
 
-// Λ of every Linear/Conv2d layer of `e.basis`, summed over `set` (not yet normalised).
-void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt, Ekfac& e) {
+// What a walk over a set hands each layer of a batch: a Linear layer's captured input a [n, in]
+// and output gradient d [n, out], any other layer's rows of the batch's per-example gradients
+// grads [n, p] (formed once per batch, only when some layer needs them). `first` is the batch's
+// first example in the set.
+struct LayerGradients {
+  std::function<void(size_t k, int64_t first, int64_t n, const std::vector<float>& a, const std::vector<float>& d)> linear;
+  std::function<void(size_t k, int64_t first, int64_t n, int64_t p, const std::vector<float>& grads)> materialised;
+  bool channel_pairs = false;  // hand BatchNorm layers over too (as materialised gradients)
+};
+
+// One pass over `set` with the per-example gradients of the loss under `fisher`'s labels (the
+// given ones, or mc_samples draws from the model per example), layer by layer.
+void walk_layer_gradients(Module& model, const data::ImageSet& set, const std::vector<KfacLayer>& layers,
+                          const FisherOptions& fisher, const PassOptions& opt, const char* name,
+                          const LayerGradients& visit) {
   PerExampleEngine engine(model);
   const int64_t p = engine.num_params();
-  const auto& layers = e.basis.layers;
-  e.lambda.assign(layers.size(), {});
-  for (size_t k = 0; k < layers.size(); ++k)
-    if (!layers[k].channel_pairs) e.lambda[k].assign(static_cast<size_t>(layers[k].out * layers[k].a_dim()), 0.0);
   Rng rng(fisher.seed);  // sampled labels: drawn afresh from KFAC's seed
   const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
   const int64_t batch = std::min(std::max<int64_t>(1, opt.batch), examples_within(kMaterialisedGradientBudget, p));
   std::vector<float> a, d, grads;
   BatchWalk walk;
-  walk.interruptible_as = "EK-FAC";
+  walk.interruptible_as = name;
   walk.progress = opt.progress;
   for_each_image_batch(set, batch, model.device(), [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
-    const int64_t n = static_cast<int64_t>(idx.size());
+    const int64_t n = static_cast<int64_t>(idx.size()), first = idx.front();
     Tensor logits = engine.forward(x);
     for (int s = 0; s < draws; ++s) {
       engine.backward(logits, fisher.kind == FisherKind::Sampled ? sample_labels(logits, rng) : labels);
       bool materialised = false;
       for (size_t k = 0; k < layers.size(); ++k) {
-        if (layers[k].channel_pairs) continue;
-        if (engine.linear_capture(k, a, d)) {
-          add_linear_moments(layers[k], n, a, d, e.lambda[k]);
+        if (layers[k].channel_pairs && !visit.channel_pairs) continue;
+        if (!layers[k].channel_pairs && engine.linear_capture(k, a, d)) {
+          visit.linear(k, first, n, a, d);
           continue;
         }
         if (!materialised) {
@@ -94,10 +105,27 @@ void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher
           engine.accumulate(req);
           materialised = true;
         }
-        add_materialised_moments(layers[k], n, p, grads, e.lambda[k]);
+        visit.materialised(k, first, n, p, grads);
       }
     }
   }, walk);
+}
+
+// Λ of every Linear/Conv2d layer of `e.basis`, averaged over `set` (and the label draws).
+void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt, Ekfac& e) {
+  const auto& layers = e.basis.layers;
+  e.lambda.assign(layers.size(), {});
+  for (size_t k = 0; k < layers.size(); ++k)
+    if (!layers[k].channel_pairs) e.lambda[k].assign(static_cast<size_t>(layers[k].out * layers[k].a_dim()), 0.0);
+  LayerGradients visit;
+  visit.linear = [&](size_t k, int64_t, int64_t n, const std::vector<float>& a, const std::vector<float>& d) {
+    add_linear_moments(layers[k], n, a, d, e.lambda[k]);
+  };
+  visit.materialised = [&](size_t k, int64_t, int64_t n, int64_t p, const std::vector<float>& grads) {
+    add_materialised_moments(layers[k], n, p, grads, e.lambda[k]);
+  };
+  walk_layer_gradients(model, set, layers, fisher, opt, "EK-FAC", visit);
+  const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
   const double norm = 1.0 / (static_cast<double>(set.n) * draws);
   for (auto& l : e.lambda)
     for (auto& x : l) x *= norm;
@@ -115,7 +143,93 @@ Ekfac ekfac_factors(Module& model, const data::ImageSet& set, const FisherOption
   Ekfac e;
   e.basis = kfac_factors(model, set, fisher, opt);
   e.examples = set.n;
+  const auto t0 = Clock::now();
   refit(model, set, fisher, opt, e);
+  e.seconds_lambda = since(t0);
+  return e;
+}
+
+std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& set, const Ekfac& e, double damping,
+                                         double relative_damping, const PassOptions& opt) {
+  if (!(damping > 0)) fail("EK-FAC: damping {} must be > 0", damping);
+  const auto& layers = e.basis.layers;
+  LETHE_CHECK(e.lambda.size() == layers.size(), "EK-FAC: {} eigenvalue sets for {} layers", e.lambda.size(), layers.size());
+  // Per layer, the weights 1 / (Λ + δ_l) of the squared rotated entries (as ekfac_apply divides).
+  std::vector<std::vector<double>> w(layers.size());
+  std::vector<double> delta(layers.size());
+  for (size_t k = 0; k < layers.size(); ++k) {
+    delta[k] = damping + relative_damping * mean_of(layers[k].channel_pairs ? layers[k].lP : e.lambda[k]);
+    for (double lam : e.lambda[k]) w[k].push_back(1.0 / (std::max(0.0, lam) + delta[k]));
+  }
+  std::vector<double> out(static_cast<size_t>(set.n), 0.0);
+  LayerGradients visit;
+  visit.channel_pairs = true;
+  visit.linear = [&](size_t k, int64_t first, int64_t n, const std::vector<float>& a, const std::vector<float>& d) {
+    const KfacLayer& l = layers[k];
+    const int64_t ad = l.a_dim();
+    std::vector<double> abar(static_cast<size_t>(n * ad), 1.0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < l.in; ++c) abar[i * ad + c] = a[static_cast<size_t>(i * l.in + c)];
+    std::vector<double> dd(d.begin(), d.end());
+    auto ar = matmul_f64(false, false, n, ad, ad, abar, l.QA);
+    auto dr = matmul_f64(false, false, n, l.out, l.out, dd, l.QG);
+    for (auto& x : ar) x *= x;
+    for (auto& x : dr) x *= x;
+    // Σ_{o,c} dr²[i,o] w[o,c] ar²[i,c]: (dr² W) row i against ar² row i.
+    const auto t = matmul_f64(false, false, n, ad, l.out, dr, w[k]);
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (int64_t c = 0; c < ad; ++c) s += t[i * ad + c] * ar[i * ad + c];
+      out[static_cast<size_t>(first + i)] += s;
+    }
+  };
+  visit.materialised = [&](size_t k, int64_t first, int64_t n, int64_t p, const std::vector<float>& grads) {
+    const KfacLayer& l = layers[k];
+    if (l.channel_pairs) {
+      // Per channel, gᵀ (B_c + δ)⁻¹ g on its (γ_c, β_c) pair through the pair's eigenvectors.
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = grads.data() + i * p;
+        double s = 0;
+        for (int64_t c = 0; c < l.out; ++c) {
+          const double gg = row[l.offset + c], gb = row[l.offset + l.out + c];
+          for (int e2 = 0; e2 < 2; ++e2) {
+            const double proj = l.QP[4 * c + e2] * gg + l.QP[4 * c + 2 + e2] * gb;
+            s += proj * proj / (std::max(0.0, l.lP[2 * c + e2]) + delta[k]);
+          }
+        }
+        out[static_cast<size_t>(first + i)] += s;
+      }
+      return;
+    }
+    const int64_t ad = l.a_dim();
+    std::vector<double> gi(static_cast<size_t>(l.out * ad));
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = grads.data() + i * p + l.offset;
+      for (int64_t o = 0; o < l.out; ++o) {
+        for (int64_t c = 0; c < l.in; ++c) gi[o * ad + c] = row[o * l.in + c];
+        if (l.bias) gi[o * ad + l.in] = row[l.out * l.in + o];
+      }
+      auto t = matmul_f64(true, false, l.out, ad, l.out, l.QG, gi);
+      t = matmul_f64(false, false, l.out, ad, ad, t, l.QA);
+      double s = 0;
+      for (size_t j = 0; j < t.size(); ++j) s += t[j] * t[j] * w[k][j];
+      out[static_cast<size_t>(first + i)] += s;
+    }
+  };
+  walk_layer_gradients(model, set, layers, FisherOptions{}, opt, "self-influence", visit);
+  return out;
+}
+
+Ekfac kfac_as_ekfac(const Kfac& kfac) {
+  Ekfac e;
+  e.basis = kfac;
+  e.lambda.assign(kfac.layers.size(), {});
+  for (size_t k = 0; k < kfac.layers.size(); ++k) {
+    const KfacLayer& l = kfac.layers[k];
+    if (l.channel_pairs) continue;
+    for (int64_t o = 0; o < l.out; ++o)
+      for (int64_t c = 0; c < l.a_dim(); ++c) e.lambda[k].push_back(std::max(0.0, l.lG[o]) * std::max(0.0, l.lA[c]));
+  }
   return e;
 }
 

@@ -23,6 +23,7 @@ struct Ekfac {
   Kfac basis;  // per layer: Q_A, Q_G (A, G, λ_A, λ_G as KFAC left them), or BatchNorm's 2×2 blocks
   std::vector<std::vector<double>> lambda;  // per layer: Λ as [out, a_dim]; empty for BatchNorm
   int64_t examples = 0;                     // N, the examples Λ averages over
+  double seconds_lambda = 0;                // the refitting pass (basis holds the others)
 };
 
 // KFAC's factors over `set`, then one more pass refitting Λ in their eigenbases. Conv2d layers'
@@ -44,6 +45,15 @@ struct EkfacOptions {
 // BatchNorm). Fails unless damping > 0 and relative_damping >= 0.
 std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, double damping,
                                 double relative_damping = 0);
+
+// Every example's gᵀ (F_ekfac + δ_l I)⁻¹ g, g its loss gradient (given labels), in one pass over
+// `set` without forming a matrix over D: the squared entries of each layer's rotated gradient
+// Q_Gᵀ g Q_A weighted by 1 / (Λ + δ_l), BatchNorm's pairs through their 2×2 blocks. Equal to
+// gᵀ ekfac_apply(e, g, damping, relative_damping) (the self-influence's magnitude).
+std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& set, const Ekfac& e, double damping,
+                                         double relative_damping = 0, const PassOptions& opt = {});
+// KFAC's factors as EK-FAC's with Λ = λ_G ⊗ λ_A, so (KFAC + δI)⁻¹ quantities go the same way.
+Ekfac kfac_as_ekfac(const Kfac& kfac);
 
 // Factors as safetensors: per layer k "k.QA", "k.QG", "k.lambda" (BatchNorm: "k.pairs"), with
 // the model's layer layout and a checksum of its parameters and buffers in the metadata.

@@ -7,6 +7,7 @@
 #include "learning/train.h"
 #include "nn/linalg.h"
 #include "influence/per_example.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/rng.h"
@@ -49,6 +50,7 @@ std::vector<KfacLayer> kfac_layer_shapes(Module& model, int64_t& num_params) {
 
 Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt) {
   if (set.n == 0) fail("KFAC factors of an empty set");
+  const auto t0 = Clock::now();
   PerExampleEngine engine(model);
   auto blocks = engine.kfac_blocks();
   Rng rng(fisher.seed);
@@ -83,6 +85,8 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
   }
   Kfac kfac;
   kfac.num_params = engine.num_params();
+  kfac.seconds_covariance = since(t0);
+  const auto t1 = Clock::now();
   const double norm = 1.0 / (static_cast<double>(set.n) * draws);
   for (auto& b : blocks) {
     KfacLayer l = shaped_like(b);
@@ -103,6 +107,7 @@ Kfac kfac_factors(Module& model, const data::ImageSet& set, const FisherOptions&
     symmetric_eigen(l.out, l.QG, l.lG);
     kfac.layers.push_back(std::move(l));
   }
+  kfac.seconds_eigendecomposition = since(t1);
   return kfac;
 }
 

@@ -35,6 +35,8 @@ struct KfacLayer {
 struct Kfac {
   std::vector<KfacLayer> layers;
   int64_t num_params = 0;
+  // What kfac_factors spent on the pass gathering A and G, and on their eigendecompositions.
+  double seconds_covariance = 0, seconds_eigendecomposition = 0;
 };
 
 // The layers of `model` as KFAC sees them (names, places in θ, shapes), with nothing computed;

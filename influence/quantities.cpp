@@ -1,5 +1,6 @@
 #include "influence/quantities.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "datasets/transforms.h"
@@ -164,6 +165,39 @@ std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& se
   });
   engine.flush_resident();
   share_rows(out, set.n, 1, opt.batch);
+  return out;
+}
+
+std::vector<double> per_example_weighted_sq_norms(Module& model, const data::ImageSet& set, const std::vector<double>& w,
+                                                  const PassOptions& opt) {
+  PerExampleEngine engine(model);
+  const int64_t p = engine.num_params();
+  if (static_cast<int64_t>(w.size()) != p) fail("per_example_weighted_sq_norms: {} weights for {} parameters", w.size(), p);
+  std::vector<double> out(static_cast<size_t>(set.n), 0.0);
+  std::vector<float> grads;
+  BatchWalk walk;
+  walk.interruptible_as = "dataset pass";
+  walk.progress = opt.progress;
+  const int64_t batch = std::min(std::max<int64_t>(1, opt.batch), examples_within(kMaterialisedGradientBudget, p));
+  for_each_image_batch(
+      set, batch, model.device(),
+      [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
+        const int64_t n = static_cast<int64_t>(idx.size());
+        engine.backward(engine.forward(x), labels);
+        grads.assign(static_cast<size_t>(n * p), 0.0f);
+        PerExampleRequest req;
+        req.grads = grads.data();
+        req.ld_grads = p;
+        engine.accumulate(req);
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; ++i) {
+          const float* g = grads.data() + i * p;
+          double s = 0;
+          for (int64_t j = 0; j < p; ++j) s += w[j] * static_cast<double>(g[j]) * g[j];
+          out[static_cast<size_t>(idx.front() + i)] = s;
+        }
+      },
+      walk);
   return out;
 }
 

@@ -49,6 +49,10 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
 
 // ||∇ℓ(z_i)||² for every example.
 std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& set, const PassOptions& opt = {});
+// Σ_j w_j g_ij² for every example: its squared norm under the diagonal metric w (P values), from
+// per-example gradients formed a batch at a time (within kMaterialisedGradientBudget floats).
+std::vector<double> per_example_weighted_sq_norms(Module& model, const data::ImageSet& set, const std::vector<double>& w,
+                                                  const PassOptions& opt = {});
 
 // Diagonal Fisher (1/N) Σ_i E[g_i ∘ g_i], over P parameters. When `losses` is given it also
 // receives ℓ(z_i; θ) for every example, which the same forward pass computes anyway.
