@@ -89,7 +89,7 @@ IdentifyResult identify(Module& model, const data::ImageSet& train, const data::
 }
 
 QueryScores identify_per_query(Module& model, const data::ImageSet& train, const data::ImageSet& queries,
-                               const IdentifyOptions& o) {
+                               const IdentifyOptions& o, QueryCache* cache) {
   validate(o, train.n, queries.n);
   if (queries.n < 1) fail("{}: no queries to score against", o.method);
   check_compatible(train, queries);
@@ -101,7 +101,7 @@ QueryScores identify_per_query(Module& model, const data::ImageSet& train, const
   ParamsGuard guard(model);
   const auto t0 = Clock::now();
   if (method.run_queries) {
-    QueryRun run{model, train, queries, o, result.scores, result.stats};
+    QueryRun run{model, train, queries, o, result.scores, result.stats, cache};
     method.run_queries(run);
   } else {
     // One run per query; a method that needs no failures scores D once for all of them.
@@ -125,6 +125,32 @@ QueryScores identify_per_query(Module& model, const data::ImageSet& train, const
     if (static_cast<int64_t>(s.size()) != train.n) fail("{}: {} scores for {} examples", o.method, s.size(), train.n);
     check_finite(o.method, s);
   }
+  return result;
+}
+
+bool has_self_influence(const std::string& name, std::string* why) {
+  const MethodInfo& m = find_method(name);
+  if (!m.self_influence && why)
+    *why = m.self_influence_note.empty() ? "it defines no self-influence" : m.self_influence_note;
+  return static_cast<bool>(m.self_influence);
+}
+
+IdentifyResult self_influence(Module& model, const data::ImageSet& train, const IdentifyOptions& o) {
+  validate(o, train.n, 1);
+  std::string why;
+  if (!has_self_influence(o.method, &why)) throw UsageError(fmt::format("--self: {} has no self-influence: {}", o.method, why));
+  require_finite_parameters(model, "identify", "in the model to explain (before step I)");
+  IdentifyResult result;
+  result.method = o.method;
+  ModeGuard evaluation_mode(model, false);
+  ParamsGuard guard(model);
+  const auto t0 = Clock::now();
+  SelfRun run{model, train, o, result.scores, result.stats};
+  find_method(o.method).self_influence(run);
+  result.seconds = since(t0);
+  if (static_cast<int64_t>(result.scores.size()) != train.n)
+    fail("{}: {} self-influence values for {} examples", o.method, result.scores.size(), train.n);
+  check_finite(o.method, result.scores);
   return result;
 }
 

@@ -51,6 +51,10 @@ struct IdentifyOptions {
   std::vector<std::string> checkpoints;  // extra checkpoints (safetensors) besides the model
   std::vector<double> checkpoint_lrs;    // their learning rates (default 1 each)
   uint64_t seed = 0;
+  // Per-query scoring only (identify_per_query): each query vector (the preconditioned gradient)
+  // replaced, layer by layer, by its best rank-r approximation before the products with D
+  // (Kronfluence's query low-rank); 0 keeps them whole.
+  int64_t query_rank = 0;
   std::function<void(const std::string& stage, int64_t done, int64_t total)> progress;
   std::function<void(const std::string& line)> log;
 };
@@ -79,7 +83,17 @@ IdentifyResult identify(Module& model, const data::ImageSet& train, const data::
 
 // Scores D against every example of `queries` separately (the per-query attributions that the
 // linear datamodeling score compares with retrained models). The model is left as it was.
+// `cache` (repair/registry.h) keeps the work that depends on D alone for later calls with further
+// queries and the same model, D and options.
+struct QueryCache;
 QueryScores identify_per_query(Module& model, const data::ImageSet& train, const data::ImageSet& queries,
-                               const IdentifyOptions& options);
+                               const IdentifyOptions& options, QueryCache* cache = nullptr);
+
+// Every training example's self-influence r(z_i, z_i) under the method of `options`: the
+// diagonal of the scores D would get as its own queries, without the N × N matrix. A UsageError
+// (naming the method and why) for a method that has none.
+IdentifyResult self_influence(Module& model, const data::ImageSet& train, const IdentifyOptions& options);
+// Whether `method` gives self-influence; when not, `why` says so.
+bool has_self_influence(const std::string& method, std::string* why = nullptr);
 
 }  // namespace lethe::repair

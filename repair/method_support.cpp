@@ -1,6 +1,9 @@
 #include "repair/method_support.h"
 
+#include <algorithm>
+
 #include "influence/params.h"
+#include "nn/linalg.h"
 
 namespace lethe::repair {
 
@@ -37,10 +40,49 @@ Block query_gradients(Module& model, const data::ImageSet& queries, const Identi
   return out;
 }
 
-void add_negated_dots(Module& model, const data::ImageSet& train, const Block& vs, const IdentifyOptions& o,
+void truncate_rank(const ParamLayout& layout, int64_t rank, std::vector<double>& v) {
+  for (size_t t = 0; t < layout.shapes.size(); ++t) {
+    const Shape& shape = layout.shapes[t];
+    if (shape.size() < 2) continue;  // biases and BatchNorm's vectors stay whole
+    const int64_t rows = shape[0], cols = shape_numel(shape) / rows;
+    const int64_t small = std::min(rows, cols);
+    if (rank >= small) continue;
+    double* m = v.data() + layout.offsets[t];
+    std::vector<double> mat(m, m + rows * cols);
+    // The top `rank` singular vectors on the smaller side, from the Gram matrix's eigenvectors;
+    // the best rank-r approximation (Eckart–Young) is the projection onto them.
+    const bool left = rows <= cols;
+    std::vector<double> gram = matmul_f64(!left, left, small, small, left ? cols : rows, mat, mat);
+    std::vector<double> w;
+    symmetric_eigen(small, gram, w);  // ascending: the top ones are the last columns
+    std::vector<double> u(static_cast<size_t>(small * rank));
+    for (int64_t i = 0; i < small; ++i)
+      for (int64_t k = 0; k < rank; ++k) u[i * rank + k] = gram[i * small + (small - 1 - k)];
+    if (left) {  // U_r (U_rᵀ M)
+      const auto c = matmul_f64(true, false, rank, cols, rows, u, mat);
+      const auto r = matmul_f64(false, false, rows, cols, rank, u, c);
+      std::copy(r.begin(), r.end(), m);
+    } else {  // (M V_r) V_rᵀ
+      const auto c = matmul_f64(false, false, rows, rank, cols, mat, u);
+      const auto r = matmul_f64(false, true, rows, cols, rank, c, u);
+      std::copy(r.begin(), r.end(), m);
+    }
+  }
+}
+
+void add_negated_dots(Module& model, const data::ImageSet& train, const Block& vs_in, const IdentifyOptions& o,
                       std::vector<std::vector<double>>& scores, double weight) {
-  const int64_t q = static_cast<int64_t>(vs.size());
+  const int64_t q = static_cast<int64_t>(vs_in.size());
   if (q == 0) return;
+  const Block* source = &vs_in;
+  Block truncated;
+  if (o.query_rank > 0) {
+    const ParamLayout layout = ParamLayout::of(model);
+    truncated = vs_in;
+    for (auto& v : truncated) truncate_rank(layout, o.query_rank, v);
+    source = &truncated;
+  }
+  const Block& vs = *source;
   const size_t p = vs.front().size();
   std::vector<float> flat(static_cast<size_t>(q) * p);
   for (int64_t j = 0; j < q; ++j) std::copy(vs[j].begin(), vs[j].end(), flat.begin() + j * p);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "influence/params.h"
 #include "repair/identify.h"
 #include "influence/quantities.h"
 #include "repair/registry.h"
@@ -28,6 +29,9 @@ Block query_gradients(Module& model, const data::ImageSet& queries, const Identi
 void add_negated_dots(Module& model, const data::ImageSet& train, const Block& vs, const IdentifyOptions& options,
                       std::vector<std::vector<double>>& scores, double weight = 1.0);
 void report(const IdentifyOptions& options, const std::string& line);
+// Each weight matrix's segment of v (a parameter of two or more dimensions, as [dim 0, the
+// rest]) replaced by its best rank-`rank` approximation; vectors are left whole.
+void truncate_rank(const ParamLayout& layout, int64_t rank, std::vector<double>& v);
 
 // EWC-influence anchored by the diagonal Fisher, or by KFAC when `kfac_anchor`.
 void ewc_influence(MethodRun& run, bool kfac_anchor);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -51,6 +52,23 @@ struct MethodRun {
   IdentifyResult& result;  // scores go in result.scores, figures in result.stats
 };
 
+// What a method keeps between calls of run_queries on successive blocks of queries against the
+// same model, D and options (`lethe attribute`): the work that depends on D alone (EK-FAC's
+// factors, TRAK's features of D, the norms of D's gradients), done once for all the blocks.
+struct QueryCache {
+  std::map<std::string, std::shared_ptr<const void>> state;
+};
+
+// The value named `name` in `cache`, made by `make()` the first time; made afresh every call
+// where there is no cache.
+template <typename T, typename Make>
+std::shared_ptr<const T> cached(QueryCache* cache, const std::string& name, Make&& make) {
+  if (!cache) return std::make_shared<const T>(make());
+  auto& slot = cache->state[name];
+  if (!slot) slot = std::make_shared<const T>(make());
+  return std::static_pointer_cast<const T>(slot);
+}
+
 // What a Step I method scores with when each query is its own failure set (evaluation/benchmark.h's
 // LDS): scores[j] is r(z) over D for Fq = {queries_j}.
 struct QueryRun {
@@ -59,6 +77,17 @@ struct QueryRun {
   const data::ImageSet& queries;
   const IdentifyOptions& options;
   std::vector<std::vector<double>>& scores;  // [query][example]
+  std::map<std::string, double>& stats;
+  QueryCache* cache = nullptr;  // set when further blocks of queries follow
+};
+
+// What a method's self-influence works on: scores[i] = r(z_i, z_i), the score of z_i with z_i
+// itself as the query (the diagonal of the N × N matrix, which is never formed).
+struct SelfRun {
+  Module& model;
+  const data::ImageSet& train;
+  const IdentifyOptions& options;
+  std::vector<double>& scores;
   std::map<std::string, double>& stats;
 };
 
@@ -76,6 +105,10 @@ struct MethodInfo {
   // dots against all query gradients). Empty: `run` once per query, or once in all when the
   // method needs no failures.
   std::function<void(QueryRun&)> run_queries = {};
+  // Every training example's self-influence; empty where the method has none worth computing
+  // (then self_influence_note says why).
+  std::function<void(SelfRun&)> self_influence = {};
+  std::string self_influence_note = {};
 };
 
 // What a Step II treatment works on: the model at θ̂ (treated in place), D, the examples it

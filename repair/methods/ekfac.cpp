@@ -65,11 +65,25 @@ LETHE_METHOD(ekfac) {
       .run_queries =
           [](QueryRun& run) {
             const IdentifyOptions& o = run.options;
-            const Ekfac e = factors(run.model, run.train, o);
+            const auto shared = cached<Ekfac>(run.cache, "ekfac.factors", [&] { return factors(run.model, run.train, o); });
+            const Ekfac& e = *shared;
             Block v;
             for (const auto& g : query_gradients(run.model, run.queries, o))
               v.push_back(ekfac_apply(e, g, o.solve.damping, o.ekfac.relative_damping));
             add_negated_dots(run.model, run.train, v, o, run.scores);
+            run.stats["seconds_covariance"] = e.basis.seconds_covariance;
+            run.stats["seconds_eigendecomposition"] = e.basis.seconds_eigendecomposition;
+            run.stats["seconds_lambda"] = e.seconds_lambda;
+            run.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
+          },
+      // r(z, z) = −∇ℓ(z)ᵀ (F_ekfac + δI)⁻¹ ∇ℓ(z), in one more pass over D after the factors.
+      .self_influence =
+          [](SelfRun& run) {
+            const IdentifyOptions& o = run.options;
+            const Ekfac e = factors(run.model, run.train, o);
+            run.scores = ekfac_self_influence(run.model, run.train, e, o.solve.damping, o.ekfac.relative_damping,
+                                              pass(o, "self-influence"));
+            for (auto& x : run.scores) x = -x;
             run.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
           },
   };

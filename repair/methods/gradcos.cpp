@@ -29,7 +29,9 @@ LETHE_METHOD(gradcos) {
             const IdentifyOptions& o = run.options;
             const Block g = query_gradients(run.model, run.queries, o);
             add_negated_dots(run.model, run.train, g, o, run.scores);
-            const auto nn = per_example_sq_norms(run.model, run.train, pass(o, "norms"));
+            const auto norms = cached<std::vector<double>>(
+                run.cache, "gradcos.norms", [&] { return per_example_sq_norms(run.model, run.train, pass(o, "norms")); });
+            const auto& nn = *norms;
             for (size_t j = 0; j < g.size(); ++j) {
               double gg = 0;
               for (double x : g[j]) gg += x * x;
@@ -39,6 +41,7 @@ LETHE_METHOD(gradcos) {
               }
             }
           },
+      .self_influence_note = "the cosine of a gradient with itself is 1 for every example",
   };
   return m;
 }

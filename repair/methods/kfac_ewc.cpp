@@ -10,6 +10,7 @@ LETHE_METHOD(kfac_ewc) {
       .options = ewc_influence_options(),
       .run = [](MethodRun& run) { ewc_influence(run, /*kfac_anchor=*/true); },
       .run_queries = [](QueryRun& run) { ewc_influence_per_query(run, /*kfac_anchor=*/true); },
+      .self_influence_note = "its score of z is the loss change of z after an update on the query: one update per training example, N in all",
   };
   return m;
 }

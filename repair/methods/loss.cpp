@@ -13,6 +13,7 @@ LETHE_METHOD(loss) {
             const auto l = per_example_losses(run.model, run.train, pass(run.options, "score"));
             run.result.scores.assign(l.begin(), l.end());
           },
+      .self_influence_note = "it scores D without queries (its score is already a per-example loss)",
   };
   return m;
 }

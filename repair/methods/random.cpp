@@ -27,6 +27,7 @@ LETHE_METHOD(random) {
               run.scores.push_back(std::move(row));
             }
           },
+      .self_influence_note = "its scores do not depend on a query",
   };
   return m;
 }

@@ -64,6 +64,7 @@ LETHE_METHOD(sgd_influence) {
             const auto gradients = [&](lethe::Module& replayed) { return query_gradients(replayed, run.queries, o); };
             run.scores = sgd_influence(run.model, run.train, recorded_recipe(o), gradients, with_reporting(o), run.stats);
           },
+      .self_influence_note = "it replays training once per query: N replays in all",
   };
   return m;
 }

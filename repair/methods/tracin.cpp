@@ -53,6 +53,22 @@ LETHE_METHOD(tracin) {
             }
             run.stats["checkpoints"] = 1.0 + static_cast<double>(o.checkpoints.size());
           },
+      // r(z, z) = −Σ_c η_c ‖∇ℓ_c(z)‖².
+      .self_influence =
+          [](SelfRun& run) {
+            const IdentifyOptions& o = run.options;
+            run.scores.assign(static_cast<size_t>(run.train.n), 0.0);
+            auto add_checkpoint = [&](double lr) {
+              const auto nn = per_example_sq_norms(run.model, run.train, pass(o, "norms"));
+              for (size_t i = 0; i < nn.size(); ++i) run.scores[i] -= lr * nn[i];
+            };
+            add_checkpoint(1.0);
+            for (size_t c = 0; c < o.checkpoints.size(); ++c) {
+              lethe::load_parameters(o.checkpoints[c], run.model);
+              add_checkpoint(o.checkpoint_lrs.empty() ? 1.0 : o.checkpoint_lrs[c]);
+            }
+            run.stats["checkpoints"] = 1.0 + static_cast<double>(o.checkpoints.size());
+          },
   };
   return m;
 }
