@@ -14,41 +14,16 @@
 #include "repair/identify.h"
 #include "influence/params.h"
 #include "util/error.h"
+#include "influence/conv_fixture.h"
 #include "influence/loop_gradients.h"
 
 namespace lethe::repair {
 namespace {
 
-data::ImageSet random_images(int64_t n, int64_t c, int64_t h, int64_t w, int classes, uint64_t seed) {
-  data::ImageSet s;
-  s.n = n, s.channels = c, s.height = h, s.width = w, s.num_classes = classes;
-  Rng rng(seed);
-  for (int64_t i = 0; i < n * c * h * w; ++i) s.pixels.push_back(static_cast<float>(rng.uniform(-0.5, 1.0)));
-  for (int64_t i = 0; i < n; ++i) s.labels.push_back(static_cast<int32_t>(rng.below(static_cast<uint64_t>(classes))));
-  for (int64_t i = 0; i < n; ++i) s.source_index.push_back(i);
-  return s;
-}
-
 std::unique_ptr<Sequential> one_linear(uint64_t seed, int64_t in, int64_t out) {
   Rng rng(seed);
   auto net = std::make_unique<Sequential>();
   net->add(std::make_unique<Flatten>()).add(std::make_unique<Linear>(in, out, rng));
-  return net;
-}
-
-// Two convolutions (one strided and padded), a BatchNorm, a bias-free Linear and a Linear.
-std::unique_ptr<Sequential> tiny_conv_net(uint64_t seed) {
-  Rng rng(seed);
-  auto net = std::make_unique<Sequential>();
-  net->add(std::make_unique<Conv2d>(2, 3, 3, 2, 1, rng))
-      .add(std::make_unique<BatchNorm2d>(3))
-      .add(std::make_unique<ReLU>())
-      .add(std::make_unique<Conv2d>(3, 4, 3, 1, 0, rng))
-      .add(std::make_unique<ReLU>())
-      .add(std::make_unique<Flatten>())
-      .add(std::make_unique<Linear>(4 * 3 * 2, 7, rng, /*bias=*/false))
-      .add(std::make_unique<ReLU>())
-      .add(std::make_unique<Linear>(7, 10, rng));
   return net;
 }
 

@@ -118,6 +118,26 @@ TEST_F(Mpi, IdentifyScoresMatchOneProcess) {
   }
 }
 
+// `attribute` over two ranks writes the matrix one process writes (each block's pass over D
+// split between the ranks, the rows gathered, rank 0 alone writing), within expect_same_scores'
+// bound; a block size that splits the queries unevenly is part of it.
+TEST_F(Mpi, AttributeMatrixMatchesOneProcess) {
+  auto args = [&](const std::string& out) {
+    return Args{"--quiet", "--threads", "1", "attribute", "--model-file", model(), "--data", data(), "--method", "tracin",
+                "--queries", "9", "--block", "4", "--out", work_.file(out)};
+  };
+  const auto one = run_lethe(args("one.safetensors"));
+  ASSERT_EQ(one.exit_code, 0) << describe(one);
+  const auto two = run_mpirun(2, args("two.safetensors"));
+  ASSERT_EQ(two.exit_code, 0) << describe(two);
+  auto read = [&](const std::string& f) {
+    const auto v = load_safetensors(work_.file(f)).find("scores")->to_f32();
+    return std::vector<double>(v.begin(), v.end());
+  };
+  expect_same_scores(read("one.safetensors"), read("two.safetensors"), "attribute tracin");
+  for (const auto& f : list_dir(work_.str())) EXPECT_EQ(f.find(".partial"), std::string::npos) << f;
+}
+
 // How far two checkpoints' parameters are apart: the largest |a − b| against the largest |a|, and
 // ||a − b|| against ||a|| over all of them.
 struct WeightDistance {

@@ -97,6 +97,7 @@ void add_experiment_command(CLI::App& app, GlobalOptions& global);
 void add_benchmark_command(CLI::App& app, GlobalOptions& global);
 void add_info_command(CLI::App& app, GlobalOptions& global);
 void add_predict_command(CLI::App& app, GlobalOptions& global);
+void add_attribute_command(CLI::App& app, GlobalOptions& global);
 
 // Writes `text` to stdout (results), never progress.
 void print_result(const std::string& text);

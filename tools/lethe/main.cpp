@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   cli::add_repair_command(app, global);
   cli::add_experiment_command(app, global);
   cli::add_benchmark_command(app, global);
+  cli::add_attribute_command(app, global);
   cli::add_predict_command(app, global);
   cli::add_info_command(app, global);
 
