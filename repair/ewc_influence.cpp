@@ -108,6 +108,18 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   const data::ImageSet fq_update = data::take(fq, split.kept), fq_val = data::take(fq, split.held_out);
   const double start_fq = loss_value(model, fq_update, o.batch, device);
 
+  // The KFAC anchor's value ½ δᵀ(N·F_kfac δ + λ δ), δ = θ − θ̂, on the host.
+  const auto kfac_anchor_value = [&]() -> float {
+    NoGradGuard ng;
+    const auto theta = flatten_params(model);
+    std::vector<double> delta(theta.size());
+    for (size_t j = 0; j < theta.size(); ++j) delta[j] = static_cast<double>(theta[j]) - theta_hat[j];
+    const auto g = kfac_multiply(kfac, delta);
+    double v = 0;
+    for (size_t j = 0; j < g.size(); ++j) v += delta[j] * (n * g[j] + o.ewc.lambda * delta[j]);
+    return static_cast<float>(0.5 * v);
+  };
+
   // Mini-batches of Fq, reshuffled each pass (the whole of Fq per step when update_batch is 0).
   AnchoredDescent d;
   d.who = "ewc";
@@ -118,10 +130,21 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   d.lr = o.ewc.lr;
   d.max_steps = o.ewc.max_steps;
   d.patience = o.ewc.patience;
-  std::unique_ptr<ResidentSet> resident_val;
+  // The stopping rule (docs/method.md, "EWC-influence's stopping rule"): the held-out Fq's loss
+  // where Fq has a held-out part; where it has none (one query, or --holdout 0) the update's own
+  // objective ℓ(Fq; θ) + anchor(θ), so that θ* is where the descent came nearest the minimiser the
+  // update defines, and the descent stops once `patience` steps have not lowered it.
+  std::unique_ptr<ResidentSet> resident_val, resident_update;
   if (n_val) {
     resident_val = std::make_unique<ResidentSet>(fq_val, o.batch, device);
     d.criterion = [&] { return resident_val->summed_loss(model); };
+  } else {
+    resident_update = std::make_unique<ResidentSet>(fq_update, o.batch, device);
+    d.criterion = [&] {
+      const Tensor loss = resident_update->summed_loss(model);
+      if (diagonal) return add(loss, diagonal->value());
+      return add(loss, Tensor::from_vector(loss.shape(), std::vector<float>{kfac_anchor_value()}, device));
+    };
   }
   if (o.progress) d.progress = [&o](int step, int total) { o.progress("ewc update", step, total); };
   d.add_anchor_gradient = [&](int) {
@@ -148,11 +171,14 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   stats["update_steps"] = descent.steps;
   stats["update_host_reads"] = descent.host_reads;
   stats["best_step"] = descent.best_step;
-  stats["fq_holdout_loss_before"] = descent.start;
-  stats["fq_holdout_loss_after"] = descent.best;
+  // Which criterion stopped the update: 1 the held-out Fq loss, 0 the update's objective.
+  stats["stopped_on_holdout"] = n_val ? 1.0 : 0.0;
+  stats[n_val ? "fq_holdout_loss_before" : "objective_before"] = descent.start;
+  stats[n_val ? "fq_holdout_loss_after" : "objective_after"] = descent.best;
   stats["fq_update_loss_before"] = start_fq;
-  report(o, fmt::format("ewc: {} update steps, best at {} (held-out Fq loss {:.4f} -> {:.4f})", descent.steps,
-                        descent.best_step, descent.start, descent.best));
+  report(o, fmt::format("ewc: {} update steps, best at {} ({} {:.4f} -> {:.4f})", descent.steps, descent.best_step,
+                        n_val ? "held-out Fq loss" : "no held-out Fq; the update's objective", descent.start,
+                        descent.best));
 
   stats["seconds_update"] = since(t_update);
   // r(z) = ℓ(z; θ*) − ℓ(z; θ̂).
@@ -185,6 +211,7 @@ void ewc_influence_per_query(QueryRun& run, bool kfac_anchor) {
     std::map<std::string, double> one;
     run.scores.push_back(ewc_update_and_score(run.model, run.train, data::take(run.queries, std::vector<int64_t>{j}), anchor, quiet, one));
     run.stats["update_steps_mean"] += one["update_steps"] / static_cast<double>(run.queries.n);
+    run.stats["update_steps_max"] = std::max(run.stats["update_steps_max"], one["update_steps"]);
     if (run.options.progress) run.options.progress("queries", j + 1, run.queries.n);
   }
 }
@@ -205,7 +232,7 @@ std::vector<Option<IdentifyOptions>> ewc_influence_options() {
                      [](const O& o) {
                        if (o.ewc.max_steps < 1) throw UsageError(fmt::format("--max-steps {}: must be >= 1", o.ewc.max_steps));
                      }),
-      option<int, O>("--patience", "steps without a better held-out Fq loss before stopping",
+      option<int, O>("--patience", "steps without a better criterion before stopping (the held-out Fq loss; with none, the update's objective)",
                      [](O& o) -> int& { return o.ewc.patience; },
                      [](const O& o) {
                        if (o.ewc.patience < 1) throw UsageError(fmt::format("--patience {}: must be >= 1", o.ewc.patience));
