@@ -85,6 +85,18 @@ EwcAnchor ewc_anchor(Module& model, const data::ImageSet& train, const IdentifyO
   return a;
 }
 
+// The KFAC anchor's gradient N·F_kfac δ + λ δ at the model's θ, δ = θ − θ̂ (into `delta`), on the host.
+std::vector<double> kfac_anchor_gradient(Module& model, const Kfac& kfac, const std::vector<float>& theta_hat, double n,
+                                         double lambda, std::vector<double>& delta) {
+  NoGradGuard ng;
+  const auto theta = flatten_params(model);
+  delta.resize(theta.size());
+  for (size_t j = 0; j < theta.size(); ++j) delta[j] = static_cast<double>(theta[j]) - theta_hat[j];
+  auto g = kfac_multiply(kfac, delta);
+  for (size_t j = 0; j < g.size(); ++j) g[j] = n * g[j] + lambda * delta[j];
+  return g;
+}
+
 // The anchored update θ̂ → θ* on Fq, then r(z) = ℓ(z; θ*) − ℓ(z; θ̂); the model is back at θ̂ after.
 std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& train, const data::ImageSet& fq,
                                          EwcAnchor& anchor, const IdentifyOptions& o,
@@ -107,18 +119,6 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   const int64_t n_val = static_cast<int64_t>(split.held_out.size());
   const data::ImageSet fq_update = data::take(fq, split.kept), fq_val = data::take(fq, split.held_out);
   const double start_fq = loss_value(model, fq_update, o.batch, device);
-
-  // The KFAC anchor's value ½ δᵀ(N·F_kfac δ + λ δ), δ = θ − θ̂, on the host.
-  const auto kfac_anchor_value = [&]() -> float {
-    NoGradGuard ng;
-    const auto theta = flatten_params(model);
-    std::vector<double> delta(theta.size());
-    for (size_t j = 0; j < theta.size(); ++j) delta[j] = static_cast<double>(theta[j]) - theta_hat[j];
-    const auto g = kfac_multiply(kfac, delta);
-    double v = 0;
-    for (size_t j = 0; j < g.size(); ++j) v += delta[j] * (n * g[j] + o.ewc.lambda * delta[j]);
-    return static_cast<float>(0.5 * v);
-  };
 
   // Mini-batches of Fq, reshuffled each pass (the whole of Fq per step when update_batch is 0).
   AnchoredDescent d;
@@ -143,7 +143,11 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
     d.criterion = [&] {
       const Tensor loss = resident_update->summed_loss(model);
       if (diagonal) return add(loss, diagonal->value());
-      return add(loss, Tensor::from_vector(loss.shape(), std::vector<float>{kfac_anchor_value()}, device));
+      std::vector<double> delta;
+      const auto g = kfac_anchor_gradient(model, kfac, theta_hat, n, o.ewc.lambda, delta);
+      double v = 0;  // ½ δᵀ(N·F_kfac δ + λ δ)
+      for (size_t j = 0; j < g.size(); ++j) v += 0.5 * delta[j] * g[j];
+      return add(loss, Tensor::from_vector(loss.shape(), std::vector<float>{static_cast<float>(v)}, device));
     };
   }
   if (o.progress) d.progress = [&o](int step, int total) { o.progress("ewc update", step, total); };
@@ -152,13 +156,9 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
       diagonal->add_gradient();
       return;
     }
-    // The KFAC anchor's gradient N·F_kfac(θ − θ̂) + λ(θ − θ̂), added on the host.
-    NoGradGuard ng;
-    const auto theta = flatten_params(model);
-    std::vector<double> delta(theta.size());
-    for (size_t j = 0; j < theta.size(); ++j) delta[j] = static_cast<double>(theta[j]) - theta_hat[j];
-    auto g = kfac_multiply(kfac, delta);
-    for (size_t j = 0; j < g.size(); ++j) g[j] = n * g[j] + o.ewc.lambda * delta[j];
+    NoGradGuard ng;  // the KFAC anchor's gradient, added on the host
+    std::vector<double> delta;
+    const auto g = kfac_anchor_gradient(model, kfac, theta_hat, n, o.ewc.lambda, delta);
     for (size_t k = 0; k < params.size(); ++k) {
       Tensor grad = params[k].grad();
       const int64_t off = layout.offsets[k], cnt = params[k].numel();
