@@ -9,11 +9,17 @@
 #include <numeric>
 #include <optional>
 #include <sstream>
+#include <tuple>
+#include <type_traits>
+#include <variant>
+
+#include <fmt/ranges.h>
 
 #include "datasets/transforms.h"
 #include "learning/recipe.h"
 #include "learning/train.h"
 #include "nn/checkpoint.h"
+#include "nn/safetensors.h"
 #include "parallel/comm.h"
 #include "parallel/rounds.h"
 #include "repair/registry.h"
@@ -29,27 +35,37 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// FNV-1a over a set's labels and pixels: D's identity in the cache's manifest.
-uint64_t fingerprint(const data::ImageSet& s) {
+// The checkpoint metadata that holds a cached model's key (model_key).
+constexpr const char* kKeyMetadata = "lethe.benchmark.key";
+
+// FNV-1a, fed piece by piece.
+struct Fnv {
   uint64_t h = 0xcbf29ce484222325ull;
-  auto feed = [&h](const void* p, size_t bytes) {
+  void feed(const void* p, size_t bytes) {
     const auto* c = static_cast<const unsigned char*>(p);
     for (size_t i = 0; i < bytes; ++i) h = (h ^ c[i]) * 0x100000001b3ull;
-  };
-  feed(s.labels.data(), s.labels.size() * sizeof(int32_t));
-  feed(s.pixels.data(), s.pixels.size() * sizeof(float));
-  return h;
+  }
+  void feed(const std::string& text) { feed(text.data(), text.size() + 1); }  // with its NUL: "ab","c" ≠ "a","bc"
+};
+
+// FNV-1a over a set's labels and pixels: D's identity in the cache's manifest.
+uint64_t fingerprint(const data::ImageSet& s) {
+  Fnv f;
+  f.feed(s.labels.data(), s.labels.size() * sizeof(int32_t));
+  f.feed(s.pixels.data(), s.pixels.size() * sizeof(float));
+  return f.h;
 }
 
 // What the cached models depend on, one "key value" line each. A folder whose manifest differs in
 // any of them holds models of another D, model or recipe.
-std::vector<std::pair<std::string, std::string>> manifest(const BenchmarkSettings& s, const data::ImageSet& train) {
+std::vector<std::pair<std::string, std::string>> manifest(const BenchmarkSettings& s, int64_t examples,
+                                                          uint64_t data_fingerprint) {
   return {
       {"format", "lethe.benchmark/1"},
       {"model", s.model},
       {"dataset", s.spec.dataset},
-      {"examples", std::to_string(train.n)},
-      {"data_fingerprint", fmt::format("{:016x}", fingerprint(train))},
+      {"examples", std::to_string(examples)},
+      {"data_fingerprint", fmt::format("{:016x}", data_fingerprint)},
       {"noise", data::describe_noise(s.spec)},
       {"seed", std::to_string(s.spec.seed)},
       {"epochs", std::to_string(s.epochs)},
@@ -61,8 +77,8 @@ std::vector<std::pair<std::string, std::string>> manifest(const BenchmarkSetting
 
 std::string manifest_path(const BenchmarkSettings& s) { return (fs::path(s.out_dir) / "benchmark-cache.txt").string(); }
 
-void check_or_write_manifest(const BenchmarkSettings& s, const data::ImageSet& train) {
-  const auto want = manifest(s, train);
+void check_or_write_manifest(const BenchmarkSettings& s, int64_t examples, uint64_t data_fingerprint) {
+  const auto want = manifest(s, examples, data_fingerprint);
   const std::string path = manifest_path(s);
   if (fs::exists(path)) {
     std::ifstream in(path);
@@ -87,6 +103,50 @@ void check_or_write_manifest(const BenchmarkSettings& s, const data::ImageSet& t
   }
   // On every rank: each writes the models it trains (docs/scale-out.md).
   fs::create_directories(fs::path(s.out_dir) / "models");
+}
+
+// The manifest's keys and, after them, what this run asked of the folder: its queries (the test
+// examples) and every option of the methods, "run.<name> <value>" lines that are a record, not
+// checked (a cached model is checked by the key its file carries).
+void record_run(const BenchmarkSettings& s, int64_t examples, uint64_t data_fingerprint,
+                const std::vector<int64_t>& query_indices) {
+  std::string text;
+  for (const auto& [key, value] : manifest(s, examples, data_fingerprint)) text += key + " " + value + "\n";
+  text += fmt::format("run.queries {}\nrun.query_indices {}\n", s.queries, fmt::join(query_indices, ","));
+  text += fmt::format("run.methods {}\nrun.subsets {}\nrun.loo {}\nrun.brittleness {}\nrun.brittleness_ks {}\n",
+                      fmt::join(s.methods, ","), s.subsets, s.loo, s.brittleness, fmt::join(s.brittleness_ks, ","));
+  IdentifyOptions io = s.identify;
+  text += fmt::format("run.option --score-batch {}\n", io.batch);
+  for (const auto& use : method_options())
+    std::visit(
+        [&](const auto& get) {
+          using T = std::decay_t<decltype(get(io))>;
+          if constexpr (std::is_same_v<T, std::vector<std::string>> || std::is_same_v<T, std::vector<double>>)
+            text += fmt::format("run.option {} {}\n", use.option->flag, fmt::join(get(io), ","));
+          else
+            text += fmt::format("run.option {} {}\n", use.option->flag, get(io));
+        },
+        use.option->field);
+  write_file_atomic(manifest_path(s), text);
+}
+
+// What a cached model is a function of: the examples of D it trains on (D itself by its
+// fingerprint), its seed, the architecture and the training recipe. A cached model is used only
+// where its file carries this key, so an option that changes a removal set (another query,
+// --damping, --proj-dim) trains that model anew instead of reading one trained without other
+// examples.
+std::string model_key(const BenchmarkSettings& s, uint64_t data_fingerprint, uint64_t seed,
+                      const std::vector<int64_t>& rows) {
+  Fnv f;
+  f.feed("lethe.benchmark.model/1");
+  f.feed(s.model);
+  f.feed(&data_fingerprint, sizeof data_fingerprint);
+  f.feed(&seed, sizeof seed);
+  f.feed(fmt::format("epochs {} batch {} lr {}", s.epochs, s.batch, s.lr));
+  const uint64_t count = rows.size();
+  f.feed(&count, sizeof count);
+  f.feed(rows.data(), rows.size() * sizeof(int64_t));
+  return fmt::format("{:016x}", f.h);
 }
 
 std::vector<uint8_t> subset_mask(uint64_t seed, int m, int64_t n, double alpha) {
@@ -165,11 +225,15 @@ class Benchmark {
     // could not check.
     if (s_.loo >= data_.train.n)
       throw UsageError(fmt::format("--loo {}: must be below the {} training examples of D", s_.loo, data_.train.n));
-    check_or_write_manifest(s_, data_.train);
+    data_fingerprint_ = fingerprint(data_.train);
+    check_or_write_manifest(s_, data_.train.n, data_fingerprint_);
     out_.n_train = data_.train.n;
     out_.n_corrupted = std::count(data_.noisy.begin(), data_.noisy.end(), 1);
-    base_ = cached_model(model_path(-1), s_.spec.seed, data_.train, "train base");
+    std::vector<int64_t> all(static_cast<size_t>(data_.train.n));
+    std::iota(all.begin(), all.end(), 0);
+    base_ = cached_model(model_path(-1), s_.spec.seed, data_.train, "train base", key_of(s_.spec.seed, all));
     choose_queries();
+    record_run(s_, data_.train.n, data_fingerprint_, out_.query_indices);
     measure_subsets();
     leave_one_out();
     for (const auto& label : s_.methods) score(parse_method_variant(label));
@@ -193,16 +257,28 @@ class Benchmark {
     return stream(s_.spec.seed, Stream::kBenchmarkModels).fork(static_cast<uint64_t>(m)).next_u64();
   }
 
-  // The model cached at `path`, else one trained on `set` from `seed` and cached there.
+  std::string key_of(uint64_t seed, const std::vector<int64_t>& rows) const {
+    return model_key(s_, data_fingerprint_, seed, rows);
+  }
+
+  // The model cached at `path` when its file carries `key` (model_key), else one trained on `set`
+  // from `seed` and cached there with the key.
   std::unique_ptr<Module> cached_model(const std::string& path, uint64_t seed, const data::ImageSet& set,
-                                       const std::string& stage, bool* trained = nullptr) {
+                                       const std::string& stage, const std::string& key, bool* trained = nullptr) {
     auto model = init_base_model(s_.model, seed);
     if (fs::exists(path)) {
       try {
-        load_parameters(path, *model);
-        model->to(s_.device);
-        if (trained) *trained = false;
-        return model;
+        const auto meta = load_safetensors(path).metadata;
+        const auto it = meta.find(kKeyMetadata);
+        if (it != meta.end() && it->second == key) {
+          load_parameters(path, *model);
+          model->to(s_.device);
+          if (trained) *trained = false;
+          return model;
+        }
+        line(fmt::format("cached model {} was trained on other examples or another recipe (key {}, this run's {}); "
+                         "training it again",
+                         path, it == meta.end() ? std::string("none") : it->second, key));
       } catch (const Error& e) {
         line(fmt::format("cached model {} unreadable ({}); training it again", path, e.what()));
         model = init_base_model(s_.model, seed);
@@ -212,7 +288,7 @@ class Benchmark {
     TrainOptions to = base_training(seed, s_.epochs, s_.batch, s_.lr);
     to.on_batch = [&](int64_t done, int64_t total) { update(stage, done, total); };
     train_classifier(*model, set, to);
-    save_checkpoint(path, *model, s_.model, {{"lethe.benchmark.model", stage}});
+    save_checkpoint(path, *model, s_.model, {{"lethe.benchmark.model", stage}, {kKeyMetadata, key}});
     if (trained) *trained = true;
     return model;
   }
@@ -229,7 +305,7 @@ class Benchmark {
     std::unique_ptr<Module> model;
     {
       ScopedFileWrites own_model(true);
-      model = cached_model(path, seed, data::take(data_.train, rows), stage, &out.trained);
+      model = cached_model(path, seed, data::take(data_.train, rows), stage, key_of(seed, rows), &out.trained);
     }
     out.values = measure(*model);
     out.seconds = since(t);
@@ -320,6 +396,7 @@ class Benchmark {
         const ModelMeasurement mm = ModelMeasurement::unpack(r);
         auto& delta = out_.loo_delta[r.key];
         for (size_t j = 0; j < mm.values.size(); ++j) delta.push_back(mm.values[j] - base_losses[j]);
+        ++(mm.trained ? out_.loo_trained : out_.loo_loaded);
         if (mm.trained) trained.push_back(r.key);
       }
       clock.round(round.size(), static_cast<int64_t>(trained.size()));
@@ -328,19 +405,22 @@ class Benchmark {
     });
   }
 
-  // Per query, Spearman over the left-out examples of the measured change against −r_q(z).
-  double loo_correlation(const std::vector<std::vector<double>>& scores) const {
-    if (out_.loo_indices.size() < 2) return NAN;
-    double total = 0;
+  // Per query, the Spearman and the Pearson correlation over the left-out examples of the
+  // measured change against −r_q(z); their means over the queries.
+  std::pair<double, double> loo_correlation(const std::vector<std::vector<double>>& scores) const {
+    if (out_.loo_indices.size() < 2) return {NAN, NAN};
+    double rank = 0, value = 0;
     for (size_t j = 0; j < scores.size(); ++j) {
       std::vector<double> predicted, measured;
       for (size_t e = 0; e < out_.loo_indices.size(); ++e) {
         predicted.push_back(-scores[j][out_.loo_indices[e]]);
         measured.push_back(out_.loo_delta[e][j]);
       }
-      total += spearman(predicted, measured);
+      rank += spearman(predicted, measured);
+      value += pearson(predicted, measured);
     }
-    return total / static_cast<double>(scores.size());
+    const double q = static_cast<double>(scores.size());
+    return {rank / q, value / q};
   }
 
   // For each searched query, the smallest k of the grid whose top-k removal (retrained with the
@@ -348,7 +428,10 @@ class Benchmark {
   // search is sequential (the next k only when the last did not flip it); rank r of N searches
   // queries r, r + N, ..., one model a round, and every rank follows every search from the
   // rounds' results.
-  std::vector<int64_t> brittleness(const MethodVariant& v, const std::vector<std::vector<double>>& scores) {
+  // A model's file is named by its key (model_key: the examples it keeps), so a search reads
+  // back exactly the models of the removals it asks for, whichever query or method asked first.
+  std::vector<int64_t> brittleness(const MethodVariant& v, const std::vector<std::vector<double>>& scores,
+                                   BenchmarkMethod& bm) {
     const int64_t searched = std::min<int64_t>(s_.brittleness, queries_.n);
     const auto& ks = s_.brittleness_ks;
     const auto grid = static_cast<int64_t>(ks.size());
@@ -359,8 +442,6 @@ class Benchmark {
       next_k[j] = to < grid && ks[to] < data_.train.n ? to : grid;
     };
     for (int64_t j = 0; j < searched; ++j) advance(j, 0);
-    std::string stem = v.label;
-    std::replace(stem.begin(), stem.end(), ':', '-');
     const int rank = parallel::comm().rank(), ranks = parallel::comm().size();
     const auto next = [&]() -> std::optional<int64_t> {
       for (int64_t j = rank; j < searched; j += ranks)
@@ -373,15 +454,18 @@ class Benchmark {
       std::vector<uint8_t> keep(static_cast<size_t>(data_.train.n), 1);
       for (int64_t i : causes_top_k(scores[j], k)) keep[i] = 0;
       const auto query = data::take(queries_, std::vector<int64_t>{j});
-      return model_job(cache_file(fmt::format("brittle-{}-q{:03d}-k{:05d}.safetensors", stem, j, k)), s_.spec.seed,
-                       kept_rows(keep), fmt::format("{} brittleness q{} k={}", v.label, j, k), [&](Module& model) {
+      const auto rows = kept_rows(keep);
+      return model_job(cache_file(fmt::format("brittle-{}.safetensors", key_of(s_.spec.seed, rows))), s_.spec.seed, rows,
+                       fmt::format("{} brittleness q{} k={}", v.label, j, k), [&](Module& model) {
                          return std::vector<double>{evaluate(model, query).predictions[0] == query.labels[0] ? 1.0 : 0.0};
                        });
     };
     parallel::run_in_rounds(next, job, [&](const std::vector<parallel::JobResult>& round) {
       for (const auto& r : round) {
         const int64_t j = r.key / grid, at = r.key % grid;
-        if (ModelMeasurement::unpack(r).values.at(0) != 0) {
+        const ModelMeasurement mm = ModelMeasurement::unpack(r);
+        ++(mm.trained ? bm.brittleness_trained : bm.brittleness_loaded);
+        if (mm.values.at(0) != 0) {
           found[j] = ks[at];
           next_k[j] = grid;
         } else {
@@ -417,11 +501,12 @@ class Benchmark {
         if (mask[i]) p += q.scores[0][i];
       bm.predicted.push_back(p);
     }
-    bm.loo = loo_correlation(q.scores);
+    std::tie(bm.loo, bm.loo_pearson) = loo_correlation(q.scores);
     line(fmt::format("{:<12} {:7.2f}s  LDS {:.3f} [{:.3f}, {:.3f}]{}{}", v.label, bm.seconds, bm.lds.mean, bm.lds.lo,
                      bm.lds.hi, bm.measured ? fmt::format("  mislabel AUC {:.3f}", bm.detection.roc_auc) : "",
-                     std::isfinite(bm.loo) ? fmt::format("  LOO {:.3f}", bm.loo) : ""));
-    if (s_.brittleness > 0) bm.brittle_k = brittleness(v, q.scores);
+                     std::isfinite(bm.loo) ? fmt::format("  LOO Spearman {:.3f} Pearson {:.3f}", bm.loo, bm.loo_pearson)
+                                           : ""));
+    if (s_.brittleness > 0) bm.brittle_k = brittleness(v, q.scores, bm);
     out_.methods.push_back(std::move(bm));
   }
 
@@ -429,6 +514,7 @@ class Benchmark {
   const BenchmarkHooks& h_;
   BenchmarkResults& out_;
   data::PreparedData data_;
+  uint64_t data_fingerprint_ = 0;
   std::unique_ptr<Module> base_;
   data::ImageSet queries_;
   std::vector<std::vector<uint8_t>> masks_;

@@ -10,8 +10,9 @@
 //        the noise mask, where D's corruption is known.
 //   seconds    each method's time to score D against all the queries.
 //   loo   (optional, --loo N) leave-one-out correlation: N examples of D, each left out of one
-//        model retrained with the base model's seed; per query, the Spearman correlation over
-//        the N examples between the measured change in q's loss and −r_q(z); the mean over queries.
+//        model retrained with the base model's seed; per query, the Spearman and the Pearson
+//        correlation over the N examples between the measured change in q's loss and −r_q(z); the
+//        means over queries.
 //   brittleness  (optional, --brittleness N) for the first N queries, the fewest of a method's top
 //        causes (from a grid of k) whose removal and retraining with the base seed makes the
 //        model classify q correctly.
@@ -42,7 +43,7 @@ struct BenchmarkSettings {
   int subsets = 50;         // M
   double alpha = 0.5;       // |S_m| = round(α n)
   int64_t queries = 50;     // test failures sampled as queries (all of them when fewer)
-  int bootstrap = 1000;     // resamples of the queries for the LDS interval
+  int bootstrap = 1000;     // resamples (of the models and the queries together) for the LDS interval
   int loo = 0;              // examples left out one at a time (0: no leave-one-out correlation)
   int brittleness = 0;      // queries whose brittleness is searched (0: none)
   std::vector<int64_t> brittleness_ks = {10, 20, 40, 80, 160, 320, 640};
@@ -74,9 +75,11 @@ struct BenchmarkMethod {
   bool measured = false;  // detection holds figures (the noise is known)
   Detection detection;
   std::vector<double> predicted;  // the scatter's query (the first): Σ_{S_m} r over the M subsets
-  double loo = NAN;               // mean over queries of the leave-one-out correlation
+  double loo = NAN;               // mean over queries of the leave-one-out Spearman correlation
+  double loo_pearson = NAN;       // and of the Pearson correlation
   // Per searched query: the smallest k of the grid whose removal flips it, -1 when none does.
   std::vector<int64_t> brittle_k;
+  int brittleness_trained = 0, brittleness_loaded = 0;  // its searches' models: this run / from the cache
 };
 
 struct BenchmarkResults {
@@ -90,6 +93,7 @@ struct BenchmarkResults {
   double mean_subset_accuracy = 0;                 // test accuracy of the subset models
   std::vector<int64_t> loo_indices;                // the examples of D left out, one per model
   std::vector<std::vector<double>> loo_delta;      // [example][q]: q's loss without it − with it
+  int loo_trained = 0, loo_loaded = 0;             // leave-one-out models: this run / from the cache
   std::vector<BenchmarkMethod> methods;
   double seconds_total = 0;
 };
@@ -100,7 +104,8 @@ struct BenchmarkHooks {
 };
 
 // Refuses (one line, before any work) an output folder made for another model, D or training
-// recipe; reuses the models cached there.
+// recipe; reuses the models cached there whose key (a hash of the examples each trained on, its
+// seed, the model and the recipe) is the one this run needs, and trains the others anew.
 BenchmarkResults run_benchmark(const BenchmarkSettings& settings, const BenchmarkHooks& hooks = {});
 
 }  // namespace lethe::repair

@@ -38,6 +38,9 @@ double precision(const std::vector<int64_t>& cause_set, const std::vector<uint8_
 // Spearman rank correlation (average ranks for ties).
 double spearman(const std::vector<double>& a, const std::vector<double>& b);
 
+// Pearson correlation of the values (0 where either side is constant).
+double pearson(const std::vector<double>& a, const std::vector<double>& b);
+
 // F = misclassified test examples, shuffled by `seed` and halved into the query set Fq (the
 // only failures a method sees) and the holdout Fh; R = the correctly classified rest.
 struct FailureSplit {

@@ -33,4 +33,15 @@ void DiagonalAnchor::add_gradient() {
   }
 }
 
+Tensor DiagonalAnchor::value() const {
+  NoGradGuard ng;
+  Tensor total;
+  for (size_t k = 0; k < params_.size(); ++k) {
+    const Tensor d = sub(params_[k], anchor_[k]);
+    const Tensor v = sum(mul(d, mul(coef_[k], d)));
+    total = total.defined() ? add(total, v) : v;
+  }
+  return scale(total, 0.5f);
+}
+
 }  // namespace lethe::repair

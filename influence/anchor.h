@@ -16,6 +16,8 @@ class DiagonalAnchor {
   // Adds c ∘ (θ − θ̂) to every parameter's gradient, queued on the model's device; the
   // descent's one finiteness check of the step (influence/descent.h) covers the result.
   void add_gradient();
+  // ½ Σ_j c_j (θ_j − θ̂_j)² as a one-element tensor on the model's device (no host round trip).
+  Tensor value() const;
 
  private:
   std::vector<Tensor> params_, coef_, anchor_;

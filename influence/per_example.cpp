@@ -97,13 +97,23 @@ Tensor PerExampleEngine::backward_on_device(const Tensor& logits, const Labels& 
   } else {
     seed = Tensor::full(losses.shape(), 1.0f, losses.device());
   }
+  backward_seeded(losses, seed);
+  return losses.detach();
+}
+
+void PerExampleEngine::backward_from(const Tensor& logits, const std::vector<float>& grad_logits) {
+  if (static_cast<int64_t>(grad_logits.size()) != logits.numel())
+    fail("per-example engine: {} output gradients for {} logits", grad_logits.size(), logits.numel());
+  backward_seeded(logits, Tensor::from_vector(logits.shape(), grad_logits, logits.device()));
+}
+
+void PerExampleEngine::backward_seeded(const Tensor& out, const Tensor& seed) {
   // Parameter gradients are a by-product here; they are dropped so repeated calls do not pile up.
   model_.zero_grad();
-  losses.backward(seed);
+  out.backward(seed);
   model_.zero_grad();
   for (auto& l : layers_)
     if (!l->capture.grad_output.defined()) fail("per-example engine: layer {} received no gradient", l->module->describe());
-  return losses.detach();
 }
 
 std::vector<float> PerExampleEngine::backward(const Tensor& logits, const Labels& labels, const std::vector<float>* weights) {

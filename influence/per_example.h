@@ -48,6 +48,10 @@ class PerExampleEngine {
   std::vector<float> backward(const Tensor& logits, const Labels& labels, const std::vector<float>* weights = nullptr);
   // The same, leaving the per-example losses where the model lives: nothing waits for the GPU.
   Tensor backward_on_device(const Tensor& logits, const Labels& labels, const std::vector<float>* weights = nullptr);
+  // Backward pass of Σ_i g_iᵀ logits_i for given output gradients g [n, classes] (host, row
+  // major): every layer's per-example output gradients are then those of whatever function of
+  // the logits g is the gradient of (TRAK's margin, say), not of the loss.
+  void backward_from(const Tensor& logits, const std::vector<float>& grad_logits);
   int64_t batch_size() const { return batch_; }
 
   // Adds the current batch's per-example quantities; pointers in `req` index the whole θ
@@ -108,6 +112,8 @@ class PerExampleEngine {
   int64_t batch_ = 0;
   KeptQueries kept_queries_;
   mutable ResidentSums resident_;
+
+  void backward_seeded(const Tensor& out, const Tensor& seed);
 };
 
 }  // namespace lethe::repair

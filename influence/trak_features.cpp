@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "learning/batches.h"
 #include "nn/linalg.h"
@@ -45,7 +46,7 @@ namespace {
 // One layer's share of the layered (kron) projection.
 struct LayerShare {
   int64_t offset = 0, params = 0;  // its segment of θ
-  int64_t k = 0, feature = 0;      // its dimensions and where they start in ψ
+  int64_t k = 0, feature = 0;      // its dimensions and where they start in φ
   enum Kind { Whole, Dense, Kron } kind = Dense;
   int64_t out = 0, a_dim = 0, k_out = 0, k_in = 0;  // Kron: R_out [out, k_out], R_in [a_dim, k_in]
   bool bias = false;
@@ -97,19 +98,48 @@ std::vector<LayerShare> plan_layers(const std::vector<KfacLayer>& shapes, int64_
   return plan;
 }
 
-// The pass both projections share: every batch's backward pass, 1 − p_i from its losses, then
-// body(idx) with the engine holding the batch's captures.
+// TRAK's margin f = z_y − log Σ_{j≠y} e^{z_j} of each row of the logits [b, classes], in double
+// from the float logits: its gradient g = e_y − softmax over j ≠ y (0 at y) into `grad`, and
+// 1 − p_y = σ(−f) into one_minus_p. Neither divides by 1 − p_y nor subtracts p_y from 1, so a
+// row whose p_y rounds to 1 in float keeps both terms, and its σ(−f) stays a positive number.
+void margin_gradients(const std::vector<float>& logits, const std::vector<int32_t>& labels, int64_t classes,
+                      const std::vector<int64_t>& idx, std::vector<float>& grad, std::vector<double>& one_minus_p) {
+  if (classes < 2) fail("trak: the margin needs two classes or more, the model has {}", classes);
+  grad.assign(logits.size(), 0.0f);
+  std::vector<double> e(static_cast<size_t>(classes));
+  for (size_t i = 0; i < idx.size(); ++i) {
+    const float* z = logits.data() + i * classes;
+    const int32_t y = labels[i];
+    if (y < 0 || y >= classes) fail("trak: label {} outside the model's {} classes", y, classes);
+    double top = -std::numeric_limits<double>::infinity();
+    for (int64_t j = 0; j < classes; ++j)
+      if (j != y) top = std::max(top, static_cast<double>(z[j]));
+    double sum = 0;
+    for (int64_t j = 0; j < classes; ++j) sum += e[j] = j == y ? 0.0 : std::exp(static_cast<double>(z[j]) - top);
+    const double margin = static_cast<double>(z[y]) - (top + std::log(sum));
+    float* g = grad.data() + i * classes;
+    for (int64_t j = 0; j < classes; ++j) g[j] = j == y ? 1.0f : static_cast<float>(-e[j] / sum);
+    // σ(−f) = 1 / (1 + e^f), written so that the exponential never overflows.
+    one_minus_p[idx[i]] = margin >= 0 ? std::exp(-margin) / (1.0 + std::exp(-margin)) : 1.0 / (1.0 + std::exp(margin));
+  }
+}
+
+// The pass both projections share: every batch's forward pass, the margin's output gradients
+// and 1 − p_i from its logits, the backward pass from them, then body(idx) with the engine
+// holding the batch's captures (each layer's output gradient that of the margin).
 template <typename Body>
 void for_each_feature_batch(Module& model, PerExampleEngine& engine, const data::ImageSet& set, const PassOptions& opt,
                             TrakFeatures& f, Body&& body) {
   BatchWalk walk;
   walk.interruptible_as = "trak pass";
   walk.progress = opt.progress;
+  std::vector<float> grad;
   for_each_image_batch(
       set, opt.batch, model.device(),
       [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
-        const auto losses = engine.backward(engine.forward(x), labels);
-        for (size_t i = 0; i < idx.size(); ++i) f.one_minus_p[idx[i]] = -std::expm1(-static_cast<double>(losses[i]));
+        const Tensor logits = engine.forward(x);
+        margin_gradients(logits.to_vector(), labels.host(), logits.size(1), idx, grad, f.one_minus_p);
+        engine.backward_from(logits, grad);
         body(idx);
       },
       walk);
@@ -134,12 +164,12 @@ TrakFeatures trak_features_layered(Module& model, const data::ImageSet& set, con
           for (size_t l = 0; l < shapes.size(); ++l) linear[l] = engine.linear_capture(l, input, dout);
           plan = plan_layers(shapes, p, o, linear);
           f.k = plan.back().feature + plan.back().k;
-          f.psi.assign(static_cast<size_t>(f.n * f.k), 0.0f);
+          f.phi.assign(static_cast<size_t>(f.n * f.k), 0.0f);
         }
         bool formed = false;
         for (size_t l = 0; l < plan.size(); ++l) {
           const LayerShare& s = plan[l];
-          float* rows = f.psi.data() + idx.front() * f.k + s.feature;
+          float* rows = f.phi.data() + idx.front() * f.k + s.feature;
           if (s.kind == LayerShare::Kron) {
             // (R_outᵀ δ_i)(R_inᵀ ā_i)ᵀ from the layer's captures; no gradient formed.
             engine.linear_capture(l, input, dout);
@@ -184,10 +214,10 @@ TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakO
   TrakFeatures f;
   f.n = set.n;
   f.k = o.project ? o.proj_dim : p;
-  f.psi.assign(static_cast<size_t>(f.n * f.k), 0.0f);
+  f.phi.assign(static_cast<size_t>(f.n * f.k), 0.0f);
   f.one_minus_p.assign(static_cast<size_t>(f.n), 0.0);
   for_each_feature_batch(model, engine, set, opt, f, [&](const std::vector<int64_t>& idx) {
-        float* rows = f.psi.data() + idx.front() * f.k;
+        float* rows = f.phi.data() + idx.front() * f.k;
         PerExampleRequest req;
         if (o.project) {
           // Projected where the captures live: on the GPU only the [b, k] rows come back.
@@ -205,23 +235,15 @@ TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakO
   return f;
 }
 
-std::vector<std::vector<double>> trak_scores(const TrakFeatures& train, const TrakFeatures& queries,
-                                             const TrakOptions& o) {
+std::vector<std::vector<double>> trak_kernel_scores(const TrakFeatures& train, const TrakFeatures& queries,
+                                                    const TrakOptions& o) {
   if (train.k != queries.k) fail("trak: features of {} and {} dimensions", train.k, queries.k);
   const int64_t n = train.n, k = train.k, q = queries.n;
   if (n < 1 || q < 1) return std::vector<std::vector<double>>(static_cast<size_t>(q));
-  // Φ [n, k], φ_i = −ψ_i / (1 − p_i); the queries' φ likewise.
-  auto margins = [](const TrakFeatures& f) {
-    std::vector<double> phi(f.psi.size());
-    for (int64_t i = 0; i < f.n; ++i) {
-      const double s = -1.0 / std::max(f.one_minus_p[i], 1e-30);
-      for (int64_t c = 0; c < f.k; ++c) phi[i * f.k + c] = s * static_cast<double>(f.psi[i * f.k + c]);
-    }
-    return phi;
-  };
-  const auto phi = margins(train), phi_q = margins(queries);
-  // u_q = K⁺ φ_q, and r_q(z_i) = −τ = −φ_iᵀ u_q (1 − p_i) = ψ_iᵀ u_q. Where k > n, Φ K⁺ φ_q is
-  // (ΦΦᵀ)⁺ Φ φ_q, so t = Φ K⁺ φ_q comes from the n × n Gram matrix and r_q(z_i) = −t_i (1 − p_i).
+  // Φ [n, k] and the queries' φ, in double.
+  const std::vector<double> phi(train.phi.begin(), train.phi.end()), phi_q(queries.phi.begin(), queries.phi.end());
+  // u_q = K⁺ φ_q, and the kernel score is φ_iᵀ u_q. Where k > n, Φ K⁺ φ_q is (ΦΦᵀ)⁺ Φ φ_q, so
+  // t = Φ K⁺ φ_q comes from the n × n Gram matrix.
   std::vector<double> t;  // [n, q]: φ_iᵀ K⁺ φ_q
   if (k <= n) {
     auto kernel = matmul_f64(true, false, k, k, n, phi, phi);  // ΦᵀΦ
@@ -236,7 +258,38 @@ std::vector<std::vector<double>> trak_scores(const TrakFeatures& train, const Tr
   }
   std::vector<std::vector<double>> r(static_cast<size_t>(q), std::vector<double>(static_cast<size_t>(n)));
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < q; ++j) r[j][i] = -t[i * q + j] * train.one_minus_p[i];
+    for (int64_t j = 0; j < q; ++j) r[j][i] = t[i * q + j];
+  return r;
+}
+
+std::vector<std::vector<double>> trak_scores(const TrakFeatures& train, const TrakFeatures& queries,
+                                             const TrakOptions& o) {
+  auto r = trak_kernel_scores(train, queries, o);
+  for (auto& row : r)
+    for (int64_t i = 0; i < train.n; ++i) row[i] = -row[i] * train.one_minus_p[i];
+  return r;
+}
+
+void TrakEnsemble::add(const TrakFeatures& train, const TrakFeatures& queries, const TrakOptions& o) {
+  const auto t = trak_kernel_scores(train, queries, o);
+  if (models_ == 0) {
+    kernel_.assign(t.size(), std::vector<double>(static_cast<size_t>(train.n), 0.0));
+    one_minus_p_.assign(static_cast<size_t>(train.n), 0.0);
+  }
+  if (t.size() != kernel_.size() || static_cast<size_t>(train.n) != one_minus_p_.size())
+    fail("trak ensemble: a model with {} queries and {} examples, the first had {} and {}", t.size(), train.n,
+         kernel_.size(), one_minus_p_.size());
+  for (size_t j = 0; j < t.size(); ++j)
+    for (size_t i = 0; i < t[j].size(); ++i) kernel_[j][i] += t[j][i];
+  for (int64_t i = 0; i < train.n; ++i) one_minus_p_[i] += train.one_minus_p[i];
+  ++models_;
+}
+
+std::vector<std::vector<double>> TrakEnsemble::scores() const {
+  auto r = kernel_;
+  const double m = static_cast<double>(models_);
+  for (auto& row : r)
+    for (size_t i = 0; i < row.size(); ++i) row[i] = -(row[i] / m) * (one_minus_p_[i] / m);
   return r;
 }
 

@@ -1,14 +1,18 @@
 #pragma once
 // TRAK (Park et al. 2023): attribution by a linear model in a random projection of the
-// per-example gradients. Each example's gradient of the margin f(z) = log p_y − log(1 − p_y) is
-// projected to k dimensions by a seeded Johnson–Lindenstrauss matrix (nn/linalg.h jl_project,
-// regenerated block by block, never stored), φ_i = Rᵀ∇f(z_i); the after-kernel K = ΦᵀΦ over D is
-// inverted in double, and a query q's attribution to z_i is τ_q(z_i) = φ_qᵀ K⁻¹ φ_i (1 − p_i).
+// per-example gradients. Each example's gradient of the margin f(z) = z_y − log Σ_{j≠y} e^{z_j}
+// (= log p_y − log(1 − p_y)) is projected to k dimensions by a seeded Johnson–Lindenstrauss
+// matrix (nn/linalg.h jl_project, regenerated block by block, never stored), φ_i = Rᵀ∇f(z_i); the
+// after-kernel K = ΦᵀΦ over D is inverted in double, and a query q's attribution to z_i is
+// τ_q(z_i) = φ_qᵀ K⁻¹ φ_i (1 − p_i). lethe's score r = −τ (a cause of q's loss scores high), the
+// same sign as linear influence's −∇ℓ(z)ᵀ H⁻¹ ∇ℓ(q).
 //
-// The margin depends on the logits through p_y alone, as the loss ℓ = −log p_y does, so
-// ∇f = −∇ℓ / (1 − p_y): the projected margin gradient is the projected loss gradient ψ = Rᵀ∇ℓ
-// rescaled per example, and τ_q(z_i) = φ_qᵀ K⁻¹ (−ψ_i). lethe's score r = −τ (a cause of q's
-// loss scores high), the same sign as linear influence's −∇ℓ(z)ᵀ H⁻¹ ∇ℓ(q).
+// The margin is differentiated directly: its output gradient e_y − softmax over j ≠ y (0 at y)
+// is formed per example in double from the logits (a log-sum-exp over j ≠ y, its maximum
+// subtracted) and backpropagated through the per-example engine (PerExampleEngine::backward_from),
+// and 1 − p_y = σ(−f). Forming ∇f as −∇ℓ/(1 − p_y) from the float loss gradient ∇ℓ instead would
+// lose ∇z_y once p_y rounds to 1 in float (margins past about 17) and divide by zero past about 37,
+// where the float loss is 0: a confidently fitted example would then dominate K.
 //
 // K is k × k. Where k exceeds the examples n, its rank is at most n and the same scores come
 // from the n × n Gram matrix, Φ K⁺ = (ΦΦᵀ)⁺ Φ; either is inverted on its eigenvalues above
@@ -46,16 +50,40 @@ struct TrakOptions {
 // Refuses (UsageError naming the flag) a k outside [1, 65536] or an unknown projection.
 void validate(const TrakOptions& o);
 
-// The projected loss gradients ψ_i [n, k] of a set and 1 − p_i, p_i the probability of z_i's label.
+// The projected margin gradients φ_i [n, k] of a set and 1 − p_i = σ(−f_i), p_i the probability
+// of z_i's label.
 struct TrakFeatures {
   int64_t n = 0, k = 0;
-  std::vector<float> psi;
+  std::vector<float> phi;
   std::vector<double> one_minus_p;
 };
 TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakOptions& o, const PassOptions& opt = {});
 
-// r_q(z_i) = −τ_q(z_i) for every query q (rows) and example z_i of D (columns).
+// φ_qᵀ K⁺ φ_i for every query q (rows) and example z_i of D (columns): TRAK's kernel score, before
+// its factor (1 − p_i).
+std::vector<std::vector<double>> trak_kernel_scores(const TrakFeatures& train, const TrakFeatures& queries,
+                                                    const TrakOptions& o);
+
+// r_q(z_i) = −τ_q(z_i) = −φ_qᵀ K⁺ φ_i (1 − p_i) for every query q (rows) and example z_i of D
+// (columns).
 std::vector<std::vector<double>> trak_scores(const TrakFeatures& train, const TrakFeatures& queries,
                                              const TrakOptions& o);
+
+// TRAK's ensemble over M models (checkpoints or independently trained ones), as TRAK defines
+// it: the kernel scores averaged over the models, times the average over the models of 1 − p_i,
+// τ_q(z_i) = (1/M Σ_m φ_qᵀ K_m⁺ φ_i) · (1/M Σ_m (1 − p_i,m)) — not the average of the per-model
+// products. Models are added one at a time, so no two models' features need be held at once.
+class TrakEnsemble {
+ public:
+  void add(const TrakFeatures& train, const TrakFeatures& queries, const TrakOptions& o);
+  int64_t models() const { return models_; }
+  // r_q(z_i) = −τ_q(z_i), queries as rows; empty rows before any model.
+  std::vector<std::vector<double>> scores() const;
+
+ private:
+  int64_t models_ = 0;
+  std::vector<std::vector<double>> kernel_;  // sums over the models
+  std::vector<double> one_minus_p_;
+};
 
 }  // namespace lethe::repair

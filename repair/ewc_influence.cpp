@@ -85,6 +85,18 @@ EwcAnchor ewc_anchor(Module& model, const data::ImageSet& train, const IdentifyO
   return a;
 }
 
+// The KFAC anchor's gradient N·F_kfac δ + λ δ at the model's θ, δ = θ − θ̂ (into `delta`), on the host.
+std::vector<double> kfac_anchor_gradient(Module& model, const Kfac& kfac, const std::vector<float>& theta_hat, double n,
+                                         double lambda, std::vector<double>& delta) {
+  NoGradGuard ng;
+  const auto theta = flatten_params(model);
+  delta.resize(theta.size());
+  for (size_t j = 0; j < theta.size(); ++j) delta[j] = static_cast<double>(theta[j]) - theta_hat[j];
+  auto g = kfac_multiply(kfac, delta);
+  for (size_t j = 0; j < g.size(); ++j) g[j] = n * g[j] + lambda * delta[j];
+  return g;
+}
+
 // The anchored update θ̂ → θ* on Fq, then r(z) = ℓ(z; θ*) − ℓ(z; θ̂); the model is back at θ̂ after.
 std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& train, const data::ImageSet& fq,
                                          EwcAnchor& anchor, const IdentifyOptions& o,
@@ -118,10 +130,25 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   d.lr = o.ewc.lr;
   d.max_steps = o.ewc.max_steps;
   d.patience = o.ewc.patience;
-  std::unique_ptr<ResidentSet> resident_val;
+  // The stopping rule (docs/method.md, "EWC-influence's stopping rule"): the held-out Fq's loss
+  // where Fq has a held-out part; where it has none (one query, or --holdout 0) the update's own
+  // objective ℓ(Fq; θ) + anchor(θ), so that θ* is where the descent came nearest the minimiser the
+  // update defines, and the descent stops once `patience` steps have not lowered it.
+  std::unique_ptr<ResidentSet> resident_val, resident_update;
   if (n_val) {
     resident_val = std::make_unique<ResidentSet>(fq_val, o.batch, device);
     d.criterion = [&] { return resident_val->summed_loss(model); };
+  } else {
+    resident_update = std::make_unique<ResidentSet>(fq_update, o.batch, device);
+    d.criterion = [&] {
+      const Tensor loss = resident_update->summed_loss(model);
+      if (diagonal) return add(loss, diagonal->value());
+      std::vector<double> delta;
+      const auto g = kfac_anchor_gradient(model, kfac, theta_hat, n, o.ewc.lambda, delta);
+      double v = 0;  // ½ δᵀ(N·F_kfac δ + λ δ)
+      for (size_t j = 0; j < g.size(); ++j) v += 0.5 * delta[j] * g[j];
+      return add(loss, Tensor::from_vector(loss.shape(), std::vector<float>{static_cast<float>(v)}, device));
+    };
   }
   if (o.progress) d.progress = [&o](int step, int total) { o.progress("ewc update", step, total); };
   d.add_anchor_gradient = [&](int) {
@@ -129,13 +156,9 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
       diagonal->add_gradient();
       return;
     }
-    // The KFAC anchor's gradient N·F_kfac(θ − θ̂) + λ(θ − θ̂), added on the host.
-    NoGradGuard ng;
-    const auto theta = flatten_params(model);
-    std::vector<double> delta(theta.size());
-    for (size_t j = 0; j < theta.size(); ++j) delta[j] = static_cast<double>(theta[j]) - theta_hat[j];
-    auto g = kfac_multiply(kfac, delta);
-    for (size_t j = 0; j < g.size(); ++j) g[j] = n * g[j] + o.ewc.lambda * delta[j];
+    NoGradGuard ng;  // the KFAC anchor's gradient, added on the host
+    std::vector<double> delta;
+    const auto g = kfac_anchor_gradient(model, kfac, theta_hat, n, o.ewc.lambda, delta);
     for (size_t k = 0; k < params.size(); ++k) {
       Tensor grad = params[k].grad();
       const int64_t off = layout.offsets[k], cnt = params[k].numel();
@@ -148,11 +171,14 @@ std::vector<double> ewc_update_and_score(Module& model, const data::ImageSet& tr
   stats["update_steps"] = descent.steps;
   stats["update_host_reads"] = descent.host_reads;
   stats["best_step"] = descent.best_step;
-  stats["fq_holdout_loss_before"] = descent.start;
-  stats["fq_holdout_loss_after"] = descent.best;
+  // Which criterion stopped the update: 1 the held-out Fq loss, 0 the update's objective.
+  stats["stopped_on_holdout"] = n_val ? 1.0 : 0.0;
+  stats[n_val ? "fq_holdout_loss_before" : "objective_before"] = descent.start;
+  stats[n_val ? "fq_holdout_loss_after" : "objective_after"] = descent.best;
   stats["fq_update_loss_before"] = start_fq;
-  report(o, fmt::format("ewc: {} update steps, best at {} (held-out Fq loss {:.4f} -> {:.4f})", descent.steps,
-                        descent.best_step, descent.start, descent.best));
+  report(o, fmt::format("ewc: {} update steps, best at {} ({} {:.4f} -> {:.4f})", descent.steps, descent.best_step,
+                        n_val ? "held-out Fq loss" : "no held-out Fq; the update's objective", descent.start,
+                        descent.best));
 
   stats["seconds_update"] = since(t_update);
   // r(z) = ℓ(z; θ*) − ℓ(z; θ̂).
@@ -185,6 +211,7 @@ void ewc_influence_per_query(QueryRun& run, bool kfac_anchor) {
     std::map<std::string, double> one;
     run.scores.push_back(ewc_update_and_score(run.model, run.train, data::take(run.queries, std::vector<int64_t>{j}), anchor, quiet, one));
     run.stats["update_steps_mean"] += one["update_steps"] / static_cast<double>(run.queries.n);
+    run.stats["update_steps_max"] = std::max(run.stats["update_steps_max"], one["update_steps"]);
     if (run.options.progress) run.options.progress("queries", j + 1, run.queries.n);
   }
 }
@@ -205,7 +232,7 @@ std::vector<Option<IdentifyOptions>> ewc_influence_options() {
                      [](const O& o) {
                        if (o.ewc.max_steps < 1) throw UsageError(fmt::format("--max-steps {}: must be >= 1", o.ewc.max_steps));
                      }),
-      option<int, O>("--patience", "steps without a better held-out Fq loss before stopping",
+      option<int, O>("--patience", "steps without a better criterion before stopping (the held-out Fq loss; with none, the update's objective)",
                      [](O& o) -> int& { return o.ewc.patience; },
                      [](const O& o) {
                        if (o.ewc.patience < 1) throw UsageError(fmt::format("--patience {}: must be >= 1", o.ewc.patience));

@@ -10,7 +10,7 @@ struct EwcUpdateOptions {
   double lambda = 0.0;         // extra L2 anchor (paper: 0)
   double lr = 1e-3;            // Adam step size of the update on Fq
   int max_steps = 200;
-  int patience = 10;           // steps without a better held-out Fq loss before stopping
+  int patience = 10;           // steps without a better criterion before stopping (docs/method.md)
   int64_t update_batch = 128;  // Fq examples per update step (an unbiased estimate of ℓ(Fq)); 0: all
   double holdout = 0.1;        // fraction of Fq held out for early stopping
 };

@@ -37,14 +37,19 @@ nlohmann::json benchmark_json(const BenchmarkResults& res, const RunInfo& run) {
   if (!res.loo_indices.empty()) {
     j["loo_indices"] = res.loo_indices;
     j["loo_delta"] = res.loo_delta;
+    j["loo_models"] = {{"trained", res.loo_trained}, {"loaded", res.loo_loaded}};
   }
   j["methods"] = nlohmann::json::array();
   for (const auto& m : res.methods) {
     nlohmann::json e = {{"method", m.label},          {"seconds", m.seconds},   {"lds", m.lds.mean},
                         {"lds_ci95", {m.lds.lo, m.lds.hi}}, {"lds_per_query", m.lds.per_query},
                         {"scatter_predicted", m.predicted}};
-    if (std::isfinite(m.loo)) e["loo_correlation"] = m.loo;
-    if (!m.brittle_k.empty()) e["brittleness_k"] = m.brittle_k;
+    if (std::isfinite(m.loo)) e["loo_spearman"] = m.loo;
+    if (std::isfinite(m.loo_pearson)) e["loo_pearson"] = m.loo_pearson;
+    if (!m.brittle_k.empty()) {
+      e["brittleness_k"] = m.brittle_k;
+      e["brittleness_models"] = {{"trained", m.brittleness_trained}, {"loaded", m.brittleness_loaded}};
+    }
     if (m.measured) {
       e["mislabel_auc"] = m.detection.roc_auc;
       e["mislabel_recall_at_k"] = m.detection.recall_at_k;
@@ -75,20 +80,20 @@ std::string benchmark_markdown(const BenchmarkResults& res, const RunInfo& run) 
       "LDS: {} models trained from scratch on random subsets of {:.0f}% of D (mean test accuracy {:.4f}; {} trained "
       "this run in {:.0f} s, {} from the cache). For each query, the Spearman correlation over the models between its "
       "measured loss and the sum of a method's scores over the model's subset; the mean over queries, with a 95% "
-      "percentile-bootstrap interval ({} resamples of the queries).\n\n",
+      "percentile-bootstrap interval ({} resamples of the models and the queries together).\n\n",
       s.subsets, 100 * s.alpha, res.mean_subset_accuracy, res.subsets_trained, res.subset_seconds, res.subsets_loaded,
       s.bootstrap);
   const bool detect = res.n_corrupted > 0, loo = !res.loo_indices.empty(), brittle = s.brittleness > 0;
   md += "| method | LDS | 95% interval |";
   std::string rule = "|---|---|---|";
   if (detect) md += " mislabel AUC | recall@|C| |", rule += "---|---|";
-  if (loo) md += " LOO |", rule += "---|";
+  if (loo) md += " LOO Spearman | LOO Pearson |", rule += "---|---|";
   if (brittle) md += " flipped by removal | median k |", rule += "---|---|";
   md += " seconds |\n" + rule + "---|\n";
   for (const auto& m : res.methods) {
     md += fmt::format("| {} | {:.3f} | [{:.3f}, {:.3f}] |", m.label, m.lds.mean, m.lds.lo, m.lds.hi);
     if (detect) md += fmt::format(" {:.3f} | {:.3f} |", m.detection.roc_auc, m.detection.recall_at_k);
-    if (loo) md += fmt::format(" {:.3f} |", m.loo);
+    if (loo) md += fmt::format(" {:.3f} | {:.3f} |", m.loo, m.loo_pearson);
     if (brittle) {
       std::vector<int64_t> ks;
       for (int64_t k : m.brittle_k)
@@ -100,7 +105,8 @@ std::string benchmark_markdown(const BenchmarkResults& res, const RunInfo& run) 
   }
   if (loo)
     md += fmt::format("\nLOO: {} examples of D, each left out of one model retrained with the base model's seed; per "
-                      "query, the Spearman correlation over them between the change in its loss and −r_q(z).\n",
+                      "query, the Spearman and the Pearson correlation over them between the change in its loss and −r_q(z), "
+                      "their means over the queries.\n",
                       res.loo_indices.size());
   if (brittle)
     md += fmt::format("\nBrittleness: for the first {} queries, the smallest k of {{{}}} whose top-k removal and "

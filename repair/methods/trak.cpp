@@ -1,4 +1,4 @@
-// trak: TRAK's attribution in a random projection of the gradients (influence/trak_features.h), averaged over
+// trak: TRAK's attribution in a random projection of the gradients (influence/trak_features.h), an ensemble of
 // the model and any further checkpoints; r(z) = −Σ_{q ∈ Fq} τ_q(z).
 #include <fmt/format.h>
 
@@ -18,21 +18,18 @@ TrakOptions trak_options(const IdentifyOptions& o) {
   return t;
 }
 
-// Per-query scores averaged over the model and the checkpoints (each with its own kernel).
+// Per-query scores of the model and the checkpoints (each with its own kernel), combined as TRAK
+// combines an ensemble: the average kernel score times the average 1 − p (influence/trak_features.h).
 std::vector<std::vector<double>> ensemble(lethe::Module& model, const lethe::data::ImageSet& train,
                                           const lethe::data::ImageSet& queries, const IdentifyOptions& o) {
   const TrakOptions t = trak_options(o);
-  std::vector<std::vector<double>> total;
-  const size_t models = 1 + o.checkpoints.size();
-  for (size_t c = 0; c < models; ++c) {
+  TrakEnsemble models;
+  for (size_t c = 0; c < 1 + o.checkpoints.size(); ++c) {
     if (c > 0) lethe::load_parameters(o.checkpoints[c - 1], model);
-    const auto r = trak_scores(trak_features(model, train, t, pass(o, "project D")),
-                               trak_features(model, queries, t, pass(o, "project queries")), t);
-    if (total.empty()) total.assign(r.size(), std::vector<double>(r.empty() ? 0 : r[0].size(), 0.0));
-    for (size_t j = 0; j < r.size(); ++j)
-      for (size_t i = 0; i < r[j].size(); ++i) total[j][i] += r[j][i] / static_cast<double>(models);
+    models.add(trak_features(model, train, t, pass(o, "project D")),
+               trak_features(model, queries, t, pass(o, "project queries")), t);
   }
-  return total;
+  return models.scores();
 }
 
 }  // namespace

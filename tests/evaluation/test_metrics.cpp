@@ -160,6 +160,20 @@ TEST(MetricsSpearman, PerfectReversedAndTies) {
   EXPECT_THROW(spearman({1}, {1}), Error);
 }
 
+// ---- pearson ----
+
+TEST(MetricsPearson, ValuesNotRanks) {
+  EXPECT_NEAR(pearson({1, 2, 3, 4}, {10, 20, 30, 40}), 1.0, 1e-12);
+  EXPECT_NEAR(pearson({1, 2, 3, 4}, {9, 7, 5, 3}), -1.0, 1e-12);
+  // a = {0, 1, 2}, b = {0, 1, 5}: deviations {-1, 0, 1} and {-2, -1, 3}; Sab = 5, Saa = 2,
+  // Sbb = 14, r = 5 / sqrt(28). Spearman of the same pairs is 1: the values, not their order.
+  EXPECT_NEAR(pearson({0, 1, 2}, {0, 1, 5}), 5 / std::sqrt(28.0), 1e-12);
+  EXPECT_DOUBLE_EQ(spearman({0, 1, 2}, {0, 1, 5}), 1.0);
+  EXPECT_DOUBLE_EQ(pearson({5, 5, 5}, {1, 2, 3}), 0.0);
+  EXPECT_THROW(pearson({1, 2}, {1, 2, 3}), Error);
+  EXPECT_THROW(pearson({1, std::nan("")}, {1, 2}), Error);
+}
+
 // ---- split_failures ----
 
 struct Predictions {

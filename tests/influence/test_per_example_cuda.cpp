@@ -202,18 +202,20 @@ TEST(CudaPerExampleEngine, TrakProjectedFeaturesMatchTheCpu) {
   ASSERT_EQ(gpu.k, 96);
   const int64_t p = ParamLayout::of(*m.cpu).total;
   const auto grads = per_example_gradients(*m.cpu, set, 0, set.n, opt);
-  std::vector<double> atol(cpu.psi.size());
+  std::vector<double> atol(cpu.phi.size());
   for (int64_t i = 0; i < set.n; ++i) {
     double l1 = 0;
     for (int64_t j = 0; j < p; ++j) l1 += std::abs(static_cast<double>(grads[i * p + j]));
-    for (int64_t c = 0; c < cpu.k; ++c) atol[static_cast<size_t>(i * cpu.k + c)] = kScaleAtol * l1 / std::sqrt(96.0);
+    // The features are margin gradients, the loss gradients' size divided by 1 − p_i.
+    for (int64_t c = 0; c < cpu.k; ++c)
+      atol[static_cast<size_t>(i * cpu.k + c)] = kScaleAtol * l1 / cpu.one_minus_p[i] / std::sqrt(96.0);
   }
-  EXPECT_TRUE(close_to_cpu(cpu.psi, gpu.psi, atol)) << "projected features";
+  EXPECT_TRUE(close_to_cpu(cpu.phi, gpu.phi, atol)) << "projected features";
   EXPECT_TRUE(close_to_cpu(cpu.one_minus_p, gpu.one_minus_p, relative_atol(cpu.one_minus_p))) << "1 - p";
   // Under a budget of two examples' gradients the GPU forms and projects each batch of three in
   // chunks of two and one: the same features within the same tolerance.
   o.gradient_budget = 2 * p;
-  EXPECT_TRUE(close_to_cpu(cpu.psi, trak_features(*m.gpu, set, o, opt).psi, atol)) << "projected features, chunked";
+  EXPECT_TRUE(close_to_cpu(cpu.phi, trak_features(*m.gpu, set, o, opt).phi, atol)) << "projected features, chunked";
 }
 
 // KFAC gathers its statistics on the host from the GPU's captures.

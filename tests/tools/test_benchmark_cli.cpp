@@ -90,15 +90,18 @@ TEST(CliBenchmark, LeaveOneOutAndBrittlenessWhenAskedFor) {
   EXPECT_EQ(j["loo_indices"].size(), 3u);
   ASSERT_EQ(j["loo_delta"].size(), 3u);
   EXPECT_EQ(j["loo_delta"][0].size(), j["query_indices"].size());
+  EXPECT_EQ(j["loo_models"]["trained"], 3);
   for (const auto& m : j["methods"]) {
-    const double loo = m["loo_correlation"];
-    EXPECT_GE(loo, -1.0);
-    EXPECT_LE(loo, 1.0);
+    for (const char* key : {"loo_spearman", "loo_pearson"}) {
+      const double loo = m[key];
+      EXPECT_GE(loo, -1.0) << key;
+      EXPECT_LE(loo, 1.0) << key;
+    }
     ASSERT_EQ(m["brittleness_k"].size(), 2u);
     for (const auto& k : m["brittleness_k"]) EXPECT_TRUE(k == -1 || k == 5 || k == 20) << k;
   }
   const std::string md = read_all(out + "/report.md");
-  EXPECT_NE(md.find("| LOO |"), std::string::npos);
+  EXPECT_NE(md.find("| LOO Spearman | LOO Pearson |"), std::string::npos);
   EXPECT_NE(md.find("flipped by removal"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(out + "/models/loo-" + fmt::format("{:05d}", j["loo_indices"][0].get<int64_t>()) +
                                       ".safetensors"));
@@ -108,6 +111,62 @@ TEST(CliBenchmark, LeaveOneOutAndBrittlenessWhenAskedFor) {
   auto unsorted = benchmark_args(data, tmp.file("bad"), "loss");
   for (const char* a : {"--brittleness", "1", "--brittleness-ks", "20,5"}) unsorted.push_back(a);
   expect_error(run_lethe(unsorted), 2, {"--brittleness-ks"});
+}
+
+// Every cached model is keyed by what determines it (the examples it keeps, its seed, the recipe):
+// a rerun in the same folder with another --proj-dim changes trak's scores and so its top-k
+// removals, and retrains those brittleness models, while the loss method's removals (its scores
+// do not depend on the projection) and the leave-one-out and subset models are read back. The
+// manifest records each run's queries and options. A third run as the second trains nothing.
+TEST(CliBenchmark, ARerunWithAnotherOptionRetrainsTheModelsWhoseRemovalChanged) {
+  TempDir tmp;
+  const std::string data = tmp.file("mnist"), out = tmp.file("bench");
+  write_synthetic_mnist(data);
+  auto args = [&](const char* proj_dim) {
+    auto a = benchmark_args(data, out, "loss,trak");
+    a[17] = proj_dim;  // --proj-dim
+    for (const char* f : {"--loo", "2", "--brittleness", "2", "--brittleness-ks", "5,20"}) a.push_back(f);
+    return a;
+  };
+  const CliResult first = run_lethe(args("64"));
+  ASSERT_EQ(first.exit_code, 0) << describe(first);
+  const auto j1 = nlohmann::json::parse(first.out);
+  ASSERT_EQ(j1["methods"].size(), 2u);
+  EXPECT_EQ(j1["loo_models"]["trained"], 2);
+  EXPECT_NE(read_all(out + "/benchmark-cache.txt").find("run.option --proj-dim 64\n"), std::string::npos);
+  const auto count = [](const nlohmann::json& m) {
+    return m["brittleness_models"]["trained"].get<int>() + m["brittleness_models"]["loaded"].get<int>();
+  };
+
+  const CliResult second = run_lethe(args("8"));
+  ASSERT_EQ(second.exit_code, 0) << describe(second);
+  const auto j2 = nlohmann::json::parse(second.out);
+  EXPECT_EQ(j2["subset_models"]["trained"], 0);
+  EXPECT_EQ(j2["loo_models"]["trained"], 0);
+  EXPECT_EQ(j2["loo_models"]["loaded"], 2);
+  EXPECT_EQ(j2["loo_delta"], j1["loo_delta"]);
+  const auto& loss = j2["methods"][0];
+  ASSERT_EQ(loss["method"], "loss");
+  EXPECT_EQ(loss["brittleness_models"]["trained"], 0) << "the loss method's removals did not change";
+  EXPECT_EQ(loss["brittleness_models"]["loaded"].get<int>(), count(j1["methods"][0]));
+  EXPECT_EQ(loss["brittleness_k"], j1["methods"][0]["brittleness_k"]);
+  // Projected to 8 dimensions instead of 64, trak ranks D otherwise: its removals (top 5 or 20
+  // of 200 examples) change, and the models of the new ones are trained (under the old naming by
+  // query and k, none was: the models of the first run's removals were read back).
+  EXPECT_GE(j2["methods"][1]["brittleness_models"]["trained"].get<int>(), 1);
+  int tried = 0;  // a search tries k = 5, and k = 20 when 5 did not flip the query
+  for (const auto& k : j2["methods"][1]["brittleness_k"]) tried += k == 5 ? 1 : 2;
+  EXPECT_EQ(count(j2["methods"][1]), tried);
+  EXPECT_NE(read_all(out + "/benchmark-cache.txt").find("run.option --proj-dim 8\n"), std::string::npos);
+
+  const CliResult third = run_lethe(args("8"));
+  ASSERT_EQ(third.exit_code, 0) << describe(third);
+  const auto j3 = nlohmann::json::parse(third.out);
+  for (size_t m = 0; m < 2; ++m) {
+    EXPECT_EQ(j3["methods"][m]["brittleness_models"]["trained"], 0) << j3["methods"][m]["method"];
+    EXPECT_EQ(count(j3["methods"][m]), count(j2["methods"][m])) << j3["methods"][m]["method"];
+    EXPECT_EQ(j3["methods"][m]["brittleness_k"], j2["methods"][m]["brittleness_k"]);
+  }
 }
 
 // Stopped by SIGINT while the subset models train, a run keeps the models it finished and

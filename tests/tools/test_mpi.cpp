@@ -266,7 +266,7 @@ TEST_F(Mpi, BenchmarkTrainsEachModelOnOneRankAsOneProcessDoes) {
   EXPECT_EQ(j1["subset_models"]["mean_test_accuracy"], j2["subset_models"]["mean_test_accuracy"]);
   ASSERT_EQ(j1["methods"].size(), j2["methods"].size());
   for (size_t m = 0; m < j1["methods"].size(); ++m)
-    for (const char* key : {"lds", "lds_ci95", "lds_per_query", "loo_correlation", "brittleness_k"})
+    for (const char* key : {"lds", "lds_ci95", "lds_per_query", "loo_spearman", "loo_pearson", "brittleness_k"})
       EXPECT_EQ(j1["methods"][m][key], j2["methods"][m][key]) << j1["methods"][m]["method"] << " " << key;
   const auto models = cached_models(one);
   EXPECT_GE(models.size(), 1u + 4 + 2 + j1["methods"].size()) << "base, subsets, leave-one-out, brittleness (k = 5 at least)";

@@ -74,7 +74,7 @@ void add_benchmark_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--alpha", s.alpha, "LDS: the fraction of D each subset holds")->capture_default_str();
   cmd->add_option("--queries", s.queries, "Test failures of the base model to attribute (all when fewer)")
       ->capture_default_str();
-  cmd->add_option("--bootstrap", s.bootstrap, "Resamples of the queries for the LDS interval")->capture_default_str();
+  cmd->add_option("--bootstrap", s.bootstrap, "Resamples of the subset models and the queries, together, for the LDS interval")->capture_default_str();
   cmd->add_option("--loo", s.loo, "Leave-one-out correlation over this many examples of D, one retrained model each (0: off)")
       ->capture_default_str();
   cmd->add_option("--brittleness", s.brittleness,
