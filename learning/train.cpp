@@ -245,9 +245,10 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
     first_epoch = options.resume->epoch;
   }
   ShuffledBatches order(train.n, options.batch, order_rng);
-  // Steps taken over the whole run (a resumed run's earlier epochs included): every epoch has
-  // per_pass() batches.
-  int64_t steps = static_cast<int64_t>(first_epoch - 1) * order.per_pass();
+  // Steps taken over the whole run (a resumed run's earlier epochs included: every epoch has
+  // per_pass() batches), set at the first epoch's start: per_pass() draws the epoch's order, which
+  // must come after on_epoch_start has seen the stream.
+  int64_t steps = -1;
   std::vector<EpochStats> history;
   // A model that is already damaged (a NaN in a loaded or injected parameter) is named before
   // any step, rather than reported later as a diverged loss.
@@ -258,6 +259,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
     if (options.on_epoch_start) options.on_epoch_start(resume_point(model, optimizer, epoch, order_rng, augment_rng));
     const auto start = Clock::now();
     const int64_t per_epoch = order.per_pass();
+    if (steps < 0) steps = static_cast<int64_t>(epoch - 1) * per_epoch;
     BatchFigures total;
     for (int64_t bi = 0; bi < per_epoch; ++bi) {
       check_interrupt("at epoch {}, batch {} of {}", epoch, bi + 1, per_epoch);

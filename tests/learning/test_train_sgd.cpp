@@ -9,6 +9,7 @@
 #include "learning/replay.h"
 #include "learning/train.h"
 #include "nn/models.h"
+#include "nn/optim.h"
 #include "util/error.h"
 #include "util/rng.h"
 
