@@ -71,6 +71,7 @@ std::vector<std::pair<std::string, std::string>> manifest(const BenchmarkSetting
       {"epochs", std::to_string(s.epochs)},
       {"batch", std::to_string(s.batch)},
       {"lr", fmt::format("{}", s.lr)},
+      {"optimizer", describe(s.optimizer)},
       {"alpha", fmt::format("{}", s.alpha)},
   };
 }
@@ -90,7 +91,8 @@ void check_or_write_manifest(const BenchmarkSettings& s, int64_t examples, uint6
     }
     for (const auto& [key, value] : want) {
       const auto it = have.find(key);
-      const std::string theirs = it == have.end() ? "(missing)" : it->second;
+      // A folder from before the optimiser was recorded holds Adam's models.
+      const std::string theirs = it != have.end() ? it->second : key == "optimizer" ? "adam" : "(missing)";
       if (theirs != value)
         fail("--out-dir '{}' holds a benchmark of another {} ({}: {}, this run: {}); use another folder", s.out_dir,
              key == "data_fingerprint" || key == "examples" || key == "noise" || key == "dataset" ? "D" : "setting",
@@ -285,7 +287,7 @@ class Benchmark {
       }
     }
     model->to(s_.device);
-    TrainOptions to = base_training(seed, s_.epochs, s_.batch, s_.lr);
+    TrainOptions to = base_training(seed, s_.epochs, s_.batch, s_.lr, std::nullopt, s_.optimizer);
     to.on_batch = [&](int64_t done, int64_t total) { update(stage, done, total); };
     train_classifier(*model, set, to);
     save_checkpoint(path, *model, s_.model, {{"lethe.benchmark.model", stage}, {kKeyMetadata, key}});
@@ -312,22 +314,30 @@ class Benchmark {
     return out.pack();
   }
 
+  // The queries: a seeded sample of --queries from the test set or from the base model's test
+  // failures (--queries-from), in test-set order.
   void choose_queries() {
     const auto eval = evaluate(*base_, data_.test);
     out_.test_accuracy = eval.accuracy;
-    std::vector<int64_t> failures;
+    std::vector<int64_t> failures, pool;
     for (size_t i = 0; i < eval.predictions.size(); ++i)
       if (eval.predictions[i] != data_.test.labels[i]) failures.push_back(static_cast<int64_t>(i));
     out_.n_failures = static_cast<int64_t>(failures.size());
-    if (failures.empty()) fail("the model trained on D makes no mistakes on the test set: no queries to attribute");
+    if (s_.queries_from == "failures") {
+      if (failures.empty()) fail("the model trained on D makes no mistakes on the test set: no queries to attribute");
+      pool = failures;
+    } else {
+      pool.resize(static_cast<size_t>(data_.test.n));
+      std::iota(pool.begin(), pool.end(), 0);
+    }
     Rng rng = stream(s_.spec.seed, Stream::kBenchmarkQueries);
-    rng.shuffle(failures);
-    failures.resize(static_cast<size_t>(std::min<int64_t>(s_.queries, static_cast<int64_t>(failures.size()))));
-    std::sort(failures.begin(), failures.end());
-    out_.query_indices = failures;
-    queries_ = data::take(data_.test, failures);
-    line(fmt::format("base model: test accuracy {:.4f}, {} failures, {} of them the queries", eval.accuracy,
-                     out_.n_failures, queries_.n));
+    rng.shuffle(pool);
+    pool.resize(static_cast<size_t>(std::min<int64_t>(s_.queries, static_cast<int64_t>(pool.size()))));
+    std::sort(pool.begin(), pool.end());
+    out_.query_indices = pool;
+    queries_ = data::take(data_.test, pool);
+    line(fmt::format("base model: test accuracy {:.4f}, {} failures; {} queries from the {}", eval.accuracy,
+                     out_.n_failures, queries_.n, s_.queries_from == "failures" ? "failures" : "test set"));
   }
 
   // Trains (or loads) the M subset models and measures every query's loss under each: rank r of
@@ -482,7 +492,8 @@ class Benchmark {
     if (!v.solver.empty()) io.solve.solver = v.solver;
     io.seed = s_.spec.seed;
     io.fisher.seed = stream_seed(s_.spec.seed, Stream::kFisherLabels);
-    io.recipe = TrainingRecipe{s_.model, s_.spec.seed, base_training(s_.spec.seed, s_.epochs, s_.batch, s_.lr)};
+    io.recipe = TrainingRecipe{s_.model, s_.spec.seed,
+                               base_training(s_.spec.seed, s_.epochs, s_.batch, s_.lr, std::nullopt, s_.optimizer)};
     io.progress = [&](const std::string& stage, int64_t done, int64_t total) { update(v.label + " " + stage, done, total); };
     const QueryScores q = identify_per_query(*base_, data_.train, queries_, io);
     BenchmarkMethod bm;
@@ -540,6 +551,9 @@ void validate(const BenchmarkSettings& s) {
   if (s.subsets < 2) throw UsageError(fmt::format("--subsets {}: must be >= 2 (a correlation needs two models)", s.subsets));
   if (!(s.alpha > 0 && s.alpha < 1)) throw UsageError(fmt::format("--alpha {}: must be in (0, 1)", s.alpha));
   if (s.queries < 1) throw UsageError(fmt::format("--queries {}: must be >= 1", s.queries));
+  if (s.queries_from != "test" && s.queries_from != "failures")
+    throw UsageError(fmt::format("--queries-from {}: must be test or failures", s.queries_from));
+  validate(s.optimizer);
   if (s.bootstrap < 1) throw UsageError(fmt::format("--bootstrap {}: must be >= 1", s.bootstrap));
   if (s.loo < 0 || s.loo == 1 || (s.spec.subset > 0 && s.loo >= s.spec.subset))
     throw UsageError(fmt::format("--loo {}: must be 0 (off) or in [2, the training set size)", s.loo));

@@ -2,10 +2,12 @@
 // The field's evaluation of attribution methods on one model and D (`lethe benchmark`):
 //   LDS  the linear datamodeling score. M models are trained from scratch on random subsets
 //        S_m of D of size αn (seeded, cached in the output folder, so an interrupted run resumes
-//        from the models it finished). For each query q, a test failure of the model trained on
-//        all of D, a method predicts q's loss under S_m by Σ_{i∈S_m} r_q(z_i); LDS is the mean over
-//        queries of the Spearman correlation between those predictions and q's measured loss
-//        under the M models, with a percentile-bootstrap interval (models and queries resampled).
+//        from the models it finished). For each query q (a seeded sample of the test set, as
+//        TRAK and dattri take them, or of the test failures of the model trained on all of D, the
+//        repair setting), a method predicts q's loss under S_m by Σ_{i∈S_m} r_q(z_i); LDS is the
+//        mean over queries of the Spearman correlation between those predictions and q's measured
+//        loss under the M models, with a percentile-bootstrap interval (models and queries
+//        resampled).
 //   detection  ROC AUC and recall@|C| of each method's scores summed over the queries against
 //        the noise mask, where D's corruption is known.
 //   seconds    each method's time to score D against all the queries.
@@ -39,10 +41,14 @@ struct BenchmarkSettings {
   int epochs = 20;          // every model: base and subsets
   int64_t batch = 64;
   double lr = 1e-3;
+  OptimizerChoice optimizer;  // every model's: Adam, or SGD with momentum
   std::vector<std::string> methods = default_benchmark_methods();
   int subsets = 50;         // M
   double alpha = 0.5;       // |S_m| = round(α n)
-  int64_t queries = 50;     // test failures sampled as queries (all of them when fewer)
+  // The population the queries are drawn from: "test" (the test set, as the field takes them) or
+  // "failures" (the base model's test failures, the repair setting).
+  std::string queries_from = "test";
+  int64_t queries = 50;     // queries sampled from that population (all of it when smaller)
   int bootstrap = 1000;     // resamples (of the models and the queries together) for the LDS interval
   int loo = 0;              // examples left out one at a time (0: no leave-one-out correlation)
   int brittleness = 0;      // queries whose brittleness is searched (0: none)
@@ -84,7 +90,7 @@ struct BenchmarkMethod {
 
 struct BenchmarkResults {
   BenchmarkSettings settings;
-  int64_t n_train = 0, n_corrupted = 0, n_failures = 0;
+  int64_t n_train = 0, n_corrupted = 0, n_failures = 0;  // n_failures: the base model's test failures
   double test_accuracy = 0;
   std::vector<int64_t> query_indices;              // into the test split
   std::vector<std::vector<double>> measured;       // [M][q]: q's loss under model m

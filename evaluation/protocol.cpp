@@ -101,6 +101,7 @@ class Protocol {
       io.method = v.method;
       if (!v.solver.empty()) io.solve.solver = v.solver;
       io.seed = run.spec.seed;
+      io.fisher = s_.fisher;
       io.fisher.seed = stream_seed(run.spec.seed, Stream::kFisherLabels);
       io.recipe = run.recipe;
       io.progress = [&](const std::string& stage, int64_t done, int64_t total) { update(m + " " + stage, done, total); };
@@ -267,6 +268,7 @@ void validate(const ExperimentSettings& a) {
     if (k < 1 || (n > 0 && k >= n))
       throw UsageError(fmt::format("--ks: k = {} must be in [1, {}) (the training set size)", k, n));
   if (a.seeds < 1) throw UsageError(fmt::format("--seeds {}: must be >= 1", a.seeds));
+  if (a.fisher.mc_samples < 1) throw UsageError(fmt::format("--mc-samples {}: must be >= 1", a.fisher.mc_samples));
   if (a.epochs < 1) throw UsageError(fmt::format("--epochs {}: must be >= 1", a.epochs));
   if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));

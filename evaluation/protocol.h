@@ -14,6 +14,7 @@
 #include "datasets/prepare.h"
 #include "nn/tensor.h"
 #include "evaluation/metrics.h"
+#include "influence/quantities.h"
 #include "repair/treat.h"
 
 namespace lethe::repair {
@@ -39,6 +40,8 @@ struct ExperimentSettings {
   // them and sets its treatment, seed, augmentation and progress, and retraining's epochs and
   // step size (the base model's).
   TreatOptions treat;
+  // The Fisher of the methods that use one (its kind and draws; each run sets the seed).
+  FisherOptions fisher;
   int seeds = 1;
   uint64_t first_seed = 0;  // seeds first_seed, first_seed + 1, ...
   Device device = Device::CPU;

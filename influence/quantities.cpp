@@ -67,6 +67,8 @@ Labels sample_labels(const Tensor& logits, Rng& rng) {
   return Labels(std::move(y));
 }
 
+std::string fisher_kind_name(FisherKind kind) { return kind == FisherKind::Sampled ? "sampled" : "empirical"; }
+
 FisherKind parse_fisher_kind(const std::string& name) {
   if (name == "empirical") return FisherKind::Empirical;
   if (name == "sampled") return FisherKind::Sampled;

@@ -23,6 +23,7 @@ struct PassOptions {
 // from the model's predictive distribution (the true Fisher, Monte Carlo).
 enum class FisherKind { Empirical, Sampled };
 FisherKind parse_fisher_kind(const std::string& name);  // empirical | sampled
+std::string fisher_kind_name(FisherKind kind);          // its inverse
 
 struct FisherOptions {
   FisherKind kind = FisherKind::Empirical;

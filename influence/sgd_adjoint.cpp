@@ -104,6 +104,8 @@ Block sgd_influence(Module& model, const data::ImageSet& train, const TrainingRe
                     const QueryGradients& query_gradients, const SgdInfluenceOptions& o,
                     std::map<std::string, double>& stats) {
   validate(o);
+  if (recipe.training.optimizer != OptimizerKind::Adam)
+    fail("sgd-influence runs Adam's steps backwards, and this model was trained with {}", optimizer_name(recipe.training.optimizer));
   const auto t0 = Clock::now();
   auto replayed = init_base_model(recipe.architecture, recipe.seed);
   replayed->to(model.device());

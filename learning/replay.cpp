@@ -11,6 +11,8 @@ TrainingReplay::TrainingReplay(Module& model, const data::ImageSet& train, const
   if (!model.named_buffers().empty())
     fail("replaying the training of a model with BatchNorm is not supported: each step's per-example gradients "
          "depend on its batch statistics");
+  if (recipe_.training.optimizer != OptimizerKind::Adam)
+    fail("replaying a training run of {}: the replay records Adam's steps, and only Adam's", optimizer_name(recipe_.training.optimizer));
   if (recipe_.training.epochs < 1) fail("replaying a training run of {} epochs", recipe_.training.epochs);
   recipe_.training.on_batch = nullptr;
   recipe_.training.on_epoch = nullptr;
@@ -76,8 +78,9 @@ void TrainingReplay::record_steps(TrainOptions& t, std::vector<float> theta, int
     // Adam's kernel adds the decay to the gradient in float (kernels/cpu/optim.cpp): the same here.
     if (decay != 0.0f)
       for (size_t j = 0; j < r.grad.size(); ++j) r.grad[j] = r.grad[j] + decay * theta[j];
-    r.m = concatenated(s.optimizer.first_moments());
-    r.v = concatenated(s.optimizer.second_moments());
+    const auto& adam = dynamic_cast<const Adam&>(s.optimizer);  // the constructor refused any other
+    r.m = concatenated(adam.first_moments());
+    r.v = concatenated(adam.second_moments());
     r.theta = std::move(theta);
     theta = flatten_params(model_);  // θ before the next step
     if (out.size() < static_cast<size_t>(s.epoch)) out.resize(static_cast<size_t>(s.epoch));

@@ -16,6 +16,14 @@
 
 namespace lethe {
 
+OptimizerKind parse_optimizer_kind(const std::string& name) {
+  if (name == "adam") return OptimizerKind::Adam;
+  if (name == "sgd") return OptimizerKind::Sgd;
+  throw UsageError(fmt::format("--optimizer {}: must be adam or sgd", name));
+}
+
+std::string optimizer_name(OptimizerKind kind) { return kind == OptimizerKind::Sgd ? "sgd" : "adam"; }
+
 Tensor batch_images(const data::ImageSet& set, std::span<const int64_t> idx, Device device, Labels* labels) {
   const int64_t b = static_cast<int64_t>(idx.size());
   Tensor x = Tensor::empty({b, set.channels, set.height, set.width});
@@ -94,22 +102,32 @@ void sum_gradients_over_ranks(Module& model, std::vector<double>& extra) {
   std::copy(buf.begin() + at, buf.end(), extra.begin());
 }
 
+std::unique_ptr<Optimizer> make_optimizer(Module& model, const TrainOptions& options) {
+  if (options.optimizer == OptimizerKind::Sgd) return std::make_unique<Sgd>(model.parameters(), options.sgd);
+  return std::make_unique<Adam>(model.parameters(), options.adam);
+}
+
 // The run's state at the start of `epoch`, as TrainOptions::resume takes it up.
-TrainResume resume_point(Module& model, const Adam& optimizer, int epoch, const Rng& order, const Rng& augment) {
+TrainResume resume_point(Module& model, const Optimizer& optimizer, int epoch, const Rng& order, const Rng& augment) {
   TrainResume r;
   r.epoch = epoch;
   for (auto& p : model.parameters()) r.parameters.push_back(p.to_vector());
   for (auto& b : model.named_buffers()) r.buffers.push_back(b.tensor.to_vector());
-  r.adam = std::make_shared<const AdamState>(optimizer.state());
+  if (const auto* adam = dynamic_cast<const Adam*>(&optimizer)) r.adam = std::make_shared<const AdamState>(adam->state());
+  if (const auto* sgd = dynamic_cast<const Sgd*>(&optimizer)) r.sgd = std::make_shared<const SgdState>(sgd->state());
   r.order = order;
   r.augment = augment;
   return r;
 }
 
-void take_up(Module& model, Adam& optimizer, const TrainResume& r) {
+void take_up(Module& model, Optimizer& optimizer, const TrainResume& r) {
   auto params = model.parameters();
   auto buffers = model.named_buffers();
-  if (r.parameters.size() != params.size() || r.buffers.size() != buffers.size() || !r.adam)
+  auto* adam = dynamic_cast<Adam*>(&optimizer);
+  auto* sgd = dynamic_cast<Sgd*>(&optimizer);
+  if ((adam && !r.adam) || (sgd && !r.sgd))
+    fail("resuming training: the saved state is not of the run's optimiser ({})", adam ? "adam" : "sgd");
+  if (r.parameters.size() != params.size() || r.buffers.size() != buffers.size())
     fail("resuming training: the saved state has {} parameters and {} buffers, the model {} and {}", r.parameters.size(),
          r.buffers.size(), params.size(), buffers.size());
   const auto put = [](Tensor& t, const std::vector<float>& values) {
@@ -119,7 +137,8 @@ void take_up(Module& model, Adam& optimizer, const TrainResume& r) {
   };
   for (size_t i = 0; i < params.size(); ++i) put(params[i], r.parameters[i]);
   for (size_t i = 0; i < buffers.size(); ++i) put(buffers[i].tensor, r.buffers[i]);
-  optimizer.load_state(*r.adam);
+  if (adam) adam->load_state(*r.adam);
+  if (sgd) sgd->load_state(*r.sgd);
 }
 
 }  // namespace
@@ -156,9 +175,9 @@ int64_t count_correct(const Tensor& logits, const Labels& labels, int64_t rows) 
   return correct;
 }
 
-// One Adam step on the global batch `idx` with the batch split over ranks (see SliceStep);
+// One optimiser step on the global batch `idx` with the batch split over ranks (see SliceStep);
 // `where` names the step in errors.
-BatchFigures step_across_ranks(Module& model, Adam& optimizer, const data::ImageSet& train, const std::vector<int64_t>& idx,
+BatchFigures step_across_ranks(Module& model, Optimizer& optimizer, const data::ImageSet& train, const std::vector<int64_t>& idx,
                                const TrainOptions& options, Rng& augment_rng, const std::function<std::string()>& where) {
   const SliceStep slice = slice_of_batch(train, idx, model.device(), options.augment, augment_rng);
   optimizer.zero_grad();
@@ -180,8 +199,8 @@ BatchFigures step_across_ranks(Module& model, Adam& optimizer, const data::Image
   return {totals[0], static_cast<int64_t>(totals[1])};
 }
 
-// One Adam step on the batch `idx` in a single process; `where` names the step in errors.
-BatchFigures step_one_process(Module& model, Adam& optimizer, const data::ImageSet& train, const std::vector<int64_t>& idx,
+// One optimiser step on the batch `idx` in a single process; `where` names the step in errors.
+BatchFigures step_one_process(Module& model, Optimizer& optimizer, const data::ImageSet& train, const std::vector<int64_t>& idx,
                               const TrainOptions& options, Rng& augment_rng, const std::function<std::string()>& where) {
   const Device device = model.device();
   Labels labels;
@@ -214,7 +233,8 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
   if (options.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", options.batch));
   if (train.n == 0) fail("training set is empty");
   ModeGuard training_mode(model, true);
-  Adam optimizer(model.parameters(), options.adam);
+  const std::unique_ptr<Optimizer> stepper = make_optimizer(model, options);
+  Optimizer& optimizer = *stepper;
   Rng order_rng(options.seed);
   Rng augment_rng = stream(options.seed, Stream::kAugmentation);
   int first_epoch = 1;
@@ -225,6 +245,10 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
     first_epoch = options.resume->epoch;
   }
   ShuffledBatches order(train.n, options.batch, order_rng);
+  // Steps taken over the whole run (a resumed run's earlier epochs included: every epoch has
+  // per_pass() batches), set at the first epoch's start: per_pass() draws the epoch's order, which
+  // must come after on_epoch_start has seen the stream.
+  int64_t steps = -1;
   std::vector<EpochStats> history;
   // A model that is already damaged (a NaN in a loaded or injected parameter) is named before
   // any step, rather than reported later as a diverged loss.
@@ -235,6 +259,7 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
     if (options.on_epoch_start) options.on_epoch_start(resume_point(model, optimizer, epoch, order_rng, augment_rng));
     const auto start = Clock::now();
     const int64_t per_epoch = order.per_pass();
+    if (steps < 0) steps = static_cast<int64_t>(epoch - 1) * per_epoch;
     BatchFigures total;
     for (int64_t bi = 0; bi < per_epoch; ++bi) {
       check_interrupt("at epoch {}, batch {} of {}", epoch, bi + 1, per_epoch);
@@ -242,7 +267,8 @@ std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& tr
       const Rng augment_before = augment_rng;
       const BatchFigures b = step_batch(model, optimizer, train, idx, options, augment_rng,
                                         [&] { return fmt::format("at epoch {}, batch {}", epoch, bi + 1); });
-      if (options.on_step) options.on_step(TrainStep{epoch, optimizer.steps_taken(), idx, augment_before, optimizer});
+      ++steps;
+      if (options.on_step) options.on_step(TrainStep{epoch, steps, idx, augment_before, optimizer});
       total.loss_sum += b.loss_sum;
       total.correct += b.correct;
       if (options.on_batch) options.on_batch(bi + 1, per_epoch);

@@ -25,31 +25,44 @@ struct EpochStats {
 };
 
 class Adam;
+class Optimizer;
 struct AdamState;
+struct SgdState;
+
+// The optimiser a training run steps with: Adam (lethe's default, the paper's), or SGD with
+// momentum in PyTorch's form (b ← μ b + g, θ ← θ − η b; μ = 0 is plain SGD), as dattri trains
+// its MNIST MLP.
+enum class OptimizerKind { Adam, Sgd };
+OptimizerKind parse_optimizer_kind(const std::string& name);  // adam | sgd; UsageError naming --optimizer
+std::string optimizer_name(OptimizerKind kind);
 
 // Where a training run stands at the start of an epoch: enough to take it up again there and take
 // exactly the steps it would have taken (learning/replay.h keeps these to replay a run).
 struct TrainResume {
   int epoch = 1;  // the epoch about to run, 1-based
   std::vector<std::vector<float>> parameters, buffers;  // named_parameters() / named_buffers() order
-  std::shared_ptr<const AdamState> adam;
+  std::shared_ptr<const AdamState> adam;  // the run's optimiser's state: Adam's ...
+  std::shared_ptr<const SgdState> sgd;    // ... or SGD's
   Rng order, augment;  // the batch order's and the augmentation's streams
 };
 
-// What train_classifier shows after each Adam step.
+// What train_classifier shows after each step.
 struct TrainStep {
   int epoch = 0;
   int64_t step = 0;                 // 1-based over the whole run (Adam's step count)
   const std::vector<int64_t>& idx;  // the batch's examples, in order
   const Rng& augment_before;        // the augmentation stream as it stood before this batch
-  const Adam& optimizer;            // its moments after the step; the parameters' .grad still hold the
-                                    // gradient of the batch's mean loss (without weight decay)
+  const Optimizer& optimizer;       // an Adam or an Sgd (TrainOptions::optimizer), its state after the
+                                    // step; the parameters' .grad still hold the gradient of the
+                                    // batch's mean loss (without weight decay)
 };
 
 struct TrainOptions {
   int epochs = 20;
   int64_t batch = 64;
-  AdamHyper adam;
+  OptimizerKind optimizer = OptimizerKind::Adam;
+  AdamHyper adam;  // the step when optimizer is Adam
+  SgdHyper sgd;    // the step when optimizer is Sgd
   uint64_t seed = 0;  // batch order, and the augmentation's draws (a separate stream)
   // When set, every training batch is augmented on the host before it moves to the device; the
   // batch order is the same with or without it.
@@ -70,7 +83,7 @@ struct TrainOptions {
 // Copies batch `idx` of `set` into a [b, c, h, w] tensor and its labels, on `device`.
 Tensor batch_images(const data::ImageSet& set, std::span<const int64_t> idx, Device device, Labels* labels);
 
-// Adam on the mean cross-entropy, shuffled batches, in training mode (the model's previous mode
+// The options' optimiser (Adam or SGD) on the mean cross-entropy, shuffled batches, in training mode (the model's previous mode
 // is restored on return); stops with an Error naming the epoch and
 // batch when the loss or a gradient stops being finite.
 std::vector<EpochStats> train_classifier(Module& model, const data::ImageSet& train, const TrainOptions& options);

@@ -75,4 +75,20 @@ void Sgd::step() {
   }
 }
 
+SgdState Sgd::state() const {
+  SgdState s;
+  for (const auto& b : momentum_) s.momentum.push_back(b.to_vector());
+  return s;
+}
+
+void Sgd::load_state(const SgdState& s) {
+  if (s.momentum.size() != params_.size())
+    fail("SGD state of {} parameters for an optimiser of {}", s.momentum.size(), params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (s.momentum[i].size() != static_cast<size_t>(params_[i].numel()))
+      fail("SGD state: parameter {} has {} values, the state {}", i, params_[i].numel(), s.momentum[i].size());
+    momentum_[i].copy_(Tensor::from_vector(params_[i].shape(), s.momentum[i], params_[i].device()));
+  }
+}
+
 }  // namespace lethe

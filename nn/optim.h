@@ -47,10 +47,19 @@ class Adam : public Optimizer {
   std::vector<Tensor> m_, v_;
 };
 
+// SGD's state besides the parameters: its momentum buffers, on the host (one vector a parameter).
+struct SgdState {
+  std::vector<std::vector<float>> momentum;
+};
+
 class Sgd : public Optimizer {
  public:
   Sgd(std::vector<Tensor> params, SgdHyper hyper = {});
   void step() override;
+  const SgdHyper& hyper() const { return hyper_; }
+  SgdState state() const;
+  // Throws when the state's shapes are not this optimiser's parameters'.
+  void load_state(const SgdState& state);
 
  private:
   SgdHyper hyper_;

@@ -18,8 +18,12 @@ nlohmann::json benchmark_json(const BenchmarkResults& res, const RunInfo& run) {
   nlohmann::json j;
   j["settings"] = {{"dataset", s.spec.dataset}, {"data", run.data_dir}, {"model", s.model},
                    {"subset", s.spec.subset}, {"noise", s.spec.noise}, {"seed", s.spec.seed},
-                   {"epochs", s.epochs}, {"batch", s.batch}, {"lr", s.lr}, {"methods", s.methods},
-                   {"subsets", s.subsets}, {"alpha", s.alpha}, {"queries", s.queries}, {"bootstrap", s.bootstrap},
+                   {"epochs", s.epochs}, {"batch", s.batch}, {"lr", s.lr},
+                   {"optimizer", optimizer_name(s.optimizer.kind)}, {"momentum", s.optimizer.momentum},
+                   {"methods", s.methods}, {"subsets", s.subsets}, {"alpha", s.alpha}, {"queries_from", s.queries_from},
+                   {"queries", s.queries}, {"bootstrap", s.bootstrap},
+                   {"fisher", repair::fisher_kind_name(s.identify.fisher.kind)},
+                   {"mc_samples", s.identify.fisher.mc_samples},
                    {"loo", s.loo}, {"brittleness", s.brittleness}, {"brittleness_ks", s.brittleness_ks},
                    {"proj_dim", s.identify.trak.proj_dim}, {"damping", s.identify.solve.damping},
                    {"damping_given", s.identify.solve.damping_set},  // not given: linear:gd used repair::kGdDamping
@@ -71,11 +75,16 @@ std::string benchmark_csv(const BenchmarkResults& res) {
 std::string benchmark_markdown(const BenchmarkResults& res, const RunInfo& run) {
   const auto& s = res.settings;
   std::string md = "# lethe benchmark\n\n";
+  const bool from_failures = s.queries_from == "failures";
   md += fmt::format(
-      "{} on {} ({} training examples, noise: {}, seed {}), trained {} epochs (batch {}, Adam {}). "
-      "Test accuracy {:.4f}; {} test failures, {} of them the queries.\n\n",
-      s.model, s.spec.dataset, res.n_train, s.spec.noise, s.spec.seed, s.epochs, s.batch, s.lr, res.test_accuracy,
-      res.n_failures, res.query_indices.size());
+      "{} on {} ({} training examples, noise: {}, seed {}), trained {} epochs (batch {}, {} at lr {}). "
+      "Test accuracy {:.4f}; {} test failures. Queries: {} {}, a seeded sample{}. Fisher: {}.\n\n",
+      s.model, s.spec.dataset, res.n_train, s.spec.noise, s.spec.seed, s.epochs, s.batch, describe(s.optimizer), s.lr,
+      res.test_accuracy, res.n_failures, res.query_indices.size(),
+      from_failures ? "of the base model's test failures" : "test examples",
+      from_failures ? " (the repair setting; not the population TRAK and dattri average over)"
+                    : " of the test set (the population TRAK and dattri average over)",
+      repair::fisher_kind_name(s.identify.fisher.kind));
   md += fmt::format(
       "LDS: {} models trained from scratch on random subsets of {:.0f}% of D (mean test accuracy {:.4f}; {} trained "
       "this run in {:.0f} s, {} from the cache). For each query, the Spearman correlation over the models between its "

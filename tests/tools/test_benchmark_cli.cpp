@@ -211,6 +211,55 @@ TEST(CliBenchmark, LeaveOneOutBeyondTheWholeSplitIsRefused) {
   expect_error(run_lethe(negative), 2, {"--subset", "-5"});
 }
 
+// The queries' population: the whole test set (--queries-from test, the default) or the base
+// model's failures; the optimiser and the Fisher each model and method used, in the results and
+// the manifest, so that a folder of Adam's models refuses an SGD run.
+TEST(CliBenchmark, QueriesComeFromTheTestSetOrItsFailures) {
+  TempDir tmp;
+  const std::string data = tmp.file("mnist");
+  write_synthetic_mnist(data);
+  const auto run = [&](const std::string& out, const std::vector<std::string>& extra) {
+    auto args = benchmark_args(data, out, "gradcos");
+    args[13] = "100000";  // --queries: all of the population
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CliResult r = run_lethe(args);
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+    return nlohmann::json::parse(r.out);
+  };
+  const auto test = run(tmp.file("test"), {});
+  const auto failures = run(tmp.file("test"), {"--queries-from", "failures"});  // the same models, from the cache
+  EXPECT_EQ(failures["subset_models"]["trained"], 0);
+  const auto n_failures = test["n_failures"].get<size_t>();
+  ASSERT_GT(n_failures, 0u);
+  EXPECT_EQ(failures["query_indices"].size(), n_failures);
+  EXPECT_EQ(test["query_indices"].size(), static_cast<size_t>(kTestCount));
+  EXPECT_GT(test["query_indices"].size(), n_failures) << "the base model got every test example wrong";
+  EXPECT_EQ(test["settings"]["queries_from"], "test");
+  EXPECT_EQ(failures["settings"]["queries_from"], "failures");
+  EXPECT_NE(read_all(tmp.file("test") + "/report.md").find("test failures, a seeded sample"), std::string::npos);
+
+  const auto sgd = run(tmp.file("sgd"), {"--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.01", "--fisher", "sampled"});
+  EXPECT_EQ(sgd["settings"]["optimizer"], "sgd");
+  EXPECT_EQ(sgd["settings"]["momentum"], 0.9);
+  EXPECT_EQ(sgd["settings"]["fisher"], "sampled");
+  EXPECT_NE(read_all(tmp.file("sgd") + "/benchmark-cache.txt").find("optimizer sgd (momentum 0.9)"), std::string::npos);
+  EXPECT_NE(sgd["measured_loss"], test["measured_loss"]) << "SGD's models measured as Adam's";
+  auto adam_folder = benchmark_args(data, tmp.file("test"), "gradcos");
+  adam_folder.insert(adam_folder.end(), {"--optimizer", "sgd", "--momentum", "0.9"});
+  expect_error(run_lethe(adam_folder), 1, {"optimizer", "adam"});
+
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"--queries-from", "train"},
+                                              {"--optimizer", "rmsprop"},
+                                              {"--momentum", "0.9"},  // Adam has no momentum
+                                              {"--fisher", "true"}}) {
+    const std::string out = tmp.file("bad");
+    auto args = benchmark_args(data, out, "gradcos");
+    args.insert(args.end(), bad.begin(), bad.end());
+    expect_error(run_lethe(args), 2, {bad[0]});
+    EXPECT_FALSE(std::filesystem::exists(out)) << bad[0] << ": the output folder was made before the refusal";
+  }
+}
+
 TEST(CliBenchmark, BadProjectionDimensionsAreRefusedBeforeWork) {
   TempDir tmp;
   const std::string data = tmp.file("mnist");

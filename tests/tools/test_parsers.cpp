@@ -23,7 +23,7 @@ TEST(ExperimentConfig, ReadsEverySetting) {
           "methods": ["ewc", "loss"], "ks": [5, 9], "treatments": [], "seeds": 2, "noise_fraction": 0.25,
           "noise_amount": 1, "victim_epochs": 4, "removal_treatment": "retrain", "retrain_init": "base",
           "finetune_stop": "heldout", "finetune_max_epochs": 12, "finetune_patience": 2, "finetune_heldout": 0.2,
-          "finetune_tolerance": 0.02})",
+          "finetune_tolerance": 0.02, "fisher": "sampled", "mc_samples": 3})",
       "c.json");
   EXPECT_EQ(c.dataset, "mnist");
   EXPECT_EQ(c.data, "d");
@@ -46,6 +46,8 @@ TEST(ExperimentConfig, ReadsEverySetting) {
   EXPECT_EQ(c.finetune_patience, 2);
   EXPECT_EQ(c.finetune_heldout, 0.2);
   EXPECT_EQ(c.finetune_tolerance, 0.02);
+  EXPECT_EQ(c.fisher, "sampled");
+  EXPECT_EQ(c.mc_samples, 3);
   const ExperimentConfig empty = parse_experiment_config("{}", "e.json");
   EXPECT_FALSE(empty.epochs.has_value());
   EXPECT_FALSE(empty.methods.has_value());

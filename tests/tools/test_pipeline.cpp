@@ -185,6 +185,27 @@ TEST_F(Pipeline, IdentifySgdInfluenceReplaysTheRecordedRun) {
   EXPECT_FALSE(fs::exists(bad));
 }
 
+// A model trained with SGD records its optimiser; the commands that rebuild its run read it back
+// (sgd-influence, which can only run Adam's steps backwards, then refuses it by name).
+TEST_F(Pipeline, TrainWithSgdRecordsTheOptimiser) {
+  const std::string sgd = work_.file("sgd-trained.safetensors");
+  const auto t = run_lethe({"--quiet", "--threads", "1", "--seed", "2", "train", "--data", data(), "--subset", "200",
+                            "--epochs", "1", "--batch", "32", "--lr", "0.01", "--optimizer", "sgd", "--momentum", "0.9",
+                            "--out", sgd});
+  ASSERT_EQ(t.exit_code, 0) << describe(t);
+  const SafetensorsFile f = load_safetensors(sgd);
+  EXPECT_EQ(f.metadata.at("lethe.train.optimizer"), "sgd");
+  EXPECT_EQ(f.metadata.at("lethe.train.momentum"), "0.9");
+  Args args = base("identify");
+  args[5] = sgd;
+  expect_error(run_lethe(with(args, {"--method", "sgd-influence", "--out", work_.file("x.csv")})), 1,
+               {"sgd-influence", "trained with sgd"});
+  expect_error(run_lethe({"--quiet", "train", "--data", data(), "--momentum", "0.5", "--out", work_.file("y")}), 2,
+               {"--momentum", "--optimizer sgd"});
+  expect_error(run_lethe({"--quiet", "train", "--data", data(), "--optimizer", "rmsprop", "--out", work_.file("y")}), 2,
+               {"--optimizer", "rmsprop"});
+}
+
 TEST_F(Pipeline, TreatAndRepairProduceARepairedModelAndAReport) {
   const std::string csv = work_.file("scores.csv");
   ASSERT_EQ(run_lethe(with(base("identify"), {"--method", "tracin", "--out", csv})).exit_code, 0);
@@ -269,6 +290,8 @@ TEST_F(Pipeline, ExperimentRefusesBadSettingsBeforeTraining) {
   expect_error(run_lethe(with(exp, {"--ks", "10", "--finetune-patience", "0"})), 2, {"--finetune-patience"});
   expect_error(run_lethe(with(exp, {"--ks", "10", "--finetune-stop", "fixed", "--finetune-tolerance", "0.1"})), 2,
                {"--finetune-tolerance", "fixed"});
+  expect_error(run_lethe(with(exp, {"--ks", "10", "--fisher", "true"})), 2, {"--fisher", "true"});
+  expect_error(run_lethe(with(exp, {"--ks", "10", "--fisher", "sampled", "--mc-samples", "0"})), 2, {"--mc-samples"});
   expect_error(run_lethe({"--quiet", "experiment", "--data", work_.file("nowhere"), "--out-dir", out}), 1, {"nowhere"});
   std::ofstream(work_.file("bad.json")) << "{\"seeds\": 2, \"colour\": \"blue\"}";
   expect_error(run_lethe(with(exp, {"--config", work_.file("bad.json")})), 2, {"colour"});

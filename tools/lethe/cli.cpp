@@ -122,6 +122,19 @@ void add_save_dtype_option(CLI::App* cmd, std::string& dtype) {
       ->capture_default_str();
 }
 
+void add_optimizer_options(CLI::App* cmd, std::string& optimizer, double& momentum) {
+  cmd->add_option("--optimizer", optimizer,
+                  "Training optimiser: adam | sgd (SGD with --momentum, PyTorch's form; --lr is its step size)")
+      ->capture_default_str();
+  cmd->add_option("--momentum", momentum, "SGD's momentum, in [0, 1) (--optimizer sgd only)")->capture_default_str();
+}
+
+void add_fisher_options(CLI::App* cmd, std::string& fisher, int& mc_samples) {
+  cmd->add_option("--fisher", fisher, "Fisher: empirical (given labels) | sampled (labels from the model)")
+      ->capture_default_str();
+  cmd->add_option("--mc-samples", mc_samples, "Label draws per example for --fisher sampled")->capture_default_str();
+}
+
 DType parse_save_dtype(const std::string& text) {
   if (text == "f32") return DType::F32;
   if (text == "f16") return DType::F16;

@@ -45,6 +45,14 @@ LoadedModel open_checkpoint(const std::string& path, const std::string& model, c
 void add_save_dtype_option(CLI::App* cmd, std::string& dtype);
 DType parse_save_dtype(const std::string& text);
 
+// --optimizer adam|sgd and --momentum, for commands that train models from scratch; the
+// command reads them into an OptimizerChoice (learning/recipe.h) and validates it.
+void add_optimizer_options(CLI::App* cmd, std::string& optimizer, double& momentum);
+
+// --fisher empirical|sampled and --mc-samples, for commands that run Step I methods; the
+// command reads --fisher with repair::parse_fisher_kind.
+void add_fisher_options(CLI::App* cmd, std::string& fisher, int& mc_samples);
+
 // The normalisation used, as JSON outputs record it: {"mean": [...], "std": [...], "source": ...}.
 nlohmann::json normalisation_json(const data::DataSpec& spec, const std::vector<float>& mean,
                                   const std::vector<float>& stddev);

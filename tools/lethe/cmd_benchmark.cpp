@@ -18,6 +18,8 @@ namespace {
 
 struct BenchmarkArgs {
   repair::BenchmarkSettings settings;
+  std::string optimizer = "adam", fisher = "empirical";
+  double momentum = 0;
   bool json = false;
 };
 
@@ -25,6 +27,8 @@ void run(const GlobalOptions& global, BenchmarkArgs& a) {
   auto& s = a.settings;
   s.device = setup(global);
   s.spec.seed = global.seed;
+  s.optimizer = {parse_optimizer_kind(a.optimizer), a.momentum};
+  s.identify.fisher.kind = repair::parse_fisher_kind(a.fisher);
   if (s.model.empty()) s.model = default_model(s.spec.dataset);
   // Every refusal comes before the output folder exists.
   repair::validate(s);
@@ -67,12 +71,17 @@ void add_benchmark_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--model", s.model, "Architecture of every model (default: the dataset's)");
   cmd->add_option("--epochs", s.epochs, "Training epochs of the base model and of every subset model")->capture_default_str();
   cmd->add_option("--batch", s.batch, "Training batch size of every model")->capture_default_str();
-  cmd->add_option("--lr", s.lr, "Adam learning rate of every model")->capture_default_str();
+  cmd->add_option("--lr", s.lr, "Learning rate of every model's optimiser")->capture_default_str();
+  add_optimizer_options(cmd, a->optimizer, a->momentum);
   cmd->add_option("--methods", *methods,
                   "Comma-separated methods; linear:<solver> picks linear influence's solver (default: " + defaults + ")");
   cmd->add_option("--subsets", s.subsets, "LDS: models trained on random subsets of D")->capture_default_str();
   cmd->add_option("--alpha", s.alpha, "LDS: the fraction of D each subset holds")->capture_default_str();
-  cmd->add_option("--queries", s.queries, "Test failures of the base model to attribute (all when fewer)")
+  cmd->add_option("--queries-from", s.queries_from,
+                  "Where the queries come from: test (a seeded sample of the test set, as TRAK and dattri take "
+                  "them) | failures (the base model's test failures, the repair setting)")
+      ->capture_default_str();
+  cmd->add_option("--queries", s.queries, "Queries sampled from --queries-from (all of it when fewer)")
       ->capture_default_str();
   cmd->add_option("--bootstrap", s.bootstrap, "Resamples of the subset models and the queries, together, for the LDS interval")->capture_default_str();
   cmd->add_option("--loo", s.loo, "Leave-one-out correlation over this many examples of D, one retrained model each (0: off)")
@@ -85,6 +94,7 @@ void add_benchmark_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--brittleness-ks", *brittle_ks, "Comma-separated k tried, ascending (default 10,20,40,80,160,320,640)");
   auto& o = s.identify;
   cmd->add_option("--score-batch", o.batch, "Examples per pass over D while scoring")->capture_default_str();
+  add_fisher_options(cmd, a->fisher, o.fisher.mc_samples);
   add_registry_options(cmd, o, repair::method_options());
   cmd->add_flag("--json", a->json, "Print results.json on stdout instead of the report");
   cmd->footer("Example: lethe --seed 0 benchmark --subset 3000 --noise label --subsets 50 --out-dir runs/benchmark");

@@ -22,6 +22,7 @@ struct ExperimentArgs {
   std::string config, out_dir;
   repair::ExperimentSettings settings;
   AugmentFlags augment;
+  std::string fisher = "empirical";
   bool json = false;
 };
 
@@ -52,6 +53,8 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
   take(c.ks, "--ks", s.ks);
   take(c.treatments, "--treatments", s.treatments);
   take(c.seeds, "--seeds", s.seeds);
+  take(c.fisher, "--fisher", a.fisher);
+  take(c.mc_samples, "--mc-samples", s.fisher.mc_samples);
   take(c.finetune_stop, "--finetune-stop", s.treat.finetune_stop);
   take(c.finetune_max_epochs, "--finetune-max-epochs", s.treat.finetune_max_epochs);
   take(c.finetune_patience, "--finetune-patience", s.treat.finetune_patience);
@@ -69,6 +72,7 @@ void apply_config(ExperimentArgs& a, const CLI::App& cmd) {
 void run(const GlobalOptions& global, ExperimentArgs& a, const CLI::App& cmd) {
   apply_config(a, cmd);
   auto& s = a.settings;
+  s.fisher.kind = repair::parse_fisher_kind(a.fisher);
   s.device = setup(global);
   s.first_seed = global.seed;
   if (s.model.empty()) s.model = default_model(s.spec.dataset);
@@ -117,7 +121,7 @@ void add_experiment_command(CLI::App& app, GlobalOptions& global) {
   auto methods = std::make_shared<std::string>(), ks = std::make_shared<std::string>(),
        treatments = std::make_shared<std::string>();
   cmd->add_option("--config", a->config, "JSON file of settings (keys as the flags, dashes as underscores: subset, noise, epochs, methods, ks, "
-                                          "treatments, seeds, finetune_stop, ...); flags given override it");
+                                          "treatments, seeds, fisher, finetune_stop, ...); flags given override it");
   cmd->add_option("--out-dir", a->out_dir, "Folder for results.json, results.csv, report.md and the figures")->required();
   add_data_options(cmd, s.spec);
   cmd->add_option("--model", s.model, "Base model: mnist-cnn | cifar-cnn (default: the dataset's)");
@@ -128,6 +132,7 @@ void add_experiment_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--methods", *methods,
                   "Comma-separated Step I methods; linear:<solver> names linear influence's solver (linear:lissa is the "
                   "paper's linear-SA) (default: " + joined(s.methods) + ")");
+  add_fisher_options(cmd, a->fisher, s.fisher.mc_samples);
   cmd->add_option("--ks", *ks, "Comma-separated numbers of top causes to remove (default: " + joined(s.ks) + ")");
   cmd->add_option("--removal-treatment", s.removal,
                   "Treatment after removing each method's top k, and the oracle gate's: finetune | retrain | any "

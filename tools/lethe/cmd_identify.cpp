@@ -117,8 +117,7 @@ void add_identify_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--grid", a->grid, "Also write a PNG grid of the top causes");
   cmd->add_option("--grid-count", a->grid_count, "Causes shown in the grid")->capture_default_str();
   cmd->add_option("--batch", o.batch, "Examples per pass over D")->capture_default_str();
-  cmd->add_option("--fisher", a->fisher, "Fisher: empirical (given labels) | sampled (labels from the model)")->capture_default_str();
-  cmd->add_option("--mc-samples", o.fisher.mc_samples, "Label draws per example for --fisher sampled")->capture_default_str();
+  add_fisher_options(cmd, a->fisher, o.fisher.mc_samples);
   add_registry_options(cmd, o, repair::method_options());
   cmd->add_flag("--json", a->json, "Print one JSON document on stdout instead of text");
   cmd->callback([&global, a, cmd] {

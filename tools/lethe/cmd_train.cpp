@@ -19,6 +19,8 @@ struct TrainArgs {
   int64_t batch = 64;
   float lr = 1e-3f;
   float weight_decay = 0.0f;
+  std::string optimizer = "adam";
+  double momentum = 0;
   std::string out, save_dtype = "f32";
   bool json = false;
 };
@@ -32,6 +34,8 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   if (a.epochs < 0) throw UsageError(fmt::format("--epochs {}: must be >= 0", a.epochs));
   if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
   if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
+  const OptimizerChoice optimizer{parse_optimizer_kind(a.optimizer), a.momentum};
+  validate(optimizer);
   const DType save_dtype = parse_save_dtype(a.save_dtype);
   Progress progress(global.quiet);
   const auto t0 = Clock::now();
@@ -45,12 +49,13 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
                                  spec.height, spec.width, d.train.channels, d.train.height, d.train.width));
   auto model = init_base_model(a.model, global.seed);
   model->to(device);
-  progress.line(fmt::format("model: {} ({} parameters) on {}", a.model, model->parameter_count(), device_name(device)));
+  progress.line(fmt::format("model: {} ({} parameters) on {}; optimiser {}", a.model, model->parameter_count(),
+                            device_name(device), describe(optimizer)));
 
   const bool augment = a.augment.resolve(a.spec.dataset);
   TrainOptions opt = base_training(global.seed, a.epochs, a.batch, a.lr,
-                                   augment ? std::optional(data::training_augmentation(d)) : std::nullopt);
-  opt.adam.weight_decay = a.weight_decay;
+                                   augment ? std::optional(data::training_augmentation(d)) : std::nullopt, optimizer);
+  set_weight_decay(opt, a.weight_decay);
   opt.on_batch = [&](int64_t done, int64_t total) { progress.update("train", done, total); };
   auto meta = data_metadata(a.spec, d.mean, d.stddev);
   meta["lethe.train.augment"] = augment ? "1" : "0";
@@ -58,6 +63,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   meta["lethe.train.batch"] = std::to_string(a.batch);
   meta["lethe.train.lr"] = fmt::format("{}", a.lr);
   meta["lethe.train.weight_decay"] = fmt::format("{}", a.weight_decay);
+  record_optimizer(optimizer, meta);
   // Every finished epoch replaces --out (atomically), so a run that is interrupted, diverges or
   // fails later keeps its last good model; "lethe.train.epochs_done" says how far it got.
   int saved_epoch = 0;
@@ -121,8 +127,9 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   add_save_dtype_option(cmd, a->save_dtype);
   add_augment_options(cmd, a->augment);
   cmd->add_option("--epochs", a->epochs, "Passes over D")->capture_default_str();
-  cmd->add_option("--batch", a->batch, "Examples per Adam step")->capture_default_str();
-  cmd->add_option("--lr", a->lr, "Adam learning rate")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "Examples per optimiser step")->capture_default_str();
+  cmd->add_option("--lr", a->lr, "Learning rate of the optimiser")->capture_default_str();
+  add_optimizer_options(cmd, a->optimizer, a->momentum);
   cmd->add_option("--weight-decay", a->weight_decay, "L2 weight decay")->capture_default_str();
   cmd->add_option("--out", a->out,
                   "Checkpoint to write (safetensors; replaced atomically after every epoch, so an interrupted "

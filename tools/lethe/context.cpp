@@ -124,7 +124,8 @@ std::vector<int64_t> parse_index_list(std::string_view text, const std::string& 
 }
 
 // The run `lethe train` recorded in the checkpoint: its seed, epochs (as many as it finished),
-// batch, Adam step and weight decay (0 in checkpoints from before it was recorded).
+// batch, optimiser (Adam in checkpoints from before it was recorded), step size and weight decay
+// (0 in checkpoints from before it was recorded).
 std::optional<TrainingRecipe> recorded_recipe(const LoadedModel& loaded, const data::DataSpec& spec,
                                               const std::optional<data::Augmentation>& augment) {
   const auto& meta = loaded.metadata;
@@ -135,10 +136,11 @@ std::optional<TrainingRecipe> recorded_recipe(const LoadedModel& loaded, const d
   const auto epochs = get("lethe.train.epochs_done") ? get("lethe.train.epochs_done") : get("lethe.train.epochs");
   const auto batch = get("lethe.train.batch"), lr = get("lethe.train.lr"), seed = get("lethe.data.seed");
   if (!epochs || !batch || !lr) return std::nullopt;
+  const OptimizerChoice optimizer = recorded_optimizer(meta);  // its own errors name the key
   try {
     const uint64_t s = seed ? std::stoull(*seed) : spec.seed;
-    TrainOptions t = base_training(s, std::stoi(*epochs), std::stoll(*batch), std::stod(*lr), augment);
-    if (const auto wd = get("lethe.train.weight_decay")) t.adam.weight_decay = std::stof(*wd);
+    TrainOptions t = base_training(s, std::stoi(*epochs), std::stoll(*batch), std::stod(*lr), augment, optimizer);
+    if (const auto wd = get("lethe.train.weight_decay")) set_weight_decay(t, std::stof(*wd));
     return TrainingRecipe{loaded.architecture, s, t};
   } catch (const std::exception&) {
     fail("the checkpoint's training record is not readable (lethe.train.epochs {}, batch {}, lr {})", *epochs, *batch,

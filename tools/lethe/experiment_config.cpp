@@ -120,6 +120,8 @@ ExperimentConfig parse_experiment_config(std::string_view text, const std::strin
     else if (key == "noisy_queries") c.noisy_queries = read_non_negative(value, name, key);
     else if (key == "removal_treatment") c.removal = read_string(value, name, key);
     else if (key == "retrain_init") c.retrain_init = read_string(value, name, key);
+    else if (key == "fisher") c.fisher = read_string(value, name, key);
+    else if (key == "mc_samples") c.mc_samples = read_integer<int>(value, name, key);
     else if (key == "finetune_stop") c.finetune_stop = read_string(value, name, key);
     else if (key == "finetune_max_epochs") c.finetune_max_epochs = read_integer<int>(value, name, key);
     else if (key == "finetune_patience") c.finetune_patience = read_integer<int>(value, name, key);

@@ -13,9 +13,9 @@ namespace lethe::cli {
 
 // What a config file sets; a key it does not mention stays empty.
 struct ExperimentConfig {
-  std::optional<std::string> dataset, data, noise, model, noise_design, removal, retrain_init, finetune_stop;
+  std::optional<std::string> dataset, data, noise, model, noise_design, removal, retrain_init, finetune_stop, fisher;
   std::optional<int64_t> subset, batch;
-  std::optional<int> epochs, seeds, victim_epochs, finetune_max_epochs, finetune_patience;
+  std::optional<int> epochs, seeds, victim_epochs, finetune_max_epochs, finetune_patience, mc_samples;
   std::optional<double> lr, noise_fraction, noise_amount, noisy_queries, finetune_heldout, finetune_tolerance;
   std::optional<std::vector<std::string>> methods, treatments;
   std::optional<std::vector<int64_t>> ks;
