@@ -262,6 +262,27 @@ std::vector<std::vector<double>> trak_kernel_scores(const TrakFeatures& train, c
   return r;
 }
 
+std::vector<double> trak_kernel_self(const TrakFeatures& train, const TrakOptions& o) {
+  const int64_t n = train.n, k = train.k;
+  std::vector<double> out(static_cast<size_t>(n), 0.0);
+  if (n < 1) return out;
+  const std::vector<double> phi(train.phi.begin(), train.phi.end());
+  if (k <= n) {  // rows of (Φ K⁺) against rows of Φ
+    auto kernel = matmul_f64(true, false, k, k, n, phi, phi);
+    pseudo_inverse(k, kernel, o.damping);
+    const auto pk = matmul_f64(false, false, n, k, k, phi, kernel);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < k; ++c) out[i] += pk[i * k + c] * phi[i * k + c];
+  } else {  // Φ K⁺ Φᵀ = (ΦΦᵀ)⁺ ΦΦᵀ, as trak_kernel_scores forms it
+    const auto gram = matmul_f64(false, true, n, n, k, phi, phi);
+    auto inv = gram;
+    pseudo_inverse(n, inv, o.damping);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) out[i] += inv[i * n + j] * gram[j * n + i];
+  }
+  return out;
+}
+
 std::vector<std::vector<double>> trak_scores(const TrakFeatures& train, const TrakFeatures& queries,
                                              const TrakOptions& o) {
   auto r = trak_kernel_scores(train, queries, o);

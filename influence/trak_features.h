@@ -64,6 +64,10 @@ TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakO
 std::vector<std::vector<double>> trak_kernel_scores(const TrakFeatures& train, const TrakFeatures& queries,
                                                     const TrakOptions& o);
 
+// φ_iᵀ K⁺ φ_i for every example of the set the features come from: the diagonal of its kernel
+// scores against itself, without the n × n matrix where k ≤ n.
+std::vector<double> trak_kernel_self(const TrakFeatures& train, const TrakOptions& o);
+
 // r_q(z_i) = −τ_q(z_i) = −φ_qᵀ K⁺ φ_i (1 − p_i) for every query q (rows) and example z_i of D
 // (columns).
 std::vector<std::vector<double>> trak_scores(const TrakFeatures& train, const TrakFeatures& queries,

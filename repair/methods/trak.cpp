@@ -20,14 +20,17 @@ TrakOptions trak_options(const IdentifyOptions& o) {
 
 // Per-query scores of the model and the checkpoints (each with its own kernel), combined as TRAK
 // combines an ensemble: the average kernel score times the average 1 − p (influence/trak_features.h).
+// D's features under each model are kept in `cache` for further blocks of queries.
 std::vector<std::vector<double>> ensemble(lethe::Module& model, const lethe::data::ImageSet& train,
-                                          const lethe::data::ImageSet& queries, const IdentifyOptions& o) {
+                                          const lethe::data::ImageSet& queries, const IdentifyOptions& o,
+                                          QueryCache* cache = nullptr) {
   const TrakOptions t = trak_options(o);
   TrakEnsemble models;
   for (size_t c = 0; c < 1 + o.checkpoints.size(); ++c) {
     if (c > 0) lethe::load_parameters(o.checkpoints[c - 1], model);
-    models.add(trak_features(model, train, t, pass(o, "project D")),
-               trak_features(model, queries, t, pass(o, "project queries")), t);
+    const auto d = cached<TrakFeatures>(cache, fmt::format("trak.features.{}", c),
+                                        [&] { return trak_features(model, train, t, pass(o, "project D")); });
+    models.add(*d, trak_features(model, queries, t, pass(o, "project queries")), t);
   }
   return models.scores();
 }
@@ -75,8 +78,27 @@ LETHE_METHOD(trak) {
           },
       .run_queries =
           [](QueryRun& run) {
-            run.scores = ensemble(run.model, run.train, run.queries, run.options);
+            run.scores = ensemble(run.model, run.train, run.queries, run.options, run.cache);
             run.stats["proj_dim"] = static_cast<double>(run.options.trak.proj_dim);
+          },
+      // r(z, z) = −φ_zᵀ K⁺ φ_z (1 − p_z), an ensemble's as TRAK combines it: the average kernel
+      // score times the average 1 − p.
+      .self_influence =
+          [](SelfRun& run) {
+            const IdentifyOptions& o = run.options;
+            const TrakOptions t = trak_options(o);
+            const size_t models = 1 + o.checkpoints.size();
+            std::vector<double> kernel(static_cast<size_t>(run.train.n), 0.0), one_minus_p = kernel;
+            for (size_t c = 0; c < models; ++c) {
+              if (c > 0) lethe::load_parameters(o.checkpoints[c - 1], run.model);
+              const TrakFeatures f = trak_features(run.model, run.train, t, pass(o, "project D"));
+              const auto k = trak_kernel_self(f, t);
+              for (size_t i = 0; i < kernel.size(); ++i) kernel[i] += k[i], one_minus_p[i] += f.one_minus_p[i];
+            }
+            const double m = static_cast<double>(models);
+            run.scores.resize(kernel.size());
+            for (size_t i = 0; i < kernel.size(); ++i) run.scores[i] = -(kernel[i] / m) * (one_minus_p[i] / m);
+            run.stats["proj_dim"] = static_cast<double>(o.trak.proj_dim);
           },
   };
   return m;

@@ -61,7 +61,7 @@ struct Attribute : ::testing::Test {
 // Each query's row does not depend on which others share its block: blocks of 1, 3 and all 7
 // against identify_per_query over the 7 at once (float products: 1e-6 of the row's scale).
 TEST_F(Attribute, BlockedRowsAreThePerQueryScores) {
-  for (const char* method : {"tracin", "ekfac", "gradcos"}) {
+  for (const char* method : {"tracin", "ekfac", "gradcos", "trak"}) {
     AttributeOptions o;
     o.identify.method = method;
     o.identify.solve.damping = 1e-2;
@@ -93,10 +93,12 @@ TEST_F(Attribute, SelfInfluenceIsTheDiagonalOfThePairwiseMatrix) {
     const char* method;
     const char* solver;
   };
-  for (const Case c : {Case{"tracin", ""}, Case{"linear", "diag"}, Case{"linear", "kfac"}, Case{"ekfac", ""}}) {
+  for (const Case c : {Case{"tracin", ""}, Case{"linear", "diag"}, Case{"linear", "kfac"}, Case{"ekfac", ""},
+                       Case{"trak", "64"}, Case{"trak", "8"}}) {
     IdentifyOptions o;
     o.method = c.method;
-    if (*c.solver) o.solve.solver = c.solver;
+    if (*c.solver && std::string(c.method) == "linear") o.solve.solver = c.solver;
+    if (std::string(c.method) == "trak") o.trak.proj_dim = std::stoll(c.solver);  // k above and below n = 17
     o.solve.damping = 1e-2;
     o.batch = 5;
     const QueryScores pairwise = identify_per_query(*model, train, train, o);
