@@ -23,7 +23,9 @@ loss depends on that example alone).
                     GEMMs, accumulated in float64, as lethe's kernels do.
     eigendecomposition  torch.linalg.eigh of every A, G and 2x2 block, in float64.
     lambda          Lambda[o, k] = (1/N) sum_i ((Q_G^T g_i Q_A)[o, k])^2, g_i = sum_t d_it a_it^T the
-                    layer's per-example gradient as [out, in (+1)].
+                    layer's per-example gradient as [out, in (+1)]; a Linear layer's g_i = d_i a_i^T
+                    is rank one, so its rotation is (Q_G^T d_i)(Q_A^T a_i)^T and no g_i is formed
+                    (lethe does the same).
     scores          the query gradients preconditioned per layer, Q_G ((Q_G^T g Q_A) / (max(0,
                     Lambda) + delta_l)) Q_A^T (BatchNorm: (B_c + delta_l I)^-1 through its
                     eigenvalues clipped at 0), then -P_Q G_D^T against D's per-example gradients
@@ -384,11 +386,16 @@ class Ekfac:
         L = self.hooks.layers
         self.lam = [None] * len(L)
         for _, cap in self.batches(x, y):
-            grads = self.hooks.per_example(cap)
-            for k, m in enumerate(L):
+            for k, (m, (a, d)) in enumerate(zip(L, cap)):
                 if isinstance(m, nn.BatchNorm2d):
                     continue
-                s = self.rotate(k, grads[k]).square_().sum(0).double()
+                if isinstance(m, nn.Linear):  # g_i = d_i a_i^T is rank one: (Q_G^T d_i)^2 (Q_A^T a_i)^2 summed
+                    ar = (self.hooks.patches(m, a)[:, 0, :] @ self.QA[k]).square_()
+                    dr = (d @ self.QG[k]).square_()
+                    s = (dr.t() @ ar).double()
+                else:
+                    g = torch.bmm(self.hooks.out_grads(m, d).transpose(1, 2), self.hooks.patches(m, a))
+                    s = self.rotate(k, g).square_().sum(0).double()
                 self.lam[k] = s if self.lam[k] is None else self.lam[k] + s
         self.lam = [None if l is None else l / x.shape[0] for l in self.lam]
 
