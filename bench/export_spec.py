@@ -5,7 +5,8 @@ The module's children are taken to run in the order they were registered (nn.Seq
 module whose forward applies its children one after another, as torchvision's ResNet does); a
 child with conv1, bn1, conv2, bn2 (and optionally downsample) is a residual block computing
 relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)), torchvision's BasicBlock. A Linear that
-follows images gets a flatten before it; AdaptiveAvgPool2d(1) is global average pooling. Any
+follows images gets a flatten before it; AdaptiveAvgPool2d(1) is global average pooling and
+AdaptiveMaxPool2d(1) global max pooling. Any
 other layer is refused by name. Check the export by comparing outputs (bench/peer_byom.py does).
 
     from export_spec import export_spec
@@ -16,7 +17,7 @@ import sys
 
 import torch.nn as nn
 
-SUPPORTED = "Conv2d, BatchNorm2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, Linear, Dropout, Sequential, BasicBlock-like blocks"
+SUPPORTED = "Conv2d, BatchNorm2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), AdaptiveMaxPool2d(1), Flatten, Linear, Dropout, Sequential, BasicBlock-like blocks"
 
 
 def _pair(v):
@@ -58,6 +59,9 @@ class _Exporter:
         if isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size) == 1:
             self.image = False
             return [{"type": "global_avgpool2d"}]
+        if isinstance(m, nn.AdaptiveMaxPool2d) and _pair(m.output_size) == 1:
+            self.image = False
+            return [{"type": "global_maxpool2d"}]
         if isinstance(m, nn.Flatten):
             self.image = False
             return [{"type": "flatten"}]

@@ -89,3 +89,41 @@ class ResNet18Cifar(nn.Module):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.avgpool(x).flatten(1))
+
+
+class _Residual(nn.Module):
+    """x + body(x), no ReLU after the sum (ResNet-9's blocks); the body sits under "module"."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.module = body
+
+    def forward(self, x):
+        return x + self.module(x)
+
+
+class _Scale(nn.Module):
+    """y = factor * x, a constant (no parameter)."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def resnet9(classes=10):
+    """The CIFAR-10 ResNet-9 of Kronfluence's and TRAK's examples, the twin of
+    models/resnet9.json: the same layers and the same state_dict names (2,274,880 parameters)."""
+    def conv_bn(cin, cout, kernel=3, stride=1, padding=1):
+        return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU())
+
+    return nn.Sequential(
+        conv_bn(3, 64), conv_bn(64, 128, 5, 2, 2),
+        _Residual(nn.Sequential(conv_bn(128, 128), conv_bn(128, 128))),
+        conv_bn(128, 256), nn.MaxPool2d(2),
+        _Residual(nn.Sequential(conv_bn(256, 256), conv_bn(256, 256))),
+        conv_bn(256, 128, 3, 1, 0), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+        nn.Linear(128, classes, bias=False), _Scale(0.2))

@@ -241,6 +241,29 @@ class GlobalAvgPool2d : public Module {
   void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
 };
 
+// Maximum over each channel's spatial positions, [n, c, h, w] -> [n, c]: PyTorch's
+// AdaptiveMaxPool2d(1) followed by flatten(1). nn/layers/global_maxpool2d.cpp.
+class GlobalMaxPool2d : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override { return "GlobalMaxPool2d()"; }
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
+};
+
+// y = factor · x, a constant (not a parameter) of any shape: the "Mul(0.2)" after ResNet-9's
+// classifier. nn/layers/scale.cpp.
+class Scale : public Module {
+ public:
+  explicit Scale(double factor) : factor_(factor) {}
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+  void jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) override;
+  double factor() const { return factor_; }
+
+ private:
+  double factor_;
+};
+
 class Sequential : public Module {
  public:
   Sequential& add(std::unique_ptr<Module> layer);

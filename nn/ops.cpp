@@ -274,6 +274,32 @@ Tensor global_avg_pool2d(const Tensor& x) {
   return y;
 }
 
+Tensor global_max_pool2d(const Tensor& x) {
+  if (x.dim() != 4 || x.size(2) * x.size(3) == 0)
+    fail("global_max_pool2d: expects a non-empty [n, c, h, w], got {}", shape_str(x.shape()));
+  const ChannelShape s{x.size(0), x.size(1), x.size(2) * x.size(3)};
+  Tensor y = Tensor::empty({s.n, s.c}, x.device());
+  LETHE_DISPATCH(x.device(), global_max_pool_forward, s, x.data(), y.data());
+  record(y, "global_max_pool2d", {x}, [s, x_saved = x.detach(), y_saved = y.detach()](const Tensor& g) {
+    Tensor dx = Tensor::empty(x_saved.shape(), g.device());
+    LETHE_DISPATCH(g.device(), global_max_pool_backward, s, x_saved.data(), y_saved.data(), g.data(), dx.data());
+    return std::vector<Tensor>{dx};
+  });
+  return y;
+}
+
+Tensor global_max_pool2d_jvp(const Tensor& x, const Tensor& y, const Tensor& dx) {
+  if (x.dim() != 4 || dx.shape() != x.shape() || y.shape() != Shape{x.size(0), x.size(1)})
+    fail("global_max_pool2d_jvp: input {}, output {} and tangent {}", shape_str(x.shape()), shape_str(y.shape()),
+         shape_str(dx.shape()));
+  if (x.device() != Device::CPU || y.device() != Device::CPU || dx.device() != Device::CPU)
+    fail("global_max_pool2d_jvp: global max pooling's forward derivative runs on the CPU only");
+  const ChannelShape s{x.size(0), x.size(1), x.size(2) * x.size(3)};
+  Tensor dy = Tensor::empty(y.shape(), Device::CPU);
+  cpu::global_max_pool_jvp(s, x.data(), y.data(), dx.data(), dy.data());
+  return dy;
+}
+
 Tensor flatten(const Tensor& x) {
   if (x.dim() < 1) fail("flatten: a 0-d tensor has no batch dimension");
   return x.reshape({x.size(0), -1});

@@ -56,6 +56,10 @@ Tensor flatten(const Tensor& x);  // [n, ...] -> [n, prod(...)]
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                     Tensor& running_var, bool training, double momentum, double eps);
 Tensor global_avg_pool2d(const Tensor& x);  // [n, c, h, w] -> [n, c], the mean of each plane
+Tensor global_max_pool2d(const Tensor& x);  // [n, c, h, w] -> [n, c], the maximum of each plane
+// global_max_pool2d at x (whose output is y) along dx: each output takes the tangent of its
+// plane's first maximum. CPU tensors only, as max_pool2d_jvp.
+Tensor global_max_pool2d_jvp(const Tensor& x, const Tensor& y, const Tensor& dx);
 
 // ---- losses ----
 Tensor log_softmax(const Tensor& x);                          // rows of [n, k]

@@ -25,6 +25,7 @@ constexpr int64_t kMaxKernel = 64;
 constexpr int64_t kMaxLayers = 4096;
 constexpr int kMaxDepth = 8;               // residual blocks nested in residual blocks
 constexpr int64_t kMaxParameters = int64_t{1} << 31;
+constexpr double kMaxFactor = 1e6;         // a scale layer's |factor|
 
 const std::set<std::string>& fields_of(const std::string& type) {
   static const std::set<std::string> activation_fields = {"type", "name"};
@@ -36,6 +37,8 @@ const std::set<std::string>& fields_of(const std::string& type) {
       {"maxpool2d", {"type", "name", "kernel", "stride"}},
       {"avgpool2d", {"type", "name", "kernel", "stride"}},
       {"global_avgpool2d", {"type", "name"}},
+      {"global_maxpool2d", {"type", "name"}},
+      {"scale", {"type", "name", "factor"}},
       {"flatten", {"type", "name"}},
       {"dropout", {"type", "name", "p"}},
       {"residual", {"type", "name", "body", "shortcut", "relu"}},
@@ -133,6 +136,10 @@ LayerSpec parse_layer(const Json& j, const Where& w, int depth, int64_t& count) 
     l.stride = get_int(j, "stride", l.kernel, 1, kMaxKernel, w);
   }
   if (l.type == "dropout") l.p = get_real(j, "p", 0.5, 0.0, 1.0, w);
+  if (l.type == "scale") {
+    if (!j.contains("factor")) w.fail_here("a scale needs \"factor\", the constant it multiplies by");
+    l.factor = get_real(j, "factor", 1.0, -kMaxFactor, kMaxFactor, w);
+  }
   if (l.type == "residual") {
     if (depth >= kMaxDepth) w.fail_here(fmt::format("residual blocks nest deeper than {}", kMaxDepth));
     if (!j.contains("body")) w.fail_here("a residual needs \"body\", a list of layers");
@@ -199,7 +206,7 @@ Shape infer_layer(const LayerSpec& l, const Shape& x, const Where& w, int64_t& p
     need_image();
     return {x[0], spatial(x[1], l.kernel, l.stride, 0, "height"), spatial(x[2], l.kernel, l.stride, 0, "width")};
   }
-  if (l.type == "global_avgpool2d") {
+  if (l.type == "global_avgpool2d" || l.type == "global_maxpool2d") {
     need_image();
     return {x[0]};
   }
@@ -256,6 +263,7 @@ Json to_json(const LayerSpec& l) {
   if (l.type == "batchnorm2d") j.update({{"channels", l.in}, {"eps", l.eps}, {"momentum", l.momentum}});
   if (l.type == "maxpool2d" || l.type == "avgpool2d") j.update({{"kernel", l.kernel}, {"stride", l.stride}});
   if (l.type == "dropout") j["p"] = l.p;
+  if (l.type == "scale") j["factor"] = l.factor;
   if (l.type == "residual") {
     j["body"] = Json::array();
     for (const auto& b : l.body) j["body"].push_back(to_json(b));
@@ -270,8 +278,8 @@ Json to_json(const LayerSpec& l) {
 
 const std::vector<std::string>& spec_layer_types() {
   static const std::vector<std::string> types = [] {
-    std::vector<std::string> t = {"conv2d", "batchnorm2d", "maxpool2d", "avgpool2d", "global_avgpool2d",
-                                  "flatten", "linear",     "residual",  "dropout"};
+    std::vector<std::string> t = {"conv2d",  "batchnorm2d", "maxpool2d", "avgpool2d", "global_avgpool2d",
+                                  "global_maxpool2d", "flatten", "scale", "linear", "residual", "dropout"};
     for (const auto& a : activation_types()) t.push_back(a.name);
     return t;
   }();

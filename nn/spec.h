@@ -22,7 +22,8 @@
 namespace lethe {
 
 struct LayerSpec {
-  std::string type;  // conv2d batchnorm2d linear maxpool2d avgpool2d global_avgpool2d flatten dropout residual,
+  std::string type;  // conv2d batchnorm2d linear maxpool2d avgpool2d global_avgpool2d global_maxpool2d flatten
+                     // scale dropout residual,
                      // or an activation (nn/activations.h: relu ...)
   std::string name;  // the state_dict prefix of its parameters ("0", "layer1.0.conv1"); required with parameters
   int64_t in = 0, out = 0;               // conv2d channels, linear features; batchnorm2d: `in` is the channels
@@ -31,6 +32,7 @@ struct LayerSpec {
   std::string init = "default";          // conv2d: default (PyTorch's) | kaiming_fan_out (torchvision's ResNet)
   double eps = 1e-5, momentum = 0.1;     // batchnorm2d
   double p = 0.5;                        // dropout (identity: lethe trains and evaluates without it)
+  double factor = 1.0;                   // scale: y = factor · x
   std::vector<LayerSpec> body, shortcut; // residual: relu(body(x) + shortcut(x)), shortcut empty = identity
   bool relu = true;                      // residual: the ReLU after the sum
 };

@@ -75,6 +75,8 @@ std::unique_ptr<Module> build_layer(const LayerSpec& l, SpecNet& root, Rng& rng)
   if (l.type == "maxpool2d") return std::make_unique<MaxPool2d>(l.kernel, l.stride);
   if (l.type == "avgpool2d") return std::make_unique<AvgPool2d>(l.kernel, l.stride);
   if (l.type == "global_avgpool2d") return std::make_unique<GlobalAvgPool2d>();
+  if (l.type == "global_maxpool2d") return std::make_unique<GlobalMaxPool2d>();
+  if (l.type == "scale") return std::make_unique<Scale>(l.factor);
   if (l.type == "flatten") return std::make_unique<Flatten>();
   if (l.type == "residual") {
     if (is_basic_block(l)) {

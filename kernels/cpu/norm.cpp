@@ -133,4 +133,28 @@ void global_avg_pool_backward(const ChannelShape& s, const float* dy, float* dx)
     for (int64_t t = 0; t < s.hw; ++t) dx[plane * s.hw + t] = dy[plane] * inv;
 }
 
+void global_max_pool_forward(const ChannelShape& s, const float* x, float* y) {
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < s.n * s.c; ++plane) {
+    const float* xp = x + plane * s.hw;
+    float best = xp[0];
+    for (int64_t t = 1; t < s.hw; ++t) best = xp[t] > best ? xp[t] : best;  // the CUDA kernel's rule
+    y[plane] = best;
+  }
+}
+
+void global_max_pool_backward(const ChannelShape& s, const float* x, const float* y, const float* dy, float* dx) {
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < s.n * s.c; ++plane) {
+    const float* xp = x + plane * s.hw;
+    float* dp = dx + plane * s.hw;
+    bool routed = false;
+    for (int64_t t = 0; t < s.hw; ++t) {
+      const bool first = !routed && xp[t] == y[plane];
+      dp[t] = first ? dy[plane] : 0.0f;
+      routed = routed || first;
+    }
+  }
+}
+
 }  // namespace lethe::cpu

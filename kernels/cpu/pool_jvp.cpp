@@ -26,4 +26,17 @@ void maxpool2d_jvp(const Pool2dShape& s, const float* x, const float* y, const f
   }
 }
 
+void global_max_pool_jvp(const ChannelShape& s, const float* x, const float* y, const float* dx, float* dy) {
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < s.n * s.c; ++plane) {
+    float tangent = 0.0f;
+    for (int64_t t = 0; t < s.hw; ++t)
+      if (x[plane * s.hw + t] == y[plane]) {
+        tangent = dx[plane * s.hw + t];
+        break;
+      }
+    dy[plane] = tangent;
+  }
+}
+
 }  // namespace lethe::cpu

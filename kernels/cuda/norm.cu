@@ -190,6 +190,36 @@ struct SpreadPlane {
   __device__ void operator()(int64_t i) const { dx[i] = dy[i / hw] * inv; }
 };
 
+// One thread a plane: hw is a network's last feature map (tens of values), so a plane's scan
+// is short and the n·c planes fill the device.
+struct PlaneMax {
+  int64_t hw;
+  const float* x;
+  float* y;
+  __device__ void operator()(int64_t plane) const {
+    const float* xp = x + plane * hw;
+    float best = xp[0];
+    for (int64_t t = 1; t < hw; ++t) best = xp[t] > best ? xp[t] : best;  // the CPU kernel's rule
+    y[plane] = best;
+  }
+};
+
+struct RouteToFirstMax {
+  int64_t hw;
+  const float *x, *y, *dy;
+  float* dx;
+  __device__ void operator()(int64_t plane) const {
+    const float* xp = x + plane * hw;
+    float* dp = dx + plane * hw;
+    bool routed = false;
+    for (int64_t t = 0; t < hw; ++t) {
+      const bool first = !routed && xp[t] == y[plane];
+      dp[t] = first ? dy[plane] : 0.0f;
+      routed = routed || first;
+    }
+  }
+};
+
 }  // namespace
 
 void batchnorm2d_forward_train(const ChannelShape& s, const float* x, const float* gamma, const float* beta, float eps,
@@ -263,6 +293,14 @@ void global_avg_pool_forward(const ChannelShape& s, const float* x, float* y) {
 void global_avg_pool_backward(const ChannelShape& s, const float* dy, float* dx) {
   launch_map("global_avg_pool backward", s.n * s.c * s.hw,
              SpreadPlane{s.hw, 1.0f / static_cast<float>(s.hw), dy, dx});
+}
+
+void global_max_pool_forward(const ChannelShape& s, const float* x, float* y) {
+  launch_map("global_max_pool forward", s.n * s.c, PlaneMax{s.hw, x, y});
+}
+
+void global_max_pool_backward(const ChannelShape& s, const float* x, const float* y, const float* dy, float* dx) {
+  launch_map("global_max_pool backward", s.n * s.c, RouteToFirstMax{s.hw, x, y, dy, dx});
 }
 
 }  // namespace lethe::cuda

@@ -191,6 +191,36 @@ TEST_F(CifarCli, BadBatchFilesAreNamed) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// models/resnet9.json (global max pooling, a constant scale, residual blocks without a ReLU
+// after the sum) through the binary on make-data's synthetic CIFAR-10: one training step, the
+// checkpoint rebuilds it from its recorded spec, and identify scores D with the per-example
+// engine against two given failures.
+TEST_F(CifarCli, ResNet9SpecTrainsAStepOnMadeDataAndIdentifies) {
+  const std::string made = work_.file("made9"), trained = work_.file("resnet9.safetensors");
+  ASSERT_EQ(run_lethe({"--quiet", "--seed", "4", "make-data", "cifar10", "--data", made, "--train", "10", "--test", "6"},
+                      work_.str())
+                .exit_code,
+            0);
+  const std::string spec = std::string(LETHE_SOURCE_DIR) + "/models/resnet9.json";
+  const auto t = run_lethe({"--quiet", "--threads", "1", "--seed", "3", "train", "--model", spec, "--dataset", "cifar10",
+                            "--data", made, "--subset", "0", "--epochs", "1", "--batch", "10", "--no-augment", "--out",
+                            trained, "--json"},
+                           work_.str());
+  ASSERT_EQ(t.exit_code, 0) << describe(t);
+  const auto loaded = load_checkpoint(trained);
+  EXPECT_EQ(loaded.metadata.at("lethe.model"), "resnet9");
+  EXPECT_NE(loaded.metadata.at("lethe.model.spec").find("global_maxpool2d"), std::string::npos);
+  const std::string failures = work_.file("failures.txt");
+  std::ofstream(failures) << "0\n3\n";
+  const auto r = run_lethe({"--quiet", "--threads", "1", "identify", "--model-file", trained, "--data", made,
+                            "--failures", failures, "--method", "tracin", "--out", work_.file("r9.csv"), "--json"},
+                           work_.str());
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const Json j = parse_json(r);
+  EXPECT_EQ(j["n_train"], 10);
+  EXPECT_EQ(j["n_fq"], 2);
+}
+
 // make-data writes a folder that train and identify take as CIFAR-10; it refuses to write over
 // batch files and names what it does not know.
 TEST_F(CifarCli, MakeDataWritesAFolderTheCommandsTake) {

@@ -252,6 +252,70 @@ Row gap_row(bool forward) {
   return r;
 }
 
+// Global max pooling: x takes four values only, so most planes hold ties and the rule "the first
+// (row-major) element equal to the maximum gets the gradient" is tested, not assumed. A selection
+// and a copy: exact against the double reference and between backends.
+std::vector<float> gmp_input(int64_t n) {
+  std::vector<float> v = uniform(n, 172, 0.0, 4.0);
+  for (float& x : v) x = std::floor(x);
+  return v;
+}
+
+int64_t first_max(const std::vector<float>& x, int64_t plane, int64_t hw) {
+  int64_t best = plane * hw;
+  for (int64_t t = 1; t < hw; ++t)
+    if (x[plane * hw + t] > x[best]) best = plane * hw + t;
+  return best;
+}
+
+Row gmp_row(bool forward) {
+  Row r{forward ? "global_max_pool_forward" : "global_max_pool_backward", kExact, kExact, {}};
+  auto cases = channel_cases();
+  cases.push_back({512, 128, 36});  // ResNet-9's pooling before the classifier, batch 512
+  for (const ChannelShape& s : cases) {
+    const int64_t total = s.n * s.c * s.hw, planes = s.n * s.c;
+    auto y_of = [=](const std::vector<float>& x) {
+      std::vector<float> y(static_cast<size_t>(planes));
+      for (int64_t plane = 0; plane < planes; ++plane) y[plane] = x[first_max(x, plane, s.hw)];
+      return y;
+    };
+    Case cs;
+    cs.shape = describe(s);
+    cs.resnet = s.n == 512;
+    cs.bytes = 4.0 * (forward ? total + planes : 2 * total + 2 * planes);
+    cs.make = [=](Device dev) {
+      Instance ins(dev);
+      const auto xv = gmp_input(total);
+      const float* x = ins.input(xv);
+      if (forward) {
+        float* y = ins.output<float>(static_cast<size_t>(planes));
+        ins.launch = [=] { LETHE_DISPATCH(dev, global_max_pool_forward, s, x, y); };
+        ins.compare("y", y, static_cast<size_t>(planes));
+      } else {
+        const float *y = ins.input(y_of(xv)), *dy = ins.input(uniform(planes, 173));
+        float* dx = ins.output<float>(static_cast<size_t>(total));
+        ins.launch = [=] { LETHE_DISPATCH(dev, global_max_pool_backward, s, x, y, dy, dx); };
+        ins.compare("dx", dx, static_cast<size_t>(total));
+      }
+      return ins;
+    };
+    cs.reference = [=] {
+      const auto x = gmp_input(total), dy = uniform(planes, 173);
+      std::vector<double> out(static_cast<size_t>(forward ? planes : total), 0.0);
+      for (int64_t plane = 0; plane < planes; ++plane) {
+        const int64_t at = first_max(x, plane, s.hw);
+        if (forward)
+          out[plane] = x[at];
+        else
+          out[at] = dy[plane];
+      }
+      return Outputs{{forward ? "y" : "dx", out}};
+    };
+    r.cases.push_back(std::move(cs));
+  }
+  return r;
+}
+
 // ---- losses ------------------------------------------------------------------------------------
 
 // A batch of 10-class rows; a few wide rows (more classes than a warp has lanes, many times
@@ -562,6 +626,8 @@ std::vector<Row> norm_rows() {
   rows.push_back(norm_row("batchnorm2d_backward_eval", [](const ChannelShape& s) { return bn_backward_case(s, false); }));
   rows.push_back(gap_row(true));
   rows.push_back(gap_row(false));
+  rows.push_back(gmp_row(true));
+  rows.push_back(gmp_row(false));
   return rows;
 }
 
