@@ -25,7 +25,7 @@
 #   - resnet9-n<N>-e<E>.safetensors, mnist-cnn-n<N>-e<E>.safetensors: trained E epochs (default 1)
 #     with `lethe --seed 0 train --subset 0 --no-augment`. The scores' cost does not depend on how
 #     well the model is trained.
-# Each case runs `lethe --device DEV --threads T --json attribute ... --out X.safetensors`, then
+# Each case runs `lethe --device DEV --threads T attribute --json ... --out X.safetensors`, then
 # the peer on the same checkpoint and queries with --compare X.safetensors (the peer's scores
 # against lethe's: max error relative to the matrix's largest magnitude, Spearman per query).
 # EK-FAC runs with --damping D (absolute, default 1e-3) on both sides.
@@ -194,7 +194,7 @@ run_case() {
   local compare=()
   if [[ $HAVE_ATTRIBUTE == 1 ]]; then
     rm -f "$out"
-    "$LETHE" --device "$DEVICE" --threads "$THREADS" --json attribute --model-file "$ckpt" --data "$data" \
+    "$LETHE" --device "$DEVICE" --threads "$THREADS" attribute --json --model-file "$ckpt" --data "$data" \
       "${method_flags[@]}" --queries "$queries" --out "$out" > "$json" 2> "$DIR/logs/$label-lethe.txt" \
       || die "lethe attribute failed for $label (see $DIR/logs/$label-lethe.txt)"
     lethe_lines "$label" "$json" >> "$TABLE.lines"

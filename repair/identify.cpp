@@ -33,6 +33,19 @@ class ParamsGuard {
   ModelSnapshot saved_;
 };
 
+// Runs `body` on the model as it is evaluated, and returns its seconds. Every method scores the
+// model that way: BatchNorm on its running statistics, which also keeps EWC-influence's update
+// on Fq from moving them (θ* differs from θ̂ in parameters only). The parameters and buffers are
+// restored afterwards, however the body ends.
+template <typename Body>
+double run_on_evaluated_model(Module& model, Body&& body) {
+  ModeGuard evaluation_mode(model, false);
+  ParamsGuard guard(model);
+  const auto t0 = Clock::now();
+  body();
+  return since(t0);
+}
+
 }  // namespace
 
 std::vector<std::string> identify_methods() {
@@ -76,14 +89,10 @@ IdentifyResult identify(Module& model, const data::ImageSet& train, const data::
   require_finite_parameters(model, "identify", "in the model to explain (before step I)");
   IdentifyResult result;
   result.method = o.method;
-  // Every method scores the model as it is evaluated: BatchNorm on its running statistics, which
-  // also keeps EWC-influence's update on Fq from moving them (θ* differs from θ̂ in parameters only).
-  ModeGuard evaluation_mode(model, false);
-  ParamsGuard guard(model);
-  const auto t0 = Clock::now();
-  MethodRun run{model, train, fq, o, result};
-  find_method(o.method).run(run);
-  result.seconds = since(t0);
+  result.seconds = run_on_evaluated_model(model, [&] {
+    MethodRun run{model, train, fq, o, result};
+    find_method(o.method).run(run);
+  });
   check_finite(o.method, result.scores);
   return result;
 }
@@ -97,28 +106,26 @@ QueryScores identify_per_query(Module& model, const data::ImageSet& train, const
   const MethodInfo& method = find_method(o.method);
   QueryScores result;
   result.method = o.method;
-  ModeGuard evaluation_mode(model, false);
-  ParamsGuard guard(model);
-  const auto t0 = Clock::now();
-  if (method.run_queries) {
-    QueryRun run{model, train, queries, o, result.scores, result.stats, cache};
-    method.run_queries(run);
-  } else {
-    // One run per query; a method that needs no failures scores D once for all of them.
-    const int64_t runs = method.needs_fq ? queries.n : 1;
-    for (int64_t j = 0; j < runs; ++j) {
-      check_interrupt("at query {}", j + 1);
-      IdentifyResult one;
-      const data::ImageSet fq = data::take(queries, std::vector<int64_t>{j});
-      MethodRun run{model, train, fq, o, one};
-      method.run(run);
-      result.scores.push_back(std::move(one.scores));
-      for (const auto& [k, v] : one.stats) result.stats[k] += v / static_cast<double>(runs);
-      if (o.progress && runs > 1) o.progress("queries", j + 1, runs);
+  result.seconds = run_on_evaluated_model(model, [&] {
+    if (method.run_queries) {
+      QueryRun run{model, train, queries, o, result.scores, result.stats, cache};
+      method.run_queries(run);
+    } else {
+      // One run per query; a method that needs no failures scores D once for all of them.
+      const int64_t runs = method.needs_fq ? queries.n : 1;
+      for (int64_t j = 0; j < runs; ++j) {
+        check_interrupt("at query {}", j + 1);
+        IdentifyResult one;
+        const data::ImageSet fq = data::take(queries, std::vector<int64_t>{j});
+        MethodRun run{model, train, fq, o, one};
+        method.run(run);
+        result.scores.push_back(std::move(one.scores));
+        for (const auto& [k, v] : one.stats) result.stats[k] += v / static_cast<double>(runs);
+        if (o.progress && runs > 1) o.progress("queries", j + 1, runs);
+      }
+      while (static_cast<int64_t>(result.scores.size()) < queries.n) result.scores.push_back(result.scores.front());
     }
-    while (static_cast<int64_t>(result.scores.size()) < queries.n) result.scores.push_back(result.scores.front());
-  }
-  result.seconds = since(t0);
+  });
   if (static_cast<int64_t>(result.scores.size()) != queries.n)
     fail("{}: scored {} queries of {}", o.method, result.scores.size(), queries.n);
   for (const auto& s : result.scores) {
@@ -142,12 +149,10 @@ IdentifyResult self_influence(Module& model, const data::ImageSet& train, const 
   require_finite_parameters(model, "identify", "in the model to explain (before step I)");
   IdentifyResult result;
   result.method = o.method;
-  ModeGuard evaluation_mode(model, false);
-  ParamsGuard guard(model);
-  const auto t0 = Clock::now();
-  SelfRun run{model, train, o, result.scores, result.stats};
-  find_method(o.method).self_influence(run);
-  result.seconds = since(t0);
+  result.seconds = run_on_evaluated_model(model, [&] {
+    SelfRun run{model, train, o, result.scores, result.stats};
+    find_method(o.method).self_influence(run);
+  });
   if (static_cast<int64_t>(result.scores.size()) != train.n)
     fail("{}: {} self-influence values for {} examples", o.method, result.scores.size(), train.n);
   check_finite(o.method, result.scores);

@@ -97,7 +97,9 @@ std::string output_key(const CLI::App& cmd, const AttributeArgs& a, const std::v
   for (const CLI::Option* o : cmd.get_options()) {
     const std::string name = o->get_name();
     if (o->count() == 0 || name == "--memory" || name == "--block" || name == "--json" || name == "--help") continue;
-    flags += name + "=" + o->as<std::string>() + ";";
+    flags += name + "=";
+    for (const std::string& r : o->results()) flags += r + ",";
+    flags += ";";
   }
   const std::string model_bytes = read_file(a.model_file);
   return fmt::format("model {:08x} n_train {} queries {} {:08x} flags {}", crc32(model_bytes.data(), model_bytes.size()),
@@ -120,7 +122,7 @@ nlohmann::json self_detection(const std::vector<double>& scores, const std::vect
   return j;
 }
 
-void run_self(const GlobalOptions& global, AttributeArgs& a, RepairContext& c, nlohmann::json& j) {
+void run_self(AttributeArgs& a, RepairContext& c, nlohmann::json& j) {
   const auto r = repair::self_influence(*c.loaded.model, c.data.train, a.opt.identify);
   if (ends_with(a.out, ".csv")) {
     write_scores_csv(a.out, c.data.train, r.scores, c.has_noise_mask() ? &c.data.noisy : nullptr);
@@ -135,7 +137,6 @@ void run_self(const GlobalOptions& global, AttributeArgs& a, RepairContext& c, n
   j["n_queries"] = 0;
   for (const auto& [k, v] : r.stats) j["stats"][k] = v;
   if (c.has_noise_mask()) j["mislabel_detection"] = self_detection(r.scores, c.data.noisy);
-  (void)global;
 }
 
 void run_matrix(const CLI::App& cmd, AttributeArgs& a, RepairContext& c, const std::vector<int64_t>& idx,
@@ -226,7 +227,7 @@ void run_attribute(const GlobalOptions& global, AttributeArgs& a, const CLI::App
   j["out"] = a.out;
   if (a.self) {
     j["self"] = true;
-    run_self(global, a, c, j);
+    run_self(a, c, j);
   } else {
     const data::ImageSet& split = a.query_split == "train" ? c.data.train : c.data.test;
     const auto idx = query_indices(a, c, split.n, c.spec.seed);
