@@ -26,7 +26,7 @@ AttributePlan plan_attribute(int64_t n_params, int64_t n_train, int64_t n_querie
   plan.queries = n_queries;
   plan.bytes_per_query = attribute_bytes_per_query(n_params, n_train);
   const double budget = o.memory_gb * 1e9;
-  const int64_t fits = static_cast<int64_t>(budget / static_cast<double>(plan.bytes_per_query));
+  const int64_t fits = static_cast<int64_t>(std::min(budget / static_cast<double>(plan.bytes_per_query), 1e15));
   if (fits < 1)
     throw UsageError(fmt::format("--memory {} GB holds no block: one query needs {:.1f} MB ({} parameters, {} training examples)",
                                  o.memory_gb, static_cast<double>(plan.bytes_per_query) / 1e6, n_params, n_train));
