@@ -72,19 +72,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from peer_models import mnist_cnn, resnet9, set_tf32, torch_config
+from peer_models import API, functional_call, grad, mnist_cnn, resnet9, set_tf32, torch_config, vmap
 
-try:  # PyTorch 2.x
-    from torch.func import functional_call, grad, vmap
-    API = "torch.func"
-except ImportError:  # PyTorch 1.13: functorch's transforms, stateless' functional_call
-    from functorch import grad, vmap
-    from torch.nn.utils.stateless import functional_call as _stateless_call
-    API = "functorch"
-
-    def functional_call(module, params_and_buffers, args):
-        params, buffers = params_and_buffers
-        return _stateless_call(module, {**params, **buffers}, args)
 
 
 def fail(message):

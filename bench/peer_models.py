@@ -1,6 +1,19 @@
-"""The PyTorch twin of lethe's MnistCnn, shared by the peer timing scripts."""
+"""The PyTorch twin of lethe's MnistCnn, shared by the peer timing scripts, and the transforms they
+use under their PyTorch 2 names whichever PyTorch runs them."""
 import torch
 import torch.nn as nn
+
+try:  # PyTorch 2.x
+    from torch.func import functional_call, grad, jvp, vmap
+    API = "torch.func"
+except ImportError:  # PyTorch 1.13: functorch's transforms, stateless' functional_call
+    from functorch import grad, jvp, vmap
+    from torch.nn.utils.stateless import functional_call as _stateless_call
+    API = "functorch"
+
+    def functional_call(module, params_and_buffers, args):
+        params, buffers = params_and_buffers
+        return _stateless_call(module, {**params, **buffers}, args)
 
 
 def mnist_cnn(lethe_order=False):

@@ -23,25 +23,36 @@ namespace lethe::repair {
 namespace {
 
 
-// Λ += (D Q_G)²ᵀ (Ā Q_A)² for a Linear layer's batch: input a [n, in], output gradient d [n, out].
-void add_linear_moments(const KfacLayer& l, int64_t n, const std::vector<float>& a, const std::vector<float>& d,
-                        std::vector<double>& lambda) {
+// A Linear layer's batch in its eigenbasis, squared: rows (Q_Aᵀ ā_i)² [n, a_dim] and
+// (Q_Gᵀ d_i)² [n, out], from its input a [n, in] and output gradient d [n, out]. The rotated
+// per-example gradient is their outer product (g_i = d_i āᵢᵀ is rank one).
+struct SquaredRotations {
+  std::vector<double> a2, d2;
+};
+SquaredRotations squared_rotations(const KfacLayer& l, int64_t n, const std::vector<float>& a, const std::vector<float>& d) {
   const int64_t ad = l.a_dim();
   std::vector<double> abar(static_cast<size_t>(n * ad), 1.0);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t k = 0; k < l.in; ++k) abar[i * ad + k] = a[static_cast<size_t>(i * l.in + k)];
   std::vector<double> dd(d.begin(), d.end());
-  auto ar = matmul_f64(false, false, n, ad, ad, abar, l.QA);     // row i: (Q_Aᵀ ā_i)ᵀ
-  auto dr = matmul_f64(false, false, n, l.out, l.out, dd, l.QG);  // row i: (Q_Gᵀ d_i)ᵀ
-  for (auto& x : ar) x *= x;
-  for (auto& x : dr) x *= x;
-  const auto s = matmul_f64(true, false, l.out, ad, n, dr, ar);
+  SquaredRotations r{matmul_f64(false, false, n, ad, ad, abar, l.QA), matmul_f64(false, false, n, l.out, l.out, dd, l.QG)};
+  for (auto& x : r.a2) x *= x;
+  for (auto& x : r.d2) x *= x;
+  return r;
+}
+
+// Λ += (D Q_G)²ᵀ (Ā Q_A)² for a Linear layer's batch.
+void add_linear_moments(const KfacLayer& l, int64_t n, const std::vector<float>& a, const std::vector<float>& d,
+                        std::vector<double>& lambda) {
+  const SquaredRotations r = squared_rotations(l, n, a, d);
+  const auto s = matmul_f64(true, false, l.out, l.a_dim(), n, r.d2, r.a2);
   for (size_t j = 0; j < s.size(); ++j) lambda[j] += s[j];
 }
 
-// Λ += Σ_i (Q_Gᵀ g_i Q_A)² for a layer whose per-example gradients are rows of grads [n, p].
-void add_materialised_moments(const KfacLayer& l, int64_t n, int64_t p, const std::vector<float>& grads,
-                              std::vector<double>& lambda) {
+// visit(i, t) with t = Q_Gᵀ g_i Q_A ([out, a_dim]) for each example i of a layer whose per-example
+// gradients are rows of grads [n, p].
+template <typename Visit>
+void for_each_rotated_gradient(const KfacLayer& l, int64_t n, int64_t p, const std::vector<float>& grads, Visit&& visit) {
   const int64_t ad = l.a_dim();
   std::vector<double> g(static_cast<size_t>(n * l.out * ad));  // the n matrices [out, ad], stacked
   for (int64_t i = 0; i < n; ++i) {
@@ -56,9 +67,16 @@ void add_materialised_moments(const KfacLayer& l, int64_t n, int64_t p, const st
   std::vector<double> gi(static_cast<size_t>(l.out * ad));
   for (int64_t i = 0; i < n; ++i) {
     std::copy(right.begin() + i * l.out * ad, right.begin() + (i + 1) * l.out * ad, gi.begin());
-    const auto t = matmul_f64(true, false, l.out, ad, l.out, l.QG, gi);
-    for (size_t j = 0; j < t.size(); ++j) lambda[j] += t[j] * t[j];
+    visit(i, matmul_f64(true, false, l.out, ad, l.out, l.QG, gi));
   }
+}
+
+// Λ += Σ_i (Q_Gᵀ g_i Q_A)² for a layer whose per-example gradients are rows of grads [n, p].
+void add_materialised_moments(const KfacLayer& l, int64_t n, int64_t p, const std::vector<float>& grads,
+                              std::vector<double>& lambda) {
+  for_each_rotated_gradient(l, n, p, grads, [&](int64_t, const std::vector<double>& t) {
+    for (size_t j = 0; j < t.size(); ++j) lambda[j] += t[j] * t[j];
+  });
 }
 
 // What a walk over a set hands each layer of a batch: a Linear layer's captured input a [n, in]
@@ -167,19 +185,12 @@ std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& se
   visit.linear = [&](size_t k, int64_t first, int64_t n, const std::vector<float>& a, const std::vector<float>& d) {
     const KfacLayer& l = layers[k];
     const int64_t ad = l.a_dim();
-    std::vector<double> abar(static_cast<size_t>(n * ad), 1.0);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < l.in; ++c) abar[i * ad + c] = a[static_cast<size_t>(i * l.in + c)];
-    std::vector<double> dd(d.begin(), d.end());
-    auto ar = matmul_f64(false, false, n, ad, ad, abar, l.QA);
-    auto dr = matmul_f64(false, false, n, l.out, l.out, dd, l.QG);
-    for (auto& x : ar) x *= x;
-    for (auto& x : dr) x *= x;
+    const SquaredRotations r = squared_rotations(l, n, a, d);
     // Σ_{o,c} dr²[i,o] w[o,c] ar²[i,c]: (dr² W) row i against ar² row i.
-    const auto t = matmul_f64(false, false, n, ad, l.out, dr, w[k]);
+    const auto t = matmul_f64(false, false, n, ad, l.out, r.d2, w[k]);
     for (int64_t i = 0; i < n; ++i) {
       double s = 0;
-      for (int64_t c = 0; c < ad; ++c) s += t[i * ad + c] * ar[i * ad + c];
+      for (int64_t c = 0; c < ad; ++c) s += t[i * ad + c] * r.a2[i * ad + c];
       out[static_cast<size_t>(first + i)] += s;
     }
   };
@@ -201,20 +212,11 @@ std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& se
       }
       return;
     }
-    const int64_t ad = l.a_dim();
-    std::vector<double> gi(static_cast<size_t>(l.out * ad));
-    for (int64_t i = 0; i < n; ++i) {
-      const float* row = grads.data() + i * p + l.offset;
-      for (int64_t o = 0; o < l.out; ++o) {
-        for (int64_t c = 0; c < l.in; ++c) gi[o * ad + c] = row[o * l.in + c];
-        if (l.bias) gi[o * ad + l.in] = row[l.out * l.in + o];
-      }
-      auto t = matmul_f64(true, false, l.out, ad, l.out, l.QG, gi);
-      t = matmul_f64(false, false, l.out, ad, ad, t, l.QA);
+    for_each_rotated_gradient(l, n, p, grads, [&](int64_t i, const std::vector<double>& t) {
       double s = 0;
       for (size_t j = 0; j < t.size(); ++j) s += t[j] * t[j] * w[k][j];
       out[static_cast<size_t>(first + i)] += s;
-    }
+    });
   };
   walk_layer_gradients(model, set, layers, FisherOptions{}, opt, "self-influence", visit);
   return out;

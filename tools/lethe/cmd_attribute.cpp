@@ -9,7 +9,6 @@
 
 #include "evaluation/metrics.h"
 #include "influence/params.h"
-#include "kernels/device.h"
 #include "nn/safetensors.h"
 #include "parallel/comm.h"
 #include "repair/attribute.h"
@@ -113,11 +112,8 @@ nlohmann::json self_detection(const std::vector<double>& scores, const std::vect
   const repair::Detection d = repair::detection(magnitude, noisy);
   nlohmann::json j = {{"n_corrupted", d.n_corrupted}, {"roc_auc", d.roc_auc}};
   for (double f : {0.1, 0.2}) {
-    const auto top = repair::causes_top_fraction(magnitude, f);
-    int64_t hit = 0;
-    for (int64_t i : top) hit += noisy[static_cast<size_t>(i)] ? 1 : 0;
-    j[fmt::format("share_found_top_{}pct", static_cast<int>(f * 100 + 0.5))] =
-        d.n_corrupted ? static_cast<double>(hit) / static_cast<double>(d.n_corrupted) : 0.0;
+    const auto k = static_cast<int64_t>(repair::causes_top_fraction(magnitude, f).size());
+    j[fmt::format("share_found_top_{}pct", static_cast<int>(f * 100 + 0.5))] = repair::recall_at_k(magnitude, noisy, k);
   }
   return j;
 }
@@ -144,13 +140,14 @@ void run_matrix(const CLI::App& cmd, AttributeArgs& a, RepairContext& c, const s
   const data::ImageSet queries = data::take(split, idx);
   const std::string key = output_key(cmd, a, idx, c.data.train.n);
   const bool matrix = !ends_with(a.out, ".csv");
+  const DType dtype = parse_save_dtype(a.save_dtype);
   std::unique_ptr<report::ScoreMatrixWriter> m;
   std::unique_ptr<report::TopKWriter> top;
   const std::string top_path = matrix ? a.top_out : a.out;
   if (matrix) {
     report::ScoreMatrixSpec s;
     s.rows = queries.n, s.cols = c.data.train.n;
-    s.dtype = parse_save_dtype(a.save_dtype);
+    s.dtype = dtype;
     s.row_ids = idx;
     s.key = key;
     s.metadata = {{"lethe.attribute.method", a.opt.identify.method},
@@ -177,7 +174,7 @@ void run_matrix(const CLI::App& cmd, AttributeArgs& a, RepairContext& c, const s
   j["block"] = r.plan.block;
   j["blocks"] = r.plan.blocks;
   j["bytes_per_query"] = r.plan.bytes_per_query;
-  j["matrix_bytes"] = queries.n * c.data.train.n * static_cast<int64_t>(dtype_size(parse_save_dtype(a.save_dtype)));
+  j["matrix_bytes"] = queries.n * c.data.train.n * static_cast<int64_t>(dtype_size(dtype));
   if (m) j["scores_offset"] = m->scores_offset();
   if (!top_path.empty()) j["top_k_file"] = top_path;
   for (const auto& [k, v] : r.stats) j["stats"][k] = v;
@@ -241,8 +238,7 @@ void run_attribute(const GlobalOptions& global, AttributeArgs& a, const CLI::App
   }
   j["seconds_setup"] = seconds_setup;
   j.update(report::provenance_json(run_info(global, c.device)));
-  j["host_peak_rss_bytes"] = device::host_peak_resident_bytes();
-  if (c.device == Device::CUDA) j["device_peak_bytes"] = device::cuda_memory_peak().in_use_bytes;
+  add_memory(j, c.device);
   if (a.json) {
     print_result(j.dump(2) + "\n");
     return;
@@ -266,8 +262,9 @@ void run_attribute(const GlobalOptions& global, AttributeArgs& a, const CLI::App
                           j["phases"]["covariance"].get<double>(), j["phases"]["eigendecomposition"].get<double>(),
                           j["phases"]["lambda"].get<double>(), j["phases"]["scores"].get<double>());
   }
-  text += fmt::format("peak memory: host {:.2f} GiB\nwrote {}\n",
-                      static_cast<double>(j["host_peak_rss_bytes"].get<uint64_t>()) / (1u << 30), a.out);
+  text += fmt::format("peak memory: host {}", gib(j["host_peak_rss_bytes"].get<uint64_t>()));
+  if (j.contains("device_peak_bytes")) text += fmt::format(", device {}", gib(j["device_peak_bytes"].get<uint64_t>()));
+  text += fmt::format("\nwrote {}\n", a.out);
   print_result(text);
 }
 

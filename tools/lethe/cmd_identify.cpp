@@ -1,7 +1,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kernels/device.h"
 #include "nn/safetensors.h"
 #include "repair/identify.h"
 #include "evaluation/metrics.h"
@@ -23,18 +22,6 @@ struct IdentifyArgs {
   int64_t grid_count = 32;
   bool json = false;
 };
-
-// Peak memory as the JSON reports it: the process's resident set, and on the GPU the caching
-// allocator's high-water marks (kernels/device.h says what they leave out).
-void add_memory(nlohmann::json& j, Device device) {
-  j["host_peak_rss_bytes"] = device::host_peak_resident_bytes();
-  if (device != Device::CUDA) return;
-  const device::CudaMemoryPeak peak = device::cuda_memory_peak();
-  j["device_peak_bytes"] = peak.in_use_bytes;
-  j["device_peak_reserved_bytes"] = peak.reserved_bytes;
-}
-
-std::string gib(uint64_t bytes) { return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1u << 30)); }
 
 void run_identify(const GlobalOptions& global, IdentifyArgs& a, const CLI::App& cmd) {
   const auto t_start = Clock::now();

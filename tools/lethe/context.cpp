@@ -8,6 +8,7 @@
 
 #include "datasets/transforms.h"
 #include "evaluation/metrics.h"
+#include "kernels/device.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 
@@ -247,5 +248,15 @@ std::vector<int64_t> select_causes(const CauseRule& rule, const std::vector<doub
   if (rule.top_fraction >= 0) return repair::causes_top_fraction(scores, rule.top_fraction);
   return repair::causes_top_k(scores, rule.top_k);
 }
+
+void add_memory(nlohmann::json& j, Device device) {
+  j["host_peak_rss_bytes"] = device::host_peak_resident_bytes();
+  if (device != Device::CUDA) return;
+  const device::CudaMemoryPeak peak = device::cuda_memory_peak();
+  j["device_peak_bytes"] = peak.in_use_bytes;
+  j["device_peak_reserved_bytes"] = peak.reserved_bytes;
+}
+
+std::string gib(uint64_t bytes) { return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1u << 30)); }
 
 }  // namespace lethe::cli

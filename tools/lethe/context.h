@@ -67,6 +67,12 @@ SplitAccuracy split_accuracy(Module& model, const RepairContext& c);
 // {"accuracy_fq", "accuracy_fh", "accuracy_r", "accuracy_test"}, as every JSON output writes them.
 nlohmann::json accuracy_json(const SplitAccuracy& a);
 
+// Peak memory as the JSON reports it: the process's resident set, and on the GPU the caching
+// allocator's high-water marks (kernels/device.h says what they leave out).
+void add_memory(nlohmann::json& j, Device device);
+// "1.23 GiB"
+std::string gib(uint64_t bytes);
+
 // The cause-set rule shared by treat and repair: --top-k, --top-fraction or --positive.
 struct CauseRule {
   int64_t top_k = -1;
