@@ -66,15 +66,21 @@ template <typename Form>
 void dots_by_gemm(int64_t n, int64_t p, const PerExampleRequest& req, Form&& form) {
   const int64_t q = req.q;
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, kGemmDotsChunkFloats / std::max<int64_t>(1, p)));
-  std::vector<float> g(static_cast<size_t>(chunk * p)), c(static_cast<size_t>(chunk * q));
+  // Kept between calls and never cleared: form() writes every value before the GEMM reads it,
+  // and a fresh 64 MiB a batch cost more in zeroing and page faults than the GEMM itself.
+  thread_local std::vector<float> g_buffer, c_buffer;
+  if (g_buffer.size() < static_cast<size_t>(chunk * p)) g_buffer.resize(static_cast<size_t>(chunk * p));
+  if (c_buffer.size() < static_cast<size_t>(chunk * q)) c_buffer.resize(static_cast<size_t>(chunk * q));
+  float* const g = g_buffer.data();
+  float* const c = c_buffer.data();
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t m = std::min(chunk, n - i0);
-    form(i0, m, g.data(), p);
+    form(i0, m, g, p);
     for (int64_t k0 = 0; k0 < p; k0 += kGemmDotsSpan) {
       const int64_t kc = std::min(kGemmDotsSpan, p - k0);
-      gemm(false, true, m, q, kc, 1.0f, g.data() + k0, p, req.queries + k0, req.ld_queries, 0.0f, c.data(), q);
+      gemm(false, true, m, q, kc, 1.0f, g + k0, p, req.queries + k0, req.ld_queries, 0.0f, c, q);
       double* dots = req.dots + i0 * q;
-      for (int64_t t = 0; t < m * q; ++t) dots[t] += c[static_cast<size_t>(t)];
+      for (int64_t t = 0; t < m * q; ++t) dots[t] += c[t];
     }
   }
 }
