@@ -14,7 +14,10 @@
 #
 #   bash bench/attribute-scale.sh [--device cpu|cuda] [--cases resnet9,mnist] [--threads N]
 #        [--cifar-n N] [--cifar-queries Q] [--mnist-n N] [--mnist-queries Q] [--damping D]
-#        [--epochs E] [--lethe PATH] [--python PATH] [--dir DIR] [--mnist-data DIR] [--no-peer]
+#        [--epochs E] [--memory GB] [--lethe PATH] [--python PATH] [--dir DIR] [--mnist-data DIR]
+#        [--no-peer]
+#
+# --memory GB is lethe's query-block budget (attribute --memory; default: attribute's own).
 #
 # Inputs, made once and kept in --dir (default runs/attribute-scale):
 #   - cifar10-synthetic-<N>/: make-data with --train N --test 10000; D is all of it (--subset 0),
@@ -51,6 +54,7 @@ PYTHON="${PYTHON:-/usr/bin/python3}"
 DIR="$ROOT/runs/attribute-scale"
 MNIST_DATA="${LETHE_MNIST_DIR:-$ROOT/data/mnist}"
 PEER=1
+MEMORY=""
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "attribute-scale: $*" >&2; exit 2; }
@@ -66,6 +70,7 @@ while [[ $# -gt 0 ]]; do
     --mnist-queries) need_value "$@"; MNIST_Q="$2"; shift 2 ;;
     --damping) need_value "$@"; DAMPING="$2"; shift 2 ;;
     --epochs) need_value "$@"; EPOCHS="$2"; shift 2 ;;
+    --memory) need_value "$@"; MEMORY="$2"; shift 2 ;;
     --lethe) need_value "$@"; LETHE="$2"; shift 2 ;;
     --python) need_value "$@"; PYTHON="$2"; shift 2 ;;
     --dir) need_value "$@"; DIR="$2"; shift 2 ;;
@@ -191,11 +196,13 @@ run_case() {
   local out="$DIR/results/$label.safetensors" json="$DIR/results/$label-lethe.json"
   local method_flags=(--method "$method")
   [[ "$method" == ekfac ]] && method_flags+=(--damping "$DAMPING")
+  local lethe_flags=()
+  [[ -n "$MEMORY" ]] && lethe_flags+=(--memory "$MEMORY")
   local compare=()
   if [[ $HAVE_ATTRIBUTE == 1 ]]; then
     rm -f "$out"
     "$LETHE" --device "$DEVICE" --threads "$THREADS" attribute --json --model-file "$ckpt" --data "$data" \
-      "${method_flags[@]}" --queries "$queries" --out "$out" > "$json" 2> "$DIR/logs/$label-lethe.txt" \
+      "${method_flags[@]}" "${lethe_flags[@]}" --queries "$queries" --out "$out" > "$json" 2> "$DIR/logs/$label-lethe.txt" \
       || die "lethe attribute failed for $label (see $DIR/logs/$label-lethe.txt)"
     lethe_lines "$label" "$json" >> "$TABLE.lines"
     cat "$json" >> "$RESULTS"

@@ -124,6 +124,25 @@ void PerExampleEngine::accumulate(const PerExampleRequest& req) const {
   accumulate_per_example(captured_, batch_, layout_.total, req, &kept_queries_, &resident_);
 }
 
+void PerExampleEngine::accumulate(const PerExampleRequest& req, const std::vector<char>& skip) const {
+  LETHE_CHECK(skip.size() == captured_.size(), "accumulate: {} skip flags for {} layers", skip.size(), captured_.size());
+  std::vector<CapturedLayer> kept;
+  for (size_t k = 0; k < captured_.size(); ++k)
+    if (!skip[k]) kept.push_back(captured_[k]);
+  accumulate_per_example(kept, batch_, layout_.total, req, &kept_queries_, &resident_);
+}
+
+std::vector<PerExampleEngine::LayerShape> PerExampleEngine::layer_shapes() const {
+  std::vector<LayerShape> shapes;
+  for (const auto& l : layers_) {
+    const KfacShape k = l->module->kfac_shape();
+    shapes.push_back(LayerShape{l->offset, k.out, k.in, k.bias, l->module->gradient_is_outer_product()});
+  }
+  return shapes;
+}
+
+bool PerExampleEngine::on_gpu() const { return model_.device() == Device::CUDA; }
+
 void PerExampleEngine::keep_resident(double* host, int64_t count) { resident_.keep(model_.device(), host, count); }
 
 void PerExampleEngine::flush_resident() { resident_.flush(); }

@@ -59,6 +59,19 @@ class PerExampleEngine {
   // Every pointer is a host pointer, whichever device the model is on; the += contract of
   // kernels/backend.inc holds for dots, sq_norms and sq_sum (grads are written).
   void accumulate(const PerExampleRequest& req) const;
+  // The same over the layers whose `skip` entry (kfac_blocks() order) is 0 only: the caller
+  // computes the others' share itself (influence/factored_queries.h does, for Linear layers).
+  void accumulate(const PerExampleRequest& req, const std::vector<char>& skip) const;
+  // Each capturable layer (kfac_blocks() order) without KFAC's accumulators: where its weight
+  // starts in θ, its shape as a matrix [out, in] (the bias, if any, follows the weight), and
+  // whether its per-example gradient is the outer product d_i ā_iᵀ of its output gradient and
+  // bias-augmented input (Linear layers, whose captures linear_capture() hands out).
+  struct LayerShape {
+    int64_t offset = 0, out = 0, in = 0;
+    bool bias = false, outer_product = false;
+  };
+  std::vector<LayerShape> layer_shapes() const;
+  bool on_gpu() const;
 
   // On the GPU, accumulate() uploads the queries of each request anew (q × θ floats). A caller
   // that asks about the same queries batch after batch names them here once: requests whose

@@ -9,6 +9,7 @@
 #include "nn/linalg.h"
 #include "learning/batches.h"
 #include "learning/train.h"
+#include "influence/factored_queries.h"
 #include "influence/jvp.h"
 #include "influence/params.h"
 #include "influence/per_example.h"
@@ -137,6 +138,8 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
   if (q < 1 || static_cast<int64_t>(queries.size()) != q * p)
     fail("per_example_dots: {} query values for {} queries of {} parameters", queries.size(), q, p);
   engine.keep_queries(queries.data(), q, p);
+  // Linear layers whose query blocks have low rank take the factored path (no gradient formed).
+  const FactoredQueries factored(engine, queries.data(), q, p);
   std::vector<double> out(static_cast<size_t>(set.n * q), 0.0);
   // A batch is a run of consecutive examples, so its rows of `out` are one span: the dots go
   // straight there (on the GPU into out's device twin, brought back once at the end).
@@ -148,7 +151,9 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
     req.q = q;
     req.ld_queries = p;
     req.dots = out.data() + idx.front() * q;
-    engine.accumulate(req);
+    if (!factored.any()) return engine.accumulate(req);
+    engine.accumulate(req, factored.skip());
+    factored.accumulate(engine, req.dots);
   });
   engine.flush_resident();
   share_rows(out, set.n, q, opt.batch);

@@ -33,10 +33,19 @@ std::vector<double> negated_dots(Module& model, const data::ImageSet& train, con
 }
 
 Block query_gradients(Module& model, const data::ImageSet& queries, const IdentifyOptions& o) {
-  const auto g = per_example_gradients(model, queries, 0, queries.n, pass(o, "grad queries"));
   const size_t p = static_cast<size_t>(ParamLayout::of(model).total);
   Block out(static_cast<size_t>(queries.n));
-  for (size_t j = 0; j < out.size(); ++j) out[j].assign(g.begin() + j * p, g.begin() + (j + 1) * p);
+  // A batch of queries' float gradients at a time, so that only the double copies are held
+  // for the whole block (for 1,000 queries of the MNIST CNN, 420 MB less at the peak).
+  const int64_t chunk = std::max<int64_t>(1, o.batch);
+  for (int64_t begin = 0; begin < queries.n; begin += chunk) {
+    const int64_t end = std::min(queries.n, begin + chunk);
+    PassOptions part = pass(o, "grad queries");
+    if (o.progress) part.progress = [&o, begin, n = queries.n](int64_t d, int64_t) { o.progress("grad queries", begin + d, n); };
+    const auto g = per_example_gradients(model, queries, begin, end, part);
+    for (int64_t j = begin; j < end; ++j)
+      out[j].assign(g.begin() + (j - begin) * p, g.begin() + (j - begin + 1) * p);
+  }
   return out;
 }
 
@@ -84,8 +93,9 @@ void add_negated_dots(Module& model, const data::ImageSet& train, const Block& v
   }
   const Block& vs = *source;
   const size_t p = vs.front().size();
-  std::vector<float> flat(static_cast<size_t>(q) * p);
-  for (int64_t j = 0; j < q; ++j) std::copy(vs[j].begin(), vs[j].end(), flat.begin() + j * p);
+  std::vector<float> flat;  // filled by conversion, not zeroed first
+  flat.reserve(static_cast<size_t>(q) * p);
+  for (const auto& v : vs) flat.insert(flat.end(), v.begin(), v.end());
   const auto d = per_example_dots(model, train, flat, q, pass(o, "score"));
   if (scores.empty()) scores.assign(static_cast<size_t>(q), std::vector<double>(static_cast<size_t>(train.n), 0.0));
   for (int64_t i = 0; i < train.n; ++i)

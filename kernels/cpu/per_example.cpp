@@ -51,7 +51,9 @@ void fold_example_gradient(const float* g, int64_t p, int64_t i, const PerExampl
 // From this many queries on, a layer's inner products go through its formed per-example
 // gradients and a GEMM (dots_by_gemm) rather than per query: below it the per-query paths
 // (the ghost product for Linear layers, the batched forward for convolutions) cost less, above
-// it their cost, q GEMV-like sweeps, passes the one GEMM's.
+// it their cost, q GEMV-like sweeps, passes the one GEMM's. (Above the kernels, per_example_dots
+// sends a Linear layer whose query blocks have low rank through their factors instead, and this
+// kernel never sees it: influence/factored_queries.h.)
 constexpr int64_t kGemmDotsMinQueries = 8;
 // The GEMM's sums run over spans of this many parameters in float, each span's result added to
 // the double accumulator: float rounding over at most 4,096 terms, the rest in double.

@@ -12,7 +12,9 @@
 #include "learning/train.h"
 #include "nn/autograd.h"
 #include "nn/spec.h"
+#include "influence/factored_queries.h"
 #include "influence/jvp.h"
+#include "influence/per_example.h"
 #include "influence/kfac.h"
 #include "influence/params.h"
 #include "influence/quantities.h"
@@ -97,6 +99,39 @@ TEST_P(PerExample, DotsWithSeveralQueries) {
   std::vector<float> queries(static_cast<size_t>(q * p_));
   for (auto& v : queries) v = static_cast<float>(rng.uniform(-1, 1));
   for (int64_t batch : {2, 5, 100}) {
+    PassOptions opt;
+    opt.batch = batch;
+    const auto dots = per_example_dots(*model_, set_, queries, q, opt);
+    for (int64_t i = 0; i < set_.n; ++i)
+      for (int64_t j = 0; j < q; ++j) {
+        double want = 0;
+        for (int64_t k = 0; k < p_; ++k) want += ref_[i][k] * queries[j * p_ + k];
+        expect_close(dots[i * q + j], want, fmt::format("dot example {} query {} batch {}", i, j, batch));
+      }
+  }
+}
+
+TEST_P(PerExample, DotsWithLowRankQueriesTakeTheFactoredPathAndAgree) {
+  // Queries that are examples' gradients (rank one in each Linear layer, up to float rounding),
+  // sums of two (rank two) and one scaled: the Linear layers go through their factors.
+  const int64_t q = 4;
+  std::vector<float> queries(static_cast<size_t>(q * p_));
+  for (int64_t k = 0; k < p_; ++k) {
+    queries[k] = static_cast<float>(ref_[1][k]);
+    queries[p_ + k] = static_cast<float>(ref_[2][k] + ref_[5][k]);
+    queries[2 * p_ + k] = static_cast<float>(-3.0 * ref_[0][k]);
+    queries[3 * p_ + k] = static_cast<float>(ref_[set_.n - 1][k]);
+  }
+  PerExampleEngine engine(*model_);
+  const FactoredQueries factored(engine, queries.data(), q, p_);
+  ASSERT_TRUE(factored.any());
+  int64_t linear_layers = 0;
+  for (const auto& s : engine.layer_shapes()) linear_layers += s.outer_product ? 1 : 0;
+  const auto ranks = factored.max_ranks();
+  // Every Linear layer is factored (each one's break-even rank is at least two), at rank two at most.
+  for (int64_t r : ranks) EXPECT_LE(r, 2);
+  EXPECT_EQ(static_cast<int64_t>(ranks.size()), linear_layers);
+  for (int64_t batch : {3, 100}) {
     PassOptions opt;
     opt.batch = batch;
     const auto dots = per_example_dots(*model_, set_, queries, q, opt);
@@ -370,6 +405,59 @@ TEST(ForwardMode, GaussNewtonProductOfLogisticRegressionHasItsClosedForm) {
     }
   }
   for (int j = 0; j < 15; ++j) EXPECT_NEAR(gv[j], want[j], 1e-5 * (1 + std::abs(want[j]))) << j;
+}
+
+}  // namespace
+}  // namespace lethe::repair
+
+namespace lethe::repair {
+namespace {
+
+TEST(FactoredQueries, FactorStopsAtTheRankItsToleranceSees) {
+  Rng rng(31);
+  const int64_t rows = 6, cols = 9;
+  std::vector<double> u(rows * 3), v(cols * 3);
+  for (auto& x : u) x = rng.uniform(-1, 1);
+  for (auto& x : v) x = rng.uniform(-1, 1);
+  // An outer product rounded to float, as a formed gradient is: rank one.
+  std::vector<double> m(rows * cols);
+  for (int64_t o = 0; o < rows; ++o)
+    for (int64_t k = 0; k < cols; ++k) m[o * cols + k] = static_cast<float>(u[o] * v[k]);
+  std::vector<double> c, w;
+  EXPECT_EQ(FactoredQueries::factor(m.data(), rows, cols, 3, c, w), 1);
+  // A sum of three outer products: rank three, and C Wᵀ gives it back.
+  for (int64_t o = 0; o < rows; ++o)
+    for (int64_t k = 0; k < cols; ++k) {
+      double s = 0;
+      for (int64_t t = 0; t < 3; ++t) s += u[t * rows + o] * v[t * cols + k];
+      m[o * cols + k] = s;
+    }
+  ASSERT_EQ(FactoredQueries::factor(m.data(), rows, cols, 5, c, w), 3);
+  double err = 0, norm = 0;
+  for (int64_t o = 0; o < rows; ++o)
+    for (int64_t k = 0; k < cols; ++k) {
+      double s = 0;
+      for (int64_t t = 0; t < 3; ++t) s += c[t * rows + o] * w[t * cols + k];
+      err += (s - m[o * cols + k]) * (s - m[o * cols + k]);
+      norm += m[o * cols + k] * m[o * cols + k];
+    }
+  EXPECT_LE(std::sqrt(err), kFactorTolerance * std::sqrt(norm));
+  // Past the largest rank asked for: -1. A zero block: rank zero.
+  EXPECT_EQ(FactoredQueries::factor(m.data(), rows, cols, 2, c, w), -1);
+  std::fill(m.begin(), m.end(), 0.0);
+  EXPECT_EQ(FactoredQueries::factor(m.data(), rows, cols, 2, c, w), 0);
+}
+
+TEST(FactoredQueries, FullRankQueriesKeepTheFormedPath) {
+  Rng rng(32);
+  auto model = make_mnist_cnn(rng);
+  PerExampleEngine engine(*model);
+  const int64_t p = engine.num_params();
+  std::vector<float> queries(static_cast<size_t>(2 * p));
+  for (auto& x : queries) x = static_cast<float>(rng.uniform(-1, 1));
+  const FactoredQueries factored(engine, queries.data(), 2, p);
+  EXPECT_FALSE(factored.any());
+  for (char s : factored.skip()) EXPECT_EQ(s, 0);
 }
 
 }  // namespace
