@@ -481,6 +481,29 @@ TEST_F(Cli, TrainReplacesAnExistingCheckpointWhole) {
   EXPECT_EQ(list_dir(work_.str()), std::set<std::string>{"model.safetensors"}) << "train left a temporary file";
 }
 
+TEST_F(Cli, InitSeedChangesTheInitialisationAndKeepsD) {
+  // --epochs 0: the checkpoint is the initialisation itself.
+  Args args = train_args(data_dir());
+  *(std::find(args.begin(), args.end(), "--epochs") + 1) = "0";
+  const auto train = [&](const std::string& name, const Args& extra) {
+    const std::string out = work_.file(name);
+    const CliResult r = run_lethe(concat(concat(concat({"--quiet", "--threads", "1", "--seed", "3"}, args), extra), {"--out", out}),
+                                  work_.str());
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+    return load_checkpoint(out);
+  };
+  const LoadedModel plain = train("plain.safetensors", {});
+  const LoadedModel same = train("same.safetensors", {"--init-seed", "3"});
+  const LoadedModel other = train("other.safetensors", {"--init-seed", "4"});
+  EXPECT_EQ(flatten_params(*plain.model), flatten_params(*same.model)) << "--init-seed equal to --seed changed the model";
+  EXPECT_NE(flatten_params(*plain.model), flatten_params(*other.model)) << "--init-seed 4 gave --seed 3's initialisation";
+  // D is --seed's in both: the data spec recorded is the same, the initialisation's seed beside it.
+  for (const char* key : {"lethe.data.seed", "lethe.data.subset", "lethe.data.noise"})
+    EXPECT_EQ(other.metadata.at(key), plain.metadata.at(key)) << key;
+  EXPECT_EQ(other.metadata.at("lethe.train.init_seed"), "4");
+  EXPECT_EQ(plain.metadata.count("lethe.train.init_seed"), 0u);
+}
+
 // ---- eval on damaged checkpoints: exit 1, naming the file ----
 
 TEST_F(Cli, EvalOnDamagedCheckpointsNamesTheFile) {

@@ -1,3 +1,5 @@
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "learning/train.h"
@@ -23,6 +25,7 @@ struct TrainArgs {
   double momentum = 0;
   std::string out, save_dtype = "f32";
   bool json = false;
+  std::optional<uint64_t> init_seed;  // the initialisation's and batch order's seed; default --seed
 };
 
 void run_train(const GlobalOptions& global, TrainArgs& a) {
@@ -47,13 +50,16 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   if (spec.channels != d.train.channels || spec.height != d.train.height || spec.width != d.train.width)
     throw UsageError(fmt::format("--model {} takes {}x{}x{} images but the data's are {}x{}x{}", a.model, spec.channels,
                                  spec.height, spec.width, d.train.channels, d.train.height, d.train.width));
-  auto model = init_base_model(a.model, global.seed);
+  // --seed picks D (its subset and noise); --init-seed, when given, the initialisation and the
+  // batch order apart from it, so models trained from several of them share D (TRAK's ensembles).
+  const uint64_t init_seed = a.init_seed.value_or(global.seed);
+  auto model = init_base_model(a.model, init_seed);
   model->to(device);
   progress.line(fmt::format("model: {} ({} parameters) on {}; optimiser {}", a.model, model->parameter_count(),
                             device_name(device), describe(optimizer)));
 
   const bool augment = a.augment.resolve(a.spec.dataset);
-  TrainOptions opt = base_training(global.seed, a.epochs, a.batch, a.lr,
+  TrainOptions opt = base_training(init_seed, a.epochs, a.batch, a.lr,
                                    augment ? std::optional(data::training_augmentation(d)) : std::nullopt, optimizer);
   set_weight_decay(opt, a.weight_decay);
   opt.on_batch = [&](int64_t done, int64_t total) { progress.update("train", done, total); };
@@ -64,6 +70,7 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   meta["lethe.train.lr"] = fmt::format("{}", a.lr);
   meta["lethe.train.weight_decay"] = fmt::format("{}", a.weight_decay);
   record_optimizer(optimizer, meta);
+  if (a.init_seed) meta["lethe.train.init_seed"] = std::to_string(*a.init_seed);
   // Every finished epoch replaces --out (atomically), so a run that is interrupted, diverges or
   // fails later keeps its last good model; "lethe.train.epochs_done" says how far it got.
   int saved_epoch = 0;
@@ -131,6 +138,10 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--lr", a->lr, "Learning rate of the optimiser")->capture_default_str();
   add_optimizer_options(cmd, a->optimizer, a->momentum);
   cmd->add_option("--weight-decay", a->weight_decay, "L2 weight decay")->capture_default_str();
+  cmd->add_option("--init-seed", a->init_seed,
+                  "Seed of the initialisation and the batch order only (default: --seed, which also picks D's "
+                  "subset and noise): models of one --seed and several --init-seed share D, as the members of "
+                  "TRAK's ensembles do");
   cmd->add_option("--out", a->out,
                   "Checkpoint to write (safetensors; replaced atomically after every epoch, so an interrupted "
                   "run keeps its last complete epoch)")
