@@ -49,33 +49,37 @@ void add_linear_moments(const KfacLayer& l, int64_t n, const std::vector<float>&
   for (size_t j = 0; j < s.size(); ++j) lambda[j] += s[j];
 }
 
-// visit(i, t) with t = Q_Gᵀ g_i Q_A ([out, a_dim]) for each example i of a layer whose per-example
-// gradients are rows of grads [n, p].
+// visit(i, t) with t = Q_Gᵀ g_i Q_A ([out, a_dim], float) for each example i of a layer whose
+// per-example gradients are rows of grads [n, p]. The rotations are float GEMMs, as the gradients
+// they rotate are float: the stacked right product g_i Q_A is one SGEMM over the batch, then
+// Q_Gᵀ per example. In double they cost twice as long, and this is EK-FAC's costliest step
+// (about 8 GFLOP an example for ResNet-9); the visitors add the squares in double.
 template <typename Visit>
 void for_each_rotated_gradient(const KfacLayer& l, int64_t n, int64_t p, const std::vector<float>& grads, Visit&& visit) {
   const int64_t ad = l.a_dim();
-  std::vector<double> g(static_cast<size_t>(n * l.out * ad));  // the n matrices [out, ad], stacked
+  std::vector<float> g(static_cast<size_t>(n * l.out * ad));  // the n matrices [out, ad], stacked
   for (int64_t i = 0; i < n; ++i) {
     const float* row = grads.data() + i * p + l.offset;
-    double* gi = g.data() + i * l.out * ad;
+    float* gi = g.data() + i * l.out * ad;
     for (int64_t o = 0; o < l.out; ++o) {
       for (int64_t k = 0; k < l.in; ++k) gi[o * ad + k] = row[o * l.in + k];
       if (l.bias) gi[o * ad + l.in] = row[l.out * l.in + o];
     }
   }
-  const auto right = matmul_f64(false, false, n * l.out, ad, ad, g, l.QA);  // g_i Q_A, stacked
-  std::vector<double> gi(static_cast<size_t>(l.out * ad));
+  const std::vector<float> qa(l.QA.begin(), l.QA.end()), qg(l.QG.begin(), l.QG.end());
+  std::vector<float> right(static_cast<size_t>(n * l.out * ad)), t(static_cast<size_t>(l.out * ad));
+  matmul_f32(false, false, n * l.out, ad, ad, g.data(), qa.data(), 0.0f, right.data());  // g_i Q_A, stacked
   for (int64_t i = 0; i < n; ++i) {
-    std::copy(right.begin() + i * l.out * ad, right.begin() + (i + 1) * l.out * ad, gi.begin());
-    visit(i, matmul_f64(true, false, l.out, ad, l.out, l.QG, gi));
+    matmul_f32(true, false, l.out, ad, l.out, qg.data(), right.data() + i * l.out * ad, 0.0f, t.data());
+    visit(i, t);
   }
 }
 
 // Λ += Σ_i (Q_Gᵀ g_i Q_A)² for a layer whose per-example gradients are rows of grads [n, p].
 void add_materialised_moments(const KfacLayer& l, int64_t n, int64_t p, const std::vector<float>& grads,
                               std::vector<double>& lambda) {
-  for_each_rotated_gradient(l, n, p, grads, [&](int64_t, const std::vector<double>& t) {
-    for (size_t j = 0; j < t.size(); ++j) lambda[j] += t[j] * t[j];
+  for_each_rotated_gradient(l, n, p, grads, [&](int64_t, const std::vector<float>& t) {
+    for (size_t j = 0; j < t.size(); ++j) lambda[j] += static_cast<double>(t[j]) * t[j];
   });
 }
 
@@ -212,9 +216,9 @@ std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& se
       }
       return;
     }
-    for_each_rotated_gradient(l, n, p, grads, [&](int64_t i, const std::vector<double>& t) {
+    for_each_rotated_gradient(l, n, p, grads, [&](int64_t i, const std::vector<float>& t) {
       double s = 0;
-      for (size_t j = 0; j < t.size(); ++j) s += t[j] * t[j] * w[k][j];
+      for (size_t j = 0; j < t.size(); ++j) s += static_cast<double>(t[j]) * t[j] * w[k][j];
       out[static_cast<size_t>(first + i)] += s;
     });
   };
