@@ -6,9 +6,8 @@
 #      `lethe --seed 0 make-data cifar10`, EK-FAC pairwise scores of every training image for each
 #      query, each phase timed (covariance, eigendecomposition, lambda, scores). Full size on a GPU
 #      (50,000 training images, 2,000 queries; Kronfluence reports 106 s on an A100 in FP32); the
-#      reduced size on a CPU is 1,000 images and 100 queries (--cifar-n, --cifar-queries): the
-#      peer's EK-FAC took 11 minutes for 300 images on two shared cores, so 5,000 x 200 is an
-#      hours-long run there.
+#      reduced size on a CPU is 500 images and 50 queries (--cifar-n, --cifar-queries): about two
+#      minutes for lethe and three for the peer on 2 quiet cores (docs/performance.md).
 #   2. Issue 32's CPU acceptance case: the MNIST CNN, 1,000 queries x 10,000 MNIST training images,
 #      tracin and ekfac, 2 threads (--mnist-n, --mnist-queries, --threads).
 #
@@ -82,7 +81,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$DEVICE" == cpu || "$DEVICE" == cuda ]] || die "--device $DEVICE: cpu or cuda"
 if [[ "$DEVICE" == cuda ]]; then CIFAR_N="${CIFAR_N:-50000}"; CIFAR_Q="${CIFAR_Q:-2000}"; else
-  CIFAR_N="${CIFAR_N:-1000}"; CIFAR_Q="${CIFAR_Q:-100}"; fi
+  CIFAR_N="${CIFAR_N:-500}"; CIFAR_Q="${CIFAR_Q:-50}"; fi
 [[ -x "$LETHE" ]] || die "no lethe binary at $LETHE (build it, or --lethe PATH)"
 if [[ $PEER == 1 ]] && ! "$PYTHON" -c 'import torch' 2>/dev/null; then
   die "$PYTHON has no torch (apt-get install python3-torch, or --python PATH, or --no-peer)"
