@@ -504,6 +504,26 @@ TEST_F(Cli, InitSeedChangesTheInitialisationAndKeepsD) {
   EXPECT_EQ(plain.metadata.count("lethe.train.init_seed"), 0u);
 }
 
+TEST_F(Cli, KeepEpochsWritesTheTrajectory) {
+  Args args = train_args(data_dir());
+  *(std::find(args.begin(), args.end(), "--epochs") + 1) = "3";
+  const std::string out = work_.file("model.safetensors"), traj = work_.file("traj");
+  const CliResult r = run_lethe(
+      concat(concat({"--quiet", "--threads", "1"}, args), {"--keep-epochs", traj, "--keep-every", "2", "--out", out}),
+      work_.str());
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  // Every second epoch and the last.
+  EXPECT_EQ(list_dir(traj), (std::set<std::string>{"epoch-0002.safetensors", "epoch-0003.safetensors"}));
+  const LoadedModel second = load_checkpoint(traj + "/epoch-0002.safetensors");
+  const LoadedModel last = load_checkpoint(traj + "/epoch-0003.safetensors");
+  const LoadedModel final_model = load_checkpoint(out);
+  EXPECT_EQ(second.metadata.at("lethe.train.epochs_done"), "2");
+  EXPECT_EQ(flatten_params(*last.model), flatten_params(*final_model.model));
+  EXPECT_NE(flatten_params(*second.model), flatten_params(*final_model.model));
+  expect_error(run_lethe(concat(args, {"--keep-epochs", traj, "--keep-every", "0", "--out", out}), work_.str()), 2,
+               {"--keep-every 0"});
+}
+
 // ---- eval on damaged checkpoints: exit 1, naming the file ----
 
 TEST_F(Cli, EvalOnDamagedCheckpointsNamesTheFile) {

@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +27,8 @@ struct TrainArgs {
   std::string out, save_dtype = "f32";
   bool json = false;
   std::optional<uint64_t> init_seed;  // the initialisation's and batch order's seed; default --seed
+  std::string keep_epochs;            // folder for a checkpoint of every --keep-every'th epoch
+  int keep_every = 1;
 };
 
 void run_train(const GlobalOptions& global, TrainArgs& a) {
@@ -40,6 +43,14 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   const OptimizerChoice optimizer{parse_optimizer_kind(a.optimizer), a.momentum};
   validate(optimizer);
   const DType save_dtype = parse_save_dtype(a.save_dtype);
+  if (a.keep_every < 1) throw UsageError(fmt::format("--keep-every {}: must be >= 1", a.keep_every));
+  if (!a.keep_epochs.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(a.keep_epochs, ec);
+    if (ec || !std::filesystem::is_directory(a.keep_epochs))
+      throw UsageError(fmt::format("--keep-epochs {}: cannot make a folder there ({})", a.keep_epochs,
+                                   ec ? ec.message() : "a file is in the way"));
+  }
   Progress progress(global.quiet);
   const auto t0 = Clock::now();
   data::PreparedData d = load_data(a.spec, device, progress);
@@ -77,6 +88,13 @@ void run_train(const GlobalOptions& global, TrainArgs& a) {
   opt.on_epoch = [&](const EpochStats& s) {
     progress.line(fmt::format("epoch {:>3}/{}  loss {:.4f}  train acc {:.4f}  {:.2f}s", s.epoch, s.epochs, s.loss,
                               s.accuracy, s.seconds));
+    if (!a.keep_epochs.empty() && (s.epoch % a.keep_every == 0 || s.epoch == s.epochs)) {
+      // The trajectory, for TracIn over checkpoints (identify/benchmark --checkpoints).
+      auto kept_meta = meta;
+      kept_meta["lethe.train.epochs_done"] = std::to_string(s.epoch);
+      save_checkpoint(fmt::format("{}/epoch-{:04d}.safetensors", a.keep_epochs, s.epoch), *model, a.model, kept_meta,
+                      save_dtype);
+    }
     if (s.epoch == s.epochs) return;  // the last one is saved below, with its test accuracy
     meta["lethe.train.epochs_done"] = std::to_string(s.epoch);
     save_checkpoint(a.out, *model, a.model, meta, save_dtype);
@@ -138,6 +156,11 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--lr", a->lr, "Learning rate of the optimiser")->capture_default_str();
   add_optimizer_options(cmd, a->optimizer, a->momentum);
   cmd->add_option("--weight-decay", a->weight_decay, "L2 weight decay")->capture_default_str();
+  cmd->add_option("--keep-epochs", a->keep_epochs,
+                  "Also write the model after every --keep-every'th epoch (and the last) to "
+                  "FOLDER/epoch-NNNN.safetensors: the training trajectory, for TracIn over checkpoints");
+  cmd->add_option("--keep-every", a->keep_every, "Epochs between the checkpoints --keep-epochs writes")
+      ->capture_default_str();
   cmd->add_option("--init-seed", a->init_seed,
                   "Seed of the initialisation and the batch order only (default: --seed, which also picks D's "
                   "subset and noise): models of one --seed and several --init-seed share D, as the members of "
