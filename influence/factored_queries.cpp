@@ -39,7 +39,9 @@ int64_t FactoredQueries::factor(const double* m, int64_t rows, int64_t cols, int
   }
 }
 
-FactoredQueries::FactoredQueries(const PerExampleEngine& engine, const float* queries, int64_t q, int64_t ld) : q_(q) {
+FactoredQueries::FactoredQueries(const PerExampleEngine& engine, const float* queries, int64_t q, int64_t ld,
+                                 int64_t examples)
+    : q_(q) {
   const auto shapes = engine.layer_shapes();
   skip_.assign(shapes.size(), 0);
   if (q < 1 || engine.on_gpu()) return;
@@ -48,7 +50,7 @@ FactoredQueries::FactoredQueries(const PerExampleEngine& engine, const float* qu
     if (!s.outer_product) continue;
     const int64_t cols = s.in + (s.bias ? 1 : 0);
     // Break-even: r (out + in + 1) against out (in + 1), the factored path taken at half or less.
-    const int64_t max_rank = s.out * cols / (2 * (s.out + cols));
+    const int64_t max_rank = std::min(s.out * cols / (2 * (s.out + cols)), std::max<int64_t>(4, examples / 16));
     if (max_rank < 1) continue;
     std::vector<std::vector<double>> cs(static_cast<size_t>(q)), ws(static_cast<size_t>(q));
     bool too_high = false;

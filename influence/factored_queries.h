@@ -34,8 +34,11 @@ inline constexpr double kFactorTolerance = 1.0 / (1 << 20);
 class FactoredQueries {
  public:
   // Factors the q query vectors' blocks (row j at queries + j * ld, θ-indexed as the engine's
-  // layout) for every Linear layer of the engine where that pays, as described above.
-  FactoredQueries(const PerExampleEngine& engine, const float* queries, int64_t q, int64_t ld);
+  // layout) for every Linear layer of the engine where that pays, as described above, for
+  // products with `examples` training examples. Finding rank r costs about 3r/examples of the
+  // formed products, so the rank tried is also capped at examples / 16 (at least 4): a
+  // full-rank query of a wide layer is given up on early.
+  FactoredQueries(const PerExampleEngine& engine, const float* queries, int64_t q, int64_t ld, int64_t examples);
 
   bool any() const { return !layers_.empty(); }
   // Per engine layer (kfac_blocks() order): 1 where the layer is factored, for

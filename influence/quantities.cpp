@@ -139,7 +139,7 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
     fail("per_example_dots: {} query values for {} queries of {} parameters", queries.size(), q, p);
   engine.keep_queries(queries.data(), q, p);
   // Linear layers whose query blocks have low rank take the factored path (no gradient formed).
-  const FactoredQueries factored(engine, queries.data(), q, p);
+  const FactoredQueries factored(engine, queries.data(), q, p, set.n);
   std::vector<double> out(static_cast<size_t>(set.n * q), 0.0);
   // A batch is a run of consecutive examples, so its rows of `out` are one span: the dots go
   // straight there (on the GPU into out's device twin, brought back once at the end).

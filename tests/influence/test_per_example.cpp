@@ -123,7 +123,7 @@ TEST_P(PerExample, DotsWithLowRankQueriesTakeTheFactoredPathAndAgree) {
     queries[3 * p_ + k] = static_cast<float>(ref_[set_.n - 1][k]);
   }
   PerExampleEngine engine(*model_);
-  const FactoredQueries factored(engine, queries.data(), q, p_);
+  const FactoredQueries factored(engine, queries.data(), q, p_, set_.n);
   ASSERT_TRUE(factored.any());
   int64_t linear_layers = 0;
   for (const auto& s : engine.layer_shapes()) linear_layers += s.outer_product ? 1 : 0;
@@ -455,7 +455,7 @@ TEST(FactoredQueries, FullRankQueriesKeepTheFormedPath) {
   const int64_t p = engine.num_params();
   std::vector<float> queries(static_cast<size_t>(2 * p));
   for (auto& x : queries) x = static_cast<float>(rng.uniform(-1, 1));
-  const FactoredQueries factored(engine, queries.data(), 2, p);
+  const FactoredQueries factored(engine, queries.data(), 2, p, 1000);
   EXPECT_FALSE(factored.any());
   for (char s : factored.skip()) EXPECT_EQ(s, 0);
 }
