@@ -31,26 +31,30 @@ struct TrainArgs {
   int keep_every = 1;
 };
 
+// The recipe's numbers, and --keep-epochs' folder made: usage errors before any work.
+void check_recipe(const TrainArgs& a) {
+  if (a.epochs < 0) throw UsageError(fmt::format("--epochs {}: must be >= 0", a.epochs));
+  if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
+  if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
+  if (a.keep_every < 1) throw UsageError(fmt::format("--keep-every {}: must be >= 1", a.keep_every));
+  if (a.keep_epochs.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(a.keep_epochs, ec);
+  if (ec || !std::filesystem::is_directory(a.keep_epochs))
+    throw UsageError(fmt::format("--keep-epochs {}: cannot make a folder there ({})", a.keep_epochs,
+                                 ec ? ec.message() : "a file is in the way"));
+}
+
 void run_train(const GlobalOptions& global, TrainArgs& a) {
   const Device device = setup(global);
   a.spec.seed = global.seed;
   data::dataset_geometry(a.spec.dataset);  // unknown dataset: usage error before any work
   if (a.model.empty()) a.model = default_model(a.spec.dataset);
   check_model_fits(a.model, a.spec.dataset);
-  if (a.epochs < 0) throw UsageError(fmt::format("--epochs {}: must be >= 0", a.epochs));
-  if (a.batch < 1) throw UsageError(fmt::format("--batch {}: must be >= 1", a.batch));
-  if (!(a.lr > 0)) throw UsageError(fmt::format("--lr {}: must be > 0", a.lr));
+  check_recipe(a);
   const OptimizerChoice optimizer{parse_optimizer_kind(a.optimizer), a.momentum};
   validate(optimizer);
   const DType save_dtype = parse_save_dtype(a.save_dtype);
-  if (a.keep_every < 1) throw UsageError(fmt::format("--keep-every {}: must be >= 1", a.keep_every));
-  if (!a.keep_epochs.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(a.keep_epochs, ec);
-    if (ec || !std::filesystem::is_directory(a.keep_epochs))
-      throw UsageError(fmt::format("--keep-epochs {}: cannot make a folder there ({})", a.keep_epochs,
-                                   ec ? ec.message() : "a file is in the way"));
-  }
   Progress progress(global.quiet);
   const auto t0 = Clock::now();
   data::PreparedData d = load_data(a.spec, device, progress);
