@@ -71,6 +71,20 @@ class PerExample : public ::testing::TestWithParam<int> {
     ref_ = loop_gradients(*model_, set_);
     p_ = static_cast<int64_t>(ref_[0].size());
   }
+  // per_example_dots with each batch size against the loop's gradients, in double.
+  void expect_dots_match_the_loop(const std::vector<float>& queries, int64_t q, std::initializer_list<int64_t> batches) {
+    for (int64_t batch : batches) {
+      PassOptions opt;
+      opt.batch = batch;
+      const auto dots = per_example_dots(*model_, set_, queries, q, opt);
+      for (int64_t i = 0; i < set_.n; ++i)
+        for (int64_t j = 0; j < q; ++j) {
+          double want = 0;
+          for (int64_t k = 0; k < p_; ++k) want += ref_[i][k] * queries[j * p_ + k];
+          expect_close(dots[i * q + j], want, fmt::format("dot example {} query {} batch {}", i, j, batch));
+        }
+    }
+  }
   std::unique_ptr<Module> model_;
   data::ImageSet set_;
   std::vector<std::vector<double>> ref_;
@@ -98,17 +112,7 @@ TEST_P(PerExample, DotsWithSeveralQueries) {
   const int64_t q = 3;
   std::vector<float> queries(static_cast<size_t>(q * p_));
   for (auto& v : queries) v = static_cast<float>(rng.uniform(-1, 1));
-  for (int64_t batch : {2, 5, 100}) {
-    PassOptions opt;
-    opt.batch = batch;
-    const auto dots = per_example_dots(*model_, set_, queries, q, opt);
-    for (int64_t i = 0; i < set_.n; ++i)
-      for (int64_t j = 0; j < q; ++j) {
-        double want = 0;
-        for (int64_t k = 0; k < p_; ++k) want += ref_[i][k] * queries[j * p_ + k];
-        expect_close(dots[i * q + j], want, fmt::format("dot example {} query {} batch {}", i, j, batch));
-      }
-  }
+  expect_dots_match_the_loop(queries, q, {2, 5, 100});
 }
 
 TEST_P(PerExample, DotsWithLowRankQueriesTakeTheFactoredPathAndAgree) {
@@ -131,17 +135,7 @@ TEST_P(PerExample, DotsWithLowRankQueriesTakeTheFactoredPathAndAgree) {
   // Every Linear layer is factored (each one's break-even rank is at least two), at rank two at most.
   for (int64_t r : ranks) EXPECT_LE(r, 2);
   EXPECT_EQ(static_cast<int64_t>(ranks.size()), linear_layers);
-  for (int64_t batch : {3, 100}) {
-    PassOptions opt;
-    opt.batch = batch;
-    const auto dots = per_example_dots(*model_, set_, queries, q, opt);
-    for (int64_t i = 0; i < set_.n; ++i)
-      for (int64_t j = 0; j < q; ++j) {
-        double want = 0;
-        for (int64_t k = 0; k < p_; ++k) want += ref_[i][k] * queries[j * p_ + k];
-        expect_close(dots[i * q + j], want, fmt::format("dot example {} query {} batch {}", i, j, batch));
-      }
-  }
+  expect_dots_match_the_loop(queries, q, {3, 100});
 }
 
 TEST_P(PerExample, SquaredNorms) {
