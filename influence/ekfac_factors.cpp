@@ -266,6 +266,52 @@ std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, do
   return out;
 }
 
+std::vector<std::vector<double>> ekfac_apply_block(const Ekfac& e, const std::vector<std::vector<double>>& vs,
+                                                   double damping, double relative_damping) {
+  if (!(damping > 0)) fail("EK-FAC: damping {} must be > 0", damping);
+  if (!(relative_damping >= 0)) fail("EK-FAC: relative damping {} must be >= 0", relative_damping);
+  LETHE_CHECK(e.lambda.size() == e.basis.layers.size(), "EK-FAC: {} eigenvalue sets for {} layers", e.lambda.size(),
+              e.basis.layers.size());
+  const int64_t q = static_cast<int64_t>(vs.size());
+  for (const auto& v : vs)
+    if (static_cast<int64_t>(v.size()) != e.basis.num_params)
+      fail("EK-FAC: vector of {} values for {} parameters", v.size(), e.basis.num_params);
+  std::vector<std::vector<double>> out(vs.size(), std::vector<double>(static_cast<size_t>(e.basis.num_params), 0.0));
+  if (q == 0) return out;
+  for (size_t k = 0; k < e.basis.layers.size(); ++k) {
+    const KfacLayer& l = e.basis.layers[k];
+    if (l.channel_pairs) {
+      for (int64_t j = 0; j < q; ++j) kfac_apply_layer(l, vs[j], damping + relative_damping * mean_of(l.lP), -1.0, out[j]);
+      continue;
+    }
+    const auto& lam = e.lambda[k];
+    const double delta = damping + relative_damping * mean_of(lam);
+    const int64_t ad = l.a_dim(), m = l.out * ad;
+    const std::vector<float> qa(l.QA.begin(), l.QA.end()), qg(l.QG.begin(), l.QG.end());
+    std::vector<float> inv(static_cast<size_t>(m));
+    for (int64_t t = 0; t < m; ++t) inv[t] = static_cast<float>(1.0 / (std::max(0.0, lam[t]) + delta));
+    // The block's matrices stacked [q * out, ad]: Q_Gᵀ V_j per query, then one GEMM with Q_A for
+    // all of them, the division, one GEMM with Q_Aᵀ and Q_G per query.
+    std::vector<float> a(static_cast<size_t>(q * m)), b(static_cast<size_t>(q * m)), vj(static_cast<size_t>(m));
+    for (int64_t j = 0; j < q; ++j) {
+      const auto mat = layer_matrix(l, vs[j]);
+      std::copy(mat.begin(), mat.end(), vj.begin());
+      matmul_f32(true, false, l.out, ad, l.out, qg.data(), vj.data(), 0.0f, a.data() + j * m);
+    }
+    matmul_f32(false, false, q * l.out, ad, ad, a.data(), qa.data(), 0.0f, b.data());
+    for (int64_t j = 0; j < q; ++j)
+      for (int64_t t = 0; t < m; ++t) b[j * m + t] *= inv[t];
+    matmul_f32(false, true, q * l.out, ad, ad, b.data(), qa.data(), 0.0f, a.data());
+    std::vector<double> r(static_cast<size_t>(m));
+    for (int64_t j = 0; j < q; ++j) {
+      matmul_f32(false, false, l.out, ad, l.out, qg.data(), a.data() + j * m, 0.0f, vj.data());
+      std::copy(vj.begin(), vj.end(), r.begin());
+      set_layer_matrix(l, r, out[j]);
+    }
+  }
+  return out;
+}
+
 namespace {
 
 constexpr const char* kKindKey = "lethe.ekfac";

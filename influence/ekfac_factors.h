@@ -46,6 +46,15 @@ struct EkfacOptions {
 std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, double damping,
                                 double relative_damping = 0);
 
+// The same for a block of vectors, in float: each layer's rotations are float GEMMs, the block's
+// matrices stacked so that Q_A's two products are one GEMM each. It is what the per-query
+// scores use (`lethe attribute`, the benchmark): the query gradients are float to begin with
+// and their products with D are float GEMMs after, and the rotations in double cost twice as
+// long (for ResNet-9 about 20 GFLOP a query). Agrees with ekfac_apply to float rounding amplified
+// by the inverse's conditioning (tests bound it).
+std::vector<std::vector<double>> ekfac_apply_block(const Ekfac& e, const std::vector<std::vector<double>>& vs,
+                                                   double damping, double relative_damping = 0);
+
 // Every example's gᵀ (F_ekfac + δ_l I)⁻¹ g, g its loss gradient (given labels), in one pass over
 // `set` without forming a matrix over D: the squared entries of each layer's rotated gradient
 // Q_Gᵀ g Q_A weighted by 1 / (Λ + δ_l), BatchNorm's pairs through their 2×2 blocks. Equal to

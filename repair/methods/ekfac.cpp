@@ -58,7 +58,8 @@ LETHE_METHOD(ekfac) {
             const IdentifyOptions& o = run.options;
             const Ekfac e = factors(run.model, run.train, o);
             const auto b = summed_gradient(run.model, run.fq, pass(o, "grad Fq"));
-            const auto v = ekfac_apply(e, b, o.solve.damping, o.ekfac.relative_damping);
+            // The block path with one vector: the same arithmetic as each query's (run_queries).
+            const auto v = ekfac_apply_block(e, {b}, o.solve.damping, o.ekfac.relative_damping).front();
             run.result.scores = negated_dots(run.model, run.train, v, o);
             run.result.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
           },
@@ -67,9 +68,8 @@ LETHE_METHOD(ekfac) {
             const IdentifyOptions& o = run.options;
             const auto shared = cached<Ekfac>(run.cache, "ekfac.factors", [&] { return factors(run.model, run.train, o); });
             const Ekfac& e = *shared;
-            Block v;
-            for (const auto& g : query_gradients(run.model, run.queries, o))
-              v.push_back(ekfac_apply(e, g, o.solve.damping, o.ekfac.relative_damping));
+            const Block v =
+                ekfac_apply_block(e, query_gradients(run.model, run.queries, o), o.solve.damping, o.ekfac.relative_damping);
             add_negated_dots(run.model, run.train, v, o, run.scores);
             run.stats["seconds_covariance"] = e.basis.seconds_covariance;
             run.stats["seconds_eigendecomposition"] = e.basis.seconds_eigendecomposition;

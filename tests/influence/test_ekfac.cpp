@@ -233,6 +233,27 @@ std::string error_of(F&& f) {
   return "";
 }
 
+TEST(Ekfac, BlockApplyInFloatAgreesWithTheDoubleApplyAndDoesNotDependOnTheBlock) {
+  auto net = tiny_conv_net(74);
+  const data::ImageSet set = random_images(30, 2, 10, 8, 10, 75);
+  const Ekfac e = ekfac_factors(*net, set);
+  // Query vectors as the per-query scores see them: examples' gradients (and one random vector).
+  auto g = loop_gradients(*net, set);
+  std::vector<std::vector<double>> vs = {g[0], g[7], g[19]};
+  Rng rng(76);
+  vs.emplace_back(static_cast<size_t>(e.basis.num_params));
+  for (auto& x : vs.back()) x = rng.uniform(-1, 1);
+  for (double damping : {1e-3, 1e-1}) {
+    const auto block = ekfac_apply_block(e, vs, damping, 0.1);
+    ASSERT_EQ(block.size(), vs.size());
+    for (size_t j = 0; j < vs.size(); ++j) {
+      EXPECT_LT(max_relative(block[j], ekfac_apply(e, vs[j], damping, 0.1)), 1e-4) << "vector " << j << " damping " << damping;
+      // A vector alone gives what it gives in the block.
+      EXPECT_LT(max_relative(ekfac_apply_block(e, {vs[j]}, damping, 0.1).front(), block[j]), 1e-6) << "vector " << j;
+    }
+  }
+}
+
 TEST(Ekfac, FactorsFileRoundTripsAndRefusesAnotherModel) {
   data::fixture::TempDir dir;
   const std::string path = dir.file("factors.safetensors");
