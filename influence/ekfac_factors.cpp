@@ -49,13 +49,27 @@ void add_linear_moments(const KfacLayer& l, int64_t n, const std::vector<float>&
   for (size_t j = 0; j < s.size(); ++j) lambda[j] += s[j];
 }
 
+// A layer's eigenbases in float, for the float rotations below: made once per pass, not per batch.
+struct FloatBasis {
+  std::vector<float> qa, qg;
+};
+std::vector<FloatBasis> float_bases(const std::vector<KfacLayer>& layers) {
+  std::vector<FloatBasis> out(layers.size());
+  for (size_t k = 0; k < layers.size(); ++k)
+    if (!layers[k].channel_pairs)
+      out[k] = {std::vector<float>(layers[k].QA.begin(), layers[k].QA.end()),
+                std::vector<float>(layers[k].QG.begin(), layers[k].QG.end())};
+  return out;
+}
+
 // visit(i, t) with t = Q_Gᵀ g_i Q_A ([out, a_dim], float) for each example i of a layer whose
 // per-example gradients are rows of grads [n, p]. The rotations are float GEMMs, as the gradients
 // they rotate are float: the stacked right product g_i Q_A is one SGEMM over the batch, then
 // Q_Gᵀ per example. In double they cost twice as long, and this is EK-FAC's costliest step
 // (about 8 GFLOP an example for ResNet-9); the visitors add the squares in double.
 template <typename Visit>
-void for_each_rotated_gradient(const KfacLayer& l, int64_t n, int64_t p, const std::vector<float>& grads, Visit&& visit) {
+void for_each_rotated_gradient(const KfacLayer& l, const FloatBasis& basis, int64_t n, int64_t p,
+                               const std::vector<float>& grads, Visit&& visit) {
   const int64_t ad = l.a_dim();
   std::vector<float> g(static_cast<size_t>(n * l.out * ad));  // the n matrices [out, ad], stacked
   for (int64_t i = 0; i < n; ++i) {
@@ -66,19 +80,18 @@ void for_each_rotated_gradient(const KfacLayer& l, int64_t n, int64_t p, const s
       if (l.bias) gi[o * ad + l.in] = row[l.out * l.in + o];
     }
   }
-  const std::vector<float> qa(l.QA.begin(), l.QA.end()), qg(l.QG.begin(), l.QG.end());
   std::vector<float> right(static_cast<size_t>(n * l.out * ad)), t(static_cast<size_t>(l.out * ad));
-  matmul_f32(false, false, n * l.out, ad, ad, g.data(), qa.data(), 0.0f, right.data());  // g_i Q_A, stacked
+  matmul_f32(false, false, n * l.out, ad, ad, g.data(), basis.qa.data(), 0.0f, right.data());  // g_i Q_A, stacked
   for (int64_t i = 0; i < n; ++i) {
-    matmul_f32(true, false, l.out, ad, l.out, qg.data(), right.data() + i * l.out * ad, 0.0f, t.data());
+    matmul_f32(true, false, l.out, ad, l.out, basis.qg.data(), right.data() + i * l.out * ad, 0.0f, t.data());
     visit(i, t);
   }
 }
 
 // Λ += Σ_i (Q_Gᵀ g_i Q_A)² for a layer whose per-example gradients are rows of grads [n, p].
-void add_materialised_moments(const KfacLayer& l, int64_t n, int64_t p, const std::vector<float>& grads,
-                              std::vector<double>& lambda) {
-  for_each_rotated_gradient(l, n, p, grads, [&](int64_t, const std::vector<float>& t) {
+void add_materialised_moments(const KfacLayer& l, const FloatBasis& basis, int64_t n, int64_t p,
+                              const std::vector<float>& grads, std::vector<double>& lambda) {
+  for_each_rotated_gradient(l, basis, n, p, grads, [&](int64_t, const std::vector<float>& t) {
     for (size_t j = 0; j < t.size(); ++j) lambda[j] += static_cast<double>(t[j]) * t[j];
   });
 }
@@ -139,12 +152,13 @@ void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher
   e.lambda.assign(layers.size(), {});
   for (size_t k = 0; k < layers.size(); ++k)
     if (!layers[k].channel_pairs) e.lambda[k].assign(static_cast<size_t>(layers[k].out * layers[k].a_dim()), 0.0);
+  const auto bases = float_bases(layers);
   LayerGradients visit;
   visit.linear = [&](size_t k, int64_t, int64_t n, const std::vector<float>& a, const std::vector<float>& d) {
     add_linear_moments(layers[k], n, a, d, e.lambda[k]);
   };
   visit.materialised = [&](size_t k, int64_t, int64_t n, int64_t p, const std::vector<float>& grads) {
-    add_materialised_moments(layers[k], n, p, grads, e.lambda[k]);
+    add_materialised_moments(layers[k], bases[k], n, p, grads, e.lambda[k]);
   };
   walk_layer_gradients(model, set, layers, fisher, opt, "EK-FAC", visit);
   const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
@@ -184,6 +198,7 @@ std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& se
     for (double lam : e.lambda[k]) w[k].push_back(1.0 / (std::max(0.0, lam) + delta[k]));
   }
   std::vector<double> out(static_cast<size_t>(set.n), 0.0);
+  const auto bases = float_bases(layers);
   LayerGradients visit;
   visit.channel_pairs = true;
   visit.linear = [&](size_t k, int64_t first, int64_t n, const std::vector<float>& a, const std::vector<float>& d) {
@@ -216,7 +231,7 @@ std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& se
       }
       return;
     }
-    for_each_rotated_gradient(l, n, p, grads, [&](int64_t i, const std::vector<float>& t) {
+    for_each_rotated_gradient(l, bases[k], n, p, grads, [&](int64_t i, const std::vector<float>& t) {
       double s = 0;
       for (size_t j = 0; j < t.size(); ++j) s += static_cast<double>(t[j]) * t[j] * w[k][j];
       out[static_cast<size_t>(first + i)] += s;
@@ -239,13 +254,24 @@ Ekfac kfac_as_ekfac(const Kfac& kfac) {
   return e;
 }
 
-std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, double damping, double relative_damping) {
+namespace {
+
+// What ekfac_apply and ekfac_apply_block refuse: a damping that leaves the inverse undefined, a
+// vector not laid out as θ, factors without their eigenvalues.
+void check_apply(const Ekfac& e, const std::vector<double>* vs, size_t count, double damping, double relative_damping) {
   if (!(damping > 0)) fail("EK-FAC: damping {} must be > 0", damping);
   if (!(relative_damping >= 0)) fail("EK-FAC: relative damping {} must be >= 0", relative_damping);
-  if (static_cast<int64_t>(v.size()) != e.basis.num_params)
-    fail("EK-FAC: vector of {} values for {} parameters", v.size(), e.basis.num_params);
+  for (size_t j = 0; j < count; ++j)
+    if (static_cast<int64_t>(vs[j].size()) != e.basis.num_params)
+      fail("EK-FAC: vector of {} values for {} parameters", vs[j].size(), e.basis.num_params);
   LETHE_CHECK(e.lambda.size() == e.basis.layers.size(), "EK-FAC: {} eigenvalue sets for {} layers", e.lambda.size(),
               e.basis.layers.size());
+}
+
+}  // namespace
+
+std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, double damping, double relative_damping) {
+  check_apply(e, &v, 1, damping, relative_damping);
   std::vector<double> out(v.size(), 0.0);
   for (size_t k = 0; k < e.basis.layers.size(); ++k) {
     const KfacLayer& l = e.basis.layers[k];
@@ -268,16 +294,11 @@ std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, do
 
 std::vector<std::vector<double>> ekfac_apply_block(const Ekfac& e, const std::vector<std::vector<double>>& vs,
                                                    double damping, double relative_damping) {
-  if (!(damping > 0)) fail("EK-FAC: damping {} must be > 0", damping);
-  if (!(relative_damping >= 0)) fail("EK-FAC: relative damping {} must be >= 0", relative_damping);
-  LETHE_CHECK(e.lambda.size() == e.basis.layers.size(), "EK-FAC: {} eigenvalue sets for {} layers", e.lambda.size(),
-              e.basis.layers.size());
+  check_apply(e, vs.data(), vs.size(), damping, relative_damping);
   const int64_t q = static_cast<int64_t>(vs.size());
-  for (const auto& v : vs)
-    if (static_cast<int64_t>(v.size()) != e.basis.num_params)
-      fail("EK-FAC: vector of {} values for {} parameters", v.size(), e.basis.num_params);
   std::vector<std::vector<double>> out(vs.size(), std::vector<double>(static_cast<size_t>(e.basis.num_params), 0.0));
   if (q == 0) return out;
+  const auto bases = float_bases(e.basis.layers);
   for (size_t k = 0; k < e.basis.layers.size(); ++k) {
     const KfacLayer& l = e.basis.layers[k];
     if (l.channel_pairs) {
@@ -287,7 +308,8 @@ std::vector<std::vector<double>> ekfac_apply_block(const Ekfac& e, const std::ve
     const auto& lam = e.lambda[k];
     const double delta = damping + relative_damping * mean_of(lam);
     const int64_t ad = l.a_dim(), m = l.out * ad;
-    const std::vector<float> qa(l.QA.begin(), l.QA.end()), qg(l.QG.begin(), l.QG.end());
+    const std::vector<float>& qa = bases[k].qa;
+    const std::vector<float>& qg = bases[k].qg;
     std::vector<float> inv(static_cast<size_t>(m));
     for (int64_t t = 0; t < m; ++t) inv[t] = static_cast<float>(1.0 / (std::max(0.0, lam[t]) + delta));
     // The block's matrices stacked [q * out, ad]: Q_Gᵀ V_j per query, then one GEMM with Q_A for
