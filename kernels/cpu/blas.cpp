@@ -243,6 +243,20 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
               static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
+void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                          int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float beta,
+                          float* c, int64_t ldc, int64_t stride_c, int64_t count) {
+  if (count <= 0 || m == 0 || n == 0) return;
+  // Products that share B and whose A and C follow one another row after row are one product
+  // of count · m rows: one call, and OpenBLAS blocks the whole of it.
+  if (stride_b == 0 && !trans_a && stride_a == m * lda && stride_c == m * ldc) {
+    gemm(false, trans_b, count * m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  for (int64_t j = 0; j < count; ++j)
+    gemm(trans_a, trans_b, m, n, k, alpha, a + j * stride_a, lda, b + j * stride_b, ldb, beta, c + j * stride_c, ldc);
+}
+
 void set_num_threads(int threads) {
   if (threads <= 0) return;
   ensure_blas_configured();

@@ -1,5 +1,6 @@
 #include "kernels/backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -71,6 +72,37 @@ void sum_rows(int64_t rows, int64_t cols, const float* dy, float* db) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) acc[c] += dy[r * cols + c];
   for (int64_t c = 0; c < cols; ++c) db[c] = static_cast<float>(acc[c]);
+}
+
+void scale_columns(int64_t rows, int64_t cols, const float* x, const float* s, float* y) {
+#pragma omp parallel for if (rows * cols > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) y[r * cols + c] = x[r * cols + c] * s[c];
+}
+
+void add_column_squares(int64_t rows, int64_t cols, const float* x, double* acc) {
+  // Each thread its own columns, every row in order: the sums do not depend on the threads.
+#pragma omp parallel for if (rows * cols > kParallelGrain)
+  for (int64_t c0 = 0; c0 < cols; c0 += 1024) {
+    const int64_t c1 = std::min(cols, c0 + 1024);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = c0; c < c1; ++c) {
+        const double v = x[r * cols + c];
+        acc[c] += v * v;
+      }
+  }
+}
+
+void add_weighted_row_squares(int64_t rows, int64_t cols, const float* x, const float* w, double* acc) {
+#pragma omp parallel for if (rows * cols > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const double v = x[r * cols + c];
+      s += static_cast<double>(w[c]) * (v * v);
+    }
+    acc[r] += s;
+  }
 }
 
 bool all_finite(int64_t n, const float* x) {

@@ -22,4 +22,15 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   LETHE_CUBLAS_CHECK(cublasSgemm_64(context().cublas(), op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc));
 }
 
+void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                          int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float beta,
+                          float* c, int64_t ldc, int64_t stride_c, int64_t count) {
+  if (count <= 0 || m == 0 || n == 0) return;
+  const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  // The same swap as gemm's, each operand keeping its own stride.
+  LETHE_CUBLAS_CHECK(cublasSgemmStridedBatched_64(context().cublas(), op_b, op_a, n, m, k, &alpha, b, ldb, stride_b, a,
+                                                  lda, stride_a, &beta, c, ldc, stride_c, count));
+}
+
 }  // namespace lethe::cuda

@@ -71,6 +71,14 @@ struct ChannelBias {
   __device__ void operator()(int64_t i) const { y[i] += bias[(i / plane) % channels]; }
 };
 
+struct ScaleColumns {
+  int64_t cols;
+  const float* x;
+  const float* s;
+  float* y;
+  __device__ void operator()(int64_t i) const { y[i] = x[i] * s[i % cols]; }
+};
+
 }  // namespace
 
 void fill(int64_t n, float value, float* y) { launch_map("fill", n, Fill{value, y}); }
@@ -98,6 +106,11 @@ void add_channel_bias(int64_t n, int64_t channels, int64_t plane, const float* b
 
 void add_row_bias(int64_t rows, int64_t cols, const float* bias, float* y) {
   add_channel_bias(rows, cols, 1, bias, y);
+}
+
+void scale_columns(int64_t rows, int64_t cols, const float* x, const float* s, float* y) {
+  if (rows <= 0 || cols <= 0) return;
+  launch_map("scale_columns", rows * cols, ScaleColumns{cols, x, s, y});
 }
 
 }  // namespace lethe::cuda

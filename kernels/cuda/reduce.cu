@@ -1,11 +1,12 @@
-// Reductions (the CUDA side of sum, sum_rows and all_finite in kernels/backend.h), plus
-// the per-channel sum behind conv's bias gradient.
+// Reductions (the CUDA side of sum, sum_rows, add_column_squares, add_weighted_row_squares and
+// all_finite in kernels/backend.h), plus the per-channel sum behind conv's bias gradient.
 //
 // Sums accumulate in double, as the CPU's do, and run in two fixed passes (per-block partials,
 // then one ordered pass over them) instead of atomics: the result then depends only on the
 // device's SM count, not on scheduling, so a rerun gives the same bits.
 #include <cub/block/block_reduce.cuh>
 
+#include <memory>
 #include <string>
 
 #include "kernels/cuda/kernels.h"
@@ -67,6 +68,8 @@ __global__ void sum_finish_kernel(int64_t count, const double* partials, float* 
 constexpr int kColumnTile = 32;
 constexpr int kRowLanes = kBlockSize / kColumnTile;
 
+// kSquares: the sums of the squares instead (each square exact in double).
+template <bool kSquares>
 __global__ void column_partials_kernel(int64_t rows, int64_t cols, int64_t rows_per_slice, const float* x,
                                        double* partials) {
   const int64_t c = int64_t{blockIdx.x} * kColumnTile + threadIdx.x;
@@ -74,7 +77,10 @@ __global__ void column_partials_kernel(int64_t rows, int64_t cols, int64_t rows_
   const int64_t r_end = min(rows, r_begin + rows_per_slice);
   double acc = 0.0;
   if (c < cols)
-    for (int64_t r = r_begin + threadIdx.y; r < r_end; r += kRowLanes) acc += x[r * cols + c];
+    for (int64_t r = r_begin + threadIdx.y; r < r_end; r += kRowLanes) {
+      const double v = x[r * cols + c];
+      acc += kSquares ? v * v : v;
+    }
   __shared__ double lanes[kRowLanes][kColumnTile + 1];  // +1: no bank conflicts on the column read
   lanes[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
@@ -96,6 +102,34 @@ struct FinishSlices {
     out[c] = static_cast<float>(total);
   }
 };
+
+// acc[c] += the same ordered sum, kept in double.
+struct AddSlices {
+  int64_t slices, slice_stride, item_step;
+  const double* partials;
+  double* acc;
+  __device__ void operator()(int64_t c) const {
+    double total = 0.0;
+    for (int64_t s = 0; s < slices; ++s) total += partials[s * slice_stride + c * item_step];
+    acc[c] += total;
+  }
+};
+
+// ---- add_weighted_row_squares: blockIdx.x is the row, blockIdx.y a slice of its columns -------
+__global__ void row_square_partials_kernel(int64_t cols, int64_t cols_per_slice, const float* x, const float* w,
+                                           double* partials) {
+  const int64_t r = blockIdx.x;
+  const int64_t c_begin = int64_t{blockIdx.y} * cols_per_slice;
+  const int64_t c_end = min(cols, c_begin + cols_per_slice);
+  double acc = 0.0;
+  for (int64_t c = c_begin + threadIdx.x; c < c_end; c += blockDim.x) {
+    const double v = x[r * cols + c];
+    acc += static_cast<double>(w[c]) * (v * v);
+  }
+  __shared__ BlockSum::TempStorage temp;
+  const double total = BlockSum(temp).Sum(acc);
+  if (threadIdx.x == 0) partials[r * gridDim.y + blockIdx.y] = total;
+}
 
 // ---- sum_channels: [n, channels, plane] -> [channels] ----------------------------------------
 // blockIdx.x is the channel, blockIdx.y a slice of its n * plane elements; neighbouring threads
@@ -136,19 +170,52 @@ void sum(int64_t n, const float* x, float* out) {
   LETHE_CUDA_CHECK_LAUNCH("sum_finish_kernel");
 }
 
-void sum_rows(int64_t rows, int64_t cols, const float* dy, float* db) {
-  if (cols <= 0) return;
+namespace {
+// The per-slice column sums (of squares with kSquares) of x [rows, cols] into partials
+// [slice][column], which the caller finishes in slice order; `slices` receives their number.
+template <bool kSquares>
+std::unique_ptr<DeviceScratch> column_partials(const char* what, int64_t rows, int64_t cols, const float* x,
+                                               int64_t& slices) {
   rows = std::max<int64_t>(rows, 0);
   const int64_t column_tiles = ceil_div(cols, kColumnTile);
-  LETHE_CUDA_REQUIRE(column_tiles < int64_t{1} << 31, "sum_rows: " + std::to_string(cols) + " columns is too many");
+  LETHE_CUDA_REQUIRE(column_tiles < int64_t{1} << 31, std::string(what) + ": " + std::to_string(cols) +
+                                                          " columns is too many");
   const Slicing cut = slice_reductions(column_tiles, rows, kRowLanes);
-  DeviceScratch partials(static_cast<size_t>(cut.slices * cols) * sizeof(double));
+  auto partials = std::make_unique<DeviceScratch>(static_cast<size_t>(cut.slices * cols) * sizeof(double));
   const dim3 grid(static_cast<unsigned>(column_tiles), static_cast<unsigned>(cut.slices));
   const dim3 block(kColumnTile, kRowLanes);
-  column_partials_kernel<<<grid, block, 0, stream()>>>(rows, cols, cut.per_slice, dy, partials.as<double>());
+  column_partials_kernel<kSquares><<<grid, block, 0, stream()>>>(rows, cols, cut.per_slice, x, partials->as<double>());
   LETHE_CUDA_CHECK_LAUNCH("column_partials_kernel");
+  slices = cut.slices;
+  return partials;
+}
+}  // namespace
+
+void sum_rows(int64_t rows, int64_t cols, const float* dy, float* db) {
+  if (cols <= 0) return;
+  int64_t slices = 0;
+  const auto partials = column_partials<false>("sum_rows", rows, cols, dy, slices);
   // partials are [slice][column]: slice s of column c sits at s * cols + c.
-  launch_map("sum_rows finish", cols, FinishSlices{cut.slices, cols, 1, partials.as<double>(), db});
+  launch_map("sum_rows finish", cols, FinishSlices{slices, cols, 1, partials->as<double>(), db});
+}
+
+void add_column_squares(int64_t rows, int64_t cols, const float* x, double* acc) {
+  if (cols <= 0 || rows <= 0) return;
+  int64_t slices = 0;
+  const auto partials = column_partials<true>("add_column_squares", rows, cols, x, slices);
+  launch_map("add_column_squares finish", cols, AddSlices{slices, cols, 1, partials->as<double>(), acc});
+}
+
+void add_weighted_row_squares(int64_t rows, int64_t cols, const float* x, const float* w, double* acc) {
+  if (rows <= 0 || cols <= 0) return;
+  LETHE_CUDA_REQUIRE(rows < int64_t{1} << 31, "add_weighted_row_squares: " + std::to_string(rows) + " rows is too many");
+  const Slicing cut = slice_reductions(rows, cols, kBlockSize);
+  DeviceScratch partials(static_cast<size_t>(rows * cut.slices) * sizeof(double));
+  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(cut.slices));
+  row_square_partials_kernel<<<grid, kBlockSize, 0, stream()>>>(cols, cut.per_slice, x, w, partials.as<double>());
+  LETHE_CUDA_CHECK_LAUNCH("row_square_partials_kernel");
+  // partials are [row][slice]: slice s of row r sits at r * slices + s.
+  launch_map("add_weighted_row_squares finish", rows, AddSlices{cut.slices, 1, cut.slices, partials.as<double>(), acc});
 }
 
 void sum_channels(int64_t n, int64_t channels, int64_t plane, const float* x, float* out) {

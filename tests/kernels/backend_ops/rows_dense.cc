@@ -88,6 +88,93 @@ Row gemm_row() {
   return r;
 }
 
+// ---- gemm_strided_batched ------------------------------------------------------------------------
+
+struct BatchedGemm {
+  bool ta, tb;
+  int64_t m, n, k, count;
+  int64_t lda, ldb, ldc;              // each at least its operand's row length
+  int64_t stride_a, stride_b, stride_c;  // 0 shares the operand
+  bool resnet;
+  std::string what;
+};
+
+Case gemm_strided_batched_case(const BatchedGemm& g) {
+  const float alpha = 0.75f, beta = 0.5f;
+  const int64_t a_rows = g.ta ? g.k : g.m, b_rows = g.tb ? g.n : g.k;
+  // Each operand's storage runs to the end of its last matrix.
+  const int64_t a_len = g.stride_a * (g.count - 1) + a_rows * g.lda;
+  const int64_t b_len = g.stride_b * (g.count - 1) + b_rows * g.ldb;
+  const int64_t c_len = g.stride_c * (g.count - 1) + g.m * g.ldc;
+  auto a = [=] { return uniform(a_len, 13); };
+  auto b = [=] { return uniform(b_len, 14); };
+  auto c0 = [=] { return uniform(c_len, 15); };
+  Case cs;
+  cs.shape = "m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) + " x" +
+             std::to_string(g.count) + (g.ta ? " A^T" : "") + (g.tb ? " B^T" : "") +
+             (g.stride_a == 0 ? " A shared" : "") + (g.stride_b == 0 ? " B shared" : "") +
+             (g.what.empty() ? "" : " (" + g.what + ")");
+  cs.resnet = g.resnet;
+  cs.error_scale = static_cast<double>(g.k);
+  cs.flops = 2.0 * g.m * g.n * g.k * g.count;
+  cs.bytes = 4.0 * (a_len + b_len + 2 * c_len);
+  cs.make = [=](Device dev) {
+    Instance run(dev);
+    const float* ad = run.input(a());
+    const float* bd = run.input(b());
+    float* cd = run.input(c0());
+    run.launch = [=] {
+      LETHE_DISPATCH(dev, gemm_strided_batched, g.ta, g.tb, g.m, g.n, g.k, alpha, ad, g.lda, g.stride_a, bd, g.ldb,
+                     g.stride_b, beta, cd, g.ldc, g.stride_c, g.count);
+    };
+    run.compare("c", cd, static_cast<size_t>(c_len));
+    return run;
+  };
+  cs.reference = [=] {
+    const auto av = a(), bv = b();
+    auto c = widen(c0());
+    for (int64_t j = 0; j < g.count; ++j) {
+      const float* aj = av.data() + j * g.stride_a;
+      const float* bj = bv.data() + j * g.stride_b;
+      for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t col = 0; col < g.n; ++col) {
+          double s = 0;
+          for (int64_t p = 0; p < g.k; ++p)
+            s += static_cast<double>(g.ta ? aj[p * g.lda + i] : aj[i * g.lda + p]) *
+                 (g.tb ? bj[col * g.ldb + p] : bj[p * g.ldb + col]);
+          double& out = c[static_cast<size_t>(j * g.stride_c + i * g.ldc + col)];
+          out = alpha * s + beta * out;
+        }
+    }
+    return Outputs{{"c", c}};
+  };
+  return cs;
+}
+
+Row gemm_strided_batched_row() {
+  Row r{"gemm_strided_batched", kDotVsDouble, kDotVsCpu, {}};
+  // Every transpose, operands padded and spaced out, the gaps between the C's left alone.
+  for (const bool ta : {false, true})
+    for (const bool tb : {false, true}) {
+      const int64_t m = 7, n = 5, k = 9;
+      const int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
+      r.cases.push_back(gemm_strided_batched_case(
+          {ta, tb, m, n, k, 3, lda, ldb, ldc, (ta ? k : m) * lda + 4, (tb ? n : k) * ldb + 5, m * ldc + 6, false, ""}));
+    }
+  // One shared operand on either side; the shared B with A and C back to back (one product of
+  // count · m rows on the CPU); a rank-one update (k = 1, a bias column).
+  r.cases.push_back(gemm_strided_batched_case({true, false, 6, 11, 6, 4, 6, 11, 11, 0, 6 * 11 + 2, 6 * 11, false, ""}));
+  r.cases.push_back(gemm_strided_batched_case({false, false, 6, 11, 13, 4, 13, 11, 11, 6 * 13, 0, 6 * 11, false, ""}));
+  r.cases.push_back(gemm_strided_batched_case({false, false, 6, 11, 1, 5, 1, 11, 11, 6 * 10 + 6, 0, 6 * 11, false, ""}));
+  // EK-FAC's rotation of ResNet-18's layer1 gradients ([64, 576] per example): the right
+  // product with Q_A for a batch of 4, then Q_Gᵀ on the left of each.
+  r.cases.push_back(gemm_strided_batched_case(
+      {false, false, 64, 576, 576, 4, 576, 576, 576, 64 * 576, 0, 64 * 576, true, "g_i Q_A, layer1"}));
+  r.cases.push_back(gemm_strided_batched_case(
+      {true, false, 64, 576, 64, 4, 64, 576, 576, 0, 64 * 576, 64 * 576, true, "Q_G^T (g_i Q_A), layer1"}));
+  return r;
+}
+
 // ---- elementwise maps ----------------------------------------------------------------------------
 
 // The sizes every map runs: one element, an odd size past the CPU's parallel grain, and a
@@ -319,6 +406,110 @@ Row sum_rows_row() {
   return r;
 }
 
+// y[r, c] = x[r, c] s[c]: one rounding, the same on every backend. The ResNet case divides a
+// batch of 8 rotated layer1 gradients by their eigenvalues.
+Row scale_columns_row() {
+  Row r{"scale_columns", kOneRounding, kExact, {}};
+  for (const Matrix& m : {Matrix{37, 11, false}, Matrix{1, 1000, false}, Matrix{2, 1, false}, Matrix{8, 64 * 576, true}}) {
+    auto x = [=] { return uniform(m.rows * m.cols, 32); };
+    auto sc = [=] { return uniform(m.cols, 33); };
+    Case cs;
+    cs.shape = std::to_string(m.rows) + "x" + std::to_string(m.cols);
+    cs.resnet = m.resnet;
+    cs.bytes = 8.0 * m.rows * m.cols + 4.0 * m.cols;
+    cs.make = [=](Device dev) {
+      Instance ins(dev);
+      const float* xd = ins.input(x());
+      const float* sd = ins.input(sc());
+      float* y = ins.output<float>(static_cast<size_t>(m.rows * m.cols));
+      ins.launch = [=] { LETHE_DISPATCH(dev, scale_columns, m.rows, m.cols, xd, sd, y); };
+      ins.compare("y", y, static_cast<size_t>(m.rows * m.cols));
+      return ins;
+    };
+    cs.reference = [=] {
+      auto y = widen(x());
+      const auto s = sc();
+      for (int64_t i = 0; i < m.rows; ++i)
+        for (int64_t c = 0; c < m.cols; ++c) y[i * m.cols + c] *= s[c];
+      return Outputs{{"y", y}};
+    };
+    r.cases.push_back(std::move(cs));
+  }
+  return r;
+}
+
+// Sums of squares in double into double accumulators that start from values: each square is
+// exact in double, so the backends differ only in the order of double additions (~1e-16
+// relative per term); 1e-12 relative still catches a lost or doubled term. The ResNet cases:
+// EK-FAC's eigenvalues over a batch of 16 rotated layer1 gradients, and the self-influence of 4
+// examples from their rotated layer4 gradients ([512, 4608] each).
+constexpr Tolerance kDoubleSum{1e-12, 1e-12, 0};
+
+Row add_column_squares_row() {
+  Row r{"add_column_squares", kDoubleSum, kDoubleSum, {}};
+  for (const Matrix& m : {Matrix{1000, 37, false}, Matrix{3, 5000, false}, Matrix{1, 1, false}, Matrix{0, 7, false},
+                          Matrix{16, 64 * 576, true}}) {
+    auto x = [=] { return uniform(m.rows * m.cols, 34); };
+    auto acc0 = [=] { return widen(uniform(m.cols, 35)); };
+    Case cs;
+    cs.shape = std::to_string(m.rows) + "x" + std::to_string(m.cols);
+    cs.resnet = m.resnet;
+    cs.bytes = 4.0 * m.rows * m.cols + 16.0 * m.cols;
+    cs.make = [=](Device dev) {
+      Instance ins(dev);
+      const float* xd = ins.input(x());
+      double* acc = ins.input(acc0());
+      ins.launch = [=] { LETHE_DISPATCH(dev, add_column_squares, m.rows, m.cols, xd, acc); };
+      ins.compare("acc", acc, static_cast<size_t>(m.cols));
+      return ins;
+    };
+    cs.reference = [=] {
+      const auto xv = x();
+      auto acc = acc0();
+      for (int64_t i = 0; i < m.rows; ++i)
+        for (int64_t c = 0; c < m.cols; ++c) acc[c] += static_cast<double>(xv[i * m.cols + c]) * xv[i * m.cols + c];
+      return Outputs{{"acc", acc}};
+    };
+    r.cases.push_back(std::move(cs));
+  }
+  return r;
+}
+
+Row add_weighted_row_squares_row() {
+  Row r{"add_weighted_row_squares", kDoubleSum, kDoubleSum, {}};
+  for (const Matrix& m : {Matrix{37, 11, false}, Matrix{3, 5000, false}, Matrix{1, 1, false}, Matrix{1000, 3, false},
+                          Matrix{4, 512 * 4608, true}}) {
+    auto x = [=] { return uniform(m.rows * m.cols, 36); };
+    auto w = [=] { return uniform(m.cols, 37, 0.0, 2.0); };
+    auto acc0 = [=] { return widen(uniform(m.rows, 38)); };
+    Case cs;
+    cs.shape = std::to_string(m.rows) + "x" + std::to_string(m.cols);
+    cs.resnet = m.resnet;
+    cs.bytes = 4.0 * m.rows * m.cols + 4.0 * m.cols + 16.0 * m.rows;
+    cs.make = [=](Device dev) {
+      Instance ins(dev);
+      const float* xd = ins.input(x());
+      const float* wd = ins.input(w());
+      double* acc = ins.input(acc0());
+      ins.launch = [=] { LETHE_DISPATCH(dev, add_weighted_row_squares, m.rows, m.cols, xd, wd, acc); };
+      ins.compare("acc", acc, static_cast<size_t>(m.rows));
+      return ins;
+    };
+    cs.reference = [=] {
+      const auto xv = x(), wv = w();
+      auto acc = acc0();
+      for (int64_t i = 0; i < m.rows; ++i)
+        for (int64_t c = 0; c < m.cols; ++c) {
+          const double v = xv[i * m.cols + c];
+          acc[i] += static_cast<double>(wv[c]) * (v * v);
+        }
+      return Outputs{{"acc", acc}};
+    };
+    r.cases.push_back(std::move(cs));
+  }
+  return r;
+}
+
 // A yes-or-no answer: exact. Each kind of non-finite value, at the first, a middle and the last
 // element (the last only a full pass reaches), and the empty array.
 Row all_finite_row() {
@@ -360,11 +551,15 @@ Row all_finite_row() {
 std::vector<Row> dense_rows() {
   std::vector<Row> rows;
   rows.push_back(gemm_row());
+  rows.push_back(gemm_strided_batched_row());
   for (Row& r : map_rows()) rows.push_back(std::move(r));
   rows.push_back(sum_row());
   rows.push_back(add_row_bias_row());
   rows.push_back(sum_rows_row());
   rows.push_back(all_finite_row());
+  rows.push_back(scale_columns_row());
+  rows.push_back(add_column_squares_row());
+  rows.push_back(add_weighted_row_squares_row());
   return rows;
 }
 
