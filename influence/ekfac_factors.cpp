@@ -10,6 +10,7 @@
 
 #include "learning/batches.h"
 #include "learning/train.h"
+#include "nn/eigenbasis.h"
 #include "nn/linalg.h"
 #include "nn/per_example_kernels.h"
 #include "nn/safetensors.h"
@@ -41,68 +42,35 @@ SquaredRotations squared_rotations(const KfacLayer& l, int64_t n, const std::vec
   return r;
 }
 
-// Λ += (D Q_G)²ᵀ (Ā Q_A)² for a Linear layer's batch.
-void add_linear_moments(const KfacLayer& l, int64_t n, const std::vector<float>& a, const std::vector<float>& d,
-                        std::vector<double>& lambda) {
-  const SquaredRotations r = squared_rotations(l, n, a, d);
-  const auto s = matmul_f64(true, false, l.out, l.a_dim(), n, r.d2, r.a2);
-  for (size_t j = 0; j < s.size(); ++j) lambda[j] += s[j];
-}
-
-// A layer's eigenbases in float, for the float rotations below: made once per pass, not per batch.
-struct FloatBasis {
-  std::vector<float> qa, qg;
-};
-std::vector<FloatBasis> float_bases(const std::vector<KfacLayer>& layers) {
-  std::vector<FloatBasis> out(layers.size());
-  for (size_t k = 0; k < layers.size(); ++k)
-    if (!layers[k].channel_pairs)
-      out[k] = {std::vector<float>(layers[k].QA.begin(), layers[k].QA.end()),
-                std::vector<float>(layers[k].QG.begin(), layers[k].QG.end())};
+// Each Linear/Conv2d layer's eigenbases in float where the model lives (nn/eigenbasis.h): made
+// once per pass, not per batch. The rotations are float GEMMs, as the gradients they rotate are
+// float; in double they cost twice as long, and they are EK-FAC's costliest step (about 8 GFLOP
+// an example for ResNet-9).
+std::vector<KroneckerBasis> float_bases(const std::vector<KfacLayer>& layers, Device device) {
+  std::vector<KroneckerBasis> out(layers.size());
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const KfacLayer& l = layers[k];
+    if (l.channel_pairs) continue;
+    const std::vector<float> qa(l.QA.begin(), l.QA.end()), qg(l.QG.begin(), l.QG.end());
+    out[k] = {l.out, l.in, l.bias, Tensor::from_vector({l.a_dim(), l.a_dim()}, qa, device),
+              Tensor::from_vector({l.out, l.out}, qg, device)};
+  }
   return out;
 }
 
-// visit(i, t) with t = Q_Gᵀ g_i Q_A ([out, a_dim], float) for each example i of a layer whose
-// per-example gradients are rows of grads [n, p]. The rotations are float GEMMs, as the gradients
-// they rotate are float: the stacked right product g_i Q_A is one SGEMM over the batch, then
-// Q_Gᵀ per example. In double they cost twice as long, and this is EK-FAC's costliest step
-// (about 8 GFLOP an example for ResNet-9); the visitors add the squares in double.
-template <typename Visit>
-void for_each_rotated_gradient(const KfacLayer& l, const FloatBasis& basis, int64_t n, int64_t p,
-                               const std::vector<float>& grads, Visit&& visit) {
-  const int64_t ad = l.a_dim();
-  std::vector<float> g(static_cast<size_t>(n * l.out * ad));  // the n matrices [out, ad], stacked
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = grads.data() + i * p + l.offset;
-    float* gi = g.data() + i * l.out * ad;
-    for (int64_t o = 0; o < l.out; ++o) {
-      for (int64_t k = 0; k < l.in; ++k) gi[o * ad + k] = row[o * l.in + k];
-      if (l.bias) gi[o * ad + l.in] = row[l.out * l.in + o];
-    }
-  }
-  std::vector<float> right(static_cast<size_t>(n * l.out * ad)), t(static_cast<size_t>(l.out * ad));
-  matmul_f32(false, false, n * l.out, ad, ad, g.data(), basis.qa.data(), 0.0f, right.data());  // g_i Q_A, stacked
-  for (int64_t i = 0; i < n; ++i) {
-    matmul_f32(true, false, l.out, ad, l.out, basis.qg.data(), right.data() + i * l.out * ad, 0.0f, t.data());
-    visit(i, t);
-  }
+// A float array where the model lives.
+Tensor on_device(const std::vector<double>& v, Device device) {
+  const std::vector<float> f(v.begin(), v.end());
+  return Tensor::from_vector({static_cast<int64_t>(f.size())}, f, device);
 }
 
-// Λ += Σ_i (Q_Gᵀ g_i Q_A)² for a layer whose per-example gradients are rows of grads [n, p].
-void add_materialised_moments(const KfacLayer& l, const FloatBasis& basis, int64_t n, int64_t p,
-                              const std::vector<float>& grads, std::vector<double>& lambda) {
-  for_each_rotated_gradient(l, basis, n, p, grads, [&](int64_t, const std::vector<float>& t) {
-    for (size_t j = 0; j < t.size(); ++j) lambda[j] += static_cast<double>(t[j]) * t[j];
-  });
-}
-
-// What a walk over a set hands each layer of a batch: a Linear layer's captured input a [n, in]
-// and output gradient d [n, out], any other layer's rows of the batch's per-example gradients
-// grads [n, p] (formed once per batch, only when some layer needs them). `first` is the batch's
-// first example in the set.
+// What a walk over a set hands each layer of a batch, where the model lives: a Linear layer's
+// capture (input a [n, in], output gradient d [n, out]), any other layer's per-example gradients
+// g [n, its parameter count] (engine.layer_gradients). `first` is the batch's first example in
+// the set.
 struct LayerGradients {
-  std::function<void(size_t k, int64_t first, int64_t n, const std::vector<float>& a, const std::vector<float>& d)> linear;
-  std::function<void(size_t k, int64_t first, int64_t n, int64_t p, const std::vector<float>& grads)> materialised;
+  std::function<void(size_t k, int64_t first, int64_t n, const LayerCapture& cap)> linear;
+  std::function<void(size_t k, int64_t first, int64_t n, const Tensor& g)> materialised;
   bool channel_pairs = false;  // hand BatchNorm layers over too (as materialised gradients)
 };
 
@@ -116,7 +84,6 @@ void walk_layer_gradients(Module& model, const data::ImageSet& set, const std::v
   Rng rng(fisher.seed);  // sampled labels: drawn afresh from KFAC's seed
   const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
   const int64_t batch = std::min(std::max<int64_t>(1, opt.batch), examples_within(kMaterialisedGradientBudget, p));
-  std::vector<float> a, d, grads;
   BatchWalk walk;
   walk.interruptible_as = name;
   walk.progress = opt.progress;
@@ -125,26 +92,37 @@ void walk_layer_gradients(Module& model, const data::ImageSet& set, const std::v
     Tensor logits = engine.forward(x);
     for (int s = 0; s < draws; ++s) {
       engine.backward(logits, fisher.kind == FisherKind::Sampled ? sample_labels(logits, rng) : labels);
-      bool materialised = false;
       for (size_t k = 0; k < layers.size(); ++k) {
         if (layers[k].channel_pairs && !visit.channel_pairs) continue;
-        if (!layers[k].channel_pairs && engine.linear_capture(k, a, d)) {
-          visit.linear(k, first, n, a, d);
+        if (const LayerCapture* cap = layers[k].channel_pairs ? nullptr : engine.outer_product_capture(k)) {
+          visit.linear(k, first, n, *cap);
           continue;
         }
-        if (!materialised) {
-          grads.assign(static_cast<size_t>(n * p), 0.0f);
-          PerExampleRequest req;
-          req.grads = grads.data();
-          req.ld_grads = p;
-          engine.accumulate(req);
-          materialised = true;
-        }
-        visit.materialised(k, first, n, p, grads);
+        visit.materialised(k, first, n, engine.layer_gradients(k));
       }
     }
   }, walk);
 }
+
+// Where a pass adds into host arrays of doubles: on the GPU each gets a device twin that the
+// pass's kernels add into and that is added back once at the end (ResidentSums); on the CPU the
+// array itself.
+class SumsWhereTheModelIs {
+ public:
+  explicit SumsWhereTheModelIs(Device device) : device_(device) {}
+  void keep(std::vector<double>& host) {
+    if (!host.empty()) sums_.keep(device_, host.data(), static_cast<int64_t>(host.size()));
+  }
+  double* at(double* host, int64_t extent) const {
+    double* twin = sums_.device_twin(host, extent);
+    return twin ? twin : host;
+  }
+  void flush() { sums_.flush(); }
+
+ private:
+  Device device_;
+  ResidentSums sums_;
+};
 
 // Λ of every Linear/Conv2d layer of `e.basis`, averaged over `set` (and the label draws).
 void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt, Ekfac& e) {
@@ -152,15 +130,22 @@ void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher
   e.lambda.assign(layers.size(), {});
   for (size_t k = 0; k < layers.size(); ++k)
     if (!layers[k].channel_pairs) e.lambda[k].assign(static_cast<size_t>(layers[k].out * layers[k].a_dim()), 0.0);
-  const auto bases = float_bases(layers);
+  const Device dev = model.device();
+  const auto bases = float_bases(layers, dev);
+  SumsWhereTheModelIs sums(dev);
+  for (auto& lambda : e.lambda) sums.keep(lambda);
   LayerGradients visit;
-  visit.linear = [&](size_t k, int64_t, int64_t n, const std::vector<float>& a, const std::vector<float>& d) {
-    add_linear_moments(layers[k], n, a, d, e.lambda[k]);
+  visit.linear = [&](size_t k, int64_t, int64_t, const LayerCapture& cap) {
+    add_outer_product_moments(bases[k], cap.input, cap.grad_output,
+                              sums.at(e.lambda[k].data(), layers[k].out * layers[k].a_dim()));
   };
-  visit.materialised = [&](size_t k, int64_t, int64_t n, int64_t p, const std::vector<float>& grads) {
-    add_materialised_moments(layers[k], bases[k], n, p, grads, e.lambda[k]);
+  // Λ += Σ_i (Q_Gᵀ g_i Q_A)², the squares summed in double where the model lives.
+  visit.materialised = [&](size_t k, int64_t, int64_t n, const Tensor& g) {
+    const KfacLayer& l = layers[k];
+    add_column_squares(rotate_into(bases[k], g.data(), n, g.size(1)), sums.at(e.lambda[k].data(), l.out * l.a_dim()));
   };
   walk_layer_gradients(model, set, layers, fisher, opt, "EK-FAC", visit);
+  sums.flush();
   const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
   const double norm = 1.0 / (static_cast<double>(set.n) * draws);
   for (auto& l : e.lambda)
@@ -198,13 +183,19 @@ std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& se
     for (double lam : e.lambda[k]) w[k].push_back(1.0 / (std::max(0.0, lam) + delta[k]));
   }
   std::vector<double> out(static_cast<size_t>(set.n), 0.0);
-  const auto bases = float_bases(layers);
+  const Device dev = model.device();
+  const auto bases = float_bases(layers, dev);
+  std::vector<Tensor> w_on_device(layers.size());
+  for (size_t k = 0; k < layers.size(); ++k)
+    if (!layers[k].channel_pairs) w_on_device[k] = on_device(w[k], dev);
+  SumsWhereTheModelIs sums(dev);
+  sums.keep(out);
   LayerGradients visit;
   visit.channel_pairs = true;
-  visit.linear = [&](size_t k, int64_t first, int64_t n, const std::vector<float>& a, const std::vector<float>& d) {
+  visit.linear = [&](size_t k, int64_t first, int64_t n, const LayerCapture& cap) {
     const KfacLayer& l = layers[k];
     const int64_t ad = l.a_dim();
-    const SquaredRotations r = squared_rotations(l, n, a, d);
+    const SquaredRotations r = squared_rotations(l, n, cap.input.to_vector(), cap.grad_output.to_vector());
     // Σ_{o,c} dr²[i,o] w[o,c] ar²[i,c]: (dr² W) row i against ar² row i.
     const auto t = matmul_f64(false, false, n, ad, l.out, r.d2, w[k]);
     for (int64_t i = 0; i < n; ++i) {
@@ -213,15 +204,16 @@ std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& se
       out[static_cast<size_t>(first + i)] += s;
     }
   };
-  visit.materialised = [&](size_t k, int64_t first, int64_t n, int64_t p, const std::vector<float>& grads) {
+  visit.materialised = [&](size_t k, int64_t first, int64_t n, const Tensor& g) {
     const KfacLayer& l = layers[k];
     if (l.channel_pairs) {
       // Per channel, gᵀ (B_c + δ)⁻¹ g on its (γ_c, β_c) pair through the pair's eigenvectors.
+      const std::vector<float> rows = g.to_vector();
       for (int64_t i = 0; i < n; ++i) {
-        const float* row = grads.data() + i * p;
+        const float* row = rows.data() + i * 2 * l.out;
         double s = 0;
         for (int64_t c = 0; c < l.out; ++c) {
-          const double gg = row[l.offset + c], gb = row[l.offset + l.out + c];
+          const double gg = row[c], gb = row[l.out + c];
           for (int e2 = 0; e2 < 2; ++e2) {
             const double proj = l.QP[4 * c + e2] * gg + l.QP[4 * c + 2 + e2] * gb;
             s += proj * proj / (std::max(0.0, l.lP[2 * c + e2]) + delta[k]);
@@ -231,13 +223,11 @@ std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& se
       }
       return;
     }
-    for_each_rotated_gradient(l, bases[k], n, p, grads, [&](int64_t i, const std::vector<float>& t) {
-      double s = 0;
-      for (size_t j = 0; j < t.size(); ++j) s += static_cast<double>(t[j]) * t[j] * w[k][j];
-      out[static_cast<size_t>(first + i)] += s;
-    });
+    // Σ_j (Q_Gᵀ g_i Q_A)_j² w_j per example, summed in double where the model lives.
+    add_weighted_row_squares(rotate_into(bases[k], g.data(), n, g.size(1)), w_on_device[k], sums.at(out.data() + first, n));
   };
   walk_layer_gradients(model, set, layers, FisherOptions{}, opt, "self-influence", visit);
+  sums.flush();
   return out;
 }
 
@@ -293,44 +283,42 @@ std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, do
 }
 
 std::vector<std::vector<double>> ekfac_apply_block(const Ekfac& e, const std::vector<std::vector<double>>& vs,
-                                                   double damping, double relative_damping) {
+                                                   double damping, double relative_damping, Device device) {
   check_apply(e, vs.data(), vs.size(), damping, relative_damping);
-  const int64_t q = static_cast<int64_t>(vs.size());
-  std::vector<std::vector<double>> out(vs.size(), std::vector<double>(static_cast<size_t>(e.basis.num_params), 0.0));
+  const int64_t q = static_cast<int64_t>(vs.size()), p = e.basis.num_params;
+  std::vector<std::vector<double>> out(vs.size(), std::vector<double>(static_cast<size_t>(p), 0.0));
   if (q == 0) return out;
-  const auto bases = float_bases(e.basis.layers);
+  const auto bases = float_bases(e.basis.layers, device);
   for (size_t k = 0; k < e.basis.layers.size(); ++k) {
     const KfacLayer& l = e.basis.layers[k];
-    if (l.channel_pairs) {
-      for (int64_t j = 0; j < q; ++j) kfac_apply_layer(l, vs[j], damping + relative_damping * mean_of(l.lP), -1.0, out[j]);
-      continue;
-    }
+    if (l.channel_pairs) continue;  // on the host below
     const auto& lam = e.lambda[k];
     const double delta = damping + relative_damping * mean_of(lam);
-    const int64_t ad = l.a_dim(), m = l.out * ad;
-    const std::vector<float>& qa = bases[k].qa;
-    const std::vector<float>& qg = bases[k].qg;
-    std::vector<float> inv(static_cast<size_t>(m));
-    for (int64_t t = 0; t < m; ++t) inv[t] = static_cast<float>(1.0 / (std::max(0.0, lam[t]) + delta));
-    // The block's matrices stacked [q * out, ad]: Q_Gᵀ V_j per query, then one GEMM with Q_A for
-    // all of them, the division, one GEMM with Q_Aᵀ and Q_G per query.
-    std::vector<float> a(static_cast<size_t>(q * m)), b(static_cast<size_t>(q * m)), vj(static_cast<size_t>(m));
-    for (int64_t j = 0; j < q; ++j) {
-      const auto mat = layer_matrix(l, vs[j]);
-      std::copy(mat.begin(), mat.end(), vj.begin());
-      matmul_f32(true, false, l.out, ad, l.out, qg.data(), vj.data(), 0.0f, a.data() + j * m);
-    }
-    matmul_f32(false, false, q * l.out, ad, ad, a.data(), qa.data(), 0.0f, b.data());
-    for (int64_t j = 0; j < q; ++j)
-      for (int64_t t = 0; t < m; ++t) b[j * m + t] *= inv[t];
-    matmul_f32(false, true, q * l.out, ad, ad, b.data(), qa.data(), 0.0f, a.data());
-    std::vector<double> r(static_cast<size_t>(m));
-    for (int64_t j = 0; j < q; ++j) {
-      matmul_f32(false, false, l.out, ad, l.out, qg.data(), a.data() + j * m, 0.0f, vj.data());
-      std::copy(vj.begin(), vj.end(), r.begin());
-      set_layer_matrix(l, r, out[j]);
+    std::vector<double> inv(lam.size());
+    for (size_t t = 0; t < lam.size(); ++t) inv[t] = 1.0 / (std::max(0.0, lam[t]) + delta);
+    const Tensor inv_there = on_device(inv, device);
+    // The layer's segment of a chunk of the block goes where the model lives in float, is rotated,
+    // divided and rotated back there, and comes back: four arrays of chunk × out · a_dim floats at
+    // most, within nn's budget for formed gradients, whatever the block's size.
+    const int64_t len = l.out * l.in + (l.bias ? l.out : 0), m = l.out * l.a_dim();
+    const int64_t chunk = examples_within(kMaterialisedGradientBudget / 4, m);
+    for (int64_t j0 = 0; j0 < q; j0 += chunk) {
+      const int64_t c = std::min(chunk, q - j0);
+      Tensor seg = Tensor::empty({c, len});
+      for (int64_t j = 0; j < c; ++j)
+        std::copy(vs[j0 + j].begin() + l.offset, vs[j0 + j].begin() + l.offset + len, seg.data() + j * len);
+      seg = seg.to(device);
+      Tensor t = rotate_into(bases[k], seg.data(), c, len);
+      scale_columns(t, inv_there);
+      rotate_out_of(bases[k], t, seg.data(), len);
+      seg = seg.to(Device::CPU);
+      for (int64_t j = 0; j < c; ++j)
+        std::copy(seg.data() + j * len, seg.data() + (j + 1) * len, out[j0 + j].begin() + l.offset);
     }
   }
+  for (const KfacLayer& l : e.basis.layers)
+    if (l.channel_pairs)
+      for (int64_t j = 0; j < q; ++j) kfac_apply_layer(l, vs[j], damping + relative_damping * mean_of(l.lP), -1.0, out[j]);
   return out;
 }
 

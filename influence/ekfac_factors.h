@@ -7,7 +7,9 @@
 // which is the diagonal of Qᵀ F Q: of all matrices diagonal in that basis it is the one nearest
 // the empirical Fisher F in Frobenius norm. A Linear layer's g_i = d_i āᵢᵀ is rank one, so its
 // rotation is (Q_Gᵀ d_i)(Q_Aᵀ ā_i)ᵀ and Λ = (D Q_G)²ᵀ (Ā Q_A)² over a batch, no g_i formed; a
-// Conv2d layer's g_i = Σ_t d_it ā_itᵀ is materialised a batch at a time and rotated.
+// Conv2d layer's g_i = Σ_t d_it ā_itᵀ is materialised a batch at a time and rotated. Both run
+// where the model lives (float GEMMs of nn/eigenbasis.h, the squares summed in double there):
+// on the GPU no per-example gradient crosses to the host, only Λ at the end of the pass.
 // BatchNorm2d keeps KFAC's exact 2×2 block per channel: there is nothing to refit.
 #include <string>
 #include <vector>
@@ -46,14 +48,15 @@ struct EkfacOptions {
 std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, double damping,
                                 double relative_damping = 0);
 
-// The same for a block of vectors, in float: each layer's rotations are float GEMMs, the block's
-// matrices stacked so that Q_A's two products are one GEMM each. It is what the per-query
-// scores use (`lethe attribute`, the benchmark): the query gradients are float to begin with
-// and their products with D are float GEMMs after, and the rotations in double cost twice as
-// long (for ResNet-9 about 20 GFLOP a query). Agrees with ekfac_apply to float rounding amplified
-// by the inverse's conditioning (tests bound it).
+// The same for a block of vectors, in float, on `device` (where the model lives): each layer's
+// rotations are strided-batched float GEMMs over the block. It is what the per-query scores use
+// (`lethe attribute`, the benchmark): the query gradients are float to begin with and their
+// products with D are float GEMMs after, and the rotations in double cost twice as long (for
+// ResNet-9 about 20 GFLOP a query). Agrees with ekfac_apply to float rounding amplified by the
+// inverse's conditioning (tests bound it). BatchNorm's 2×2 blocks are applied on the host.
 std::vector<std::vector<double>> ekfac_apply_block(const Ekfac& e, const std::vector<std::vector<double>>& vs,
-                                                   double damping, double relative_damping = 0);
+                                                   double damping, double relative_damping = 0,
+                                                   Device device = Device::CPU);
 
 // Every example's gᵀ (F_ekfac + δ_l I)⁻¹ g, g its loss gradient (given labels), in one pass over
 // `set` without forming a matrix over D: the squared entries of each layer's rotated gradient

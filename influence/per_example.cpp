@@ -141,6 +141,16 @@ std::vector<PerExampleEngine::LayerShape> PerExampleEngine::layer_shapes() const
   return shapes;
 }
 
+Tensor PerExampleEngine::layer_gradients(size_t k) const {
+  LETHE_CHECK(k < layers_.size(), "layer_gradients: layer {} of {}", k, layers_.size());
+  const CapturableLayer& layer = *layers_[k]->module;
+  const KfacShape s = layer.kfac_shape();
+  const int64_t len = s.channel_pairs ? 2 * s.out : s.out * s.in + (s.bias ? s.out : 0);
+  Tensor g = Tensor::empty({batch_, len}, model_.device());
+  form_layer_gradients(layer, g.data(), len);
+  return g;
+}
+
 bool PerExampleEngine::on_gpu() const { return model_.device() == Device::CUDA; }
 
 void PerExampleEngine::keep_resident(double* host, int64_t count) { resident_.keep(model_.device(), host, count); }
@@ -183,13 +193,19 @@ void PerExampleEngine::kfac_accumulate(std::vector<KfacBlock>& blocks) const {
                            blocks[k].A.data(), blocks[k].G.data(), blocks[k].pairs.data(), &resident_);
 }
 
-bool PerExampleEngine::linear_capture(size_t k, std::vector<float>& input, std::vector<float>& grad_output) const {
+const LayerCapture* PerExampleEngine::outer_product_capture(size_t k) const {
   LETHE_CHECK(k < layers_.size(), "linear_capture: layer {} of {}", k, layers_.size());
-  if (!layers_[k]->module->gradient_is_outer_product()) return false;
+  if (!layers_[k]->module->gradient_is_outer_product()) return nullptr;
   const LayerCapture& cap = layers_[k]->capture;
   if (!cap.input.defined() || !cap.grad_output.defined()) fail("per-example engine: layer {} has no captured batch", k);
-  input = cap.input.to_vector();
-  grad_output = cap.grad_output.to_vector();
+  return &cap;
+}
+
+bool PerExampleEngine::linear_capture(size_t k, std::vector<float>& input, std::vector<float>& grad_output) const {
+  const LayerCapture* cap = outer_product_capture(k);
+  if (!cap) return false;
+  input = cap->input.to_vector();
+  grad_output = cap->grad_output.to_vector();
   return true;
 }
 

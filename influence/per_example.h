@@ -72,6 +72,10 @@ class PerExampleEngine {
   };
   std::vector<LayerShape> layer_shapes() const;
   bool on_gpu() const;
+  // Layer k's (kfac_blocks() order) per-example gradients of the current batch, [n, its
+  // parameter count] in θ's layout for that layer (Linear and Conv2d: the weight [out, in], then
+  // the bias), formed where the model lives and left there: on the GPU nothing comes back.
+  Tensor layer_gradients(size_t k) const;
 
   // On the GPU, accumulate() uploads the queries of each request anew (q × θ floats). A caller
   // that asks about the same queries batch after batch names them here once: requests whose
@@ -108,6 +112,8 @@ class PerExampleEngine {
   // input [n, in] and output gradient [n, out] (each row example i's own, from the summed loss),
   // copied to the host; false for a Conv2d or BatchNorm2d layer, whose captures stay put.
   bool linear_capture(size_t k, std::vector<float>& input, std::vector<float>& grad_output) const;
+  // The same capture where the model lives, not copied: null for a Conv2d or BatchNorm2d layer.
+  const LayerCapture* outer_product_capture(size_t k) const;
 
  private:
   struct Layer {

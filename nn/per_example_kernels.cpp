@@ -236,6 +236,13 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
   }
 }
 
+void form_layer_gradients(const CapturableLayer& layer, float* grads, int64_t ld) {
+  PerExampleRequest r;
+  r.grads = grads;
+  r.ld_grads = ld;
+  accumulate_layer(layer, capture_of(layer).input.device(), r);
+}
+
 void accumulate_kfac(const CapturableLayer& layer, int64_t a_count, int64_t g_count, int64_t pairs_count, double* A,
                      double* G, double* pairs, ResidentSums* resident) {
   if (capture_of(layer).input.device() != Device::CUDA) {

@@ -90,7 +90,8 @@ class ResidentSums {
 // where a batch of a large model would otherwise take gigabytes: ResNet-18's 11.2M parameters
 // are 11.4 GB at batch 256. A pass forms a chunk of examples at a time within its budget, one
 // example whatever its size.
-//   EK-FAC materialises Conv2d gradients on the host to rotate them: 256 MiB.
+//   EK-FAC forms Conv2d gradients a layer at a time, where the model lives, to rotate them
+//   (nn/eigenbasis.h): batches within 256 MiB of whole gradients.
 //   A projected request forms gradients only to project them; each chunk regenerates all of R
 //   (jl_project), so its chunks are larger: 4 GiB, three chunks of ResNet-18's batch of 256.
 constexpr int64_t kMaterialisedGradientBudget = int64_t{1} << 26;
@@ -111,6 +112,12 @@ int64_t examples_within(int64_t budget, int64_t p);
 void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n, int64_t p,
                             const PerExampleRequest& req, const KeptQueries* kept = nullptr,
                             ResidentSums* resident = nullptr);
+
+// One layer's per-example gradients of the captured batch, formed where the captures live and
+// left there: row i (`ld` floats from the previous) is example i's gradient of the layer's
+// parameters as kernels/backend.inc lays them out (Linear and Conv2d: the weight [out, in] row
+// major, then the bias; BatchNorm2d: γ, then β). `grads` is an array on the captures' device.
+void form_layer_gradients(const CapturableLayer& layer, float* grads, int64_t ld);
 
 // One layer's KFAC statistics of the captured batch (kernels/backend.inc), added where the
 // captures live. Linear and Conv2d: the factors A (a_count doubles, (in + bias)²) and G

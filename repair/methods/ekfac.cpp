@@ -59,7 +59,8 @@ LETHE_METHOD(ekfac) {
             const Ekfac e = factors(run.model, run.train, o);
             const auto b = summed_gradient(run.model, run.fq, pass(o, "grad Fq"));
             // The block path with one vector: the same arithmetic as each query's (run_queries).
-            const auto v = ekfac_apply_block(e, {b}, o.solve.damping, o.ekfac.relative_damping).front();
+            const auto v =
+                ekfac_apply_block(e, {b}, o.solve.damping, o.ekfac.relative_damping, run.model.device()).front();
             run.result.scores = negated_dots(run.model, run.train, v, o);
             run.result.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
           },
@@ -69,7 +70,8 @@ LETHE_METHOD(ekfac) {
             const auto shared = cached<Ekfac>(run.cache, "ekfac.factors", [&] { return factors(run.model, run.train, o); });
             const Ekfac& e = *shared;
             const Block v =
-                ekfac_apply_block(e, query_gradients(run.model, run.queries, o), o.solve.damping, o.ekfac.relative_damping);
+                ekfac_apply_block(e, query_gradients(run.model, run.queries, o), o.solve.damping, o.ekfac.relative_damping,
+                                  run.model.device());
             add_negated_dots(run.model, run.train, v, o, run.scores);
             run.stats["seconds_covariance"] = e.basis.seconds_covariance;
             run.stats["seconds_eigendecomposition"] = e.basis.seconds_eigendecomposition;

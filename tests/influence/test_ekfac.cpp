@@ -187,6 +187,31 @@ TEST(Ekfac, RefittedEigenvaluesMatchRotatedPerExampleGradients) {
   for (int64_t j = bn.offset; j < bn.offset + 2 * bn.out; ++j) EXPECT_DOUBLE_EQ(ek[j], kf[j]) << j;
 }
 
+// Each example's self-influence from its rotated gradient's squares (one pass, no matrix over D)
+// is gᵀ (F_ekfac + δ_l I)⁻¹ g with the inverse applied in double, BatchNorm's pairs included, over
+// batches that end short.
+TEST(Ekfac, SelfInfluenceIsEachGradientAgainstItsPreconditionedSelf) {
+  auto net = tiny_conv_net(54);
+  const data::ImageSet set = random_images(11, 2, 10, 8, 10, 55);
+  PassOptions pass;
+  pass.batch = 4;
+  const Ekfac e = ekfac_factors(*net, set, {}, pass);
+  const auto g = loop_gradients(*net, set);
+  for (const double relative : {0.0, 0.1}) {
+    const auto self = ekfac_self_influence(*net, set, e, 1e-2, relative, pass);
+    ASSERT_EQ(self.size(), static_cast<size_t>(set.n));
+    for (int64_t i = 0; i < set.n; ++i) {
+      const auto h = ekfac_apply(e, g[i], 1e-2, relative);
+      double want = 0;
+      for (size_t j = 0; j < h.size(); ++j) want += g[i][j] * h[j];
+      ASSERT_GT(want, 0);
+      // Float rotations of float gradients: agreement to float rounding, amplified by the
+      // inverse's conditioning.
+      EXPECT_NEAR(self[i], want, 1e-4 * want) << "example " << i << " relative damping " << relative;
+    }
+  }
+}
+
 TEST(Ekfac, IsNearerTheEmpiricalFisherThanKfac) {
   // Both approximations are block-diagonal with the same blocks for BatchNorm and zero across
   // layers, so they differ only inside each Linear/Conv2d block, where EK-FAC's diagonal in

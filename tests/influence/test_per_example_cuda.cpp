@@ -33,6 +33,7 @@
 #include "kernels/device.h"
 #include "nn/models.h"
 #include "learning/train.h"
+#include "influence/ekfac_factors.h"
 #include "influence/kfac.h"
 #include "influence/params.h"
 #include "influence/per_example.h"
@@ -239,6 +240,51 @@ TEST(CudaPerExampleEngine, ResNetKfacFactorsMatchTheCpu) {
     EXPECT_TRUE(close_to_cpu(c.G, g.G, scaled_atol(c.G))) << "G";
     EXPECT_TRUE(close_to_cpu(c.pairs, g.pairs, scaled_atol(c.pairs))) << "BatchNorm pairs";
   }
+}
+
+// EK-FAC where the model lives: the Λ pass rotates each batch's convolution gradients on the
+// GPU and sums their squares there, self-influence weights them there, and a block of query
+// vectors is rotated, divided and rotated back there; only Λ's sums, the scores and the block's
+// image come back. The eigenbases of two runs may differ inside a near-degenerate eigenspace, so
+// Λ is compared through what no rotation changes, its sum per layer (the mean squared gradient
+// norm); self-influence and the applied block use the CPU's factors on both sides. MNIST's CNN
+// has convolutions with a bias, the ResNet BatchNorm pairs and convolutions without.
+void expect_ekfac_matches(ModelPair& m, const data::ImageSet& set) {
+  const PassOptions opt{3, {}};
+  const Ekfac cpu = ekfac_factors(*m.cpu, set, {}, opt), gpu = ekfac_factors(*m.gpu, set, {}, opt);
+  ASSERT_EQ(cpu.lambda.size(), gpu.lambda.size());
+  for (size_t k = 0; k < cpu.lambda.size(); ++k) {
+    double sum_cpu = 0, sum_gpu = 0;
+    for (double x : cpu.lambda[k]) sum_cpu += x;
+    for (double x : gpu.lambda[k]) sum_gpu += x;
+    EXPECT_NEAR(sum_gpu, sum_cpu, 1e-3 * sum_cpu) << "layer " << k << " (" << cpu.basis.layers[k].name << "): sum of Λ";
+  }
+  const auto self_cpu = ekfac_self_influence(*m.cpu, set, cpu, 1e-2, 0.1, opt);
+  EXPECT_TRUE(close_to_cpu(self_cpu, ekfac_self_influence(*m.gpu, set, cpu, 1e-2, 0.1, opt), relative_atol(self_cpu)))
+      << "self-influence";
+  const auto grads = per_example_gradients(*m.cpu, set, 0, 3, opt);
+  const int64_t p = cpu.basis.num_params;
+  std::vector<std::vector<double>> vs;
+  for (int64_t i = 0; i < 3; ++i) vs.emplace_back(grads.begin() + i * p, grads.begin() + (i + 1) * p);
+  const auto block_cpu = ekfac_apply_block(cpu, vs, 1e-2, 0.1, Device::CPU);
+  const auto block_gpu = ekfac_apply_block(cpu, vs, 1e-2, 0.1, Device::CUDA);
+  for (size_t j = 0; j < vs.size(); ++j) {
+    double largest = 0;
+    for (double x : block_cpu[j]) largest = std::max(largest, std::abs(x));
+    EXPECT_TRUE(close_to_cpu(block_cpu[j], block_gpu[j], std::vector<double>(block_cpu[j].size(), kScaleAtol * largest)))
+        << "preconditioned query " << j;
+  }
+}
+
+TEST(CudaPerExampleEngine, EkfacFactorsSelfInfluenceAndPreconditionedQueriesMatchTheCpu) {
+  if (!device::cuda_available()) GTEST_SKIP() << device::cuda_unavailable_reason();
+  ModelPair cnn([] {
+    Rng rng(71);
+    return std::unique_ptr<Module>(make_mnist_cnn(rng));
+  });
+  expect_ekfac_matches(cnn, random_images(7, 1, 28, 28, 72));
+  ModelPair resnet([] { return small_resnet(73); });
+  expect_ekfac_matches(resnet, resnet_images(7, 8, 74));
 }
 
 // The engine's own contract on the GPU, one request asking for everything at once: the queries'
