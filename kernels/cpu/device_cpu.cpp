@@ -1,4 +1,5 @@
 #include <bit>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -40,29 +41,45 @@ size_t size_class(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+// Idle blocks past the limit are let go oldest first: a pass whose sizes differ from the last
+// one's (EK-FAC's Λ after its covariance pass) would otherwise find the cache full of sizes that
+// never come back and pay a fresh mmap, page faults and all, for every block of every batch.
 class HostCache {
  public:
   void* take(size_t size) {
     std::lock_guard lock(mutex_);
     auto it = idle_.find(size);
     if (it == idle_.end()) return nullptr;
-    void* block = it->second;
+    void* block = it->second.block;
     idle_.erase(it);
     held_ -= size;
     return block;
   }
   bool keep(void* block, size_t size) {
     std::lock_guard lock(mutex_);
-    if (held_ + size > kCacheLimit) return false;
-    idle_.emplace(size, block);
+    if (size > kCacheLimit) return false;
+    while (held_ + size > kCacheLimit) {
+      auto oldest = idle_.begin();
+      for (auto it = idle_.begin(); it != idle_.end(); ++it)
+        if (it->second.stamp < oldest->second.stamp) oldest = it;
+      std::free(oldest->second.block);
+      held_ -= oldest->first;
+      idle_.erase(oldest);
+    }
+    idle_.emplace(size, Idle{block, ++clock_});
     held_ += size;
     return true;
   }
 
  private:
+  struct Idle {
+    void* block;
+    uint64_t stamp;  // when it was let go: the smallest goes first
+  };
   std::mutex mutex_;
-  std::multimap<size_t, void*> idle_;
+  std::multimap<size_t, Idle> idle_;
   size_t held_ = 0;
+  uint64_t clock_ = 0;
 };
 
 HostCache& cache() {
