@@ -1,11 +1,10 @@
-// The commit reaches this file alone (CMakeLists.txt): a definition on every file would rebuild
-// the tree at each commit.
+// The commit reaches this file alone, through a header each build rewrites when the commit
+// changed (CMakeLists.txt, cmake/git_commit.cmake): a definition on every file would rebuild the
+// tree at each commit, and one made at configure time went stale at the next commit.
 #include "kernels/cpu/blas.h"
 #include "tools/lethe/cli.h"
 
-#ifndef LETHE_GIT_COMMIT
-#define LETHE_GIT_COMMIT "unknown"
-#endif
+#include "lethe_git_commit.h"
 
 namespace lethe::cli {
 
