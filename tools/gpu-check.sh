@@ -35,7 +35,8 @@
 # EWC-influence at dataset scale (bench/dataset-scale.sh: ResNet-18 on 50,000 CIFAR-format
 # images, FP32 then TF32, and the MNIST CNN on 60,000); lethe against torch.func and torch on
 # this GPU (bench/compare-gpu.sh); memcheck; racecheck; MNIST end to end; every test; the
-# benchmarks; the backend harness's perf mode.
+# benchmarks; the backend harness's perf mode; attribution at query scale
+# (bench/attribute-scale.sh, ResNet-9 at full size).
 # LETHE_GPU_BUDGET=0 runs every step whatever the time.
 #
 # Environment: LETHE_GPU_BUILD (build folder, default build-gpu), LETHE_GPU_LOG_DIR (where the
@@ -441,7 +442,7 @@ if [[ -x "$TESTS" && -n "$SANITIZER" ]]; then
   sanitizer_timeout="${LETHE_SANITIZER_TIMEOUT:-240}"
   declare -A sanitizer_filter=(
     [memcheck]="${LETHE_SANITIZER_FILTER:-*Cuda*:-CudaAllocator.OutOfMemoryNamesTheRequestedSize:CudaSync.AFaultNamesItsKernel:BackendOps*}"
-    [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample.*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*:CudaDescent.*:CudaPerExampleEngine.ResNetKfacFactorsMatchTheCpu}"
+    [racecheck]="${LETHE_RACECHECK_FILTER:-CudaPerExample.*:CudaReduce*:CudaNorm*:CudaPool*:CudaLoss*:CudaElementwise*:CudaOptim*:CudaConv.Im2col*:CudaDescent.*:CudaPerExampleEngine.ResNetKfacFactorsMatchTheCpu:CudaEigenbasis.*}"
   )
   declare -A sanitizer_estimate=([memcheck]=150 [racecheck]=90)
   for tool in memcheck racecheck; do
@@ -538,6 +539,22 @@ if [[ -x "$BENCH" ]]; then
   fi
 else
   record "benchmarks" SKIP 0
+fi
+
+# -- attribution at query scale: CIFAR-10 ResNet-9, 50,000 generated images, 2,000 queries,
+# EK-FAC's phases (bench/attribute-scale.sh), against the PyTorch peer when torch is here: the
+# last step, run only with the time for it --
+if [[ -x "$LETHE" ]]; then
+  if fits "attribute scale" 240; then
+    peer=()
+    ((have_torch)) || peer=(--no-peer)
+    run_step "attribute scale" "$LOGS/attribute-scale.log" none \
+      timeout "$(step_limit)" bash "$ROOT/bench/attribute-scale.sh" --device cuda --cases resnet9 --lethe "$LETHE" \
+      --dir "$BUILD/attribute-scale" "${peer[@]}"
+    grep -E '^\|' "$LOGS/attribute-scale.log" | tee -a "$SUMMARY" || true
+  fi
+else
+  record "attribute scale" SKIP 0 "no lethe binary"
 fi
 
 print_summary
