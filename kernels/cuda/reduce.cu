@@ -91,28 +91,29 @@ __global__ void column_partials_kernel(int64_t rows, int64_t cols, int64_t rows_
   }
 }
 
-// out[c] = sum over slices s of partials[s * stride + c * step], in slice order.
-struct FinishSlices {
+// The sum over slices s of partials[s * stride + c * step], in slice order: item c's total.
+struct Slices {
   int64_t slices, slice_stride, item_step;
   const double* partials;
-  float* out;
-  __device__ void operator()(int64_t c) const {
-    double total = 0.0;
-    for (int64_t s = 0; s < slices; ++s) total += partials[s * slice_stride + c * item_step];
-    out[c] = static_cast<float>(total);
+  __device__ double total(int64_t c) const {
+    double t = 0.0;
+    for (int64_t s = 0; s < slices; ++s) t += partials[s * slice_stride + c * item_step];
+    return t;
   }
 };
 
-// acc[c] += the same ordered sum, kept in double.
+// out[c] = that total, rounded to float once.
+struct FinishSlices {
+  Slices sums;
+  float* out;
+  __device__ void operator()(int64_t c) const { out[c] = static_cast<float>(sums.total(c)); }
+};
+
+// acc[c] += that total, kept in double.
 struct AddSlices {
-  int64_t slices, slice_stride, item_step;
-  const double* partials;
+  Slices sums;
   double* acc;
-  __device__ void operator()(int64_t c) const {
-    double total = 0.0;
-    for (int64_t s = 0; s < slices; ++s) total += partials[s * slice_stride + c * item_step];
-    acc[c] += total;
-  }
+  __device__ void operator()(int64_t c) const { acc[c] += sums.total(c); }
 };
 
 // ---- add_weighted_row_squares: blockIdx.x is the row, blockIdx.y a slice of its columns -------
@@ -196,14 +197,14 @@ void sum_rows(int64_t rows, int64_t cols, const float* dy, float* db) {
   int64_t slices = 0;
   const auto partials = column_partials<false>("sum_rows", rows, cols, dy, slices);
   // partials are [slice][column]: slice s of column c sits at s * cols + c.
-  launch_map("sum_rows finish", cols, FinishSlices{slices, cols, 1, partials->as<double>(), db});
+  launch_map("sum_rows finish", cols, FinishSlices{{slices, cols, 1, partials->as<double>()}, db});
 }
 
 void add_column_squares(int64_t rows, int64_t cols, const float* x, double* acc) {
   if (cols <= 0 || rows <= 0) return;
   int64_t slices = 0;
   const auto partials = column_partials<true>("add_column_squares", rows, cols, x, slices);
-  launch_map("add_column_squares finish", cols, AddSlices{slices, cols, 1, partials->as<double>(), acc});
+  launch_map("add_column_squares finish", cols, AddSlices{{slices, cols, 1, partials->as<double>()}, acc});
 }
 
 void add_weighted_row_squares(int64_t rows, int64_t cols, const float* x, const float* w, double* acc) {
@@ -215,7 +216,7 @@ void add_weighted_row_squares(int64_t rows, int64_t cols, const float* x, const 
   row_square_partials_kernel<<<grid, kBlockSize, 0, stream()>>>(cols, cut.per_slice, x, w, partials.as<double>());
   LETHE_CUDA_CHECK_LAUNCH("row_square_partials_kernel");
   // partials are [row][slice]: slice s of row r sits at r * slices + s.
-  launch_map("add_weighted_row_squares finish", rows, AddSlices{cut.slices, 1, cut.slices, partials.as<double>(), acc});
+  launch_map("add_weighted_row_squares finish", rows, AddSlices{{cut.slices, 1, cut.slices, partials.as<double>()}, acc});
 }
 
 void sum_channels(int64_t n, int64_t channels, int64_t plane, const float* x, float* out) {
@@ -229,7 +230,7 @@ void sum_channels(int64_t n, int64_t channels, int64_t plane, const float* x, fl
                                                               items, x, partials.as<double>());
   LETHE_CUDA_CHECK_LAUNCH("channel_partials_kernel");
   // partials are [channel][slice]: slice s of channel c sits at c * slices + s.
-  launch_map("sum_channels finish", channels, FinishSlices{cut.slices, 1, cut.slices, partials.as<double>(), out});
+  launch_map("sum_channels finish", channels, FinishSlices{{cut.slices, 1, cut.slices, partials.as<double>()}, out});
 }
 
 bool all_finite(int64_t n, const float* x) {
