@@ -8,6 +8,7 @@
 #include "util/error.h"
 
 #ifdef LETHE_WITH_CUDA
+#include "kernels/cuda/scratch.h"
 #include "kernels/cuda/staging.h"
 #endif
 
@@ -199,6 +200,45 @@ void accumulate_range_cpu(const std::vector<CapturedLayer>& layers, ExampleRange
   cpu::jl_project(r.grads, n, p, r.ld_grads, req.proj_k, req.proj_seed, req.projected, req.ld_projected, false);
 }
 
+#ifdef LETHE_WITH_CUDA
+// Inner products with this many queries or more take GEMMs on the GPU: the tiled kernels reduce
+// each example's products one query at a time (a block-wide sum and an atomic per query and tile),
+// which at thousands of queries costs more than forming the gradients and multiplying them.
+constexpr int64_t kGpuGemmQueries = 16;
+// The span of parameters a float sum of the GEMM path runs over before it is added in double, as
+// on the CPU (kernels/backend.inc).
+constexpr int64_t kDotSpan = 4096;
+
+// dots[i, j] += <g_i, v_j> over one layer for the examples of `range` (n of them), on the GPU:
+// the layer's gradients formed into device memory (r.scale applied) for a chunk of examples at a
+// time (1 GiB of them at most), then one float GEMM per span of kDotSpan parameters against the
+// queries' segment, each added into the double dots. `r`'s pointers are device pointers offset to
+// the layer's segment.
+void dots_by_gemm_on_gpu(const CapturableLayer& layer, ExampleRange range, int64_t n, const PerExampleRequest& r) {
+  const KfacShape s = layer.kfac_shape();
+  const int64_t len = s.channel_pairs ? 2 * s.out : s.out * s.in + (s.bias ? s.out : 0);
+  if (n == 0 || len == 0) return;
+  const int64_t chunk = std::min(n, examples_within(int64_t{1} << 28, len));
+  cuda::DeviceScratch grads(static_cast<size_t>(chunk * len) * sizeof(float));
+  cuda::DeviceScratch part(static_cast<size_t>(chunk * r.q) * sizeof(float));
+  const int64_t first = range.count < 0 ? 0 : range.first;
+  for (int64_t j0 = 0; j0 < n; j0 += chunk) {
+    const int64_t c = std::min(chunk, n - j0);
+    PerExampleRequest formed;
+    formed.grads = grads.as<float>();
+    formed.ld_grads = len;
+    formed.scale = r.scale;
+    accumulate_layer(layer, Device::CUDA, formed, {first + j0, c});
+    for (int64_t k0 = 0; k0 < len; k0 += kDotSpan) {
+      const int64_t k = std::min(kDotSpan, len - k0);
+      cuda::gemm(false, true, c, r.q, k, 1.0f, grads.as<float>() + k0, len, r.queries + k0, r.ld_queries, 0.0f,
+                 part.as<float>(), r.q);
+      cuda::add_to_double(c * r.q, part.as<float>(), r.dots + j0 * r.q);
+    }
+  }
+}
+#endif
+
 }  // namespace
 
 void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n, int64_t p,
@@ -218,8 +258,14 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
 #ifdef LETHE_WITH_CUDA
     cuda::StagedRequest staged(r, count, p, kept && kept->device_ ? &kept->device_->device : nullptr,
                                lookup_in(resident));
-    for (const auto& l : layers)
-      accumulate_layer(*l.layer, Device::CUDA, layer_share(staged.on_device(), l.offset), range);
+    PerExampleRequest rest = staged.on_device();
+    const bool by_gemm = rest.dots && rest.q >= kGpuGemmQueries;
+    if (by_gemm) rest.dots = nullptr, rest.queries = nullptr, rest.q = 0;  // the GEMMs below take the dots
+    if (rest.sq_norms || rest.sq_sum || rest.grads)
+      for (const auto& l : layers) accumulate_layer(*l.layer, Device::CUDA, layer_share(rest, l.offset), range);
+    if (by_gemm)
+      for (const auto& l : layers)
+        dots_by_gemm_on_gpu(*l.layer, range, count, layer_share(staged.on_device(), l.offset));
     staged.finish();
 #endif
   };

@@ -105,6 +105,10 @@ int64_t examples_within(int64_t budget, int64_t p);
 // ones), and the results come back once every layer has run, except those whose host array is
 // kept in `resident`: they add into its device twin and come back at its flush(). The +=
 // contract of kernels/backend.inc holds for dots, sq_norms and sq_sum; grads are written.
+// On the GPU, inner products with 16 queries or more are not the tiled kernels' (which reduce
+// them one query at a time): each layer's gradients are formed for a chunk of examples and
+// multiplied with the queries by cuBLAS, float sums over spans of at most 4,096 parameters added
+// in double, as the CPU's GEMM path does.
 // Gradients formed only to be projected (projected set, grads not) are formed and projected a
 // chunk of examples at a time within req.formed_budget; each example's results are its own rows,
 // so on the CPU the chunks change no bit of dots, sq_norms or projected (sq_sum, a sum over the

@@ -144,7 +144,8 @@ void expect_quantities_match(ModelPair& m, const data::ImageSet& set) {
                            per_tensor_atol(layout, part, n - 2, p)))
       << "per-example gradients of examples [1, n-1)";
 
-  for (const int64_t q : {1, 3}) {
+  // 1 and 3 queries take the tiled kernels, 20 the GEMMs over formed gradients (kGpuGemmQueries).
+  for (const int64_t q : {1, 3, 20}) {
     const auto queries = random_queries(q * p, 70 + static_cast<uint64_t>(q));
     const auto dots = per_example_dots(*m.cpu, set, queries, q, opt);
     EXPECT_TRUE(close_to_cpu(dots, per_example_dots(*m.gpu, set, queries, q, opt),
