@@ -9,9 +9,12 @@
 
 namespace lethe::device {
 
-// CPU: 64-byte aligned host memory.
+// CPU: 64-byte aligned host memory. Freed blocks of 256 KiB or more stay in a cache for the
+// next request of their size class, 1 GiB of idle blocks at most, the oldest let go first.
 void* host_alloc(size_t bytes);
 void host_free(void* p);
+// The bytes the cache holds idle now (0 in a sanitizer build, which keeps no cache).
+uint64_t host_cache_idle_bytes();
 // The machine's physical memory in bytes (0 when unknown): no single host buffer can be larger,
 // so a request beyond it is refused with its size rather than left to the kernel's OOM killer.
 uint64_t host_memory_bytes();

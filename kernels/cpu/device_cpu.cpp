@@ -55,6 +55,10 @@ class HostCache {
     held_ -= size;
     return block;
   }
+  size_t held() {
+    std::lock_guard lock(mutex_);
+    return held_;
+  }
   bool keep(void* block, size_t size) {
     std::lock_guard lock(mutex_);
     if (size > kCacheLimit) return false;
@@ -88,6 +92,8 @@ HostCache& cache() {
 }
 
 }  // namespace
+
+uint64_t host_cache_idle_bytes() { return cache().held(); }
 
 uint64_t host_memory_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
