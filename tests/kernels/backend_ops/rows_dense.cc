@@ -375,6 +375,15 @@ Row add_row_bias_row() {
   return r;
 }
 
+// A case over a rows x cols matrix: its shape in words, whether it is a ResNet case, its traffic.
+Case matrix_case(const Matrix& m, double bytes) {
+  Case cs;
+  cs.shape = std::to_string(m.rows) + "x" + std::to_string(m.cols);
+  cs.resnet = m.resnet;
+  cs.bytes = bytes;
+  return cs;
+}
+
 // db[c] = Σ_r dy[r, c] in double, rounded once. The ResNet case is a convolution's bias gradient
 // laid out as [n·ho·wo, co] rows (batch 64 at 32x32, 64 channels).
 Row sum_rows_row() {
@@ -382,10 +391,7 @@ Row sum_rows_row() {
   for (const Matrix& m : {Matrix{1000, 37, false}, Matrix{3, 5000, false}, Matrix{1, 1, false}, Matrix{0, 7, false},
                           Matrix{100003, 10, false}, Matrix{64 * 1024, 64, true}}) {
     auto dy = [=] { return uniform(m.rows * m.cols, 41); };
-    Case cs;
-    cs.shape = std::to_string(m.rows) + "x" + std::to_string(m.cols);
-    cs.resnet = m.resnet;
-    cs.bytes = 4.0 * m.rows * m.cols + 4.0 * m.cols;
+    Case cs = matrix_case(m, 4.0 * m.rows * m.cols + 4.0 * m.cols);
     cs.make = [=](Device dev) {
       Instance ins(dev);
       const float* d = ins.input(dy());
@@ -413,10 +419,7 @@ Row scale_columns_row() {
   for (const Matrix& m : {Matrix{37, 11, false}, Matrix{1, 1000, false}, Matrix{2, 1, false}, Matrix{8, 64 * 576, true}}) {
     auto x = [=] { return uniform(m.rows * m.cols, 32); };
     auto sc = [=] { return uniform(m.cols, 33); };
-    Case cs;
-    cs.shape = std::to_string(m.rows) + "x" + std::to_string(m.cols);
-    cs.resnet = m.resnet;
-    cs.bytes = 8.0 * m.rows * m.cols + 4.0 * m.cols;
+    Case cs = matrix_case(m, 8.0 * m.rows * m.cols + 4.0 * m.cols);
     cs.make = [=](Device dev) {
       Instance ins(dev);
       const float* xd = ins.input(x());
@@ -451,10 +454,7 @@ Row add_column_squares_row() {
                           Matrix{16, 64 * 576, true}}) {
     auto x = [=] { return uniform(m.rows * m.cols, 34); };
     auto acc0 = [=] { return widen(uniform(m.cols, 35)); };
-    Case cs;
-    cs.shape = std::to_string(m.rows) + "x" + std::to_string(m.cols);
-    cs.resnet = m.resnet;
-    cs.bytes = 4.0 * m.rows * m.cols + 16.0 * m.cols;
+    Case cs = matrix_case(m, 4.0 * m.rows * m.cols + 16.0 * m.cols);
     cs.make = [=](Device dev) {
       Instance ins(dev);
       const float* xd = ins.input(x());
@@ -482,10 +482,7 @@ Row add_weighted_row_squares_row() {
     auto x = [=] { return uniform(m.rows * m.cols, 36); };
     auto w = [=] { return uniform(m.cols, 37, 0.0, 2.0); };
     auto acc0 = [=] { return widen(uniform(m.rows, 38)); };
-    Case cs;
-    cs.shape = std::to_string(m.rows) + "x" + std::to_string(m.cols);
-    cs.resnet = m.resnet;
-    cs.bytes = 4.0 * m.rows * m.cols + 4.0 * m.cols + 16.0 * m.rows;
+    Case cs = matrix_case(m, 4.0 * m.rows * m.cols + 4.0 * m.cols + 16.0 * m.rows);
     cs.make = [=](Device dev) {
       Instance ins(dev);
       const float* xd = ins.input(x());
