@@ -16,7 +16,10 @@
 #        [--epochs E] [--memory GB] [--lethe PATH] [--python PATH] [--dir DIR] [--mnist-data DIR]
 #        [--no-peer]
 #
-# --memory GB is lethe's query-block budget (attribute --memory; default: attribute's own).
+# --memory GB is lethe's query-block budget (attribute --memory; default: attribute's own on the
+# CPU, 48 on the GPU). ResNet-9's queries take about 46 MB each on the host, so attribute's own
+# 0.5 GB would cut the GPU's 2,000 into 200 blocks, each a pass over the 50,000 images; 48 GB
+# (the GPU machines have 128 GiB) makes two.
 #
 # Inputs, made once and kept in --dir (default runs/attribute-scale):
 #   - cifar10-synthetic-<N>/: make-data with --train N --test 10000; D is all of it (--subset 0),
@@ -80,7 +83,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ "$DEVICE" == cpu || "$DEVICE" == cuda ]] || die "--device $DEVICE: cpu or cuda"
-if [[ "$DEVICE" == cuda ]]; then CIFAR_N="${CIFAR_N:-50000}"; CIFAR_Q="${CIFAR_Q:-2000}"; else
+if [[ "$DEVICE" == cuda ]]; then CIFAR_N="${CIFAR_N:-50000}"; CIFAR_Q="${CIFAR_Q:-2000}"; MEMORY="${MEMORY:-48}"; else
   CIFAR_N="${CIFAR_N:-500}"; CIFAR_Q="${CIFAR_Q:-50}"; fi
 [[ -x "$LETHE" ]] || die "no lethe binary at $LETHE (build it, or --lethe PATH)"
 if [[ $PEER == 1 ]] && ! "$PYTHON" -c 'import torch' 2>/dev/null; then
