@@ -261,7 +261,8 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
     PerExampleRequest rest = staged.on_device();
     const bool by_gemm = rest.dots && rest.q >= kGpuGemmQueries;
     if (by_gemm) rest.dots = nullptr, rest.queries = nullptr, rest.q = 0;  // the GEMMs below take the dots
-    if (rest.sq_norms || rest.sq_sum || rest.grads)
+    // The kernels run as they always did unless the GEMMs took everything the request asked for.
+    if (!by_gemm || rest.sq_norms || rest.sq_sum || rest.grads || rest.projected)
       for (const auto& l : layers) accumulate_layer(*l.layer, Device::CUDA, layer_share(rest, l.offset), range);
     if (by_gemm)
       for (const auto& l : layers)
