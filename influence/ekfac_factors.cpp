@@ -136,13 +136,11 @@ void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher
   for (auto& lambda : e.lambda) sums.keep(lambda);
   LayerGradients visit;
   visit.linear = [&](size_t k, int64_t, int64_t, const LayerCapture& cap) {
-    add_outer_product_moments(bases[k], cap.input, cap.grad_output,
-                              sums.at(e.lambda[k].data(), layers[k].out * layers[k].a_dim()));
+    add_outer_product_moments(bases[k], cap.input, cap.grad_output, sums.at(e.lambda[k].data(), bases[k].rotated_size()));
   };
   // Λ += Σ_i (Q_Gᵀ g_i Q_A)², the squares summed in double where the model lives.
   visit.materialised = [&](size_t k, int64_t, int64_t n, const Tensor& g) {
-    const KfacLayer& l = layers[k];
-    add_column_squares(rotate_into(bases[k], g.data(), n, g.size(1)), sums.at(e.lambda[k].data(), l.out * l.a_dim()));
+    add_column_squares(rotate_into(bases[k], g.data(), n, g.size(1)), sums.at(e.lambda[k].data(), bases[k].rotated_size()));
   };
   walk_layer_gradients(model, set, layers, fisher, opt, "EK-FAC", visit);
   sums.flush();
@@ -300,7 +298,7 @@ std::vector<std::vector<double>> ekfac_apply_block(const Ekfac& e, const std::ve
     // The layer's segment of a chunk of the block goes where the model lives in float, is rotated,
     // divided and rotated back there, and comes back: four arrays of chunk × out · a_dim floats at
     // most, within nn's budget for formed gradients, whatever the block's size.
-    const int64_t len = l.out * l.in + (l.bias ? l.out : 0), m = l.out * l.a_dim();
+    const int64_t len = bases[k].params(), m = bases[k].rotated_size();
     const int64_t chunk = examples_within(kMaterialisedGradientBudget / 4, m);
     for (int64_t j0 = 0; j0 < q; j0 += chunk) {
       const int64_t c = std::min(chunk, q - j0);

@@ -144,8 +144,7 @@ std::vector<PerExampleEngine::LayerShape> PerExampleEngine::layer_shapes() const
 Tensor PerExampleEngine::layer_gradients(size_t k) const {
   LETHE_CHECK(k < layers_.size(), "layer_gradients: layer {} of {}", k, layers_.size());
   const CapturableLayer& layer = *layers_[k]->module;
-  const KfacShape s = layer.kfac_shape();
-  const int64_t len = s.channel_pairs ? 2 * s.out : s.out * s.in + (s.bias ? s.out : 0);
+  const int64_t len = layer.kfac_shape().params();
   Tensor g = Tensor::empty({batch_, len}, model_.device());
   form_layer_gradients(layer, g.data(), len);
   return g;

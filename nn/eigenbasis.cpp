@@ -16,7 +16,7 @@ void check_rows(const KroneckerBasis& b, const Tensor& t, const char* what) {
 
 Tensor rotate_into(const KroneckerBasis& b, const float* v, int64_t n, int64_t ld) {
   const int64_t ad = b.a_dim(), m = b.rotated_size();
-  LETHE_CHECK(n >= 0 && ld >= b.out * b.in + (b.bias ? b.out : 0), "rotate_into: {} vectors {} floats apart", n, ld);
+  LETHE_CHECK(n >= 0 && ld >= b.params(), "rotate_into: {} vectors {} floats apart", n, ld);
   const Device dev = b.device();
   Tensor right = Tensor::empty({n, m}, dev), t = Tensor::empty({n, m}, dev);
   if (n == 0) return t;
@@ -33,7 +33,7 @@ Tensor rotate_into(const KroneckerBasis& b, const float* v, int64_t n, int64_t l
 void rotate_out_of(const KroneckerBasis& b, const Tensor& s, float* out, int64_t ld) {
   check_rows(b, s, "rotate_out_of");
   const int64_t ad = b.a_dim(), m = b.rotated_size(), n = s.size(0);
-  LETHE_CHECK(ld >= b.out * b.in + (b.bias ? b.out : 0), "rotate_out_of: vectors {} floats apart", ld);
+  LETHE_CHECK(ld >= b.params(), "rotate_out_of: vectors {} floats apart", ld);
   if (n == 0) return;
   const Device dev = b.device();
   Tensor left = Tensor::empty({n, m}, dev);

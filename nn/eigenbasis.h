@@ -20,6 +20,7 @@ struct KroneckerBasis {
   bool bias = false;
   Tensor qa, qg;  // [a_dim, a_dim], [out, out]
   int64_t a_dim() const { return in + (bias ? 1 : 0); }
+  int64_t params() const { return out * in + (bias ? out : 0); }  // a vector's length in θ
   int64_t rotated_size() const { return out * a_dim(); }
   Device device() const { return qa.device(); }
 };

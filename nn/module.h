@@ -124,6 +124,8 @@ struct KfacShape {
   int64_t out = 0, in = 0;
   bool bias = false;
   bool channel_pairs = false;
+  // The layer's parameters: the weight [out, in] and the bias, or γ and β per channel.
+  int64_t params() const { return channel_pairs ? 2 * out : out * in + (bias ? out : 0); }
 };
 
 // A layer whose parameters the per-example engine understands: everything its type needs for

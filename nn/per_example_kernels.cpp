@@ -215,8 +215,7 @@ constexpr int64_t kDotSpan = 4096;
 // queries' segment, each added into the double dots. `r`'s pointers are device pointers offset to
 // the layer's segment.
 void dots_by_gemm_on_gpu(const CapturableLayer& layer, ExampleRange range, int64_t n, const PerExampleRequest& r) {
-  const KfacShape s = layer.kfac_shape();
-  const int64_t len = s.channel_pairs ? 2 * s.out : s.out * s.in + (s.bias ? s.out : 0);
+  const int64_t len = layer.kfac_shape().params();
   if (n == 0 || len == 0) return;
   const int64_t chunk = std::min(n, examples_within(int64_t{1} << 28, len));
   cuda::DeviceScratch grads(static_cast<size_t>(chunk * len) * sizeof(float));
