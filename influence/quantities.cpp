@@ -112,9 +112,16 @@ std::vector<double> summed_gradient(Module& model, const data::ImageSet& set, co
 std::vector<float> per_example_gradients(Module& model, const data::ImageSet& set, int64_t begin, int64_t end,
                                          const PassOptions& opt) {
   if (begin < 0 || end > set.n || begin > end) fail("per_example_gradients: range [{}, {}) outside [0, {})", begin, end, set.n);
+  std::vector<float> out(static_cast<size_t>((end - begin) * ParamLayout::of(model).total));
+  per_example_gradients(model, set, begin, end, out.data(), opt);
+  return out;
+}
+
+void per_example_gradients(Module& model, const data::ImageSet& set, int64_t begin, int64_t end, float* out,
+                           const PassOptions& opt) {
+  if (begin < 0 || end > set.n || begin > end) fail("per_example_gradients: range [{}, {}) outside [0, {})", begin, end, set.n);
   PerExampleEngine engine(model);
   const int64_t p = engine.num_params();
-  std::vector<float> out(static_cast<size_t>((end - begin) * p));
   BatchWalk walk;
   walk.begin = begin, walk.end = end;
   walk.progress = opt.progress;
@@ -123,23 +130,29 @@ std::vector<float> per_example_gradients(Module& model, const data::ImageSet& se
       [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
         engine.backward(engine.forward(x), labels);
         PerExampleRequest req;
-        req.grads = out.data() + (idx.front() - begin) * p;
+        req.grads = out + (idx.front() - begin) * p;
         req.ld_grads = p;
         engine.accumulate(req);
       },
       walk);
-  return out;
 }
 
 std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, const std::vector<float>& queries,
                                      int64_t q, const PassOptions& opt) {
-  PerExampleEngine engine(model);
-  const int64_t p = engine.num_params();
+  const int64_t p = ParamLayout::of(model).total;
   if (q < 1 || static_cast<int64_t>(queries.size()) != q * p)
     fail("per_example_dots: {} query values for {} queries of {} parameters", queries.size(), q, p);
-  engine.keep_queries(queries.data(), q, p);
+  return per_example_dots(model, set, queries.data(), q, opt);
+}
+
+std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, const float* queries, int64_t q,
+                                     const PassOptions& opt) {
+  if (q < 1) fail("per_example_dots: {} queries", q);
+  PerExampleEngine engine(model);
+  const int64_t p = engine.num_params();
+  engine.keep_queries(queries, q, p);
   // Linear layers whose query blocks have low rank take the factored path (no gradient formed).
-  const FactoredQueries factored(engine, queries.data(), q, p, set.n);
+  const FactoredQueries factored(engine, queries, q, p, set.n);
   std::vector<double> out(static_cast<size_t>(set.n * q), 0.0);
   // A batch is a run of consecutive examples, so its rows of `out` are one span: the dots go
   // straight there (on the GPU into out's device twin, brought back once at the end).
@@ -147,7 +160,7 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
   for_each_batch(model, set, opt, engine, [&](const std::vector<int64_t>& idx, const Tensor& logits, const Labels& labels) {
     engine.backward_on_device(logits, labels);
     PerExampleRequest req;
-    req.queries = queries.data();
+    req.queries = queries;
     req.q = q;
     req.ld_queries = p;
     req.dots = out.data() + idx.front() * q;

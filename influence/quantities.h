@@ -43,10 +43,16 @@ std::vector<double> summed_gradient(Module& model, const data::ImageSet& set, co
 // Per-example gradients of examples [begin, end) as rows of a [(end-begin), P] matrix.
 std::vector<float> per_example_gradients(Module& model, const data::ImageSet& set, int64_t begin, int64_t end,
                                          const PassOptions& opt = {});
+// The same written to `out` (room for (end - begin) × P floats; every entry is written).
+void per_example_gradients(Module& model, const data::ImageSet& set, int64_t begin, int64_t end, float* out,
+                           const PassOptions& opt = {});
 
 // <∇ℓ(z_i), v_j> for every example i and query j: queries is [q, P]; result [n, q] (row-major).
 std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, const std::vector<float>& queries,
                                      int64_t q, const PassOptions& opt = {});
+// The same with the queries at `queries` (q rows of P floats).
+std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, const float* queries, int64_t q,
+                                     const PassOptions& opt = {});
 
 // ||∇ℓ(z_i)||² for every example.
 std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& set, const PassOptions& opt = {});

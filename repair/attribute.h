@@ -27,14 +27,15 @@ struct AttributeOptions {
   int64_t block = 0;          // queries per block; 0: as many as the budget holds
 };
 
-// How the queries split into blocks. A query's working memory: its gradient and its
-// preconditioned vector (2 × P doubles), their float copy for the products (P floats), its row
-// of scores (N doubles) and that row as written (N floats).
+// How the queries split into blocks. A query's working memory: the method's bytes per parameter
+// (MethodInfo::query_bytes_per_param: a gradient and its preconditioned vector in double and
+// their float copy, or the float gradient alone), its products with D (N doubles), its row of
+// scores (N doubles) and that row as written (N floats).
 struct AttributePlan {
   int64_t queries = 0, block = 0, blocks = 0;
   int64_t bytes_per_query = 0;
 };
-int64_t attribute_bytes_per_query(int64_t n_params, int64_t n_train);
+int64_t attribute_bytes_per_query(int64_t n_params, int64_t n_train, int64_t bytes_per_param);
 // UsageError (naming --memory) when the budget cannot hold one query, or a bad --block.
 AttributePlan plan_attribute(int64_t n_params, int64_t n_train, int64_t n_queries, const AttributeOptions& options);
 

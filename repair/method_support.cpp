@@ -4,6 +4,7 @@
 
 #include "influence/params.h"
 #include "nn/linalg.h"
+#include "util/error.h"
 
 namespace lethe::repair {
 
@@ -80,27 +81,69 @@ void truncate_rank(const ParamLayout& layout, int64_t rank, std::vector<double>&
   }
 }
 
-void add_negated_dots(Module& model, const data::ImageSet& train, const Block& vs_in, const IdentifyOptions& o,
-                      std::vector<std::vector<double>>& scores, double weight) {
-  const int64_t q = static_cast<int64_t>(vs_in.size());
-  if (q == 0) return;
-  const Block* source = &vs_in;
-  Block truncated;
-  if (o.query_rank > 0) {
-    const ParamLayout layout = ParamLayout::of(model);
-    truncated = vs_in;
-    for (auto& v : truncated) truncate_rank(layout, o.query_rank, v);
-    source = &truncated;
+QueryRows::QueryRows(int64_t rows, int64_t cols)
+    : q(rows), p(cols), values(std::make_unique_for_overwrite<float[]>(static_cast<size_t>(rows * cols))) {}
+
+QueryRows query_gradient_rows(Module& model, const data::ImageSet& queries, const IdentifyOptions& o) {
+  QueryRows rows(queries.n, ParamLayout::of(model).total);
+  if (queries.n > 0) per_example_gradients(model, queries, 0, queries.n, rows.values.get(), pass(o, "grad queries"));
+  return rows;
+}
+
+namespace {
+
+// Each row's weight matrices cut to `rank` in double (truncate_rank), written back in float.
+void truncate_rows(const ParamLayout& layout, int64_t rank, QueryRows& rows) {
+  std::vector<double> v(static_cast<size_t>(rows.p));
+  for (int64_t j = 0; j < rows.q; ++j) {
+    float* r = rows.row(j);
+    std::copy(r, r + rows.p, v.begin());
+    truncate_rank(layout, rank, v);
+    std::copy(v.begin(), v.end(), r);
   }
-  const Block& vs = *source;
-  const size_t p = vs.front().size();
-  std::vector<float> flat;  // filled by conversion, not zeroed first
-  flat.reserve(static_cast<size_t>(q) * p);
-  for (const auto& v : vs) flat.insert(flat.end(), v.begin(), v.end());
-  const auto d = per_example_dots(model, train, flat, q, pass(o, "score"));
+}
+
+}  // namespace
+
+void add_negated_dots(Module& model, const data::ImageSet& train, const Block& vs, const IdentifyOptions& o,
+                      std::vector<std::vector<double>>& scores, double weight) {
+  const int64_t q = static_cast<int64_t>(vs.size());
+  if (q == 0) return;
+  QueryRows rows(q, static_cast<int64_t>(vs.front().size()));
+  const ParamLayout layout = o.query_rank > 0 ? ParamLayout::of(model) : ParamLayout{};
+  std::vector<double> cut;
+  for (int64_t j = 0; j < q; ++j) {
+    const std::vector<double>* v = &vs[static_cast<size_t>(j)];
+    if (static_cast<int64_t>(v->size()) != rows.p) fail("add_negated_dots: vectors of {} and {} values in one block", rows.p, v->size());
+    if (o.query_rank > 0) {  // cut in double, as the vector was formed
+      cut = *v;
+      truncate_rank(layout, o.query_rank, cut);
+      v = &cut;
+    }
+    std::copy(v->begin(), v->end(), rows.row(j));
+  }
+  IdentifyOptions whole = o;
+  whole.query_rank = 0;  // already cut
+  add_negated_dots(model, train, std::move(rows), whole, scores, weight);
+}
+
+void add_negated_dots(Module& model, const data::ImageSet& train, QueryRows vs, const IdentifyOptions& o,
+                      std::vector<std::vector<double>>& scores, double weight) {
+  const int64_t q = vs.q;
+  if (q == 0) return;
+  if (o.query_rank > 0) truncate_rows(ParamLayout::of(model), o.query_rank, vs);
+  const auto d = per_example_dots(model, train, vs.values.get(), q, pass(o, "score"));
+  vs = QueryRows{};  // the products are done with them: let them go before the scores grow
   if (scores.empty()) scores.assign(static_cast<size_t>(q), std::vector<double>(static_cast<size_t>(train.n), 0.0));
-  for (int64_t i = 0; i < train.n; ++i)
-    for (int64_t j = 0; j < q; ++j) scores[j][i] -= weight * d[static_cast<size_t>(i * q + j)];
+  // d is [n, q]: a tile of examples at a time, so that both sides stay in cache.
+  constexpr int64_t kTile = 64;
+  for (int64_t i0 = 0; i0 < train.n; i0 += kTile) {
+    const int64_t i1 = std::min(train.n, i0 + kTile);
+    for (int64_t j = 0; j < q; ++j) {
+      double* s = scores[static_cast<size_t>(j)].data();
+      for (int64_t i = i0; i < i1; ++i) s[i] -= weight * d[static_cast<size_t>(i * q + j)];
+    }
+  }
 }
 
 void report(const IdentifyOptions& o, const std::string& line) {

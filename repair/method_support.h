@@ -2,6 +2,8 @@
 // What the Step I methods of repair/methods/ share: their passes' options, the solver context,
 // the negated dot product with a query vector, and EWC-influence (ewc and kfac-ewc are the same
 // method with two anchors).
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,11 +24,30 @@ std::vector<double> negated_dots(Module& model, const data::ImageSet& train, con
 std::vector<float> to_float(const std::vector<double>& v);
 
 // ---- per-query scoring (MethodInfo::run_queries) ----
-// The gradient of every query on its own, as a block of vectors.
+// The gradient of every query on its own, as a block of vectors (in double, for a method that
+// preconditions them).
 Block query_gradients(Module& model, const data::ImageSet& queries, const IdentifyOptions& options);
+
+// A block of query vectors as the products read them: q rows of p floats, row-major. Gradients
+// come out of the engine in float, so a method that scores with the gradients themselves keeps
+// them in this form alone (4 bytes a parameter where a Block and its float copy take 12).
+struct QueryRows {
+  int64_t q = 0, p = 0;
+  std::unique_ptr<float[]> values;  // q × p, not zeroed when made
+  QueryRows() = default;
+  QueryRows(int64_t rows, int64_t cols);
+  float* row(int64_t j) { return values.get() + j * p; }
+  const float* row(int64_t j) const { return values.get() + j * p; }
+};
+// The gradient of every query on its own, written straight into the rows.
+QueryRows query_gradient_rows(Module& model, const data::ImageSet& queries, const IdentifyOptions& options);
+
 // scores[j][i] += weight · −<∇ℓ(z_i), v_j> for every example of D and vector of the block, in one
-// pass over D (scores is resized to the block when empty).
+// pass over D (scores is resized to the block when empty). With options.query_rank, each vector's
+// weight matrices are first cut to that rank (truncate_rank; in double, then back to float).
 void add_negated_dots(Module& model, const data::ImageSet& train, const Block& vs, const IdentifyOptions& options,
+                      std::vector<std::vector<double>>& scores, double weight = 1.0);
+void add_negated_dots(Module& model, const data::ImageSet& train, QueryRows vs, const IdentifyOptions& options,
                       std::vector<std::vector<double>>& scores, double weight = 1.0);
 void report(const IdentifyOptions& options, const std::string& line);
 // Each weight matrix's segment of v (a parameter of two or more dimensions, as [dim 0, the

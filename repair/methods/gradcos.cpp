@@ -27,20 +27,22 @@ LETHE_METHOD(gradcos) {
       .run_queries =
           [](QueryRun& run) {
             const IdentifyOptions& o = run.options;
-            const Block g = query_gradients(run.model, run.queries, o);
-            add_negated_dots(run.model, run.train, g, o, run.scores);
+            QueryRows g = query_gradient_rows(run.model, run.queries, o);
+            std::vector<double> gg(static_cast<size_t>(g.q), 0.0);  // each query's squared norm
+            for (int64_t j = 0; j < g.q; ++j)
+              for (int64_t k = 0; k < g.p; ++k) gg[j] += static_cast<double>(g.row(j)[k]) * g.row(j)[k];
+            add_negated_dots(run.model, run.train, std::move(g), o, run.scores);
             const auto norms = cached<std::vector<double>>(
                 run.cache, "gradcos.norms", [&] { return per_example_sq_norms(run.model, run.train, pass(o, "norms")); });
             const auto& nn = *norms;
-            for (size_t j = 0; j < g.size(); ++j) {
-              double gg = 0;
-              for (double x : g[j]) gg += x * x;
+            for (size_t j = 0; j < gg.size(); ++j) {
               for (size_t i = 0; i < nn.size(); ++i) {
-                const double denom = std::sqrt(nn[i] * gg);
+                const double denom = std::sqrt(nn[i] * gg[j]);
                 run.scores[j][i] = denom > 0 ? run.scores[j][i] / denom : 0.0;
               }
             }
           },
+      .query_bytes_per_param = 4,  // float gradients (QueryRows)
       .self_influence_note = "the cosine of a gradient with itself is 1 for every example",
   };
   return m;

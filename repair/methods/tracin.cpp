@@ -45,14 +45,15 @@ LETHE_METHOD(tracin) {
       .run_queries =
           [](QueryRun& run) {
             const IdentifyOptions& o = run.options;
-            add_negated_dots(run.model, run.train, query_gradients(run.model, run.queries, o), o, run.scores);
+            add_negated_dots(run.model, run.train, query_gradient_rows(run.model, run.queries, o), o, run.scores);
             for (size_t c = 0; c < o.checkpoints.size(); ++c) {
               lethe::load_parameters(o.checkpoints[c], run.model);
-              add_negated_dots(run.model, run.train, query_gradients(run.model, run.queries, o), o, run.scores,
+              add_negated_dots(run.model, run.train, query_gradient_rows(run.model, run.queries, o), o, run.scores,
                                o.checkpoint_lrs.empty() ? 1.0 : o.checkpoint_lrs[c]);
             }
             run.stats["checkpoints"] = 1.0 + static_cast<double>(o.checkpoints.size());
           },
+      .query_bytes_per_param = 4,  // float gradients (QueryRows)
       // r(z, z) = −Σ_c η_c ‖∇ℓ_c(z)‖².
       .self_influence =
           [](SelfRun& run) {

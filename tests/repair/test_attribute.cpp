@@ -156,15 +156,24 @@ TEST(QueryRank, TruncationKeepsTheLeadingSingularSubspace) {
 TEST(AttributePlan, BlocksFitTheBudgetAndARunWithoutRoomIsRefused) {
   AttributeOptions o;
   o.memory_gb = 1e-3;  // 1 MB
-  const int64_t per = attribute_bytes_per_query(10000, 1000);
-  EXPECT_EQ(per, 10000 * 20 + 1000 * 12);
+  o.identify.method = "ekfac";
+  const int64_t per = attribute_bytes_per_query(10000, 1000, 20);
+  EXPECT_EQ(per, 10000 * 20 + 1000 * 20);
   const AttributePlan p = plan_attribute(10000, 1000, 50, o);
+  EXPECT_EQ(p.bytes_per_query, per) << "ekfac keeps its queries in double beside their float copy";
   EXPECT_LE(p.block * per, 1000000);
   EXPECT_EQ(p.blocks, (50 + p.block - 1) / p.block);
   EXPECT_GE(p.block * p.blocks, 50);
   EXPECT_LT((p.block - 1) * p.blocks, 50) << "blocks of equal size";
   o.memory_gb = 1e-4;  // 100 kB: less than one query
   EXPECT_THROW(plan_attribute(10000, 1000, 50, o), UsageError);
+  // tracin's queries are float gradients alone: 4 bytes a parameter, so five times the block.
+  o.memory_gb = 1e-3;
+  o.identify.method = "tracin";
+  const AttributePlan t = plan_attribute(10000, 1000, 50, o);
+  EXPECT_EQ(t.bytes_per_query, 10000 * 4 + 1000 * 20);
+  EXPECT_LE(t.block * t.bytes_per_query, 1000000);
+  EXPECT_GT(t.block, p.block);
   o.memory_gb = 1;
   EXPECT_THROW(plan_attribute(10000, 1000, 0, o), UsageError);
 }
