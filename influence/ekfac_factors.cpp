@@ -284,40 +284,58 @@ std::vector<std::vector<double>> ekfac_apply_block(const Ekfac& e, const std::ve
                                                    double damping, double relative_damping, Device device) {
   check_apply(e, vs.data(), vs.size(), damping, relative_damping);
   const int64_t q = static_cast<int64_t>(vs.size()), p = e.basis.num_params;
-  std::vector<std::vector<double>> out(vs.size(), std::vector<double>(static_cast<size_t>(p), 0.0));
-  if (q == 0) return out;
+  QueryRows rows(q, p);
+  for (int64_t j = 0; j < q; ++j) std::copy(vs[j].begin(), vs[j].end(), rows.row(j));
+  ekfac_apply_rows(e, rows, damping, relative_damping, device);
+  std::vector<std::vector<double>> out(vs.size());
+  for (int64_t j = 0; j < q; ++j) out[j].assign(rows.row(j), rows.row(j) + p);
+  return out;
+}
+
+void ekfac_apply_rows(const Ekfac& e, QueryRows& vs, double damping, double relative_damping, Device device) {
+  check_apply(e, nullptr, 0, damping, relative_damping);
+  const int64_t q = vs.q, p = e.basis.num_params;
+  if (vs.p != p) fail("EK-FAC: vectors of {} values for {} parameters", vs.p, p);
+  if (q == 0) return;
   const auto bases = float_bases(e.basis.layers, device);
   for (size_t k = 0; k < e.basis.layers.size(); ++k) {
     const KfacLayer& l = e.basis.layers[k];
-    if (l.channel_pairs) continue;  // on the host below
+    if (l.channel_pairs) {
+      // BatchNorm's 2×2 blocks on the host, in double: the layer's (γ, β) entries are
+      // θ[offset, offset + 2 out), so vectors that long hold them at their own indices.
+      const size_t end = static_cast<size_t>(l.offset + 2 * l.out);
+      std::vector<double> v(end, 0.0), w(end, 0.0);
+      const double delta = damping + relative_damping * mean_of(l.lP);
+      for (int64_t j = 0; j < q; ++j) {
+        float* r = vs.row(j);
+        std::copy(r + l.offset, r + end, v.begin() + l.offset);
+        kfac_apply_layer(l, v, delta, -1.0, w);
+        std::copy(w.begin() + l.offset, w.end(), r + l.offset);
+      }
+      continue;
+    }
     const auto& lam = e.lambda[k];
     const double delta = damping + relative_damping * mean_of(lam);
     std::vector<double> inv(lam.size());
     for (size_t t = 0; t < lam.size(); ++t) inv[t] = 1.0 / (std::max(0.0, lam[t]) + delta);
     const Tensor inv_there = on_device(inv, device);
-    // The layer's segment of a chunk of the block goes where the model lives in float, is rotated,
-    // divided and rotated back there, and comes back: four arrays of chunk × out · a_dim floats at
-    // most, within nn's budget for formed gradients, whatever the block's size.
+    // The layer's segment of a chunk of the block goes where the model lives, is rotated,
+    // divided and rotated back there, and comes back into place: four arrays of chunk × out ·
+    // a_dim floats at most, within nn's budget for formed gradients, whatever the block's size.
     const int64_t len = bases[k].params(), m = bases[k].rotated_size();
     const int64_t chunk = examples_within(kMaterialisedGradientBudget / 4, m);
     for (int64_t j0 = 0; j0 < q; j0 += chunk) {
       const int64_t c = std::min(chunk, q - j0);
       Tensor seg = Tensor::empty({c, len});
-      for (int64_t j = 0; j < c; ++j)
-        std::copy(vs[j0 + j].begin() + l.offset, vs[j0 + j].begin() + l.offset + len, seg.data() + j * len);
+      for (int64_t j = 0; j < c; ++j) std::copy(vs.row(j0 + j) + l.offset, vs.row(j0 + j) + l.offset + len, seg.data() + j * len);
       seg = seg.to(device);
       Tensor t = rotate_into(bases[k], seg.data(), c, len);
       scale_columns(t, inv_there);
       rotate_out_of(bases[k], t, seg.data(), len);
       seg = seg.to(Device::CPU);
-      for (int64_t j = 0; j < c; ++j)
-        std::copy(seg.data() + j * len, seg.data() + (j + 1) * len, out[j0 + j].begin() + l.offset);
+      for (int64_t j = 0; j < c; ++j) std::copy(seg.data() + j * len, seg.data() + (j + 1) * len, vs.row(j0 + j) + l.offset);
     }
   }
-  for (const KfacLayer& l : e.basis.layers)
-    if (l.channel_pairs)
-      for (int64_t j = 0; j < q; ++j) kfac_apply_layer(l, vs[j], damping + relative_damping * mean_of(l.lP), -1.0, out[j]);
-  return out;
 }
 
 namespace {

@@ -49,14 +49,20 @@ std::vector<double> ekfac_apply(const Ekfac& e, const std::vector<double>& v, do
                                 double relative_damping = 0);
 
 // The same for a block of vectors, in float, on `device` (where the model lives): each layer's
-// rotations are strided-batched float GEMMs over the block. It is what the per-query scores use
-// (`lethe attribute`, the benchmark): the query gradients are float to begin with and their
-// products with D are float GEMMs after, and the rotations in double cost twice as long (for
-// ResNet-9 about 20 GFLOP a query). Agrees with ekfac_apply to float rounding amplified by the
-// inverse's conditioning (tests bound it). BatchNorm's 2×2 blocks are applied on the host.
+// rotations are strided-batched float GEMMs over the block. The per-query scores work this way
+// (`lethe attribute`, the benchmark; through ekfac_apply_rows): the query gradients are float to
+// begin with and their products with D are float GEMMs after, and the rotations in double cost
+// twice as long (for ResNet-9 about 20 GFLOP a query). Agrees with ekfac_apply to float rounding
+// amplified by the inverse's conditioning (tests bound it). BatchNorm's 2×2 blocks are applied
+// on the host.
 std::vector<std::vector<double>> ekfac_apply_block(const Ekfac& e, const std::vector<std::vector<double>>& vs,
                                                    double damping, double relative_damping = 0,
                                                    Device device = Device::CPU);
+// The same in place on a block kept as float rows (what `lethe attribute` scores with): no
+// double copy of the block is made, so a query costs 4 bytes a parameter. BatchNorm's blocks are
+// applied in double and rounded back to float.
+void ekfac_apply_rows(const Ekfac& e, QueryRows& vs, double damping, double relative_damping = 0,
+                      Device device = Device::CPU);
 
 // Every example's gᵀ (F_ekfac + δ_l I)⁻¹ g, g its loss gradient (given labels), in one pass over
 // `set` without forming a matrix over D: the squared entries of each layer's rotated gradient

@@ -109,6 +109,9 @@ std::vector<double> summed_gradient(Module& model, const data::ImageSet& set, co
   return out;
 }
 
+QueryRows::QueryRows(int64_t rows, int64_t cols)
+    : q(rows), p(cols), values(std::make_unique_for_overwrite<float[]>(static_cast<size_t>(rows * cols))) {}
+
 std::vector<float> per_example_gradients(Module& model, const data::ImageSet& set, int64_t begin, int64_t end,
                                          const PassOptions& opt) {
   if (begin < 0 || end > set.n || begin > end) fail("per_example_gradients: range [{}, {}) outside [0, {})", begin, end, set.n);

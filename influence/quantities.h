@@ -3,7 +3,9 @@
 // Results do not depend on the batch size beyond float rounding (tests check it). Every function
 // here evaluates the model in evaluation mode (BatchNorm with its running statistics) and
 // restores its mode on return.
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,18 @@ std::vector<float> per_example_gradients(Module& model, const data::ImageSet& se
 // The same written to `out` (room for (end - begin) × P floats; every entry is written).
 void per_example_gradients(Module& model, const data::ImageSet& set, int64_t begin, int64_t end, float* out,
                            const PassOptions& opt = {});
+
+// A block of query vectors as the products read them: q rows of p floats, row-major. Gradients
+// come out of the engine in float and the products with D are float GEMMs, so a block kept in
+// this form alone takes 4 bytes a parameter where a Block of doubles and its float copy take 12.
+struct QueryRows {
+  int64_t q = 0, p = 0;
+  std::unique_ptr<float[]> values;  // q × p, not zeroed when made
+  QueryRows() = default;
+  QueryRows(int64_t rows, int64_t cols);
+  float* row(int64_t j) { return values.get() + j * p; }
+  const float* row(int64_t j) const { return values.get() + j * p; }
+};
 
 // <∇ℓ(z_i), v_j> for every example i and query j: queries is [q, P]; result [n, q] (row-major).
 std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, const std::vector<float>& queries,

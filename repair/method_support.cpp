@@ -81,9 +81,6 @@ void truncate_rank(const ParamLayout& layout, int64_t rank, std::vector<double>&
   }
 }
 
-QueryRows::QueryRows(int64_t rows, int64_t cols)
-    : q(rows), p(cols), values(std::make_unique_for_overwrite<float[]>(static_cast<size_t>(rows * cols))) {}
-
 QueryRows query_gradient_rows(Module& model, const data::ImageSet& queries, const IdentifyOptions& o) {
   QueryRows rows(queries.n, ParamLayout::of(model).total);
   if (queries.n > 0) per_example_gradients(model, queries, 0, queries.n, rows.values.get(), pass(o, "grad queries"));

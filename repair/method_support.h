@@ -2,8 +2,6 @@
 // What the Step I methods of repair/methods/ share: their passes' options, the solver context,
 // the negated dot product with a query vector, and EWC-influence (ewc and kfac-ewc are the same
 // method with two anchors).
-#include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,17 +26,6 @@ std::vector<float> to_float(const std::vector<double>& v);
 // preconditions them).
 Block query_gradients(Module& model, const data::ImageSet& queries, const IdentifyOptions& options);
 
-// A block of query vectors as the products read them: q rows of p floats, row-major. Gradients
-// come out of the engine in float, so a method that scores with the gradients themselves keeps
-// them in this form alone (4 bytes a parameter where a Block and its float copy take 12).
-struct QueryRows {
-  int64_t q = 0, p = 0;
-  std::unique_ptr<float[]> values;  // q × p, not zeroed when made
-  QueryRows() = default;
-  QueryRows(int64_t rows, int64_t cols);
-  float* row(int64_t j) { return values.get() + j * p; }
-  const float* row(int64_t j) const { return values.get() + j * p; }
-};
 // The gradient of every query on its own, written straight into the rows.
 QueryRows query_gradient_rows(Module& model, const data::ImageSet& queries, const IdentifyOptions& options);
 

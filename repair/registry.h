@@ -107,7 +107,8 @@ struct MethodInfo {
   std::function<void(QueryRun&)> run_queries = {};
   // Host bytes one query of run_queries holds per parameter of θ, which `attribute` sizes its
   // blocks by: a gradient and its preconditioned vector in double and the float copy the
-  // products read (20), unless the method keeps its queries as float gradients alone (4).
+  // products read (20), unless the method keeps its queries as float rows alone (4: tracin,
+  // gradcos, ekfac; influence/quantities.h's QueryRows).
   int64_t query_bytes_per_param = 20;
   // Every training example's self-influence; empty where the method has none worth computing
   // (then self_influence_note says why).

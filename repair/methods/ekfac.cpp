@@ -69,15 +69,15 @@ LETHE_METHOD(ekfac) {
             const IdentifyOptions& o = run.options;
             const auto shared = cached<Ekfac>(run.cache, "ekfac.factors", [&] { return factors(run.model, run.train, o); });
             const Ekfac& e = *shared;
-            const Block v =
-                ekfac_apply_block(e, query_gradients(run.model, run.queries, o), o.solve.damping, o.ekfac.relative_damping,
-                                  run.model.device());
-            add_negated_dots(run.model, run.train, v, o, run.scores);
+            QueryRows v = query_gradient_rows(run.model, run.queries, o);
+            ekfac_apply_rows(e, v, o.solve.damping, o.ekfac.relative_damping, run.model.device());
+            add_negated_dots(run.model, run.train, std::move(v), o, run.scores);
             run.stats["seconds_covariance"] = e.basis.seconds_covariance;
             run.stats["seconds_eigendecomposition"] = e.basis.seconds_eigendecomposition;
             run.stats["seconds_lambda"] = e.seconds_lambda;
             run.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
           },
+      .query_bytes_per_param = 4,  // float rows, preconditioned in place (ekfac_apply_rows)
       // r(z, z) = −∇ℓ(z)ᵀ (F_ekfac + δI)⁻¹ ∇ℓ(z), in one more pass over D after the factors.
       .self_influence =
           [](SelfRun& run) {

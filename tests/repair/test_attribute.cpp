@@ -156,24 +156,26 @@ TEST(QueryRank, TruncationKeepsTheLeadingSingularSubspace) {
 TEST(AttributePlan, BlocksFitTheBudgetAndARunWithoutRoomIsRefused) {
   AttributeOptions o;
   o.memory_gb = 1e-3;  // 1 MB
-  o.identify.method = "ekfac";
+  o.identify.method = "linear";
   const int64_t per = attribute_bytes_per_query(10000, 1000, 20);
   EXPECT_EQ(per, 10000 * 20 + 1000 * 20);
   const AttributePlan p = plan_attribute(10000, 1000, 50, o);
-  EXPECT_EQ(p.bytes_per_query, per) << "ekfac keeps its queries in double beside their float copy";
+  EXPECT_EQ(p.bytes_per_query, per) << "linear's solves keep the queries in double beside their float copy";
   EXPECT_LE(p.block * per, 1000000);
   EXPECT_EQ(p.blocks, (50 + p.block - 1) / p.block);
   EXPECT_GE(p.block * p.blocks, 50);
   EXPECT_LT((p.block - 1) * p.blocks, 50) << "blocks of equal size";
   o.memory_gb = 1e-4;  // 100 kB: less than one query
   EXPECT_THROW(plan_attribute(10000, 1000, 50, o), UsageError);
-  // tracin's queries are float gradients alone: 4 bytes a parameter, so five times the block.
+  // tracin's and ekfac's queries are float rows alone: 4 bytes a parameter, so larger blocks.
   o.memory_gb = 1e-3;
-  o.identify.method = "tracin";
-  const AttributePlan t = plan_attribute(10000, 1000, 50, o);
-  EXPECT_EQ(t.bytes_per_query, 10000 * 4 + 1000 * 20);
-  EXPECT_LE(t.block * t.bytes_per_query, 1000000);
-  EXPECT_GT(t.block, p.block);
+  for (const char* method : {"tracin", "ekfac"}) {
+    o.identify.method = method;
+    const AttributePlan t = plan_attribute(10000, 1000, 50, o);
+    EXPECT_EQ(t.bytes_per_query, 10000 * 4 + 1000 * 20) << method;
+    EXPECT_LE(t.block * t.bytes_per_query, 1000000) << method;
+    EXPECT_GT(t.block, p.block) << method;
+  }
   o.memory_gb = 1;
   EXPECT_THROW(plan_attribute(10000, 1000, 0, o), UsageError);
 }
