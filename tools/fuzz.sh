@@ -33,10 +33,15 @@ fi
 
 start=$SECONDS
 mkdir -p "$build"
-# The parsers under fuzzing never reach the collectives: MPI stays out of these builds.
-CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLETHE_CUDA=OFF -DLETHE_MPI=OFF \
-  -DLETHE_FUZZ=ON -DLETHE_BUILD_TESTS=OFF -DLETHE_BUILD_BENCH=OFF >"$build/fuzz-configure.log" 2>&1 ||
-  { cat "$build/fuzz-configure.log" >&2; exit 1; }
+# A build folder configured with LETHE_FUZZ=ON already (tools/sanitize.sh's with
+# LETHE_SANITIZE_FUZZ=1, as CI runs it) is used as it is: its targets are built there, or found
+# built. Otherwise this folder is configured for the fuzz targets alone.
+if ! grep -qx 'LETHE_FUZZ:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+  # The parsers under fuzzing never reach the collectives: MPI stays out of these builds.
+  CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLETHE_CUDA=OFF -DLETHE_MPI=OFF \
+    -DLETHE_FUZZ=ON -DLETHE_BUILD_TESTS=OFF -DLETHE_BUILD_BENCH=OFF >"$build/fuzz-configure.log" 2>&1 ||
+    { cat "$build/fuzz-configure.log" >&2; exit 1; }
+fi
 ninja -C "$build" -j "$jobs" $(printf 'fuzz_%s ' "${targets[@]}")
 echo "fuzz: built ${#targets[@]} targets in $((SECONDS - start)) s" >&2
 

@@ -8,7 +8,10 @@
 #
 # Environment: LETHE_SANITIZE_BUILD (default build-asan), JOBS (default all cores),
 # LETHE_MNIST_DIR (real MNIST for the tests that read it; they skip without it), CC/CXX (the
-# compiler of a new build folder; default clang when installed, see below).
+# compiler of a new build folder; default clang when installed, see below),
+# LETHE_SANITIZE_FUZZ=1 (the same build also holds the libFuzzer targets, -DLETHE_FUZZ=ON, so
+# that tools/fuzz.sh runs them from it with LETHE_FUZZ_BUILD set to this folder: one
+# instrumented build instead of two; CI does this, see .ci/run).
 # The CUDA backend is off here: the CUDA runtime and the address sanitizer's shadow memory do
 # not mix, and tools/gpu-check.sh runs the CUDA tests under compute-sanitizer instead.
 set -euo pipefail
@@ -26,8 +29,13 @@ start=$SECONDS
 # MPI is off here too: Open MPI keeps allocations past exit and starts helper threads that the
 # leak checker would report as lethe's; the MPI tests run in the Release suite (tools/test.sh),
 # and the single-process code they share is checked here.
+# LETHE_FUZZ adds libFuzzer's coverage instrumentation to every object (its callbacks are the
+# sanitizer runtime's no-ops outside the fuzz targets): the same compile time here, and the
+# suite runs about as fast (2026-12-07: see .ci/run).
+fuzz=OFF
+[[ "${LETHE_SANITIZE_FUZZ:-0}" == 1 ]] && fuzz=ON
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLETHE_CUDA=OFF -DLETHE_MPI=OFF \
-  -DLETHE_SANITIZE=address,undefined -DLETHE_BUILD_BENCH=OFF >/dev/null
+  -DLETHE_SANITIZE=address,undefined -DLETHE_FUZZ=$fuzz -DLETHE_BUILD_BENCH=OFF >/dev/null
 ninja -C "$build" -j "$jobs"
 built=$((SECONDS - start))
 
