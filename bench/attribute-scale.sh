@@ -6,8 +6,8 @@
 #      `lethe --seed 0 make-data cifar10`, EK-FAC pairwise scores of every training image for each
 #      query, each phase timed (covariance, eigendecomposition, lambda, scores). Full size on a GPU
 #      (50,000 training images, 2,000 queries; Kronfluence reports 106 s on an A100 in FP32); the
-#      reduced size on a CPU is 500 images and 50 queries (--cifar-n, --cifar-queries): about two
-#      minutes for lethe and three for the peer on 2 quiet cores (docs/performance.md).
+#      reduced size on a CPU is 500 images and 50 queries (--cifar-n, --cifar-queries): about one
+#      minute for lethe and three for the peer on 2 quiet cores (docs/performance.md).
 #   2. Issue 32's CPU acceptance case: the MNIST CNN, 1,000 queries x 10,000 MNIST training images,
 #      tracin and ekfac, 2 threads (--mnist-n, --mnist-queries, --threads).
 #
@@ -17,9 +17,10 @@
 #        [--no-peer]
 #
 # --memory GB is lethe's query-block budget (attribute --memory; default: attribute's own on the
-# CPU, 48 on the GPU). ResNet-9's queries take about 46 MB each on the host, so attribute's own
-# 0.5 GB would cut the GPU's 2,000 into 200 blocks, each a pass over the 50,000 images; 48 GB
-# (the GPU machines have 128 GiB) makes two.
+# CPU, 48 on the GPU). On 50,000 images a ResNet-9 query takes about 10 MB on the host (its
+# 2.27 M parameters as float rows, 20 bytes per image for its scores), so attribute's own 0.5 GB
+# would cut the GPU's 2,000 into 41 blocks, each a pass over the 50,000 images; 48 GB (the GPU
+# machines have 128 GiB) makes one, whose 18 GB of rows go to the device once.
 #
 # Inputs, made once and kept in --dir (default runs/attribute-scale):
 #   - cifar10-synthetic-<N>/: make-data with --train N --test 10000; D is all of it (--subset 0),

@@ -128,7 +128,9 @@ void add_negated_dots(Module& model, const data::ImageSet& train, QueryRows vs, 
                       std::vector<std::vector<double>>& scores, double weight) {
   const int64_t q = vs.q;
   if (q == 0) return;
-  if (o.query_rank > 0) truncate_rows(ParamLayout::of(model), o.query_rank, vs);
+  const ParamLayout layout = ParamLayout::of(model);
+  if (vs.p != layout.total) fail("add_negated_dots: query vectors of {} values for {} parameters", vs.p, layout.total);
+  if (o.query_rank > 0) truncate_rows(layout, o.query_rank, vs);
   const auto d = per_example_dots(model, train, vs.values.get(), q, pass(o, "score"));
   vs = QueryRows{};  // the products are done with them: let them go before the scores grow
   if (scores.empty()) scores.assign(static_cast<size_t>(q), std::vector<double>(static_cast<size_t>(train.n), 0.0));

@@ -15,6 +15,8 @@
 #include "datasets/idx_fixture.h"
 #include "datasets/transforms.h"
 #include "influence/conv_fixture.h"
+#include "influence/ekfac_factors.h"
+#include "influence/loop_gradients.h"
 #include "influence/logistic_fixture.h"
 #include "influence/params.h"
 #include "nn/half.h"
@@ -74,6 +76,38 @@ TEST_F(Attribute, BlockedRowsAreThePerQueryScores) {
         EXPECT_LE(relative_gap(rows[j], whole.scores[j]), 1e-6) << method << " block " << block << " query " << j;
     }
   }
+}
+
+// The per-query scores keep their queries as float rows (tracin's gradients; ekfac's rotated in
+// place by ekfac_apply_rows): against each example's loop gradient in double, dotted with each
+// query's loop gradient (tracin) or with ekfac_apply's double solve of it (ekfac).
+TEST_F(Attribute, FloatRowsScoreAsTheDoubleReferenceDoes) {
+  const auto g = loop_gradients(*model, train), gq = loop_gradients(*model, queries);
+  for (const char* method : {"tracin", "ekfac"}) {
+    IdentifyOptions o;
+    o.method = method;
+    o.solve.damping = 1e-2;
+    o.batch = 5;
+    const QueryScores got = identify_per_query(*model, train, queries, o);
+    const bool ekfac = std::string(method) == "ekfac";
+    const Ekfac e = ekfac ? ekfac_factors(*model, train, o.fisher, pass(o, "ekfac")) : Ekfac{};
+    for (int64_t j = 0; j < queries.n; ++j) {
+      const std::vector<double> v = ekfac ? ekfac_apply(e, gq[j], o.solve.damping) : gq[j];
+      std::vector<double> want(static_cast<size_t>(train.n));
+      for (int64_t i = 0; i < train.n; ++i) {
+        double d = 0;
+        for (size_t k = 0; k < v.size(); ++k) d += g[i][k] * v[k];
+        want[i] = -d;
+      }
+      // float gradients and products (and float rotations for ekfac, amplified by the inverse)
+      EXPECT_LE(relative_gap(got.scores[j], want), ekfac ? 1e-4 : 1e-5) << method << " query " << j;
+    }
+  }
+  // Rows of another length are refused before any pass.
+  QueryRows short_rows(2, ParamLayout::of(*model).total - 1);
+  std::vector<std::vector<double>> scores;
+  IdentifyOptions o;
+  EXPECT_THROW(add_negated_dots(*model, train, std::move(short_rows), o, scores), Error);
 }
 
 TEST_F(Attribute, AResumedRunScoresOnlyTheRowsLeft) {
