@@ -105,6 +105,20 @@ TEST_F(CliAttribute, EachRowIsIdentifyWithThatQueryAlone) {
   }
 }
 
+// The model is run on the test set only where the queries are its failures: a sample, all of
+// it or a file of indices needs neither T's accuracy nor its misclassified examples.
+TEST_F(CliAttribute, TheTestSetIsEvaluatedOnlyForTheFailuresAsQueries) {
+  for (const char* queries : {"4", "failures"}) {
+    Args a = attribute(work_.file(std::string(queries) + ".safetensors"), {"--method", "tracin", "--queries", queries});
+    a.erase(a.begin());  // not --quiet: the setup's line is the evidence
+    const auto r = run_lethe(a);
+    ASSERT_EQ(r.exit_code, 0) << describe(r);
+    const bool failures = std::string(queries) == "failures";
+    EXPECT_EQ(r.err.find("test accuracy") != std::string::npos, failures) << queries << "\n" << describe(r);
+    EXPECT_EQ(r.err.find("the test set is not evaluated") != std::string::npos, !failures) << queries << "\n" << describe(r);
+  }
+}
+
 TEST_F(CliAttribute, SelfIsTheDiagonalAndBlocksDoNotChangeTheMatrix) {
   const std::string whole = work_.file("whole.safetensors"), blocked = work_.file("blocked.safetensors"),
                     self = work_.file("self.safetensors"), top = work_.file("top.csv");

@@ -210,7 +210,9 @@ void run_attribute(const GlobalOptions& global, AttributeArgs& a, const CLI::App
       throw UsageError(fmt::format("--self: {} has no self-influence: {}", io.method, why));
   }
   Progress progress(global.quiet);
-  RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress, a.model);
+  // Only the failures as queries (or a --failures file, read and checked) need the model run on T.
+  const bool evaluate_test = a.queries == "failures" || !a.failures_file.empty();
+  RepairContext c = load_context(cmd, global, a.model_file, a.spec, a.failures_file, progress, a.model, evaluate_test);
   io.progress = [&](const std::string& stage, int64_t done, int64_t total) { progress.update(stage, done, total); };
   io.log = [&](const std::string& line) { progress.line(line); };
   io.fisher.seed = stream_seed(c.spec.seed, Stream::kFisherLabels);

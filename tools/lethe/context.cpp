@@ -151,7 +151,7 @@ std::optional<TrainingRecipe> recorded_recipe(const LoadedModel& loaded, const d
 
 RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, const std::string& model_file,
                            const data::DataSpec& flags, const std::string& failures_file, Progress& progress,
-                           const std::string& model) {
+                           const std::string& model, bool evaluate_test) {
   RepairContext c;
   c.device = setup(global);
   c.loaded = open_checkpoint(model_file, model, global);
@@ -163,6 +163,11 @@ RepairContext load_context(const CLI::App& cmd, const GlobalOptions& global, con
   if (recorded != c.loaded.metadata.end() && recorded->second == "1") c.augment = data::training_augmentation(c.data);
   c.recipe = recorded_recipe(c.loaded, c.spec, c.augment);
   c.loaded.model->to(c.device);
+  if (!evaluate_test) {
+    progress.line(fmt::format("model {} on {}: D = {} examples (noise: {}); the test set is not evaluated", model_file,
+                              device_name(c.device), c.data.train.n, c.spec.noise));
+    return c;
+  }
   c.test_eval = evaluate(*c.loaded.model, c.data.test);
   c.split = failures_file.empty()
                 ? repair::split_failures(c.test_eval.predictions, c.data.test.labels, c.spec.seed)
