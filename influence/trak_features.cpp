@@ -235,26 +235,46 @@ TrakFeatures trak_features(Module& model, const data::ImageSet& set, const TrakO
   return f;
 }
 
+TrakKernel trak_kernel(const TrakFeatures& train, const TrakOptions& o) {
+  TrakKernel kern;
+  kern.n = train.n, kern.k = train.k;
+  if (train.n < 1) return kern;
+  const std::vector<double> phi(train.phi.begin(), train.phi.end());  // Φ [n, k] in double
+  kern.gram = train.k > train.n;
+  if (!kern.gram) {
+    kern.inverse = matmul_f64(true, false, train.k, train.k, train.n, phi, phi);  // ΦᵀΦ
+    pseudo_inverse(train.k, kern.inverse, o.damping);
+  } else {
+    kern.inverse = matmul_f64(false, true, train.n, train.n, train.k, phi, phi);  // ΦΦᵀ
+    pseudo_inverse(train.n, kern.inverse, o.damping);
+  }
+  return kern;
+}
+
 std::vector<std::vector<double>> trak_kernel_scores(const TrakFeatures& train, const TrakFeatures& queries,
                                                     const TrakOptions& o) {
   if (train.k != queries.k) fail("trak: features of {} and {} dimensions", train.k, queries.k);
+  if (train.n < 1 || queries.n < 1) return std::vector<std::vector<double>>(static_cast<size_t>(queries.n));
+  return trak_kernel_scores(train, trak_kernel(train, o), queries);
+}
+
+std::vector<std::vector<double>> trak_kernel_scores(const TrakFeatures& train, const TrakKernel& kernel,
+                                                    const TrakFeatures& queries) {
+  if (train.k != queries.k) fail("trak: features of {} and {} dimensions", train.k, queries.k);
   const int64_t n = train.n, k = train.k, q = queries.n;
   if (n < 1 || q < 1) return std::vector<std::vector<double>>(static_cast<size_t>(q));
+  if (kernel.n != n || kernel.k != k) fail("trak: a kernel of {} examples x {} dimensions for features of {} x {}", kernel.n, kernel.k, n, k);
   // Φ [n, k] and the queries' φ, in double.
   const std::vector<double> phi(train.phi.begin(), train.phi.end()), phi_q(queries.phi.begin(), queries.phi.end());
   // u_q = K⁺ φ_q, and the kernel score is φ_iᵀ u_q. Where k > n, Φ K⁺ φ_q is (ΦΦᵀ)⁺ Φ φ_q, so
   // t = Φ K⁺ φ_q comes from the n × n Gram matrix.
   std::vector<double> t;  // [n, q]: φ_iᵀ K⁺ φ_q
-  if (k <= n) {
-    auto kernel = matmul_f64(true, false, k, k, n, phi, phi);  // ΦᵀΦ
-    pseudo_inverse(k, kernel, o.damping);
-    const auto u = matmul_f64(false, true, k, q, k, kernel, phi_q);  // [k, q]
+  if (!kernel.gram) {
+    const auto u = matmul_f64(false, true, k, q, k, kernel.inverse, phi_q);  // [k, q]
     t = matmul_f64(false, false, n, q, k, phi, u);
   } else {
-    auto gram = matmul_f64(false, true, n, n, k, phi, phi);  // ΦΦᵀ
-    pseudo_inverse(n, gram, o.damping);
     const auto c = matmul_f64(false, true, n, q, k, phi, phi_q);  // Φ φ_q
-    t = matmul_f64(false, false, n, q, n, gram, c);
+    t = matmul_f64(false, false, n, q, n, kernel.inverse, c);
   }
   std::vector<std::vector<double>> r(static_cast<size_t>(q), std::vector<double>(static_cast<size_t>(n)));
   for (int64_t i = 0; i < n; ++i)
@@ -292,7 +312,11 @@ std::vector<std::vector<double>> trak_scores(const TrakFeatures& train, const Tr
 }
 
 void TrakEnsemble::add(const TrakFeatures& train, const TrakFeatures& queries, const TrakOptions& o) {
-  const auto t = trak_kernel_scores(train, queries, o);
+  add(train, trak_kernel(train, o), queries);
+}
+
+void TrakEnsemble::add(const TrakFeatures& train, const TrakKernel& kernel, const TrakFeatures& queries) {
+  const auto t = trak_kernel_scores(train, kernel, queries);
   if (models_ == 0) {
     kernel_.assign(t.size(), std::vector<double>(static_cast<size_t>(train.n), 0.0));
     one_minus_p_.assign(static_cast<size_t>(train.n), 0.0);

@@ -13,8 +13,10 @@
 
 namespace lethe::repair {
 
-int64_t attribute_bytes_per_query(int64_t n_params, int64_t n_train, int64_t bytes_per_param) {
-  return n_params * bytes_per_param + n_train * (8 + 8 + 4);
+int64_t attribute_bytes_per_query(int64_t n_params, int64_t n_train, const IdentifyOptions& o) {
+  const MethodInfo& m = find_method(o.method);
+  if (m.query_bytes) return m.query_bytes(n_params, n_train, o);
+  return n_params * (2 * 8 + 4) + n_train * (8 + 8 + 4);
 }
 
 AttributePlan plan_attribute(int64_t n_params, int64_t n_train, int64_t n_queries, const AttributeOptions& o) {
@@ -24,7 +26,7 @@ AttributePlan plan_attribute(int64_t n_params, int64_t n_train, int64_t n_querie
   if (n_queries < 1) throw UsageError("no queries to score (the query set is empty)");
   AttributePlan plan;
   plan.queries = n_queries;
-  plan.bytes_per_query = attribute_bytes_per_query(n_params, n_train, find_method(o.identify.method).query_bytes_per_param);
+  plan.bytes_per_query = attribute_bytes_per_query(n_params, n_train, o.identify);
   const double budget = o.memory_gb * 1e9;
   const int64_t fits = static_cast<int64_t>(std::min(budget / static_cast<double>(plan.bytes_per_query), 1e15));
   if (fits < 1)

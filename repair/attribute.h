@@ -27,15 +27,16 @@ struct AttributeOptions {
   int64_t block = 0;          // queries per block; 0: as many as the budget holds
 };
 
-// How the queries split into blocks. A query's working memory: the method's bytes per parameter
-// (MethodInfo::query_bytes_per_param: a gradient and its preconditioned vector in double and
-// their float copy, or the float gradient alone), its products with D (N doubles), its row of
-// scores (N doubles) and that row as written (N floats).
+// How the queries split into blocks. A query's working memory is the method's
+// (MethodInfo::query_bytes): by default a gradient and its preconditioned vector in double and
+// their float copy (20 bytes a parameter), its products with D (N doubles), its row of scores
+// (N doubles) and that row as written (N floats); 4 bytes a parameter for a method that keeps
+// its queries as float rows; TRAK's projected features instead of θ.
 struct AttributePlan {
   int64_t queries = 0, block = 0, blocks = 0;
   int64_t bytes_per_query = 0;
 };
-int64_t attribute_bytes_per_query(int64_t n_params, int64_t n_train, int64_t bytes_per_param);
+int64_t attribute_bytes_per_query(int64_t n_params, int64_t n_train, const IdentifyOptions& options);
 // UsageError (naming --memory) when the budget cannot hold one query, or a bad --block.
 AttributePlan plan_attribute(int64_t n_params, int64_t n_train, int64_t n_queries, const AttributeOptions& options);
 

@@ -61,6 +61,10 @@ std::vector<OptionUse<O>> options_of(const std::vector<const Info*>& all) {
 
 }  // namespace
 
+int64_t float_row_query_bytes(int64_t n_params, int64_t n_train, const IdentifyOptions&) {
+  return n_params * 4 + n_train * (8 + 8 + 4);
+}
+
 const std::vector<const MethodInfo*>& methods() {
 #define LETHE_REGISTER_METHOD(stem) &lethe_registered_method_##stem(),
 #define LETHE_REGISTER_TREATMENT(stem)

@@ -105,11 +105,12 @@ struct MethodInfo {
   // dots against all query gradients). Empty: `run` once per query, or once in all when the
   // method needs no failures.
   std::function<void(QueryRun&)> run_queries = {};
-  // Host bytes one query of run_queries holds per parameter of θ, which `attribute` sizes its
-  // blocks by: a gradient and its preconditioned vector in double and the float copy the
-  // products read (20), unless the method keeps its queries as float rows alone (4: tracin,
-  // gradcos, ekfac; influence/quantities.h's QueryRows).
-  int64_t query_bytes_per_param = 20;
+  // Host bytes one query of run_queries holds while its block is scored, for θ of n_params and D
+  // of n_train examples: what `attribute` sizes its blocks by. Empty: a gradient and its
+  // preconditioned vector in double and the float copy the products read (20 bytes a
+  // parameter), and its products with D, its scores and its row as written (20 bytes an
+  // example). float_row_query_bytes is the form of a method that keeps its queries as float rows.
+  std::function<int64_t(int64_t n_params, int64_t n_train, const IdentifyOptions&)> query_bytes = {};
   // Every training example's self-influence; empty where the method has none worth computing
   // (then self_influence_note says why).
   std::function<void(SelfRun&)> self_influence = {};
@@ -136,6 +137,10 @@ struct TreatmentInfo {
   std::vector<Option<TreatOptions>> options = {};
   std::function<void(TreatmentRun&)> run = {};
 };
+
+// A query kept as one float row of θ (influence/quantities.h's QueryRows; tracin, gradcos, ekfac):
+// 4 bytes a parameter, and 20 an example of D.
+int64_t float_row_query_bytes(int64_t n_params, int64_t n_train, const IdentifyOptions& options);
 
 // Every registered method / treatment, in `position` order.
 const std::vector<const MethodInfo*>& methods();

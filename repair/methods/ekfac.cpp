@@ -77,7 +77,7 @@ LETHE_METHOD(ekfac) {
             run.stats["seconds_lambda"] = e.seconds_lambda;
             run.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
           },
-      .query_bytes_per_param = 4,  // float rows, preconditioned in place (ekfac_apply_rows)
+      .query_bytes = float_row_query_bytes,  // float rows, preconditioned in place (ekfac_apply_rows)
       // r(z, z) = −∇ℓ(z)ᵀ (F_ekfac + δI)⁻¹ ∇ℓ(z), in one more pass over D after the factors.
       .self_influence =
           [](SelfRun& run) {

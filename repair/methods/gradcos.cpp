@@ -42,7 +42,7 @@ LETHE_METHOD(gradcos) {
               }
             }
           },
-      .query_bytes_per_param = 4,  // float gradients (QueryRows)
+      .query_bytes = float_row_query_bytes,  // float gradients (QueryRows)
       .self_influence_note = "the cosine of a gradient with itself is 1 for every example",
   };
   return m;

@@ -53,7 +53,7 @@ LETHE_METHOD(tracin) {
             }
             run.stats["checkpoints"] = 1.0 + static_cast<double>(o.checkpoints.size());
           },
-      .query_bytes_per_param = 4,  // float gradients (QueryRows)
+      .query_bytes = float_row_query_bytes,  // float gradients (QueryRows)
       // r(z, z) = −Σ_c η_c ‖∇ℓ_c(z)‖².
       .self_influence =
           [](SelfRun& run) {

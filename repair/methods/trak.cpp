@@ -20,7 +20,8 @@ TrakOptions trak_options(const IdentifyOptions& o) {
 
 // Per-query scores of the model and the checkpoints (each with its own kernel), combined as TRAK
 // combines an ensemble: the average kernel score times the average 1 − p (influence/trak_features.h).
-// D's features under each model are kept in `cache` for further blocks of queries.
+// D's features under each model, and the inverse of its kernel, are kept in `cache` for further
+// blocks of queries.
 std::vector<std::vector<double>> ensemble(lethe::Module& model, const lethe::data::ImageSet& train,
                                           const lethe::data::ImageSet& queries, const IdentifyOptions& o,
                                           QueryCache* cache = nullptr) {
@@ -30,7 +31,8 @@ std::vector<std::vector<double>> ensemble(lethe::Module& model, const lethe::dat
     if (c > 0) lethe::load_parameters(o.checkpoints[c - 1], model);
     const auto d = cached<TrakFeatures>(cache, fmt::format("trak.features.{}", c),
                                         [&] { return trak_features(model, train, t, pass(o, "project D")); });
-    models.add(*d, trak_features(model, queries, t, pass(o, "project queries")), t);
+    const auto kernel = cached<TrakKernel>(cache, fmt::format("trak.kernel.{}", c), [&] { return trak_kernel(*d, t); });
+    models.add(*d, *kernel, trak_features(model, queries, t, pass(o, "project queries")));
   }
   return models.scores();
 }
@@ -81,6 +83,11 @@ LETHE_METHOD(trak) {
             run.scores = ensemble(run.model, run.train, run.queries, run.options, run.cache);
             run.stats["proj_dim"] = static_cast<double>(run.options.trak.proj_dim);
           },
+      // A query is its features (k floats, then k doubles twice: φ_q and K⁺ φ_q), not a vector of
+      // θ: 20 bytes a dimension, and per example of D its kernel scores, their sum over the
+      // models and their transpose (8 bytes each) and its row as written (4).
+      .query_bytes = [](int64_t, int64_t n_train,
+                        const IdentifyOptions& o) { return o.trak.proj_dim * (4 + 8 + 8) + n_train * (3 * 8 + 4); },
       // r(z, z) = −φ_zᵀ K⁺ φ_z (1 − p_z), an ensemble's as TRAK combines it: the average kernel
       // score times the average 1 − p.
       .self_influence =

@@ -191,7 +191,7 @@ TEST(AttributePlan, BlocksFitTheBudgetAndARunWithoutRoomIsRefused) {
   AttributeOptions o;
   o.memory_gb = 1e-3;  // 1 MB
   o.identify.method = "linear";
-  const int64_t per = attribute_bytes_per_query(10000, 1000, 20);
+  const int64_t per = attribute_bytes_per_query(10000, 1000, o.identify);
   EXPECT_EQ(per, 10000 * 20 + 1000 * 20);
   const AttributePlan p = plan_attribute(10000, 1000, 50, o);
   EXPECT_EQ(p.bytes_per_query, per) << "linear's solves keep the queries in double beside their float copy";
@@ -210,6 +210,11 @@ TEST(AttributePlan, BlocksFitTheBudgetAndARunWithoutRoomIsRefused) {
     EXPECT_LE(t.block * t.bytes_per_query, 1000000) << method;
     EXPECT_GT(t.block, p.block) << method;
   }
+  // trak's queries are its projected features, whatever θ's size.
+  o.identify.method = "trak";
+  o.identify.trak.proj_dim = 64;
+  EXPECT_EQ(attribute_bytes_per_query(10000, 1000, o.identify), 64 * 20 + 1000 * 28);
+  EXPECT_EQ(attribute_bytes_per_query(1000000, 1000, o.identify), 64 * 20 + 1000 * 28);
   o.memory_gb = 1;
   EXPECT_THROW(plan_attribute(10000, 1000, 0, o), UsageError);
 }
