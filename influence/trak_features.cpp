@@ -288,9 +288,8 @@ std::vector<double> trak_kernel_self(const TrakFeatures& train, const TrakOption
   if (n < 1) return out;
   const std::vector<double> phi(train.phi.begin(), train.phi.end());
   if (k <= n) {  // rows of (Φ K⁺) against rows of Φ
-    auto kernel = matmul_f64(true, false, k, k, n, phi, phi);
-    pseudo_inverse(k, kernel, o.damping);
-    const auto pk = matmul_f64(false, false, n, k, k, phi, kernel);
+    const TrakKernel kernel = trak_kernel(train, o);
+    const auto pk = matmul_f64(false, false, n, k, k, phi, kernel.inverse);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t c = 0; c < k; ++c) out[i] += pk[i * k + c] * phi[i * k + c];
   } else {  // Φ K⁺ Φᵀ = (ΦΦᵀ)⁺ ΦΦᵀ, as trak_kernel_scores forms it
