@@ -5,10 +5,11 @@
 // is C^T = op(B)^T op(A)^T in column-major: call cuBLAS with the operands swapped (B first),
 // M and N swapped, and each operand's transpose flag passed through unchanged.
 //
-// The 64-bit interface (cublasSgemm_64) takes sizes and leading dimensions past 2^31 without the
-// CPU backend's 32-bit limit.
+// The 64-bit interface (cublasSgemm_64, looked up with the library: cublas_lib.h) takes sizes
+// and leading dimensions past 2^31 without the CPU backend's 32-bit limit.
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/cublas_lib.h"
 #include "kernels/cuda/kernels.h"
 
 namespace lethe::cuda {
@@ -19,7 +20,8 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   // With k == 0 cuBLAS still scales C by beta, which is what C = 0 + beta * C asks for.
-  LETHE_CUBLAS_CHECK(cublasSgemm_64(context().cublas(), op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc));
+  LETHE_CUBLAS_CHECK(
+      cublas_lib().sgemm(context().cublas(), op_b, op_a, n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc));
 }
 
 void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -29,8 +31,8 @@ void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int6
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   // The same swap as gemm's, each operand keeping its own stride.
-  LETHE_CUBLAS_CHECK(cublasSgemmStridedBatched_64(context().cublas(), op_b, op_a, n, m, k, &alpha, b, ldb, stride_b, a,
-                                                  lda, stride_a, &beta, c, ldc, stride_c, count));
+  LETHE_CUBLAS_CHECK(cublas_lib().sgemm_strided_batched(context().cublas(), op_b, op_a, n, m, k, &alpha, b, ldb,
+                                                        stride_b, a, lda, stride_a, &beta, c, ldc, stride_c, count));
 }
 
 }  // namespace lethe::cuda

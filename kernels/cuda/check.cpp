@@ -1,5 +1,6 @@
 #include "kernels/cuda/check.cuh"
 
+#include "kernels/cuda/cublas_lib.h"
 #include "kernels/cuda_sync.h"
 #include "util/error.h"
 
@@ -14,8 +15,8 @@ void throw_cuda_error(cudaError_t status, const char* call, const char* file, in
 }
 
 void throw_cublas_error(cublasStatus_t status, const char* call, const char* file, int line) {
-  fail("cuBLAS call {} failed: {} ({}) ({}:{})", call, cublasGetStatusName(status), cublasGetStatusString(status),
-       file, line);
+  const CublasLib& lib = cublas_lib();  // loaded: the status came from it
+  fail("cuBLAS call {} failed: {} ({}) ({}:{})", call, lib.status_name(status), lib.status_string(status), file, line);
 }
 
 void throw_cudnn_error(cudnnStatus_t status, const char* call, const char* file, int line) {

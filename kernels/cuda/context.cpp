@@ -1,6 +1,7 @@
 #include "kernels/cuda/context.cuh"
 
 #include "kernels/cuda/check.cuh"
+#include "kernels/cuda/cublas_lib.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/device.h"
 #include "util/error.h"
@@ -24,11 +25,12 @@ Context::Context() {
 
 cublasHandle_t Context::cublas() {
   std::call_once(cublas_once_, [this] {
-    LETHE_CUBLAS_CHECK(cublasCreate(&cublas_));
-    LETHE_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    const CublasLib& lib = cublas_lib();
+    LETHE_CUBLAS_CHECK(lib.create(&cublas_));
+    LETHE_CUBLAS_CHECK(lib.set_stream(cublas_, stream_));
     // Default math is exact float (no TF32) unless the user opts in: results are compared
     // against the CPU backend, and TF32's 10-bit mantissa would fail those comparisons.
-    LETHE_CUBLAS_CHECK(cublasSetMathMode(cublas_, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    LETHE_CUBLAS_CHECK(lib.set_math_mode(cublas_, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   });
   return cublas_;
 }
@@ -44,7 +46,7 @@ cudnnHandle_t Context::cudnn() {
 void Context::set_allow_tf32(bool allow) {
   allow_tf32_.store(allow);
   if (cublas_)
-    LETHE_CUBLAS_CHECK(cublasSetMathMode(cublas_, allow ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    LETHE_CUBLAS_CHECK(cublas_lib().set_math_mode(cublas_, allow ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
 
 Context& context() {

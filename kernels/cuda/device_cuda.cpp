@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/cublas_lib.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/device.h"
 
@@ -81,9 +82,10 @@ CudaInfo cuda_info() {
   if (cudaRuntimeGetVersion(&info.runtime_version) != cudaSuccess) info.runtime_version = 0;
   if (cudaDriverGetVersion(&info.driver_version) != cudaSuccess) info.driver_version = 0;
   int major = 0, minor = 0, patch = 0;  // library properties: no handle, no device needed
-  if (cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
-      cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
-      cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS)
+  const cuda::CublasLib* cublas = cuda::cublas_lib_if_present();  // opened here if nothing has yet
+  if (cublas && cublas->get_property(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+      cublas->get_property(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+      cublas->get_property(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS)
     info.cublas_version = major * 10000 + minor * 100 + patch;
   info.cudnn_version = static_cast<int>(cudnnGetVersion());
   if (!cuda_available()) return info;
