@@ -163,7 +163,9 @@ Ekfac ekfac_factors(Module& model, const data::ImageSet& set, const FisherOption
   e.basis = kfac_factors(model, set, fisher, opt);
   e.examples = set.n;
   const auto t0 = Clock::now();
+  release_idle_host_blocks();  // the covariance pass's blocks: the refit forms gradients of other sizes
   refit(model, set, fisher, opt, e);
+  release_idle_host_blocks();  // and its own are not what comes next (the queries, a pass of products)
   e.seconds_lambda = since(t0);
   return e;
 }
@@ -321,9 +323,11 @@ void ekfac_apply_rows(const Ekfac& e, QueryRows& vs, double damping, double rela
     const Tensor inv_there = on_device(inv, device);
     // The layer's segment of a chunk of the block goes where the model lives, is rotated,
     // divided and rotated back there, and comes back into place: four arrays of chunk × out ·
-    // a_dim floats at most, within nn's budget for formed gradients, whatever the block's size.
+    // a_dim floats, 16 MiB each at most (a quarter of nn's budget for formed gradients in all)
+    // whatever the block's size. They are working memory beside the block, which the query
+    // budget does not count; a chunk of even one ResNet-9 layer's few vectors is many GEMMs' work.
     const int64_t len = bases[k].params(), m = bases[k].rotated_size();
-    const int64_t chunk = examples_within(kMaterialisedGradientBudget / 4, m);
+    const int64_t chunk = examples_within(kMaterialisedGradientBudget / 16, m);
     for (int64_t j0 = 0; j0 < q; j0 += chunk) {
       const int64_t c = std::min(chunk, q - j0);
       Tensor seg = Tensor::empty({c, len});

@@ -15,6 +15,9 @@ void* host_alloc(size_t bytes);
 void host_free(void* p);
 // The bytes the cache holds idle now (0 in a sanitizer build, which keeps no cache).
 uint64_t host_cache_idle_bytes();
+// Lets every idle block go (returns the bytes let go): between phases whose arrays differ in
+// size, the blocks of the one before would otherwise stay resident through the next.
+uint64_t host_cache_release();
 // The machine's physical memory in bytes (0 when unknown): no single host buffer can be larger,
 // so a request beyond it is refused with its size rather than left to the kernel's OOM killer.
 uint64_t host_memory_bytes();

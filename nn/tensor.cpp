@@ -57,6 +57,8 @@ std::shared_ptr<Storage> allocate_storage(int64_t bytes, Device device) {
 }
 
 // ---- factories ----
+uint64_t release_idle_host_blocks() { return device::host_cache_release(); }
+
 Tensor Tensor::empty(const Shape& shape, Device device) {
   auto impl = std::make_shared<TensorImpl>();
   const int64_t n = shape_numel(shape);

@@ -26,6 +26,11 @@ struct Storage {
   Device device = Device::CPU;
 };
 std::shared_ptr<Storage> allocate_storage(int64_t bytes, Device device);
+// Host tensors' freed blocks stay cached for the next tensor of their size (up to 1 GiB idle).
+// A phase whose tensors differ in size from the last one's (a pass over D after the queries'
+// preconditioning) calls this first, so the last phase's blocks do not stay resident through it.
+// Returns the bytes let go.
+uint64_t release_idle_host_blocks();
 
 class Node;
 struct TensorImpl;

@@ -55,6 +55,14 @@ class HostCache {
     held_ -= size;
     return block;
   }
+  size_t release() {
+    std::lock_guard lock(mutex_);
+    const size_t let_go = held_;
+    for (auto& [size, idle] : idle_) std::free(idle.block);
+    idle_.clear();
+    held_ = 0;
+    return let_go;
+  }
   size_t held() {
     std::lock_guard lock(mutex_);
     return held_;
@@ -94,6 +102,7 @@ HostCache& cache() {
 }  // namespace
 
 uint64_t host_cache_idle_bytes() { return cache().held(); }
+uint64_t host_cache_release() { return cache().release(); }
 
 uint64_t host_memory_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
