@@ -56,9 +56,9 @@ std::shared_ptr<Storage> allocate_storage(int64_t bytes, Device device) {
   return storage;
 }
 
-// ---- factories ----
 uint64_t release_idle_host_blocks() { return device::host_cache_release(); }
 
+// ---- factories ----
 Tensor Tensor::empty(const Shape& shape, Device device) {
   auto impl = std::make_shared<TensorImpl>();
   const int64_t n = shape_numel(shape);

@@ -82,10 +82,12 @@ void truncate_rank(const ParamLayout& layout, int64_t rank, std::vector<double>&
 }
 
 QueryRows query_gradient_rows(Module& model, const data::ImageSet& queries, const IdentifyOptions& o) {
-  release_idle_host_blocks();  // the last pass's blocks (D's, a block before) are not this pass's sizes
+  // Idle host blocks are let go where a phase ends: the last pass's (over D, for the block before)
+  // are not this pass's sizes, nor this pass's the next step's (the preconditioning, D's pass).
+  release_idle_host_blocks();
   QueryRows rows(queries.n, ParamLayout::of(model).total);
   if (queries.n > 0) per_example_gradients(model, queries, 0, queries.n, rows.values.get(), pass(o, "grad queries"));
-  release_idle_host_blocks();  // nor are they the next step's (the preconditioning, the pass over D)
+  release_idle_host_blocks();
   return rows;
 }
 
@@ -133,7 +135,7 @@ void add_negated_dots(Module& model, const data::ImageSet& train, QueryRows vs, 
   const ParamLayout layout = ParamLayout::of(model);
   if (vs.p != layout.total) fail("add_negated_dots: query vectors of {} values for {} parameters", vs.p, layout.total);
   if (o.query_rank > 0) truncate_rows(layout, o.query_rank, vs);
-  release_idle_host_blocks();  // nor are the queries' pass's and their preconditioning's D's
+  release_idle_host_blocks();  // the preconditioning's blocks are not the pass over D's sizes either
   const auto d = per_example_dots(model, train, vs.values.get(), q, pass(o, "score"));
   vs = QueryRows{};  // the products are done with them: let them go before the scores grow
   if (scores.empty()) scores.assign(static_cast<size_t>(q), std::vector<double>(static_cast<size_t>(train.n), 0.0));
