@@ -263,7 +263,8 @@ std::vector<std::vector<double>> trak_kernel_scores(const TrakFeatures& train, c
   if (train.k != queries.k) fail("trak: features of {} and {} dimensions", train.k, queries.k);
   const int64_t n = train.n, k = train.k, q = queries.n;
   if (n < 1 || q < 1) return std::vector<std::vector<double>>(static_cast<size_t>(q));
-  if (kernel.n != n || kernel.k != k) fail("trak: a kernel of {} examples x {} dimensions for features of {} x {}", kernel.n, kernel.k, n, k);
+  if (kernel.n != n || kernel.k != k)
+    fail("trak: a kernel of {} examples x {} dimensions for features of {} x {}", kernel.n, kernel.k, n, k);
   // Φ [n, k] and the queries' φ, in double.
   const std::vector<double> phi(train.phi.begin(), train.phi.end()), phi_q(queries.phi.begin(), queries.phi.end());
   // u_q = K⁺ φ_q, and the kernel score is φ_iᵀ u_q. Where k > n, Φ K⁺ φ_q is (ΦΦᵀ)⁺ Φ φ_q, so
