@@ -10,11 +10,16 @@
 #      minute for lethe and three for the peer on 2 quiet cores (docs/performance.md).
 #   2. Issue 32's CPU acceptance case: the MNIST CNN, 1,000 queries x 10,000 MNIST training images,
 #      tracin and ekfac, 2 threads (--mnist-n, --mnist-queries, --threads).
+#   3. `flat` (not in the default cases): lethe alone on the same MNIST CNN and D, tracin and ekfac
+#      at each of --flat-queries (default 200,2000,5000), for the peak memory as Q grows: each
+#      run's peak resident set, blocks, seconds and the matrix's own size, and each peak against
+#      the first Q's. Past what one block holds, more queries are more blocks, not more memory;
+#      --memory sets the block's budget.
 #
-#   bash bench/attribute-scale.sh [--device cpu|cuda] [--cases resnet9,mnist] [--threads N]
+#   bash bench/attribute-scale.sh [--device cpu|cuda] [--cases resnet9,mnist,flat] [--threads N]
 #        [--cifar-n N] [--cifar-queries Q] [--mnist-n N] [--mnist-queries Q] [--damping D]
 #        [--epochs E] [--memory GB] [--lethe PATH] [--python PATH] [--dir DIR] [--mnist-data DIR]
-#        [--no-peer]
+#        [--flat-queries Q1,Q2,...] [--no-peer]
 #
 # --memory GB is lethe's query-block budget (attribute --memory; default: attribute's own on the
 # CPU, 48 on the GPU). On 50,000 images a ResNet-9 query takes about 10 MB on the host (its
@@ -58,6 +63,7 @@ DIR="$ROOT/runs/attribute-scale"
 MNIST_DATA="${LETHE_MNIST_DIR:-$ROOT/data/mnist}"
 PEER=1
 MEMORY=""
+FLAT_QUERIES="200,2000,5000"
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "attribute-scale: $*" >&2; exit 2; }
@@ -78,6 +84,7 @@ while [[ $# -gt 0 ]]; do
     --python) need_value "$@"; PYTHON="$2"; shift 2 ;;
     --dir) need_value "$@"; DIR="$2"; shift 2 ;;
     --mnist-data) need_value "$@"; MNIST_DATA="$2"; shift 2 ;;
+    --flat-queries) need_value "$@"; FLAT_QUERIES="$2"; shift 2 ;;
     --no-peer) PEER=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument '$1' (--help lists them)" ;;
@@ -221,6 +228,41 @@ run_case() {
   fi
 }
 
+# Peak memory against Q: lethe alone, each of --flat-queries for tracin and ekfac, one line each.
+run_flat() {
+  local ckpt="$1" data="$2" flat="$DIR/results/attribute-flat-$DEVICE.txt" lines=()
+  local method_flags lethe_flags=() q m json out="$DIR/results/flat.safetensors"
+  [[ -n "$MEMORY" ]] && lethe_flags+=(--memory "$MEMORY")
+  IFS=',' read -r -a FLAT_LIST <<< "$FLAT_QUERIES"
+  for m in tracin ekfac; do
+    method_flags=(--method "$m")
+    [[ "$m" == ekfac ]] && method_flags+=(--damping "$DAMPING")
+    for q in "${FLAT_LIST[@]}"; do
+      json="$DIR/results/flat-n$MNIST_N-q$q-$m-lethe.json"
+      rm -f "$out"
+      "$LETHE" --device "$DEVICE" --threads "$THREADS" attribute --json --model-file "$ckpt" --data "$data" \
+        "${method_flags[@]}" "${lethe_flags[@]}" --queries "$q" --out "$out" \
+        > "$json" 2> "$DIR/logs/flat-q$q-$m-lethe.txt" || die "lethe attribute failed (see $DIR/logs/flat-q$q-$m-lethe.txt)"
+      cat "$json" >> "$RESULTS"
+      lines+=("$m" "$json")
+    done
+  done
+  rm -f "$out"
+  "$PYTHON" - "${MEMORY:-default}" "${lines[@]}" <<'EOF' | tee "$flat"
+import json, sys
+budget, args = sys.argv[1], sys.argv[2:]
+print(f"peak memory against Q (--memory {budget}; GB = 10^9 bytes; ratio: the peak against the first Q's)")
+print(f"{'method':8} {'Q':>6} {'blocks':>7} {'block':>6} {'seconds':>9} {'peak GB':>8} {'matrix GB':>10} {'ratio':>7}")
+first = {}
+for m, path in zip(args[0::2], args[1::2]):
+    d = json.load(open(path))
+    peak, q = d["host_peak_rss_bytes"] / 1e9, d["n_queries"]
+    first.setdefault(m, peak)
+    matrix = q * d["n_train"] * 4 / 1e9
+    print(f"{m:8} {q:>6} {d['blocks']:>7} {d['block']:>6} {d['seconds']:>9.2f} {peak:>8.3f} {matrix:>10.3f} {peak / first[m]:>7.2f}")
+EOF
+}
+
 IFS=',' read -r -a CASE_LIST <<< "$CASES"
 for c in "${CASE_LIST[@]}"; do
   case "$c" in
@@ -234,7 +276,13 @@ for c in "${CASE_LIST[@]}"; do
       ckpt="$DIR/mnist-cnn-n$MNIST_N-e$EPOCHS.safetensors"
       train mnist-cnn mnist "$data" "$MNIST_N" "$ckpt"
       for m in tracin ekfac; do run_case "mnist-n$MNIST_N-q$MNIST_Q-$m" mnist "$ckpt" "$data" "$m" "$MNIST_Q"; done ;;
-    *) die "--cases: resnet9 and/or mnist, not '$c'" ;;
+    flat)
+      [[ $HAVE_ATTRIBUTE == 1 ]] || die "--cases flat needs lethe attribute"
+      data="$(make_mnist)"
+      ckpt="$DIR/mnist-cnn-n$MNIST_N-e$EPOCHS.safetensors"
+      train mnist-cnn mnist "$data" "$MNIST_N" "$ckpt"
+      run_flat "$ckpt" "$data" ;;
+    *) die "--cases: resnet9, mnist and/or flat, not '$c'" ;;
   esac
 done
 
