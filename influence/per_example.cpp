@@ -126,6 +126,9 @@ void PerExampleEngine::accumulate(const PerExampleRequest& req) const {
 
 void PerExampleEngine::accumulate(const PerExampleRequest& req, const std::vector<char>& skip) const {
   LETHE_CHECK(skip.size() == captured_.size(), "accumulate: {} skip flags for {} layers", skip.size(), captured_.size());
+  // A skipped layer's segment of formed or projected gradients would be left as it was (on the
+  // CPU) or as the device's scratch held it (on the GPU): only sums leave nothing unformed.
+  LETHE_CHECK(!req.grads && !req.projected, "accumulate: skipping layers serves dots, norms and sums, not formed or projected gradients");
   std::vector<CapturedLayer> kept;
   for (size_t k = 0; k < captured_.size(); ++k)
     if (!skip[k]) kept.push_back(captured_[k]);

@@ -61,6 +61,7 @@ class PerExampleEngine {
   void accumulate(const PerExampleRequest& req) const;
   // The same over the layers whose `skip` entry (kfac_blocks() order) is 0 only: the caller
   // computes the others' share itself (influence/factored_queries.h does, for Linear layers).
+  // Dots, norms and sums only: a request for formed or projected gradients is an error.
   void accumulate(const PerExampleRequest& req, const std::vector<char>& skip) const;
   // Each capturable layer (kfac_blocks() order) without KFAC's accumulators: where its weight
   // starts in θ, its shape as a matrix [out, in] (the bias, if any, follows the weight), and

@@ -138,6 +138,23 @@ TEST_P(PerExample, DotsWithLowRankQueriesTakeTheFactoredPathAndAgree) {
   expect_dots_match_the_loop(queries, q, {3, 100});
 }
 
+TEST_P(PerExample, SkippingLayersRefusesFormedAndProjectedGradients) {
+  // A skipped layer's segment would be left unformed, so only sums may skip layers.
+  PerExampleEngine engine(*model_);
+  std::vector<char> skip(engine.layer_shapes().size(), 0);
+  skip.back() = 1;
+  std::vector<float> rows(static_cast<size_t>(set_.n * p_));
+  PerExampleRequest formed;
+  formed.grads = rows.data();
+  formed.ld_grads = p_;
+  EXPECT_THROW(engine.accumulate(formed, skip), Error);
+  PerExampleRequest projected;
+  projected.projected = rows.data();
+  projected.proj_k = 4;
+  projected.ld_projected = 4;
+  EXPECT_THROW(engine.accumulate(projected, skip), Error);
+}
+
 TEST_P(PerExample, SquaredNorms) {
   const auto norms = per_example_sq_norms(*model_, set_, PassOptions{3, {}});
   for (int64_t i = 0; i < set_.n; ++i) {
