@@ -5,7 +5,6 @@
 // Many arrays go in one launch: their pointers travel by value in a kernel parameter (a fixed
 // table of kArraysPerLaunch), one row of blocks (blockIdx.y) per array.
 #include <algorithm>
-#include <vector>
 
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.cuh"
@@ -28,11 +27,13 @@ struct ArrayTable {
   int64_t n[kArraysPerLaunch];
 };
 
-// flags[t] = 1 for every array t of the table holding a NaN or an infinity (flags zeroed first).
-__global__ void flag_nonfinite_kernel(ArrayTable table, float* flags) {
+// flags[t] = 1 for every array t of the table holding a NaN or an infinity (flags zeroed first),
+// and firsts[t] = its first element (0 when it is empty), which the record names.
+__global__ void flag_nonfinite_kernel(ArrayTable table, float* flags, float* firsts) {
   const int t = static_cast<int>(blockIdx.y);
   const float* x = table.src[t];
   const int64_t n = table.n[t];
+  if (blockIdx.x == 0 && threadIdx.x == 0) firsts[t] = n > 0 ? x[0] : 0.0f;
   int bad = 0;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
     bad |= !isfinite(x[i]);
@@ -43,15 +44,14 @@ __global__ void flag_nonfinite_kernel(ArrayTable table, float* flags) {
 // The lowest flagged array, into the record (unless it holds a failure already or the rule has
 // stopped: descent_rule::records_nonfinite); one thread,
 // so the choice does not depend on which block finished first.
-__global__ void record_nonfinite_kernel(int count, const float* flags, const float* const* firsts, int step,
-                                        float* record) {
+__global__ void record_nonfinite_kernel(int count, const float* flags, const float* firsts, int step, float* record) {
   using R = DescentRecord;
   if (!descent_rule::records_nonfinite(record)) return;
   for (int t = 0; t < count; ++t) {
     if (flags[t] == 0.0f) continue;
     record[R::kBadStep] = static_cast<float>(step);
     record[R::kBadArray] = static_cast<float>(t);
-    record[R::kBadValue] = firsts[t] ? *firsts[t] : 0.0f;
+    record[R::kBadValue] = firsts[t];
     return;
   }
 }
@@ -85,22 +85,19 @@ ArrayTable table_of(int t0, int rows, const float* const* src, float* const* dst
 
 void descent_check_finite(int count, const float* const* xs, const int64_t* ns, int step, float* record) {
   if (count <= 0) return;
-  // Per-array flags and each array's first element's address, for the one-thread pass that
-  // picks the lowest flagged array.
-  DeviceScratch flags(static_cast<size_t>(count) * sizeof(float));
-  fill(count, 0.0f, flags.as<float>());
-  std::vector<const float*> firsts(static_cast<size_t>(count));
-  for (int t = 0; t < count; ++t) firsts[t] = ns[t] > 0 ? xs[t] : nullptr;
-  DeviceScratch first_ptrs(firsts.size() * sizeof(const float*));
-  device::copy_host_to_cuda(first_ptrs.get(), firsts.data(), firsts.size() * sizeof(const float*));
+  // Per-array flags and first elements, for the one-thread pass that picks the lowest flagged
+  // array: written by the flagging kernel, so a step uploads nothing from the host.
+  DeviceScratch scratch(2 * static_cast<size_t>(count) * sizeof(float));
+  float* const flags = scratch.as<float>();
+  float* const firsts = flags + count;
+  fill(count, 0.0f, flags);
   for (int t0 = 0; t0 < count; t0 += kArraysPerLaunch) {
     const int rows = std::min(kArraysPerLaunch, count - t0);
     flag_nonfinite_kernel<<<dim3(kBlocksPerArray, static_cast<unsigned>(rows)), kBlockSize, 0, stream()>>>(
-        table_of(t0, rows, xs, nullptr, ns), flags.as<float>() + t0);
+        table_of(t0, rows, xs, nullptr, ns), flags + t0, firsts + t0);
     LETHE_CUDA_CHECK_LAUNCH("flag_nonfinite_kernel");
   }
-  record_nonfinite_kernel<<<1, 1, 0, stream()>>>(count, flags.as<float>(), first_ptrs.as<const float* const>(), step,
-                                                  record);
+  record_nonfinite_kernel<<<1, 1, 0, stream()>>>(count, flags, firsts, step, record);
   LETHE_CUDA_CHECK_LAUNCH("record_nonfinite_kernel");
 }
 

@@ -99,8 +99,8 @@ void linear_kfac_accumulate(const LinearDims& dm, const float* a, const float* d
 // C [arows, m · cols] and G += D Dᵀ / cols over its output gradients D [co, m · cols], two GEMMs
 // over m · cols terms a chunk where a loop over examples took an im2col and two GEMMs each.
 void conv2d_kfac_accumulate(const Conv2dShape& s, bool bias, const float* a, const float* d, double* A, double* G) {
-  if (s.n <= 0) return;
   const int64_t rows = s.col_rows(), cols = s.col_cols(), arows = rows + (bias ? 1 : 0);
+  if (s.n <= 0 || cols <= 0) return;  // no patches: nothing to add
   const int64_t in_size = s.c * s.h * s.w, out_size = s.co * cols;
   const int64_t chunk = std::clamp<int64_t>(kUnfoldBudget / (std::max(arows, s.co) * cols), 1, s.n);
   DeviceScratch col(static_cast<size_t>(arows * chunk * cols) * sizeof(float));

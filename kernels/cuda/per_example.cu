@@ -185,7 +185,7 @@ __global__ void __launch_bounds__(kBlockSize)
       for (int64_t t = threadIdx.x; t < P; t += blockDim.x) part += d[(i * co + o) * P + t];
       const double total = block_sum(part, temp);
       if (threadIdx.x != 0) continue;
-      const float b = req.scale * static_cast<float>(total);
+      const float b = static_cast<float>(static_cast<double>(req.scale) * total);  // as the CPU rounds it
       const int64_t k = bias_offset + o;
       if (req.grads) req.grads[i * req.ld_grads + k] = b;
       for (int64_t j = 0; j < req.q; ++j)
