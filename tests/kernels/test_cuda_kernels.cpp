@@ -242,6 +242,28 @@ TEST(CudaCopies, RoundTripHostDeviceDeviceHost) {
   EXPECT_TRUE(all_close(host, b.to_host(), 0, 0));
 }
 
+TEST(CudaCopies, AnUploadLeavesTheHostBufferFreeOnReturn) {
+  // copy_host_to_cuda does not wait for the stream (device_cuda.cpp): the host overwrites or
+  // frees its pageable buffer at once, which is safe only while the driver has taken the bytes
+  // before returning. The stream is kept busy first (GEMMs of a few ms), so an upload that
+  // still read the buffer later would read the overwritten values.
+  if (!lethe::device::cuda_available()) GTEST_SKIP() << lethe::device::cuda_unavailable_reason();
+  const int64_t busy = 2048;
+  const auto a = random_floats(busy * busy, 30);
+  DeviceFloats a_d(a), c_d(a);
+  for (const int64_t n : {int64_t{1000}, int64_t{1} << 18, int64_t{1} << 26}) {
+    SCOPED_TRACE(::testing::Message() << n << " floats");
+    const auto want = random_floats(n, 31 + static_cast<uint64_t>(n));
+    auto host = want;
+    auto d = DeviceFloats::poisoned(static_cast<size_t>(n));
+    for (int r = 0; r < 4; ++r)
+      lethe::cuda::gemm(false, false, busy, busy, busy, 1.0f, a_d.get(), busy, a_d.get(), busy, 0.0f, c_d.get(), busy);
+    dev::copy_host_to_cuda(d.get(), host.data(), static_cast<size_t>(n) * sizeof(float));
+    std::fill(host.begin(), host.end(), -7.0f);
+    EXPECT_TRUE(all_close(want, d.to_host(), 0, 0));
+  }
+}
+
 // ---- gemm ---------------------------------------------------------------------------------------
 
 TEST(CudaGemm, MatchesCpuForEveryTransposeWithPaddedLeadingDimensions) {

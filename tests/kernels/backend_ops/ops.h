@@ -76,6 +76,10 @@ struct Case {
   double error_scale = 1;  // what its absolute rounding error grows with (see Tolerance)
   double flops = 0;     // one launch's arithmetic (multiply-adds count 2), 0 for memory-bound ones
   double bytes = 0;     // one launch's compulsory traffic: each array read or written once
+  // Sized to reach a path a device takes only at scale (several examples a thread block, several
+  // chunks of unfolded patches, the arrays of more than one launch): its double reference would
+  // take minutes, so only the other backends check it, against the CPU.
+  bool at_scale = false;
   std::function<Instance(Device)> make;
   std::function<Outputs()> reference;  // the same outputs in double from the same inputs
 };

@@ -210,6 +210,13 @@ Layer batchnorm_layer(const ChannelShape& s) {
 constexpr Tolerance kPerExampleVsDouble{1e-9, 1e-4, 2e-7};
 constexpr Tolerance kPerExampleVsCpu{2e-9, 2e-4, 4e-7};
 
+// A 3x3, padding 1 convolution of c channels to co at h x h, n examples.
+Conv2dShape scale_conv(int64_t n, int64_t c, int64_t h, int64_t co) {
+  Conv2dShape s;
+  s.n = n, s.c = c, s.h = h, s.w = h, s.co = co, s.kh = 3, s.kw = 3, s.stride = 1, s.pad = 1;
+  return s;
+}
+
 Row per_example_row(const std::string& entry, const std::vector<Layer>& layers) {
   Row r{entry, kPerExampleVsDouble, kPerExampleVsCpu, {}};
   for (const Layer& l : layers)
@@ -232,7 +239,17 @@ std::vector<Row> per_example_rows() {
       for (const bool bias : {true, false}) conv.push_back(conv_layer(s, bias));
     }
   }
-  rows.push_back(per_example_row("conv2d_per_example", conv));
+  Row conv_row = per_example_row("conv2d_per_example", conv);
+  // At batch 64 a 256-channel layer's examples share thread blocks on the GPU (the loop over
+  // several examples a block, with the sums of squares carried across them), which two examples
+  // never reach; and the 512-channel layer, 2.4 M parameters an example.
+  for (const Conv2dShape& s : {scale_conv(64, 256, 8, 256), scale_conv(2, 512, 4, 512)})
+    for (const Request what : {Request::Everything, Request::FisherSum, Request::OneQuery}) {
+      Case cs = per_example_case(conv_layer(s, false), what);
+      cs.at_scale = true;
+      conv_row.cases.push_back(std::move(cs));
+    }
+  rows.push_back(std::move(conv_row));
   std::vector<Layer> norm;
   for (const ChannelShape& s : channel_cases()) norm.push_back(batchnorm_layer(s));
   rows.push_back(per_example_row("batchnorm2d_per_example", norm));
@@ -315,37 +332,44 @@ Row linear_kfac_row() {
   return r;
 }
 
+Case conv_kfac_case(const Conv2dShape& s, bool bias) {
+  const int64_t rows = s.col_rows(), cols = s.col_cols(), a_dim = rows + (bias ? 1 : 0);
+  return kfac_case(
+      describe(s) + (bias ? " bias" : ""), is_resnet(s), s.n, cols, a_dim, s.co,
+      [=] { return std::vector<std::vector<float>>{uniform(s.n * s.c * s.h * s.w, 162), uniform(s.n * s.co * cols, 163)}; },
+      [=](Device dev, const float* a, const float* d, double* A, double* G) {
+        LETHE_DISPATCH(dev, conv2d_kfac_accumulate, s, bias, a, d, A, G);
+      },
+      [=](const std::vector<std::vector<float>>& in, int64_t i, int64_t t, std::vector<double>& abar,
+          std::vector<double>& dvec) {
+        // The patch of output position t: ā_t = col(a_i)[:, t] (zero outside the image) [, 1].
+        abar.assign(static_cast<size_t>(a_dim), 1.0);
+        const int64_t oy = t / s.wo(), ox = t % s.wo();
+        for (int64_t ch = 0; ch < s.c; ++ch)
+          for (int64_t ky = 0; ky < s.kh; ++ky)
+            for (int64_t kx = 0; kx < s.kw; ++kx) {
+              const int64_t iy = oy * s.stride - s.pad + ky, ix = ox * s.stride - s.pad + kx;
+              const bool inside = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
+              abar[(ch * s.kh + ky) * s.kw + kx] = inside ? in[0][((i * s.c + ch) * s.h + iy) * s.w + ix] : 0.0;
+            }
+        dvec.resize(static_cast<size_t>(s.co));
+        for (int64_t o = 0; o < s.co; ++o) dvec[o] = in[1][(i * s.co + o) * cols + t];
+      });
+}
+
 // ResNet-18's convolutions up to 256 channels: at 512, A is 4609² doubles (170 MB) per backend.
 Row conv_kfac_row() {
   Row r{"conv2d_kfac_accumulate", kKfacVsDouble, kKfacVsCpu, {}};
   for (const Conv2dShape& s : conv_cases())
     for (const bool bias : {true, false}) {
       if (is_resnet(s) && (s.c > 256 || bias)) continue;
-      const int64_t rows = s.col_rows(), cols = s.col_cols(), a_dim = rows + (bias ? 1 : 0);
-      r.cases.push_back(kfac_case(
-          describe(s) + (bias ? " bias" : ""), is_resnet(s), s.n, cols, a_dim, s.co,
-          [=] {
-            return std::vector<std::vector<float>>{uniform(s.n * s.c * s.h * s.w, 162), uniform(s.n * s.co * cols, 163)};
-          },
-          [=](Device dev, const float* a, const float* d, double* A, double* G) {
-            LETHE_DISPATCH(dev, conv2d_kfac_accumulate, s, bias, a, d, A, G);
-          },
-          [=](const std::vector<std::vector<float>>& in, int64_t i, int64_t t, std::vector<double>& abar,
-              std::vector<double>& dvec) {
-            // The patch of output position t: ā_t = col(a_i)[:, t] (zero outside the image) [, 1].
-            abar.assign(static_cast<size_t>(a_dim), 1.0);
-            const int64_t oy = t / s.wo(), ox = t % s.wo();
-            for (int64_t ch = 0; ch < s.c; ++ch)
-              for (int64_t ky = 0; ky < s.kh; ++ky)
-                for (int64_t kx = 0; kx < s.kw; ++kx) {
-                  const int64_t iy = oy * s.stride - s.pad + ky, ix = ox * s.stride - s.pad + kx;
-                  const bool inside = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
-                  abar[(ch * s.kh + ky) * s.kw + kx] = inside ? in[0][((i * s.c + ch) * s.h + iy) * s.w + ix] : 0.0;
-                }
-            dvec.resize(static_cast<size_t>(s.co));
-            for (int64_t o = 0; o < s.co; ++o) dvec[o] = in[1][(i * s.co + o) * cols + t];
-          }));
+      r.cases.push_back(conv_kfac_case(s, bias));
     }
+  // 120 examples of 64 channels at 32x32 are two chunks of the GPU's batch-wide unfold (256 MiB
+  // of patches holds 113 of them), the second a ragged one; with a bias.
+  Case chunks = conv_kfac_case(scale_conv(120, 64, 32, 64), true);
+  chunks.at_scale = true;
+  r.cases.push_back(std::move(chunks));
   return r;
 }
 

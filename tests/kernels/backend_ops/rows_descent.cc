@@ -51,6 +51,13 @@ std::vector<std::vector<float>> check_arrays(const CheckScenario& sc) {
   return xs;
 }
 
+// 63 arrays of lengths 1 to 4,801, the first a loss's one value.
+std::vector<int64_t> many_lengths() {
+  std::vector<int64_t> lengths{1};
+  for (int64_t t = 1; t < 63; ++t) lengths.push_back(1 + (t * 977) % 4801);
+  return lengths;
+}
+
 Row descent_check_finite_row() {
   Row r{"descent_check_finite", kExact, kExact, {}};
   const int step = 12;
@@ -61,6 +68,11 @@ Row descent_check_finite_row() {
       {"an empty array before the bad one", {1, 0, 7}, {{2, 6, -kInf}}, false, 2},
       {"a failure already recorded", {1, 100003, 7}, {{0, 0, kNaN}}, true, -1},
       {"ResNet-18 params and gradient, NaN last", {1, kResnetParams, kResnetParams}, {{2, kResnetParams - 1, kNaN}}, false, 2},
+      // More arrays than one launch takes (ResNet-18 has 62 parameter arrays): the first bad one
+      // in the second launch, a later one after it, an early one in a scenario of its own.
+      {"63 arrays, NaN in the 51st, inf in the 61st", many_lengths(), {{50, 17, kNaN}, {60, 0, kInf}}, false, 50},
+      {"63 arrays, inf in the 2nd and the 51st", many_lengths(), {{1, 3, kInf}, {50, 0, kNaN}}, false, 1},
+      {"63 arrays, all finite", many_lengths(), {}, false, -1},
   };
   for (const CheckScenario& sc : scenarios) {
     auto record = [=] {
@@ -160,7 +172,8 @@ Row descent_copy_if_row() {
   };
   for (const Scenario& sc : std::vector<Scenario>{{{5, 0, 100003}, true},
                                                   {{5, 0, 100003}, false},
-                                                  {{kResnetParams, kResnetParams}, true}}) {
+                                                  {{kResnetParams, kResnetParams}, true},
+                                                  {many_lengths(), true}}) {
     const int slot = R::kImproved;
     auto record = [=] {
       auto rec = running_record();
@@ -173,8 +186,11 @@ Row descent_copy_if_row() {
       return xs;
     };
     Case cs;
-    cs.shape = "lengths";
-    for (const int64_t n : sc.lengths) cs.shape += " " + std::to_string(n), cs.bytes += 8.0 * n;
+    cs.shape = sc.lengths.size() > 8 ? std::to_string(sc.lengths.size()) + " arrays" : "lengths";
+    for (const int64_t n : sc.lengths) {
+      if (sc.lengths.size() <= 8) cs.shape += " " + std::to_string(n);
+      cs.bytes += 8.0 * n;
+    }
     cs.shape += sc.flag ? ", flag set" : ", flag clear";
     cs.resnet = sc.lengths[0] == kResnetParams;
     cs.make = [=](Device dev) {
