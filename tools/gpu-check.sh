@@ -379,10 +379,13 @@ fi
 
 # -- the backend harness first: every entry of kernels/backend.inc, small and full-width
 # ResNet-18 shapes, on the GPU against the CPU (tests/kernels/backend_ops/; its CPU-against-double
-# half needs no GPU and is left to the work machines) --
+# half needs no GPU and is left to the work machines). LETHE_CUDNN_LOG=1 logs cuDNN's candidates and
+# the algorithm taken for each convolution shape; "(fallback)" marks a shape where no candidate
+# was acceptable (kernels/cuda/conv.cpp) --
 if [[ -x "$TESTS" ]]; then
-  run_step "backend harness" "$LOGS/backend-harness.log" gtest "$TESTS" \
+  run_step "backend harness" "$LOGS/backend-harness.log" gtest env LETHE_CUDNN_LOG=1 "$TESTS" \
     --gtest_filter='BackendOpsTable.*:BackendOpsCuda.*'
+  say "cuDNN choices: $(grep -c '^cudnn ' "$LOGS/backend-harness.log" || true) logged, $(grep -c '^cudnn .*(fallback)' "$LOGS/backend-harness.log" || true) fallbacks (in $LOGS/backend-harness.log)"
 fi
 
 # -- the CUDA tests, against their CPU twins --

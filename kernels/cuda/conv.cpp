@@ -11,16 +11,22 @@
 //   - for the backward passes, is deterministic when any candidate is: atomics-based algorithms
 //     make gradients differ from run to run, which the repair pipeline's tests would notice.
 // The workspace comes from the caching allocator for the duration of a call.
+// LETHE_CUDNN_LOG=1 prints each choice to stderr, once per shape and direction: the candidates
+// in cuDNN's order (algorithm, math type, deterministic or not, workspace) and the one taken, or
+// "fallback" when none was acceptable.
 //
 // The legacy API takes int dimensions and tensors under 2^31 elements, so a batch whose input or
 // output is larger runs in chunks of examples; the filter gradient accumulates over chunks
 // (beta = 1 after the first). Bias add and bias gradient are lethe's own kernels: the bias
 // gradient accumulates in double, as the CPU's does.
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/check.cuh"
@@ -56,6 +62,7 @@ struct ConvPlan {
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   cudnnMathType_t search_math = CUDNN_FMA_MATH;
+  std::string shape;  // for LETHE_CUDNN_LOG
   std::optional<AlgoChoice<cudnnConvolutionFwdAlgo_t>> forward;
   std::optional<AlgoChoice<cudnnConvolutionBwdDataAlgo_t>> backward_data;
   std::optional<AlgoChoice<cudnnConvolutionBwdFilterAlgo_t>> backward_filter;
@@ -86,6 +93,8 @@ int64_t chunk_size(const Conv2dShape& s) {
 
 std::unique_ptr<ConvPlan> make_plan(const Conv2dShape& s, int64_t batch, bool tf32) {
   auto plan = std::make_unique<ConvPlan>();
+  plan->shape = fmt::format("n={} c={} {}x{} co={} k={}x{} stride={} pad={}{}", batch, s.c, s.h, s.w, s.co, s.kh, s.kw,
+                            s.stride, s.pad, tf32 ? " tf32" : "");
   const int n = to_int(batch, "batch", s), c = to_int(s.c, "channels", s), h = to_int(s.h, "height", s),
             w = to_int(s.w, "width", s), co = to_int(s.co, "output channels", s), kh = to_int(s.kh, "kernel height", s),
             kw = to_int(s.kw, "kernel width", s), stride = to_int(s.stride, "stride", s), pad = to_int(s.pad, "pad", s);
@@ -120,6 +129,7 @@ size_t workspace_budget() {
 // descriptors; each traits struct wraps its calls (checked there, so an error names the real
 // cuDNN function) and says which algorithm every shape supports, for when no candidate fits.
 struct Forward {
+  static constexpr const char* kName = "forward";
   using Perf = cudnnConvolutionFwdAlgoPerf_t;
   using Algo = cudnnConvolutionFwdAlgo_t;
   static constexpr Algo kFallback = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
@@ -142,6 +152,7 @@ struct Forward {
 };
 
 struct BackwardData {
+  static constexpr const char* kName = "backward data";
   using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
   using Algo = cudnnConvolutionBwdDataAlgo_t;
   static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;  // deterministic
@@ -165,6 +176,7 @@ struct BackwardData {
 };
 
 struct BackwardFilter {
+  static constexpr const char* kName = "backward filter";
   using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
   using Algo = cudnnConvolutionBwdFilterAlgo_t;
   static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;  // deterministic
@@ -186,6 +198,24 @@ struct BackwardFilter {
     return bytes;
   }
 };
+
+bool cudnn_log_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("LETHE_CUDNN_LOG");
+    return v && std::string(v) == "1";
+  }();
+  return enabled;
+}
+
+const char* math_name(cudnnMathType_t m) {
+  switch (m) {
+    case CUDNN_DEFAULT_MATH: return "default";
+    case CUDNN_TENSOR_OP_MATH: return "tensor-op";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op-conversion";
+    case CUDNN_FMA_MATH: return "fma";
+  }
+  return "unknown";
+}
 
 // The first acceptable candidate in cuDNN's best-first order (see the file comment), or the
 // direction's fallback when none is; its workspace is asked again with the math type it runs
@@ -214,6 +244,16 @@ AlgoChoice<typename Direction::Algo> choose_algorithm(cudnnHandle_t handle, Conv
   if (best) choice = {best->algo, best->mathType, 0};
   LETHE_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, choice.math));
   choice.workspace_bytes = Direction::workspace(handle, plan, choice.algo);
+  if (cudnn_log_enabled()) {
+    std::string seen;
+    for (const Perf& p : candidates)
+      seen += fmt::format(" [{} {} {} {:.1f}MiB{}]", static_cast<int>(p.algo), math_name(p.mathType),
+                          p.determinism == CUDNN_DETERMINISTIC ? "det" : "nondet", static_cast<double>(p.memory) / (1 << 20),
+                          p.status == CUDNN_STATUS_SUCCESS ? "" : " failed");
+    std::fprintf(stderr, "cudnn %s %s: algo %d %s%s, workspace %.1f MiB; candidates:%s\n", Direction::kName,
+                 plan.shape.c_str(), static_cast<int>(choice.algo), math_name(choice.math), best ? "" : " (fallback)",
+                 static_cast<double>(choice.workspace_bytes) / (1 << 20), seen.c_str());
+  }
   return choice;
 }
 
