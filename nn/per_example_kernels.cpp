@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -178,6 +180,55 @@ cuda::ResidentLookup lookup_in(const ResidentSums* resident) {
 int64_t examples_within(int64_t budget, int64_t p) { return std::max<int64_t>(1, budget / std::max<int64_t>(1, p)); }
 
 namespace {
+// The span of terms a float sum of a GEMM runs over before it is added in double, as on the CPU
+// (kernels/backend.inc).
+constexpr int64_t kDotSpan = 4096;
+// Floats of convolved queries at once (256 MiB).
+constexpr int64_t kConvolvedBudget = int64_t{1} << 26;
+
+bool conv_dots_switch() {
+  static const bool on = [] {
+    const char* v = std::getenv("LETHE_CONV_DOTS");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+}  // namespace
+
+bool dots_by_convolution(Device device, const PerExampleRequest& r) {
+  return device == Device::CUDA && r.dots && r.q >= 1 && r.q <= kConvolvedQueries && !r.sq_norms && !r.sq_sum &&
+         !r.grads && !r.projected && conv_dots_switch();
+}
+
+void conv2d_dots_by_convolution(Device device, const Conv2dShape& s, bool bias, const float* a, const float* d,
+                                const PerExampleRequest& r, int64_t budget) {
+  LETHE_CHECK(r.dots && r.queries && r.q >= 1 && !r.sq_norms && !r.sq_sum && !r.grads && !r.projected,
+              "conv2d_dots_by_convolution: a request for inner products alone");
+  if (s.n == 0) return;
+  const int64_t q = r.q, weights = s.co * s.col_rows(), K = s.co * s.col_cols(), in_size = s.c * s.h * s.w;
+  const int64_t chunk = std::min(s.n, examples_within(budget > 0 ? budget : kConvolvedBudget, q * K));
+  // y [q, m, K]: query j's convolution of the chunk's m examples; part [m, q]: one span's dots.
+  Tensor y = Tensor::empty({q * chunk * K}, device), part = Tensor::empty({chunk * q}, device);
+  for (int64_t first = 0; first < s.n; first += chunk) {
+    Conv2dShape sc = s;
+    sc.n = std::min(chunk, s.n - first);
+    const int64_t m = sc.n;
+    for (int64_t j = 0; j < q; ++j) {
+      const float* v = r.queries + j * r.ld_queries;
+      LETHE_DISPATCH(device, conv2d_forward, sc, a + first * in_size, v, bias ? v + weights : nullptr,
+                     y.data() + j * m * K);
+    }
+    // Example i's row of part: its output gradient's span times each query's convolved span.
+    for (int64_t k0 = 0; k0 < K; k0 += kDotSpan) {
+      const int64_t k = std::min(kDotSpan, K - k0);
+      LETHE_DISPATCH(device, gemm_strided_batched, false, true, 1, q, k, r.scale, d + first * K + k0, K, K,
+                     y.data() + k0, m * K, K, 0.0f, part.data(), q, q, m);
+      LETHE_DISPATCH(device, add_to_double, m * q, part.data(), r.dots + first * q);
+    }
+  }
+}
+
+namespace {
 
 // Every layer's share of `req` for the examples of `range` (n of them) on the CPU.
 void accumulate_range_cpu(const std::vector<CapturedLayer>& layers, ExampleRange range, int64_t n, int64_t p,
@@ -205,9 +256,6 @@ void accumulate_range_cpu(const std::vector<CapturedLayer>& layers, ExampleRange
 // each example's products one query at a time (a block-wide sum and an atomic per query and tile),
 // which at thousands of queries costs more than forming the gradients and multiplying them.
 constexpr int64_t kGpuGemmQueries = 16;
-// The span of parameters a float sum of the GEMM path runs over before it is added in double, as
-// on the CPU (kernels/backend.inc).
-constexpr int64_t kDotSpan = 4096;
 
 // dots[i, j] += <g_i, v_j> over one layer for the examples of `range` (n of them), on the GPU:
 // the layer's gradients formed into device memory (r.scale applied) for a chunk of examples at a

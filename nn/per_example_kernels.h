@@ -117,6 +117,22 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
                             const PerExampleRequest& req, const KeptQueries* kept = nullptr,
                             ResidentSums* resident = nullptr);
 
+// A convolution's inner products with a few queries without forming any example's gradient:
+// <g_i, v> = Σ_{o,t} d_i[o, t] (v_w ⋆ a_i + v_b)[o, t], the layer's own convolution of the
+// example's input with the query's weights as the filter (and its bias as the bias), then a
+// float dot product with the output gradient over spans of at most 4,096 terms, each added in
+// double. One convolution a query costs as much as the layer's forward pass, which cuDNN runs
+// near the GPU's peak, where the tiled kernel that forms each example's gradient in shared
+// memory does not. `r` asks for dots only (1 ≤ q); every pointer is on `device`; the examples go
+// a chunk at a time, their convolved queries within `budget` floats (0: 256 MiB's).
+void conv2d_dots_by_convolution(Device device, const Conv2dShape& s, bool bias, const float* a, const float* d,
+                                const PerExampleRequest& r, int64_t budget = 0);
+// Whether Conv2d takes conv2d_dots_by_convolution for `r`: on the GPU, inner products alone
+// with at most kConvolvedQueries queries (past that, forming the gradients once costs less than a
+// convolution a query), unless LETHE_CONV_DOTS=0 (read once) turns it off.
+constexpr int64_t kConvolvedQueries = 4;
+bool dots_by_convolution(Device device, const PerExampleRequest& r);
+
 // One layer's per-example gradients of the captured batch, formed where the captures live and
 // left there: row i (`ld` floats from the previous) is example i's gradient of the layer's
 // parameters as kernels/backend.inc lays them out (Linear and Conv2d: the weight [out, in] row

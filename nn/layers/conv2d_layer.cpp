@@ -4,6 +4,7 @@
 #include "kernels/backend.h"
 #include "nn/module.h"
 #include "nn/ops.h"
+#include "nn/per_example_kernels.h"
 #include "util/error.h"
 
 namespace lethe {
@@ -58,7 +59,9 @@ void Conv2d::jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) {
 }
 
 void Conv2d::per_example_products(Device device, const CaptureView& c, const PerExampleRequest& r) const {
-  LETHE_DISPATCH(device, conv2d_per_example, conv_shape(*this, c), bias.defined(), c.a, c.d, r);
+  const Conv2dShape s = conv_shape(*this, c);
+  if (dots_by_convolution(device, r)) return conv2d_dots_by_convolution(device, s, bias.defined(), c.a, c.d, r);
+  LETHE_DISPATCH(device, conv2d_per_example, s, bias.defined(), c.a, c.d, r);
 }
 
 // Each output pixel is one row of the unfolded input: A over in = c·kh·kw (plus the bias's 1).

@@ -144,8 +144,10 @@ void expect_quantities_match(ModelPair& m, const data::ImageSet& set) {
                            per_tensor_atol(layout, part, n - 2, p)))
       << "per-example gradients of examples [1, n-1)";
 
-  // 1 and 3 queries take the tiled kernels, 20 the GEMMs over formed gradients (kGpuGemmQueries).
-  for (const int64_t q : {1, 3, 20}) {
+  // A convolution's inner products with 1 and 3 queries go through its own convolution
+  // (kConvolvedQueries), with 6 through the tiled kernels, with 20 through GEMMs over formed
+  // gradients (kGpuGemmQueries).
+  for (const int64_t q : {1, 3, 6, 20}) {
     const auto queries = random_queries(q * p, 70 + static_cast<uint64_t>(q));
     const auto dots = per_example_dots(*m.cpu, set, queries, q, opt);
     EXPECT_TRUE(close_to_cpu(dots, per_example_dots(*m.gpu, set, queries, q, opt),
