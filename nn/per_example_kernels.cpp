@@ -186,18 +186,69 @@ constexpr int64_t kDotSpan = 4096;
 // Floats of convolved queries at once (256 MiB).
 constexpr int64_t kConvolvedBudget = int64_t{1} << 26;
 
-bool conv_dots_switch() {
-  static const bool on = [] {
-    const char* v = std::getenv("LETHE_CONV_DOTS");
-    return !(v && std::string(v) == "0");
-  }();
-  return on;
+// LETHE_<name>=0 turns a GPU path off; anything else leaves it on.
+bool switched_on(const char* variable) {
+  const char* v = std::getenv(variable);
+  return !(v && std::string(v) == "0");
+}
+
+// What conv2d_per_example_by_gemm serves: gradients alone, or sums without gradients.
+bool gemm_serves(const PerExampleRequest& r) {
+  if (r.projected) return false;
+  if (r.grads) return !r.dots && !r.sq_norms && !r.sq_sum;
+  return (r.dots && r.q >= 1) || r.sq_norms || r.sq_sum;
 }
 }  // namespace
 
+bool per_example_by_gemm(Device device, const PerExampleRequest& r) {
+  static const bool on = switched_on("LETHE_CONV_GEMM");
+  return device == Device::CUDA && gemm_serves(r) && on;
+}
+
+void conv2d_per_example_by_gemm(Device device, const Conv2dShape& s, bool bias, const float* a, const float* d,
+                                const PerExampleRequest& r, int64_t budget) {
+  LETHE_CHECK(gemm_serves(r), "conv2d_per_example_by_gemm: gradients alone, or sums without gradients");
+  if (s.n == 0) return;
+  const int64_t R = s.col_rows(), P = s.col_cols(), co = s.co, params = co * R + (bias ? co : 0);
+  const int64_t in_size = s.c * s.h * s.w, out_size = co * P;
+  const int64_t limit = budget > 0 ? budget : kMaterialisedGradientBudget;
+  const int64_t chunk = std::min({s.n, examples_within(limit, params), examples_within(limit, R * P)});
+  Tensor col = Tensor::empty({R * chunk * P}, device);
+  Tensor ones = Tensor::full({std::max(P, params)}, 1.0f, device);
+  // Into the caller's rows when gradients are all it asks; else a chunk's rows of scratch.
+  const bool direct = r.grads != nullptr;
+  Tensor formed = direct ? Tensor() : Tensor::empty({chunk * params}, device);
+  Tensor part = r.dots ? Tensor::empty({chunk * r.q}, device) : Tensor();
+  for (int64_t first = 0; first < s.n; first += chunk) {
+    const int64_t m = std::min(chunk, s.n - first);
+    LETHE_DISPATCH(device, im2col_batch, s, m, a + first * in_size, col.data(), false);
+    float* out = direct ? r.grads + first * r.ld_grads : formed.data();
+    const int64_t ld = direct ? r.ld_grads : params;
+    const float* dm = d + first * out_size;
+    // G_i [co, R] = scale · D_i [co, P] · C_iᵀ, C_i the chunk's columns [i·P, (i+1)·P) of col.
+    LETHE_DISPATCH(device, gemm_strided_batched, false, true, co, R, P, r.scale, dm, P, out_size, col.data(), m * P, P,
+                   0.0f, out, R, ld, m);
+    // The bias's gradient, D_i times a column of ones.
+    if (bias)
+      LETHE_DISPATCH(device, gemm_strided_batched, false, false, co, 1, P, r.scale, dm, P, out_size, ones.data(), 1, 0,
+                     0.0f, out + co * R, 1, ld, m);
+    if (direct) continue;
+    if (r.sq_sum) LETHE_DISPATCH(device, add_column_squares, m, params, out, r.sq_sum);
+    if (r.sq_norms) LETHE_DISPATCH(device, add_weighted_row_squares, m, params, out, ones.data(), r.sq_norms + first);
+    if (r.dots)
+      for (int64_t k0 = 0; k0 < params; k0 += kDotSpan) {
+        const int64_t k = std::min(kDotSpan, params - k0);
+        LETHE_DISPATCH(device, gemm, false, true, m, r.q, k, 1.0f, out + k0, params, r.queries + k0, r.ld_queries, 0.0f,
+                       part.data(), r.q);
+        LETHE_DISPATCH(device, add_to_double, m * r.q, part.data(), r.dots + first * r.q);
+      }
+  }
+}
+
 bool dots_by_convolution(Device device, const PerExampleRequest& r) {
+  static const bool on = switched_on("LETHE_CONV_DOTS");
   return device == Device::CUDA && r.dots && r.q >= 1 && r.q <= kConvolvedQueries && !r.sq_norms && !r.sq_sum &&
-         !r.grads && !r.projected && conv_dots_switch();
+         !r.grads && !r.projected && on;
 }
 
 void conv2d_dots_by_convolution(Device device, const Conv2dShape& s, bool bias, const float* a, const float* d,

@@ -133,6 +133,21 @@ void conv2d_dots_by_convolution(Device device, const Conv2dShape& s, bool bias, 
 constexpr int64_t kConvolvedQueries = 4;
 bool dots_by_convolution(Device device, const PerExampleRequest& r);
 
+// A convolution's per-example gradients as batched GEMMs: a chunk of examples unfolded side by
+// side (im2col_batch), then for each example G_i = scale · D_i C_iᵀ (its output gradient
+// [co, P] times its patches [R, P], transposed) and its bias D_i 1, one strided-batched GEMM
+// each over the chunk. The gradients go straight to r.grads when that is all `r` asks; otherwise
+// into scratch, from which the sums of squares, the squared norms (both in double) and the inner
+// products (float GEMMs over spans of 4,096 parameters, added in double) are taken. A request for
+// gradients and anything else is refused (the tiled kernel takes it). The chunk's gradients and
+// patches stay within `budget` floats each (0: 256 MiB's).
+void conv2d_per_example_by_gemm(Device device, const Conv2dShape& s, bool bias, const float* a, const float* d,
+                                const PerExampleRequest& r, int64_t budget = 0);
+// Whether Conv2d takes conv2d_per_example_by_gemm for `r`: on the GPU, where cuBLAS's GEMMs run
+// nearer the peak than the tiled kernel that forms each example's gradient in shared memory,
+// for every request it serves, unless LETHE_CONV_GEMM=0 (read once) turns it off.
+bool per_example_by_gemm(Device device, const PerExampleRequest& r);
+
 // One layer's per-example gradients of the captured batch, formed where the captures live and
 // left there: row i (`ld` floats from the previous) is example i's gradient of the layer's
 // parameters as kernels/backend.inc lays them out (Linear and Conv2d: the weight [out, in] row

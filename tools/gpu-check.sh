@@ -35,8 +35,8 @@
 # EWC-influence at dataset scale (bench/dataset-scale.sh: ResNet-18 on 50,000 CIFAR-format
 # images, FP32 then TF32, and the MNIST CNN on 60,000); lethe against torch.func and torch on
 # this GPU (bench/compare-gpu.sh); memcheck; racecheck; MNIST end to end; every test; the
-# benchmarks; the backend harness's perf mode; attribution at query scale
-# (bench/attribute-scale.sh, ResNet-9 at full size).
+# benchmarks; the backend harness's perf mode; the convolutions' per-example paths timed one
+# against another; attribution at query scale (bench/attribute-scale.sh, ResNet-9 at full size).
 # LETHE_GPU_BUDGET=0 runs every step whatever the time.
 #
 # Environment: LETHE_GPU_BUILD (build folder, default build-gpu), LETHE_GPU_LOG_DIR (where the
@@ -539,6 +539,21 @@ if [[ -x "$BENCH" ]]; then
   if fits "backend perf" 60; then
     run_step "backend perf" "$LOGS/backend-perf.log" bench "$BENCH" --benchmark_min_time=0.02 \
       --benchmark_filter='BackendOps/Cuda/.*ResNet'
+  fi
+  # The convolutions' three GPU paths for per-example quantities, one after the other on the same
+  # benchmarks: the default (convolved queries, batched GEMMs), the GEMMs alone
+  # (LETHE_CONV_DOTS=0), the tiled kernel alone (both off). See docs/architecture.md.
+  if fits "per-example paths" 90; then
+    per_example_paths() {
+      local setting
+      for setting in "" "LETHE_CONV_DOTS=0" "LETHE_CONV_DOTS=0 LETHE_CONV_GEMM=0"; do
+        echo "== paths: ${setting:-default} =="
+        # shellcheck disable=SC2086
+        timeout 120 env $setting "$BENCH" --benchmark_min_time=0.2 --benchmark_filter='PerExample.*device:1' || return 1
+      done
+    }
+    run_step "per-example paths" "$LOGS/per-example-paths.log" none per_example_paths
+    grep -E '^== paths|device:1' "$LOGS/per-example-paths.log" | tee -a "$SUMMARY" || true
   fi
 else
   record "benchmarks" SKIP 0

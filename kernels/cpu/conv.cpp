@@ -104,6 +104,21 @@ LETHE_NO_LOOP_TO_CALL void col2im(const Conv2dShape& s, const float* col, float*
                     static_cast<size_t>(s.w) * sizeof(float));
 }
 
+void im2col_batch(const Conv2dShape& s, int64_t m, const float* x, float* col, bool ones_row) {
+  const int64_t rows = s.col_rows(), cols = s.col_cols(), width = m * cols, in_size = s.c * s.h * s.w;
+#pragma omp parallel
+  {
+    std::vector<float> one(static_cast<size_t>(rows * cols));
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < m; ++e) {
+      im2col(s, x + e * in_size, one.data());
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(col + r * width + e * cols, one.data() + r * cols, static_cast<size_t>(cols) * sizeof(float));
+    }
+  }
+  if (ones_row) std::fill(col + rows * width, col + (rows + 1) * width, 1.0f);
+}
+
 void conv2d_forward_im2col(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
   const int64_t rows = s.col_rows(), cols = s.col_cols();
   const int64_t in_size = s.c * s.h * s.w, out_size = s.co * cols;

@@ -26,12 +26,6 @@ namespace lethe::cuda {
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
-// ---- unfolding a batch (KFAC's convolution factors) ------------------------------------------
-// Examples [0, m) of x [m, c, h, w] in s's geometry unfolded side by side into col
-// [rows (+1), m · ho·wo]: entry (r, e · ho·wo + t) is example e's im2col entry (r, t), with a last
-// row of ones when `ones_row`. The CPU unfolds example by example (kernels/cpu/conv.h's im2col).
-void im2col_batch(const Conv2dShape& s, int64_t m, const float* x, float* col, bool ones_row);
-
 // ---- caching allocator (lethe::device::cuda_alloc / cuda_free sit on top of it) ------------
 struct MemoryStats {
   size_t in_use_bytes = 0;       // handed out and not yet returned (bucket sizes)

@@ -61,6 +61,7 @@ void Conv2d::jvp(Tensor& h, Tensor& dh, const ParameterDirection& v) {
 void Conv2d::per_example_products(Device device, const CaptureView& c, const PerExampleRequest& r) const {
   const Conv2dShape s = conv_shape(*this, c);
   if (dots_by_convolution(device, r)) return conv2d_dots_by_convolution(device, s, bias.defined(), c.a, c.d, r);
+  if (per_example_by_gemm(device, r)) return conv2d_per_example_by_gemm(device, s, bias.defined(), c.a, c.d, r);
   LETHE_DISPATCH(device, conv2d_per_example, s, bias.defined(), c.a, c.d, r);
 }
 

@@ -1,9 +1,12 @@
-// A convolution's inner products with a few queries taken through the layer's own convolution
-// (nn/per_example_kernels.h: conv2d_dots_by_convolution) against the formed per-example gradients'
-// (kernels/cpu/per_example.h), on the CPU: odd geometries, a bias or none, padded query rows, a
-// scale, dots that already hold values, and chunks of examples. The GPU takes this path for a
-// convolution's dots with up to kConvolvedQueries queries (test_per_example_cuda.cpp compares the
-// whole engine there with the CPU's).
+// The GPU's two other ways to a convolution's per-example quantities (nn/per_example_kernels.h),
+// run on the CPU against the tiled per-example kernel's twin (kernels/cpu/per_example.h):
+//   - inner products with a few queries through the layer's own convolution
+//     (conv2d_dots_by_convolution);
+//   - gradients, sums of squares, squared norms and inner products from gradients formed as
+//     batched GEMMs over a batch-wide unfold (conv2d_per_example_by_gemm).
+// Odd geometries, a bias or none, padded query and gradient rows, a scale, sums that already hold
+// values, and chunks of examples. The GPU takes these paths (test_per_example_cuda.cpp compares
+// the whole engine there with the CPU's).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -84,6 +87,69 @@ TEST(ConvDots, RefusesRequestsForMoreThanInnerProducts) {
   EXPECT_TRUE(dots_by_convolution(Device::CUDA, r));
   r.q = kConvolvedQueries + 1;
   EXPECT_FALSE(dots_by_convolution(Device::CUDA, r));
+}
+
+// Every request the GEMM path serves, against the tiled kernel's twin.
+TEST(ConvByGemm, GradientsAndTheirSumsMatchTheTiledKernel) {
+  const std::vector<Case> cases = {
+      {shape(5, 3, 11, 9, 7, 3, 3, 2, 1), true, 3, 0},
+      {shape(4, 4, 13, 10, 6, 5, 5, 1, 2), false, 6, 0},
+      {shape(3, 1, 7, 12, 2, 3, 2, 3, 0), true, 1, 0},
+      // Chunks of 2 examples (the patches' 27 × 64 floats each), the last one ragged.
+      {shape(7, 3, 8, 8, 4, 3, 3, 1, 1), true, 2, 2 * 27 * 64},
+  };
+  for (const Case& c : cases) {
+    const Conv2dShape& s = c.s;
+    SCOPED_TRACE(::testing::Message() << "n=" << s.n << " c=" << s.c << " " << s.h << "x" << s.w << " co=" << s.co
+                                      << " k=" << s.kh << "x" << s.kw << " stride=" << s.stride << " pad=" << s.pad
+                                      << (c.bias ? " bias" : "") << " q=" << c.q << " budget=" << c.budget);
+    const int64_t params = s.co * s.col_rows() + (c.bias ? s.co : 0), ld = params + 5;
+    const auto a = uniform(s.n * s.c * s.h * s.w, 11);
+    const auto d = uniform(s.n * s.co * s.col_cols(), 12);
+    const auto queries = uniform(c.q * ld, 13);
+    const double bound = 1e-5 * static_cast<double>(s.col_cols() * (s.co * s.col_rows() + 1));
+
+    // Gradients alone, into rows `ld` apart whose padding must stay as it was.
+    std::vector<float> want_g(static_cast<size_t>(s.n * ld), 7.0f), got_g = want_g;
+    PerExampleRequest g;
+    g.grads = want_g.data(), g.ld_grads = ld, g.scale = 0.5f;
+    cpu::conv2d_per_example(s, c.bias, a.data(), d.data(), g);
+    g.grads = got_g.data();
+    conv2d_per_example_by_gemm(Device::CPU, s, c.bias, a.data(), d.data(), g, c.budget);
+    for (size_t k = 0; k < want_g.size(); ++k) EXPECT_NEAR(got_g[k], want_g[k], 1e-5) << "gradient entry " << k;
+
+    // Everything else at once, added to values already there.
+    std::vector<double> want_dots(static_cast<size_t>(s.n * c.q), 0.25), want_norms(static_cast<size_t>(s.n), 0.5),
+        want_sums(static_cast<size_t>(params), 1.0);
+    auto got_dots = want_dots, got_norms = want_norms, got_sums = want_sums;
+    PerExampleRequest r;
+    r.queries = queries.data(), r.q = c.q, r.ld_queries = ld, r.scale = 0.5f;
+    r.dots = want_dots.data(), r.sq_norms = want_norms.data(), r.sq_sum = want_sums.data();
+    cpu::conv2d_per_example(s, c.bias, a.data(), d.data(), r);
+    r.dots = got_dots.data(), r.sq_norms = got_norms.data(), r.sq_sum = got_sums.data();
+    conv2d_per_example_by_gemm(Device::CPU, s, c.bias, a.data(), d.data(), r, c.budget);
+    for (size_t k = 0; k < want_dots.size(); ++k) EXPECT_NEAR(got_dots[k], want_dots[k], bound) << "dot " << k;
+    for (size_t k = 0; k < want_norms.size(); ++k)
+      EXPECT_NEAR(got_norms[k], want_norms[k], 1e-5 * std::abs(want_norms[k])) << "squared norm " << k;
+    for (size_t k = 0; k < want_sums.size(); ++k)
+      EXPECT_NEAR(got_sums[k], want_sums[k], 1e-5 * std::abs(want_sums[k])) << "sum of squares " << k;
+  }
+}
+
+TEST(ConvByGemm, ServesGradientsAloneOrSumsWithoutThem) {
+  const Conv2dShape s = shape(2, 1, 5, 5, 2, 3, 3, 1, 0);
+  const auto a = uniform(50, 1), d = uniform(2 * 2 * 9, 2);
+  std::vector<float> grads(2 * 18);
+  std::vector<double> norms(2, 0.0);
+  PerExampleRequest r;
+  r.grads = grads.data(), r.ld_grads = 18, r.sq_norms = norms.data();
+  EXPECT_FALSE(per_example_by_gemm(Device::CUDA, r));
+  EXPECT_THROW(conv2d_per_example_by_gemm(Device::CPU, s, false, a.data(), d.data(), r), Error);
+  r.sq_norms = nullptr;
+  EXPECT_TRUE(per_example_by_gemm(Device::CUDA, r));
+  EXPECT_FALSE(per_example_by_gemm(Device::CPU, r));
+  r.grads = nullptr, r.sq_norms = norms.data();
+  EXPECT_TRUE(per_example_by_gemm(Device::CUDA, r));
 }
 
 }  // namespace

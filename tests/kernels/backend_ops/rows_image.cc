@@ -72,6 +72,42 @@ Row im2col_row() {
   return r;
 }
 
+// The batch's examples side by side, [rows (+1), n · ho·wo], with and without the row of ones.
+Row im2col_batch_row() {
+  Row r{"im2col_batch", kExact, kExact, {}};
+  for (const Conv2dShape& s : conv_cases())
+    for (const bool ones : {true, false}) {
+      if (is_resnet(s) && ones) continue;
+      const int64_t rows = s.col_rows(), cols = s.col_cols(), width = s.n * cols;
+      const int64_t size = (rows + (ones ? 1 : 0)) * width;
+      auto x = [=] { return uniform(s.n * s.c * s.h * s.w, 52); };
+      Case cs;
+      cs.shape = describe(s) + (ones ? ", ones row" : "");
+      cs.resnet = is_resnet(s);
+      cs.bytes = 4.0 * (s.n * s.c * s.h * s.w + size);
+      cs.make = [=](Device dev) {
+        Instance ins(dev);
+        const float* xd = ins.input(x());
+        float* col = ins.output<float>(static_cast<size_t>(size));
+        ins.launch = [=] { LETHE_DISPATCH(dev, im2col_batch, s, s.n, xd, col, ones); };
+        ins.compare("col", col, static_cast<size_t>(size));
+        return ins;
+      };
+      cs.reference = [=] {
+        const auto in = x();
+        std::vector<double> col(static_cast<size_t>(size), 1.0);
+        for (int64_t e = 0; e < s.n; ++e) {
+          const auto one = unfold(s, in, e);
+          for (int64_t k = 0; k < rows; ++k)
+            for (int64_t t = 0; t < cols; ++t) col[k * width + e * cols + t] = one[k * cols + t];
+        }
+        return Outputs{{"col", col}};
+      };
+      r.cases.push_back(std::move(cs));
+    }
+  return r;
+}
+
 // The adjoint adds up to kh·kw floats into each pixel; the backends add them in the same order
 // (a gather), so they agree exactly. Against the exact sum: K additions of partial sums at most K
 // in size round by at most u·K² (K ≤ 25 here, the 5x5 windows): 6e-8 · 25 per unit of K.
@@ -335,6 +371,7 @@ Case maxpool_backward_case(const Pool2dShape& s) {
 std::vector<Row> image_rows() {
   std::vector<Row> rows;
   rows.push_back(im2col_row());
+  rows.push_back(im2col_batch_row());
   rows.push_back(col2im_row());
   rows.push_back(conv2d_forward_row());
   rows.push_back(conv2d_backward_row());
