@@ -13,9 +13,15 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/device.h"
 #include "nn/per_example_kernels.h"
+#include "nn/tensor.h"
 #include "util/error.h"
 #include "util/rng.h"
+
+#ifdef LETHE_WITH_CUDA
+#include "kernels/cuda/kernels.h"
+#endif
 
 namespace lethe {
 namespace {
@@ -150,6 +156,47 @@ TEST(ConvByGemm, ServesGradientsAloneOrSumsWithoutThem) {
   EXPECT_FALSE(per_example_by_gemm(Device::CPU, r));
   r.grads = nullptr, r.sq_norms = norms.data();
   EXPECT_TRUE(per_example_by_gemm(Device::CUDA, r));
+}
+
+// On the GPU the batched GEMMs are cuBLAS's, in TF32 under --tf32: each operand rounded to a
+// 10-bit mantissa (a relative error of at most 2^-10 even truncated), so each product by at most
+// about 2^-9, and an entry G[o, r] = Σ_t d[o, t] col[r, t] by at most 2^-9 of M[o, r] =
+// Σ_t |d[o, t]| |col[r, t]|, the same sums over |d| and |a|. FP32's own rounding of a sum of
+// P = 256 terms is at most P · 2^-24 of M on either side. The test allows twice each bound: 2^-8
+// of M for TF32's rounding, and 4 P · 2^-24 for the two sums'.
+TEST(ConvByGemmCuda, GradientsWithinTheirRoundingOfTheCpuInFp32AndTf32) {
+  if (!device::cuda_available()) GTEST_SKIP() << device::cuda_unavailable_reason();
+#ifdef LETHE_WITH_CUDA
+  const Conv2dShape s = shape(8, 64, 16, 16, 64, 3, 3, 1, 1);
+  const int64_t params = s.co * s.col_rows() + s.co, in = s.n * s.c * s.h * s.w, out = s.n * s.co * s.col_cols();
+  const auto a = uniform(in, 21), d = uniform(out, 22);
+  std::vector<float> abs_a(a), abs_d(d);
+  for (float& x : abs_a) x = std::abs(x);
+  for (float& x : abs_d) x = std::abs(x);
+  std::vector<float> want(static_cast<size_t>(s.n * params)), mag(want.size());
+  PerExampleRequest g;
+  g.grads = want.data(), g.ld_grads = params;
+  cpu::conv2d_per_example(s, true, a.data(), d.data(), g);
+  g.grads = mag.data();
+  cpu::conv2d_per_example(s, true, abs_a.data(), abs_d.data(), g);
+
+  const Tensor ad = Tensor::from_vector({in}, a, Device::CUDA), dd = Tensor::from_vector({out}, d, Device::CUDA);
+  const bool tf32_before = cuda::allow_tf32();
+  for (const bool tf32 : {false, true}) {
+    SCOPED_TRACE(tf32 ? "TF32" : "FP32");
+    cuda::set_allow_tf32(tf32);
+    Tensor grads = Tensor::empty({s.n * params}, Device::CUDA);
+    g.grads = grads.data();
+    conv2d_per_example_by_gemm(Device::CUDA, s, true, ad.data(), dd.data(), g);
+    const auto got = grads.to_vector();
+    const double fp32 = 4.0 * static_cast<double>(s.col_cols()) / (1 << 24), share = tf32 ? 1.0 / 256 + fp32 : fp32;
+    int64_t outside = 0;
+    for (size_t k = 0; k < want.size(); ++k)
+      if (!(std::abs(got[k] - want[k]) <= share * mag[k] + 1e-7)) ++outside;
+    EXPECT_EQ(outside, 0) << "entries farther from the CPU's than " << share << " of their terms' magnitudes";
+  }
+  cuda::set_allow_tf32(tf32_before);
+#endif
 }
 
 }  // namespace
