@@ -10,14 +10,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/backend_ops/ops.h"
 #include "kernels/device.h"
 #include "nn/per_example_kernels.h"
 #include "nn/tensor.h"
 #include "util/error.h"
-#include "util/rng.h"
 
 #ifdef LETHE_WITH_CUDA
 #include "kernels/cuda/kernels.h"
@@ -26,12 +27,7 @@
 namespace lethe {
 namespace {
 
-std::vector<float> uniform(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = static_cast<float>(rng.uniform(-1, 1));
-  return v;
-}
+using backend_ops::uniform;
 
 Conv2dShape shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t co, int64_t kh, int64_t kw, int64_t stride,
                   int64_t pad) {
@@ -47,6 +43,24 @@ struct Case {
   int64_t budget;  // floats of convolved queries at once (0: the default)
 };
 
+std::string describe(const Case& c) {
+  return backend_ops::describe(c.s) + (c.bias ? " bias" : "") + " q=" + std::to_string(c.q) +
+         " budget=" + std::to_string(c.budget);
+}
+
+// A case's inputs from three seeds from `seed` on; query and gradient rows padded past the
+// layer's parameters.
+struct Inputs {
+  int64_t params, ld;
+  std::vector<float> a, d, queries;
+  Inputs(const Case& c, uint64_t seed)
+      : params(c.s.co * c.s.col_rows() + (c.bias ? c.s.co : 0)),
+        ld(params + 3),
+        a(uniform(c.s.n * c.s.c * c.s.h * c.s.w, seed)),
+        d(uniform(c.s.n * c.s.co * c.s.col_cols(), seed + 1)),
+        queries(uniform(c.q * ld, seed + 2)) {}
+};
+
 TEST(ConvDots, ByConvolutionMatchTheFormedGradients) {
   const std::vector<Case> cases = {
       {shape(5, 3, 11, 9, 7, 3, 3, 2, 1), true, 1, 0},
@@ -58,13 +72,10 @@ TEST(ConvDots, ByConvolutionMatchTheFormedGradients) {
   };
   for (const Case& c : cases) {
     const Conv2dShape& s = c.s;
-    SCOPED_TRACE(::testing::Message() << "n=" << s.n << " c=" << s.c << " " << s.h << "x" << s.w << " co=" << s.co
-                                      << " k=" << s.kh << "x" << s.kw << " stride=" << s.stride << " pad=" << s.pad
-                                      << (c.bias ? " bias" : "") << " q=" << c.q << " budget=" << c.budget);
-    const int64_t params = s.co * s.col_rows() + (c.bias ? s.co : 0), ld = params + 3;
-    const auto a = uniform(s.n * s.c * s.h * s.w, 1);
-    const auto d = uniform(s.n * s.co * s.col_cols(), 2);
-    const auto queries = uniform(c.q * ld, 3);
+    SCOPED_TRACE(describe(c));
+    const Inputs in(c, 1);
+    const int64_t ld = in.ld;
+    const auto &a = in.a, &d = in.d, &queries = in.queries;
     PerExampleRequest r;
     r.queries = queries.data(), r.q = c.q, r.ld_queries = ld, r.scale = 0.5f;
     std::vector<double> want(static_cast<size_t>(s.n * c.q), 0.25), got = want;
@@ -106,13 +117,10 @@ TEST(ConvByGemm, GradientsAndTheirSumsMatchTheTiledKernel) {
   };
   for (const Case& c : cases) {
     const Conv2dShape& s = c.s;
-    SCOPED_TRACE(::testing::Message() << "n=" << s.n << " c=" << s.c << " " << s.h << "x" << s.w << " co=" << s.co
-                                      << " k=" << s.kh << "x" << s.kw << " stride=" << s.stride << " pad=" << s.pad
-                                      << (c.bias ? " bias" : "") << " q=" << c.q << " budget=" << c.budget);
-    const int64_t params = s.co * s.col_rows() + (c.bias ? s.co : 0), ld = params + 5;
-    const auto a = uniform(s.n * s.c * s.h * s.w, 11);
-    const auto d = uniform(s.n * s.co * s.col_cols(), 12);
-    const auto queries = uniform(c.q * ld, 13);
+    SCOPED_TRACE(describe(c));
+    const Inputs in(c, 11);
+    const int64_t params = in.params, ld = in.ld;
+    const auto &a = in.a, &d = in.d, &queries = in.queries;
     const double bound = 1e-5 * static_cast<double>(s.col_cols() * (s.co * s.col_rows() + 1));
 
     // Gradients alone, into rows `ld` apart whose padding must stay as it was.
