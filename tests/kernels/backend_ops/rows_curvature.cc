@@ -12,7 +12,6 @@
 namespace lethe::backend_ops {
 namespace {
 
-constexpr Tolerance kExact{0, 0, 0};
 constexpr float kEps = 1e-5f;
 
 // ---- per-example quantities --------------------------------------------------------------------
