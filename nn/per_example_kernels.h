@@ -128,8 +128,9 @@ void accumulate_per_example(const std::vector<CapturedLayer>& layers, int64_t n,
 void conv2d_dots_by_convolution(Device device, const Conv2dShape& s, bool bias, const float* a, const float* d,
                                 const PerExampleRequest& r, int64_t budget = 0);
 // Whether Conv2d takes conv2d_dots_by_convolution for `r`: on the GPU, inner products alone
-// with at most kConvolvedQueries queries (past that, forming the gradients once costs less than a
-// convolution a query), unless LETHE_CONV_DOTS=0 (read once) turns it off.
+// with at most kConvolvedQueries queries (past that, forming the gradients once should cost less
+// than a convolution a query: a threshold to be timed on a GPU), unless LETHE_CONV_DOTS=0 (read
+// once) turns it off.
 constexpr int64_t kConvolvedQueries = 4;
 bool dots_by_convolution(Device device, const PerExampleRequest& r);
 
