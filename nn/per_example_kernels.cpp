@@ -214,7 +214,12 @@ void conv2d_per_example_by_gemm(Device device, const Conv2dShape& s, bool bias, 
   const int64_t limit = budget > 0 ? budget : kMaterialisedGradientBudget;
   const int64_t chunk = std::min({s.n, examples_within(limit, params), examples_within(limit, R * P)});
   Tensor col = Tensor::empty({R * chunk * P}, device);
-  Tensor ones = Tensor::full({std::max(P, params)}, 1.0f, device);
+  // Ones for the bias's column sums and the squared norms' weights, filled where they are used.
+  Tensor ones;
+  if (bias || r.sq_norms) {
+    ones = Tensor::empty({std::max(P, params)}, device);
+    LETHE_DISPATCH(device, fill, ones.numel(), 1.0f, ones.data());
+  }
   // Into the caller's rows when gradients are all it asks; else a chunk's rows of scratch.
   const bool direct = r.grads != nullptr;
   Tensor formed = direct ? Tensor() : Tensor::empty({chunk * params}, device);
@@ -258,22 +263,39 @@ void conv2d_dots_by_convolution(Device device, const Conv2dShape& s, bool bias, 
   if (s.n == 0) return;
   const int64_t q = r.q, weights = s.co * s.col_rows(), K = s.co * s.col_cols(), in_size = s.c * s.h * s.w;
   const int64_t chunk = std::min(s.n, examples_within(budget > 0 ? budget : kConvolvedBudget, q * K));
-  // y [q, m, K]: query j's convolution of the chunk's m examples; part [m, q]: one span's dots.
-  Tensor y = Tensor::empty({q * chunk * K}, device), part = Tensor::empty({chunk * q}, device);
+  // y: query j's convolution of the chunk's m examples [m, K] at y + j * slot, each on a 16-byte
+  // boundary; part [m, q]: one span's dots.
+  const int64_t slot = (chunk * K + 3) / 4 * 4;
+  Tensor y = Tensor::empty({q * slot}, device), part = Tensor::empty({chunk * q}, device);
+  // cuDNN is handed 16-byte aligned arrays: a query row or a chunk of inputs that starts between
+  // boundaries (rows p floats apart, a chunk past examples of odd size) is copied to scratch first.
+  const auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const int64_t row = weights + (bias ? s.co : 0);
+  Tensor query_copy, input_copy;
   for (int64_t first = 0; first < s.n; first += chunk) {
     Conv2dShape sc = s;
     sc.n = std::min(chunk, s.n - first);
     const int64_t m = sc.n;
+    const float* x = a + first * in_size;
+    if (!aligned(x)) {
+      if (!input_copy.defined()) input_copy = Tensor::empty({chunk * in_size}, device);
+      LETHE_DISPATCH(device, scale, m * in_size, 1.0f, x, input_copy.data());
+      x = input_copy.data();
+    }
     for (int64_t j = 0; j < q; ++j) {
       const float* v = r.queries + j * r.ld_queries;
-      LETHE_DISPATCH(device, conv2d_forward, sc, a + first * in_size, v, bias ? v + weights : nullptr,
-                     y.data() + j * m * K);
+      if (!aligned(v)) {
+        if (!query_copy.defined()) query_copy = Tensor::empty({row}, device);
+        LETHE_DISPATCH(device, scale, row, 1.0f, v, query_copy.data());
+        v = query_copy.data();
+      }
+      LETHE_DISPATCH(device, conv2d_forward, sc, x, v, bias ? v + weights : nullptr, y.data() + j * slot);
     }
     // Example i's row of part: its output gradient's span times each query's convolved span.
     for (int64_t k0 = 0; k0 < K; k0 += kDotSpan) {
       const int64_t k = std::min(kDotSpan, K - k0);
       LETHE_DISPATCH(device, gemm_strided_batched, false, true, 1, q, k, r.scale, d + first * K + k0, K, K,
-                     y.data() + k0, m * K, K, 0.0f, part.data(), q, q, m);
+                     y.data() + k0, slot, K, 0.0f, part.data(), q, q, m);
       LETHE_DISPATCH(device, add_to_double, m * q, part.data(), r.dots + first * q);
     }
   }

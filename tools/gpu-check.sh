@@ -391,6 +391,10 @@ fi
 # -- the CUDA tests, against their CPU twins --
 if [[ -x "$TESTS" ]]; then
   run_step "CUDA tests" "$LOGS/cuda-tests.log" gtest "$TESTS" --gtest_filter='*Cuda*:-BackendOps*'
+  # The engine's tests again with the convolutions' tiled kernel in place of the convolved
+  # queries and the batched GEMMs (nn/per_example_kernels.h), which take its requests by default.
+  run_step "CUDA engine, tiled kernel" "$LOGS/cuda-engine-tiled.log" gtest env LETHE_CONV_DOTS=0 LETHE_CONV_GEMM=0 \
+    "$TESTS" --gtest_filter='CudaPerExampleEngine.*'
 else
   say "lethe_tests was not built"
   record "tests" FAIL 0

@@ -145,8 +145,9 @@ void expect_quantities_match(ModelPair& m, const data::ImageSet& set) {
       << "per-example gradients of examples [1, n-1)";
 
   // A convolution's inner products with 1 and 3 queries go through its own convolution
-  // (kConvolvedQueries), with 6 through the tiled kernels, with 20 through GEMMs over formed
-  // gradients (kGpuGemmQueries).
+  // (kConvolvedQueries), with 6 through its gradients formed by batched GEMMs, with 20 through
+  // the engine's GEMMs over formed gradients (kGpuGemmQueries). gpu-check.sh runs these tests
+  // again with LETHE_CONV_DOTS=0 LETHE_CONV_GEMM=0, for the tiled kernel.
   for (const int64_t q : {1, 3, 6, 20}) {
     const auto queries = random_queries(q * p, 70 + static_cast<uint64_t>(q));
     const auto dots = per_example_dots(*m.cpu, set, queries, q, opt);

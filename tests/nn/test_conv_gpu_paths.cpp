@@ -69,6 +69,8 @@ TEST(ConvDots, ByConvolutionMatchTheFormedGradients) {
       {shape(3, 1, 7, 12, 2, 3, 2, 3, 0), false, 2, 0},
       // Chunks of 2 examples (2 queries × 2 × K floats), the last one ragged.
       {shape(7, 2, 8, 8, 3, 3, 3, 1, 1), true, 2, 2 * 2 * 3 * 64},
+      // Examples of 49 floats: the chunks after the first start between 16-byte boundaries.
+      {shape(7, 1, 7, 7, 3, 3, 3, 1, 1), false, 2, 2 * 2 * 3 * 49},
   };
   for (const Case& c : cases) {
     const Conv2dShape& s = c.s;
