@@ -63,7 +63,7 @@ TEST(Collectives, ProcessNotStartedByALauncherIsOneRank) {
 // Shards are whole batches, contiguous, in rank order, and together the whole range: a rank's
 // batches are the ones a single process forms there (so its per-example values are the same).
 TEST(Collectives, ShardsAreWholeBatchesCoveringTheRange) {
-  for (const auto [begin, end, batch] : {std::tuple<int64_t, int64_t, int64_t>{0, 1000, 256}, {0, 10, 256}, {5, 5, 3},
+  for (const auto& [begin, end, batch] : {std::tuple<int64_t, int64_t, int64_t>{0, 1000, 256}, {0, 10, 256}, {5, 5, 3},
                                          {3, 1003, 100}, {0, 7, 1}}) {
     for (int ranks : {1, 2, 3, 8}) {
       int64_t at = begin;
@@ -71,7 +71,9 @@ TEST(Collectives, ShardsAreWholeBatchesCoveringTheRange) {
         const ExampleRange s = shard_of(begin, end, batch, r, ranks);
         EXPECT_EQ(s.lo, at) << "rank " << r << " of " << ranks;
         EXPECT_LE(s.lo, s.hi);
-        if (s.hi < end) EXPECT_EQ((s.hi - begin) % batch, 0) << "a shard ends inside a batch";
+        if (s.hi < end) {
+          EXPECT_EQ((s.hi - begin) % batch, 0) << "a shard ends inside a batch";
+        }
         at = s.hi;
       }
       EXPECT_EQ(at, end) << ranks << " ranks over [" << begin << ", " << end << ")";

@@ -31,7 +31,9 @@ std::vector<std::vector<double>> blocks_of(const std::string& path) {
 TEST(ShardedPasses, TwoRanksGiveTheOneProcessFisherKfacProductsAndPerExampleValues) {
   LETHE_REQUIRE_MPI();
   cli_test::TempDir work;
-  auto alone = cli_test::start_lethe({work.file("one.bin")}, {.program = LETHE_PASSES_CHECK});
+  cli_test::LaunchOptions check;
+  check.program = LETHE_PASSES_CHECK;
+  auto alone = cli_test::start_lethe({work.file("one.bin")}, check);
   const auto r1 = cli_test::finish_lethe(alone);
   ASSERT_EQ(r1.exit_code, 0) << cli_test::describe(r1);
   const auto r2 = mpi_test::run_mpirun(2, {work.file("two.bin")}, LETHE_PASSES_CHECK);
