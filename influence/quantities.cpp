@@ -212,7 +212,7 @@ std::vector<double> per_example_weighted_sq_norms(Module& model, const data::Ima
         req.grads = grads.data();
         req.ld_grads = p;
         engine.accumulate(req);
-#pragma omp parallel for schedule(static)
+        // One thread: influence/ is built without OpenMP (threads live in kernels/).
         for (int64_t i = 0; i < n; ++i) {
           const float* g = grads.data() + i * p;
           double s = 0;

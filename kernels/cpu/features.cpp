@@ -72,7 +72,7 @@ CpuFeatures read_features() {
     f.amx = os_amx && bit(l7.d, 24) && bit(l7.d, 25);
     if (l7.a >= 1) f.avx512_bf16 = f.avx512f && bit(cpuid(7, 1).a, 5);
   }
-  if (__get_cpuid_max(0x80000000u, nullptr) >= 0x80000004u) {
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr)) >= 0x80000004u) {
     char brand[49] = {};
     for (unsigned i = 0; i < 3; ++i) {
       const Regs r = cpuid(0x80000002u + i);

@@ -71,7 +71,9 @@ TEST(Protocol, ReturnsEverySeedsRowsAndScores) {
   // and the first seed's first method at the largest k is traced with Fh and R beside the rule.
   for (const auto& row : r.rows) {
     EXPECT_EQ(row.stopping.empty(), row.treatment != "finetune") << row.method << " " << row.treatment << " k " << row.k;
-    if (row.treatment == "finetune") EXPECT_GE(row.stopping.at("best_epoch"), 1.0);
+    if (row.treatment == "finetune") {
+      EXPECT_GE(row.stopping.at("best_epoch"), 1.0);
+    }
   }
   ASSERT_EQ(r.traces.size(), 1u);
   const StopTrace& trace = r.traces[0];

@@ -254,8 +254,9 @@ TEST(CudaDescent, TheRecordMatchesTheCpus) {
   ASSERT_EQ(cpu.first.size(), gpu.first.size());
   for (size_t s = 0; s < cpu.first.size(); ++s)
     for (int slot = 0; slot < DescentRecord::kSlots; ++slot)
-      if (!(std::isnan(cpu.first[s][slot]) && std::isnan(gpu.first[s][slot])))
+      if (!(std::isnan(cpu.first[s][slot]) && std::isnan(gpu.first[s][slot]))) {
         EXPECT_EQ(cpu.first[s][slot], gpu.first[s][slot]) << "record " << s << " slot " << slot;
+      }
   EXPECT_EQ(cpu.first.back()[DescentRecord::kBadStep], 9.0f);
   EXPECT_EQ(cpu.first.back()[DescentRecord::kBadArray], 50.0f);
   EXPECT_EQ(cpu.first[3][DescentRecord::kBestStep], 3.0f);
@@ -263,8 +264,9 @@ TEST(CudaDescent, TheRecordMatchesTheCpus) {
   for (size_t t = 0; t < cpu.second.size(); ++t) {
     ASSERT_EQ(cpu.second[t].size(), gpu.second[t].size());
     for (size_t i = 0; i < cpu.second[t].size(); ++i)
-      if (!(std::isnan(cpu.second[t][i]) && std::isnan(gpu.second[t][i])))
+      if (!(std::isnan(cpu.second[t][i]) && std::isnan(gpu.second[t][i]))) {
         ASSERT_EQ(cpu.second[t][i], gpu.second[t][i]) << "array " << t << " element " << i;
+      }
   }
 }
 

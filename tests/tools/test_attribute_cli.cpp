@@ -68,7 +68,7 @@ double relative_gap(const std::vector<double>& a, const std::vector<double>& b) 
 // Row q of the matrix against `identify --failures` with q alone as Fq: the same scores to float
 // rounding (the matrix is stored in F32: 1e-6 of the row's scale).
 TEST_F(CliAttribute, EachRowIsIdentifyWithThatQueryAlone) {
-  for (const Args method : {Args{"--method", "tracin"}, Args{"--method", "ekfac", "--damping", "0.01"}}) {
+  for (const Args& method : {Args{"--method", "tracin"}, Args{"--method", "ekfac", "--damping", "0.01"}}) {
     const std::string out = work_.file(method[1] + ".safetensors");
     const auto r = run_lethe(attribute(out, [&] {
       Args a = {"--queries", "5", "--json"};
@@ -79,7 +79,9 @@ TEST_F(CliAttribute, EachRowIsIdentifyWithThatQueryAlone) {
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["n_queries"], 5);
     EXPECT_EQ(j["n_train"], 120);
-    if (method[1] == "ekfac") EXPECT_TRUE(j.contains("phases")) << r.out;
+    if (method[1] == "ekfac") {
+      EXPECT_TRUE(j.contains("phases")) << r.out;
+    }
     std::vector<int64_t> shape, ids;
     const auto m = matrix(out, &shape, &ids);
     ASSERT_EQ(shape, (std::vector<int64_t>{5, 120}));

@@ -27,6 +27,13 @@ namespace {
 namespace fs = std::filesystem;
 using Args = std::vector<std::string>;
 
+// A child started in `folder`.
+LaunchOptions in_folder(const std::string& folder) {
+  LaunchOptions options;
+  options.cwd = folder;
+  return options;
+}
+
 constexpr const char* kPrecious = "an earlier result that a failed run must not touch\n";
 
 // The names in `dir` that look like a temporary file of an atomic write.
@@ -94,7 +101,7 @@ void expect_clean_stop(const std::string& out, const std::string& dir, const Cli
 
 TEST_F(Faults, SigintMidTrainingKeepsTheLastEpoch) {
   const std::string out = work_.file("model.safetensors");
-  RunningLethe child = start_lethe(long_training(out), {work_.str()});
+  RunningLethe child = start_lethe(long_training(out), in_folder(work_.str()));
   ASSERT_TRUE(wait_for_file(out, child));  // the first epoch's checkpoint
   ::kill(child.pid, SIGINT);
   const CliResult r = finish_lethe(child);
@@ -103,7 +110,7 @@ TEST_F(Faults, SigintMidTrainingKeepsTheLastEpoch) {
 
 TEST_F(Faults, SigtermMidTrainingKeepsTheLastEpoch) {
   const std::string out = work_.file("model.safetensors");
-  RunningLethe child = start_lethe(long_training(out), {work_.str()});
+  RunningLethe child = start_lethe(long_training(out), in_folder(work_.str()));
   ASSERT_TRUE(wait_for_file(out, child));
   ::kill(child.pid, SIGTERM);
   const CliResult r = finish_lethe(child);
@@ -122,7 +129,7 @@ TEST_F(Faults, SigtermDuringRepairKeepsEarlierOutputs) {
   RunningLethe child = start_lethe({"--quiet", "--threads", "1", "repair", "--model-file", model, "--data", data_dir(),
                                     "--method", "loss", "--top-k", "20", "--treatment", "finetune", "--finetune-stop", "fixed", "--epochs", "500",
                                     "--out-dir", out_dir},
-                                   {work_.str()});
+                                   in_folder(work_.str()));
   ASSERT_TRUE(wait_for_file(out_dir + "/causes.png", child));  // Step I done, Step II under way
   ::kill(child.pid, SIGTERM);
   const CliResult r = finish_lethe(child);

@@ -188,7 +188,7 @@ Row descent_copy_if_row() {
     Case cs;
     cs.shape = sc.lengths.size() > 8 ? std::to_string(sc.lengths.size()) + " arrays" : "lengths";
     for (const int64_t n : sc.lengths) {
-      if (sc.lengths.size() <= 8) cs.shape += " " + std::to_string(n);
+      if (sc.lengths.size() <= 8) cs.shape.append(" ").append(std::to_string(n));
       cs.bytes += 8.0 * n;
     }
     cs.shape += sc.flag ? ", flag set" : ", flag clear";
