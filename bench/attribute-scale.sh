@@ -201,21 +201,28 @@ TABLE="$DIR/results/attribute-scale-$DEVICE.txt"
 : > "$TABLE.lines"
 
 # $1 label, $2 peer model, $3 checkpoint, $4 data dir, $5 method, $6 queries
+# $1 checkpoint, $2 data dir, $3 method, $4 queries, $5 matrix out, $6 JSON out, $7 log: one
+# `lethe attribute` run (--damping for ekfac, --memory when given), its JSON added to the results.
+run_lethe() {
+  local method_flags=(--method "$3") lethe_flags=()
+  [[ "$3" == ekfac ]] && method_flags+=(--damping "$DAMPING")
+  [[ -n "$MEMORY" ]] && lethe_flags+=(--memory "$MEMORY")
+  rm -f "$5"
+  "$LETHE" --device "$DEVICE" --threads "$THREADS" attribute --json --model-file "$1" --data "$2" \
+    "${method_flags[@]}" "${lethe_flags[@]}" --queries "$4" --out "$5" > "$6" 2> "$7" \
+    || die "lethe attribute failed (see $7)"
+  cat "$6" >> "$RESULTS"
+}
+
 run_case() {
   local label="$1" model="$2" ckpt="$3" data="$4" method="$5" queries="$6"
   local out="$DIR/results/$label.safetensors" json="$DIR/results/$label-lethe.json"
   local method_flags=(--method "$method")
   [[ "$method" == ekfac ]] && method_flags+=(--damping "$DAMPING")
-  local lethe_flags=()
-  [[ -n "$MEMORY" ]] && lethe_flags+=(--memory "$MEMORY")
   local compare=()
   if [[ $HAVE_ATTRIBUTE == 1 ]]; then
-    rm -f "$out"
-    "$LETHE" --device "$DEVICE" --threads "$THREADS" attribute --json --model-file "$ckpt" --data "$data" \
-      "${method_flags[@]}" "${lethe_flags[@]}" --queries "$queries" --out "$out" > "$json" 2> "$DIR/logs/$label-lethe.txt" \
-      || die "lethe attribute failed for $label (see $DIR/logs/$label-lethe.txt)"
+    run_lethe "$ckpt" "$data" "$method" "$queries" "$out" "$json" "$DIR/logs/$label-lethe.txt"
     lethe_lines "$label" "$json" >> "$TABLE.lines"
-    cat "$json" >> "$RESULTS"
     compare=(--compare "$out")
   fi
   if [[ $PEER == 1 ]]; then
@@ -231,19 +238,12 @@ run_case() {
 # Peak memory against Q: lethe alone, each of --flat-queries for tracin and ekfac, one line each.
 run_flat() {
   local ckpt="$1" data="$2" flat="$DIR/results/attribute-flat-$DEVICE.txt" lines=()
-  local method_flags lethe_flags=() q m json out="$DIR/results/flat.safetensors"
-  [[ -n "$MEMORY" ]] && lethe_flags+=(--memory "$MEMORY")
+  local q m json out="$DIR/results/flat.safetensors"
   IFS=',' read -r -a FLAT_LIST <<< "$FLAT_QUERIES"
   for m in tracin ekfac; do
-    method_flags=(--method "$m")
-    [[ "$m" == ekfac ]] && method_flags+=(--damping "$DAMPING")
     for q in "${FLAT_LIST[@]}"; do
       json="$DIR/results/flat-n$MNIST_N-q$q-$m-lethe.json"
-      rm -f "$out"
-      "$LETHE" --device "$DEVICE" --threads "$THREADS" attribute --json --model-file "$ckpt" --data "$data" \
-        "${method_flags[@]}" "${lethe_flags[@]}" --queries "$q" --out "$out" \
-        > "$json" 2> "$DIR/logs/flat-q$q-$m-lethe.txt" || die "lethe attribute failed (see $DIR/logs/flat-q$q-$m-lethe.txt)"
-      cat "$json" >> "$RESULTS"
+      run_lethe "$ckpt" "$data" "$m" "$q" "$out" "$json" "$DIR/logs/flat-q$q-$m-lethe.txt"
       lines+=("$m" "$json")
     done
   done
