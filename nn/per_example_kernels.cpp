@@ -192,6 +192,23 @@ bool switched_on(const char* variable) {
   return !(v && std::string(v) == "0");
 }
 
+// dots[i * q + j] += <g_i, v_j> for m formed gradients of len floats (rows len apart) and q
+// queries (rows ld_queries apart): a float GEMM per span of kDotSpan values into `part` (m · q
+// floats), each added into the double dots.
+void add_span_dots(Device device, int64_t m, int64_t len, const float* grads, int64_t q, const float* queries,
+                   int64_t ld_queries, float* part, double* dots) {
+  for (int64_t k0 = 0; k0 < len; k0 += kDotSpan) {
+    const int64_t k = std::min(kDotSpan, len - k0);
+    LETHE_DISPATCH(device, gemm, false, true, m, q, k, 1.0f, grads + k0, len, queries + k0, ld_queries, 0.0f, part, q);
+    LETHE_DISPATCH(device, add_to_double, m * q, part, dots);
+  }
+}
+
+// A request for inner products and nothing else.
+bool dots_alone(const PerExampleRequest& r) {
+  return r.dots && r.queries && r.q >= 1 && !r.sq_norms && !r.sq_sum && !r.grads && !r.projected;
+}
+
 // What conv2d_per_example_by_gemm serves: gradients alone, or sums without gradients.
 bool gemm_serves(const PerExampleRequest& r) {
   if (r.projected) return false;
@@ -240,26 +257,18 @@ void conv2d_per_example_by_gemm(Device device, const Conv2dShape& s, bool bias, 
     if (direct) continue;
     if (r.sq_sum) LETHE_DISPATCH(device, add_column_squares, m, params, out, r.sq_sum);
     if (r.sq_norms) LETHE_DISPATCH(device, add_weighted_row_squares, m, params, out, ones.data(), r.sq_norms + first);
-    if (r.dots)
-      for (int64_t k0 = 0; k0 < params; k0 += kDotSpan) {
-        const int64_t k = std::min(kDotSpan, params - k0);
-        LETHE_DISPATCH(device, gemm, false, true, m, r.q, k, 1.0f, out + k0, params, r.queries + k0, r.ld_queries, 0.0f,
-                       part.data(), r.q);
-        LETHE_DISPATCH(device, add_to_double, m * r.q, part.data(), r.dots + first * r.q);
-      }
+    if (r.dots) add_span_dots(device, m, params, out, r.q, r.queries, r.ld_queries, part.data(), r.dots + first * r.q);
   }
 }
 
 bool dots_by_convolution(Device device, const PerExampleRequest& r) {
   static const bool on = switched_on("LETHE_CONV_DOTS");
-  return device == Device::CUDA && r.dots && r.q >= 1 && r.q <= kConvolvedQueries && !r.sq_norms && !r.sq_sum &&
-         !r.grads && !r.projected && on;
+  return device == Device::CUDA && dots_alone(r) && r.q <= kConvolvedQueries && on;
 }
 
 void conv2d_dots_by_convolution(Device device, const Conv2dShape& s, bool bias, const float* a, const float* d,
                                 const PerExampleRequest& r, int64_t budget) {
-  LETHE_CHECK(r.dots && r.queries && r.q >= 1 && !r.sq_norms && !r.sq_sum && !r.grads && !r.projected,
-              "conv2d_dots_by_convolution: a request for inner products alone");
+  LETHE_CHECK(dots_alone(r), "conv2d_dots_by_convolution: a request for inner products alone");
   if (s.n == 0) return;
   const int64_t q = r.q, weights = s.co * s.col_rows(), K = s.co * s.col_cols(), in_size = s.c * s.h * s.w;
   const int64_t chunk = std::min(s.n, examples_within(budget > 0 ? budget : kConvolvedBudget, q * K));
@@ -349,12 +358,8 @@ void dots_by_gemm_on_gpu(const CapturableLayer& layer, ExampleRange range, int64
     formed.ld_grads = len;
     formed.scale = r.scale;
     accumulate_layer(layer, Device::CUDA, formed, {first + j0, c});
-    for (int64_t k0 = 0; k0 < len; k0 += kDotSpan) {
-      const int64_t k = std::min(kDotSpan, len - k0);
-      cuda::gemm(false, true, c, r.q, k, 1.0f, grads.as<float>() + k0, len, r.queries + k0, r.ld_queries, 0.0f,
-                 part.as<float>(), r.q);
-      cuda::add_to_double(c * r.q, part.as<float>(), r.dots + j0 * r.q);
-    }
+    add_span_dots(Device::CUDA, c, len, grads.as<float>(), r.q, r.queries, r.ld_queries, part.as<float>(),
+                  r.dots + j0 * r.q);
   }
 }
 #endif
