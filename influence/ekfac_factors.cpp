@@ -14,6 +14,7 @@
 #include "nn/linalg.h"
 #include "nn/per_example_kernels.h"
 #include "nn/safetensors.h"
+#include "influence/layer_walk.h"
 #include "influence/params.h"
 #include "influence/per_example.h"
 #include "util/clock.h"
@@ -22,7 +23,6 @@
 
 namespace lethe::repair {
 namespace {
-
 
 // A Linear layer's batch in its eigenbasis, squared: rows (Q_Aᵀ ā_i)² [n, a_dim] and
 // (Q_Gᵀ d_i)² [n, out], from its input a [n, in] and output gradient d [n, out]. The rotated
@@ -57,72 +57,6 @@ std::vector<KroneckerBasis> float_bases(const std::vector<KfacLayer>& layers, De
   }
   return out;
 }
-
-// A float array where the model lives.
-Tensor on_device(const std::vector<double>& v, Device device) {
-  const std::vector<float> f(v.begin(), v.end());
-  return Tensor::from_vector({static_cast<int64_t>(f.size())}, f, device);
-}
-
-// What a walk over a set hands each layer of a batch, where the model lives: a Linear layer's
-// capture (input a [n, in], output gradient d [n, out]), any other layer's per-example gradients
-// g [n, its parameter count] (engine.layer_gradients). `first` is the batch's first example in
-// the set.
-struct LayerGradients {
-  std::function<void(size_t k, int64_t first, int64_t n, const LayerCapture& cap)> linear;
-  std::function<void(size_t k, int64_t first, int64_t n, const Tensor& g)> materialised;
-  bool channel_pairs = false;  // hand BatchNorm layers over too (as materialised gradients)
-};
-
-// One pass over `set` with the per-example gradients of the loss under `fisher`'s labels (the
-// given ones, or mc_samples draws from the model per example), layer by layer.
-void walk_layer_gradients(Module& model, const data::ImageSet& set, const std::vector<KfacLayer>& layers,
-                          const FisherOptions& fisher, const PassOptions& opt, const char* name,
-                          const LayerGradients& visit) {
-  PerExampleEngine engine(model);
-  const int64_t p = engine.num_params();
-  Rng rng(fisher.seed);  // sampled labels: drawn afresh from KFAC's seed
-  const int draws = fisher.kind == FisherKind::Sampled ? fisher.mc_samples : 1;
-  const int64_t batch = std::min(std::max<int64_t>(1, opt.batch), examples_within(kMaterialisedGradientBudget, p));
-  BatchWalk walk;
-  walk.interruptible_as = name;
-  walk.progress = opt.progress;
-  for_each_image_batch(set, batch, model.device(), [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
-    const int64_t n = static_cast<int64_t>(idx.size()), first = idx.front();
-    Tensor logits = engine.forward(x);
-    for (int s = 0; s < draws; ++s) {
-      engine.backward(logits, fisher.kind == FisherKind::Sampled ? sample_labels(logits, rng) : labels);
-      for (size_t k = 0; k < layers.size(); ++k) {
-        if (layers[k].channel_pairs && !visit.channel_pairs) continue;
-        if (const LayerCapture* cap = layers[k].channel_pairs ? nullptr : engine.outer_product_capture(k)) {
-          visit.linear(k, first, n, *cap);
-          continue;
-        }
-        visit.materialised(k, first, n, engine.layer_gradients(k));
-      }
-    }
-  }, walk);
-}
-
-// Where a pass adds into host arrays of doubles: on the GPU each gets a device twin that the
-// pass's kernels add into and that is added back once at the end (ResidentSums); on the CPU the
-// array itself.
-class SumsWhereTheModelIs {
- public:
-  explicit SumsWhereTheModelIs(Device device) : device_(device) {}
-  void keep(std::vector<double>& host) {
-    if (!host.empty()) sums_.keep(device_, host.data(), static_cast<int64_t>(host.size()));
-  }
-  double* at(double* host, int64_t extent) const {
-    double* twin = sums_.device_twin(host, extent);
-    return twin ? twin : host;
-  }
-  void flush() { sums_.flush(); }
-
- private:
-  Device device_;
-  ResidentSums sums_;
-};
 
 // Λ of every Linear/Conv2d layer of `e.basis`, averaged over `set` (and the label draws).
 void refit(Module& model, const data::ImageSet& set, const FisherOptions& fisher, const PassOptions& opt, Ekfac& e) {
@@ -196,13 +130,7 @@ std::vector<double> ekfac_self_influence(Module& model, const data::ImageSet& se
     const KfacLayer& l = layers[k];
     const int64_t ad = l.a_dim();
     const SquaredRotations r = squared_rotations(l, n, cap.input.to_vector(), cap.grad_output.to_vector());
-    // Σ_{o,c} dr²[i,o] w[o,c] ar²[i,c]: (dr² W) row i against ar² row i.
-    const auto t = matmul_f64(false, false, n, ad, l.out, r.d2, w[k]);
-    for (int64_t i = 0; i < n; ++i) {
-      double s = 0;
-      for (int64_t c = 0; c < ad; ++c) s += t[i * ad + c] * r.a2[i * ad + c];
-      out[static_cast<size_t>(first + i)] += s;
-    }
+    add_outer_product_weighted_squares(n, l.out, ad, r.d2, w[k], r.a2, out.data() + first);
   };
   visit.materialised = [&](size_t k, int64_t first, int64_t n, const Tensor& g) {
     const KfacLayer& l = layers[k];

@@ -5,12 +5,15 @@
 
 #include "datasets/transforms.h"
 #include "nn/autograd.h"
+#include "nn/eigenbasis.h"
 #include "nn/grad_sum.h"
 #include "nn/linalg.h"
 #include "learning/batches.h"
 #include "learning/train.h"
 #include "influence/factored_queries.h"
 #include "influence/jvp.h"
+#include "influence/kfac.h"
+#include "influence/layer_walk.h"
 #include "influence/params.h"
 #include "influence/per_example.h"
 #include "util/error.h"
@@ -193,34 +196,47 @@ std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& se
 
 std::vector<double> per_example_weighted_sq_norms(Module& model, const data::ImageSet& set, const std::vector<double>& w,
                                                   const PassOptions& opt) {
-  PerExampleEngine engine(model);
-  const int64_t p = engine.num_params();
+  int64_t p = 0;
+  const std::vector<KfacLayer> layers = kfac_layer_shapes(model, p);
   if (static_cast<int64_t>(w.size()) != p) fail("per_example_weighted_sq_norms: {} weights for {} parameters", w.size(), p);
+  const Device dev = model.device();
   std::vector<double> out(static_cast<size_t>(set.n), 0.0);
-  std::vector<float> grads;
-  BatchWalk walk;
-  walk.interruptible_as = "dataset pass";
-  walk.progress = opt.progress;
-  const int64_t batch = std::min(std::max<int64_t>(1, opt.batch), examples_within(kMaterialisedGradientBudget, p));
-  for_each_image_batch(
-      set, batch, model.device(),
-      [&](const std::vector<int64_t>& idx, Tensor& x, Labels& labels) {
-        const int64_t n = static_cast<int64_t>(idx.size());
-        engine.backward(engine.forward(x), labels);
-        grads.assign(static_cast<size_t>(n * p), 0.0f);
-        PerExampleRequest req;
-        req.grads = grads.data();
-        req.ld_grads = p;
-        engine.accumulate(req);
-        // One thread: influence/ is built without OpenMP (threads live in kernels/).
-        for (int64_t i = 0; i < n; ++i) {
-          const float* g = grads.data() + i * p;
-          double s = 0;
-          for (int64_t j = 0; j < p; ++j) s += w[j] * static_cast<double>(g[j]) * g[j];
-          out[static_cast<size_t>(idx.front() + i)] = s;
-        }
-      },
-      walk);
+  SumsWhereTheModelIs sums(dev);
+  sums.keep(out);
+  // Each layer's weights as its gradients come: a Linear layer's as W [out, in + bias] (the bias
+  // a last column) for its capture, any other's its stretch of θ in float where the model lives.
+  // Made when the layer is first met.
+  std::vector<std::vector<double>> as_matrix(layers.size());
+  std::vector<Tensor> as_row(layers.size());
+  LayerGradients visit;
+  visit.channel_pairs = true;
+  visit.linear = [&](size_t k, int64_t first, int64_t n, const LayerCapture& cap) {
+    const KfacLayer& l = layers[k];
+    const int64_t ad = l.a_dim();
+    auto& W = as_matrix[k];
+    if (W.empty()) {
+      W.resize(static_cast<size_t>(l.out * ad));
+      for (int64_t o = 0; o < l.out; ++o) {
+        for (int64_t c = 0; c < l.in; ++c) W[o * ad + c] = w[l.offset + o * l.in + c];
+        if (l.bias) W[o * ad + l.in] = w[l.offset + l.out * l.in + o];
+      }
+    }
+    const std::vector<float> a = cap.input.to_vector(), d = cap.grad_output.to_vector();
+    std::vector<double> a2(static_cast<size_t>(n * ad), 1.0), d2(d.size());
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < l.in; ++c) a2[i * ad + c] = static_cast<double>(a[i * l.in + c]) * a[i * l.in + c];
+    for (size_t j = 0; j < d.size(); ++j) d2[j] = static_cast<double>(d[j]) * d[j];
+    add_outer_product_weighted_squares(n, l.out, ad, d2, W, a2, out.data() + first);
+  };
+  visit.materialised = [&](size_t k, int64_t first, int64_t n, const Tensor& g) {
+    if (!as_row[k].defined()) {
+      const auto from = w.begin() + layers[k].offset;
+      as_row[k] = on_device(std::vector<double>(from, from + g.size(1)), dev);
+    }
+    add_weighted_row_squares(g, as_row[k], sums.at(out.data() + first, n));
+  };
+  walk_layer_gradients(model, set, layers, FisherOptions{}, opt, "self-influence", visit);
+  sums.flush();
   return out;
 }
 

@@ -70,8 +70,10 @@ std::vector<double> per_example_dots(Module& model, const data::ImageSet& set, c
 
 // ||∇ℓ(z_i)||² for every example.
 std::vector<double> per_example_sq_norms(Module& model, const data::ImageSet& set, const PassOptions& opt = {});
-// Σ_j w_j g_ij² for every example: its squared norm under the diagonal metric w (P values), from
-// per-example gradients formed a batch at a time (within kMaterialisedGradientBudget floats).
+// Σ_j w_j g_ij² for every example: its squared norm under the diagonal metric w (P values), in
+// one pass layer by layer where the model lives (influence/layer_walk.h): a Linear layer's from
+// its capture, Σ_{o,c} d_io² W_oc ā_ic² (no gradient formed), any other layer's from its gradients
+// formed a batch at a time with its weights rounded to float, the squares summed in double.
 std::vector<double> per_example_weighted_sq_norms(Module& model, const data::ImageSet& set, const std::vector<double>& w,
                                                   const PassOptions& opt = {});
 

@@ -164,6 +164,23 @@ TEST_P(PerExample, SquaredNorms) {
   }
 }
 
+// Under a diagonal metric whose weights differ per parameter, so a weight taken from the wrong
+// place (a Linear layer's bias column, a layer's offset) moves the result.
+TEST_P(PerExample, SquaredNormsUnderADiagonalMetric) {
+  Rng rng(24);
+  std::vector<double> w(static_cast<size_t>(p_));
+  for (auto& x : w) x = rng.uniform(0.1, 10.0);
+  const auto norms = per_example_weighted_sq_norms(*model_, set_, w, PassOptions{4, {}});
+  ASSERT_EQ(static_cast<int64_t>(norms.size()), set_.n);
+  for (int64_t i = 0; i < set_.n; ++i) {
+    double want = 0;
+    for (int64_t k = 0; k < p_; ++k) want += w[k] * ref_[i][k] * ref_[i][k];
+    expect_close(norms[i], want, fmt::format("weighted norm of example {}", i));
+  }
+  w.pop_back();
+  EXPECT_THROW(per_example_weighted_sq_norms(*model_, set_, w), Error);
+}
+
 TEST_P(PerExample, EmpiricalDiagonalFisher) {
   const auto f = diagonal_fisher(*model_, set_, {}, PassOptions{4, {}});
   ASSERT_EQ(static_cast<int64_t>(f.size()), p_);

@@ -163,6 +163,14 @@ void expect_quantities_match(ModelPair& m, const data::ImageSet& set) {
   EXPECT_TRUE(close_to_cpu(fisher, diagonal_fisher(*m.gpu, set, {}, opt), per_tensor_atol(layout, fisher, 1, p)))
       << "diagonal Fisher";
 
+  // Squared norms under the diagonal metric 1 / (F + δ) (linear's diag self-influence): Linear
+  // layers from their captures on the host, the others' gradients weighted where they are formed.
+  std::vector<double> metric(fisher.size());
+  for (size_t j = 0; j < fisher.size(); ++j) metric[j] = 1.0 / (fisher[j] + 1e-2);
+  const auto weighted = per_example_weighted_sq_norms(*m.cpu, set, metric, opt);
+  EXPECT_TRUE(close_to_cpu(weighted, per_example_weighted_sq_norms(*m.gpu, set, metric, opt), relative_atol(weighted)))
+      << "squared norms under the diagonal metric";
+
   // The Fisher-vector product, its batches' gradients summed on the device.
   Rng rng(70);
   std::vector<double> v(static_cast<size_t>(p));
