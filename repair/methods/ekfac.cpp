@@ -1,5 +1,8 @@
 // ekfac: linear influence preconditioned by EK-FAC, r(z) = −∇ℓ(z)ᵀ (F_ekfac + δI)⁻¹ ∇ℓ(Fq), with
 // KFAC's eigenbases and the eigenvalues refitted from per-example gradients (influence/ekfac_factors.h).
+#include <map>
+#include <string>
+
 #include <fmt/format.h>
 
 #include "influence/ekfac_factors.h"
@@ -16,6 +19,15 @@ lethe::repair::Ekfac factors(lethe::Module& model, const lethe::data::ImageSet& 
                                          : load_ekfac(o.ekfac.load_factors, model, train.n);
   if (!o.ekfac.save_factors.empty()) save_ekfac(o.ekfac.save_factors, e, model);
   return e;
+}
+
+// The factors' phases as `lethe attribute` reports them (zeros for factors read from a file).
+void record_factor_seconds(const lethe::repair::Ekfac& e, const lethe::repair::IdentifyOptions& o,
+                           std::map<std::string, double>& stats) {
+  stats["seconds_covariance"] = e.basis.seconds_covariance;
+  stats["seconds_eigendecomposition"] = e.basis.seconds_eigendecomposition;
+  stats["seconds_lambda"] = e.seconds_lambda;
+  stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
 }
 
 }  // namespace
@@ -72,10 +84,7 @@ LETHE_METHOD(ekfac) {
             QueryRows v = query_gradient_rows(run.model, run.queries, o);
             ekfac_apply_rows(e, v, o.solve.damping, o.ekfac.relative_damping, run.model.device());
             add_negated_dots(run.model, run.train, std::move(v), o, run.scores);
-            run.stats["seconds_covariance"] = e.basis.seconds_covariance;
-            run.stats["seconds_eigendecomposition"] = e.basis.seconds_eigendecomposition;
-            run.stats["seconds_lambda"] = e.seconds_lambda;
-            run.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
+            record_factor_seconds(e, o, run.stats);
           },
       .query_bytes = float_row_query_bytes,  // float rows, preconditioned in place (ekfac_apply_rows)
       // r(z, z) = −∇ℓ(z)ᵀ (F_ekfac + δI)⁻¹ ∇ℓ(z), in one more pass over D after the factors.
@@ -86,7 +95,7 @@ LETHE_METHOD(ekfac) {
             run.scores = ekfac_self_influence(run.model, run.train, e, o.solve.damping, o.ekfac.relative_damping,
                                               pass(o, "self-influence"));
             for (auto& x : run.scores) x = -x;
-            run.stats["factors_loaded"] = o.ekfac.load_factors.empty() ? 0.0 : 1.0;
+            record_factor_seconds(e, o, run.stats);
           },
   };
   return m;

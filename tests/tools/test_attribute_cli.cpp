@@ -157,6 +157,32 @@ TEST_F(CliAttribute, SelfIsTheDiagonalAndBlocksDoNotChangeTheMatrix) {
   EXPECT_FLOAT_EQ(static_cast<float>(score), *std::max_element(a.begin(), a.begin() + 120));
 }
 
+// EK-FAC's self-influence reports its phases as the matrix does: the factors' three, then its
+// own pass, together the run's seconds; in text as one line.
+TEST_F(CliAttribute, EkfacSelfInfluenceReportsItsPhases) {
+  const std::string out = work_.file("self.safetensors");
+  auto r = run_lethe(attribute(out, {"--method", "ekfac", "--damping", "0.01", "--self", "--json"}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.contains("phases")) << r.out;
+  double sum = 0;
+  for (const char* phase : {"covariance", "eigendecomposition", "lambda", "self_influence"}) {
+    ASSERT_TRUE(j["phases"].contains(phase)) << phase << "\n" << r.out;
+    EXPECT_GE(j["phases"][phase].get<double>(), 0.0) << phase;
+    sum += j["phases"][phase].get<double>();
+  }
+  EXPECT_FALSE(j["phases"].contains("scores")) << r.out;
+  EXPECT_NEAR(sum, j["seconds"].get<double>(), 1e-9);
+  r = run_lethe(attribute(out, {"--method", "ekfac", "--damping", "0.01", "--self"}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.out.find("phases: covariance "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(", self_influence "), std::string::npos) << r.out;
+  // tracin has no factors: no phases.
+  r = run_lethe(attribute(out, {"--method", "tracin", "--self", "--json"}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_FALSE(nlohmann::json::parse(r.out).contains("phases")) << r.out;
+}
+
 TEST_F(CliAttribute, BadInputGetsOneLineAndNoOutput) {
   const std::string out = work_.file("m.safetensors");
   write_bytes(out, "keep");

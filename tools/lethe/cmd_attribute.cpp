@@ -3,6 +3,7 @@
 // the outputs are report/score_matrix.h's.
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -118,6 +119,29 @@ nlohmann::json self_detection(const std::vector<double>& scores, const std::vect
   return j;
 }
 
+// EK-FAC's phases (covariance, eigendecomposition, Λ), and the pass after them as `last`: what
+// is left of the run's seconds. Methods that record no factor times get none.
+void add_phases(const std::map<std::string, double>& stats, double seconds, const char* last, nlohmann::json& j) {
+  if (!stats.count("seconds_covariance")) return;
+  const double factors = stats.at("seconds_covariance") + stats.at("seconds_eigendecomposition") + stats.at("seconds_lambda");
+  j["phases"] = {{"covariance", stats.at("seconds_covariance")},
+                 {"eigendecomposition", stats.at("seconds_eigendecomposition")},
+                 {"lambda", stats.at("seconds_lambda")},
+                 {last, seconds - factors}};
+}
+
+// "phases: covariance 1.00s, eigendecomposition 0.50s, lambda 2.00s, scores 3.00s", or nothing.
+std::string phases_line(const nlohmann::json& j) {
+  if (!j.contains("phases")) return "";
+  const auto& p = j["phases"];
+  std::string line = fmt::format("phases: covariance {:.2f}s, eigendecomposition {:.2f}s, lambda {:.2f}s",
+                                 p["covariance"].get<double>(), p["eigendecomposition"].get<double>(),
+                                 p["lambda"].get<double>());
+  for (const char* last : {"scores", "self_influence"})
+    if (p.contains(last)) line += fmt::format(", {} {:.2f}s", last, p[last].get<double>());
+  return line + "\n";
+}
+
 void run_self(AttributeArgs& a, RepairContext& c, nlohmann::json& j) {
   const auto r = repair::self_influence(*c.loaded.model, c.data.train, a.opt.identify);
   if (ends_with(a.out, ".csv")) {
@@ -132,6 +156,7 @@ void run_self(AttributeArgs& a, RepairContext& c, nlohmann::json& j) {
   j["seconds"] = r.seconds;
   j["n_queries"] = 0;
   for (const auto& [k, v] : r.stats) j["stats"][k] = v;
+  add_phases(r.stats, r.seconds, "self_influence", j);
   if (c.has_noise_mask()) j["mislabel_detection"] = self_detection(r.scores, c.data.noisy);
 }
 
@@ -178,13 +203,7 @@ void run_matrix(const CLI::App& cmd, AttributeArgs& a, RepairContext& c, const s
   if (m) j["scores_offset"] = m->scores_offset();
   if (!top_path.empty()) j["top_k_file"] = top_path;
   for (const auto& [k, v] : r.stats) j["stats"][k] = v;
-  if (r.stats.count("seconds_covariance")) {
-    const double factors = r.stats.at("seconds_covariance") + r.stats.at("seconds_eigendecomposition") + r.stats.at("seconds_lambda");
-    j["phases"] = {{"covariance", r.stats.at("seconds_covariance")},
-                   {"eigendecomposition", r.stats.at("seconds_eigendecomposition")},
-                   {"lambda", r.stats.at("seconds_lambda")},
-                   {"scores", r.seconds - factors}};
-  }
+  add_phases(r.stats, r.seconds, "scores", j);
 }
 
 void run_attribute(const GlobalOptions& global, AttributeArgs& a, const CLI::App& cmd) {
@@ -255,14 +274,12 @@ void run_attribute(const GlobalOptions& global, AttributeArgs& a, const CLI::App
                           d["n_corrupted"].get<int64_t>(), d["roc_auc"].get<double>(),
                           d["share_found_top_10pct"].get<double>(), d["share_found_top_20pct"].get<double>());
     }
+    text += phases_line(j);
   } else {
     text = fmt::format("{}: {} queries x {} training examples in {:.2f}s ({} block{} of up to {})\n", io.method,
                        j["n_queries"].get<int64_t>(), c.data.train.n, j["seconds"].get<double>(), j["blocks"].get<int64_t>(),
                        j["blocks"].get<int64_t>() == 1 ? "" : "s", j["block"].get<int64_t>());
-    if (j.contains("phases"))
-      text += fmt::format("phases: covariance {:.2f}s, eigendecomposition {:.2f}s, lambda {:.2f}s, scores {:.2f}s\n",
-                          j["phases"]["covariance"].get<double>(), j["phases"]["eigendecomposition"].get<double>(),
-                          j["phases"]["lambda"].get<double>(), j["phases"]["scores"].get<double>());
+    text += phases_line(j);
   }
   text += fmt::format("peak memory: host {}", gib(j["host_peak_rss_bytes"].get<uint64_t>()));
   if (j.contains("device_peak_bytes")) text += fmt::format(", device {}", gib(j["device_peak_bytes"].get<uint64_t>()));
