@@ -200,25 +200,30 @@ train() {
 TABLE="$DIR/results/attribute-scale-$DEVICE.txt"
 : > "$TABLE.lines"
 
-# $1 label, $2 peer model, $3 checkpoint, $4 data dir, $5 method, $6 queries
+# The flags that name method $1 to both sides: --method, and --damping for ekfac.
+set_method_flags() {
+  METHOD_FLAGS=(--method "$1")
+  [[ "$1" == ekfac ]] && METHOD_FLAGS+=(--damping "$DAMPING")
+  return 0
+}
+
 # $1 checkpoint, $2 data dir, $3 method, $4 queries, $5 matrix out, $6 JSON out, $7 log: one
-# `lethe attribute` run (--damping for ekfac, --memory when given), its JSON added to the results.
+# `lethe attribute` run (--memory when given), its JSON added to the results.
 run_lethe() {
-  local method_flags=(--method "$3") lethe_flags=()
-  [[ "$3" == ekfac ]] && method_flags+=(--damping "$DAMPING")
+  local lethe_flags=()
+  set_method_flags "$3"
   [[ -n "$MEMORY" ]] && lethe_flags+=(--memory "$MEMORY")
   rm -f "$5"
   "$LETHE" --device "$DEVICE" --threads "$THREADS" attribute --json --model-file "$1" --data "$2" \
-    "${method_flags[@]}" "${lethe_flags[@]}" --queries "$4" --out "$5" > "$6" 2> "$7" \
+    "${METHOD_FLAGS[@]}" "${lethe_flags[@]}" --queries "$4" --out "$5" > "$6" 2> "$7" \
     || die "lethe attribute failed (see $7)"
   cat "$6" >> "$RESULTS"
 }
 
+# $1 label, $2 peer model, $3 checkpoint, $4 data dir, $5 method, $6 queries
 run_case() {
   local label="$1" model="$2" ckpt="$3" data="$4" method="$5" queries="$6"
   local out="$DIR/results/$label.safetensors" json="$DIR/results/$label-lethe.json"
-  local method_flags=(--method "$method")
-  [[ "$method" == ekfac ]] && method_flags+=(--damping "$DAMPING")
   local compare=()
   if [[ $HAVE_ATTRIBUTE == 1 ]]; then
     run_lethe "$ckpt" "$data" "$method" "$queries" "$out" "$json" "$DIR/logs/$label-lethe.txt"
@@ -227,8 +232,9 @@ run_case() {
   fi
   if [[ $PEER == 1 ]]; then
     local peer_json="$DIR/results/$label-peer.jsonl"
+    set_method_flags "$method"
     (cd "$ROOT/bench" && "$PYTHON" peer_attribute.py --model "$model" --model-file "$ckpt" --data "$data" \
-      --device "$DEVICE" --threads "$THREADS" "${method_flags[@]}" --queries "$queries" "${compare[@]}") \
+      --device "$DEVICE" --threads "$THREADS" "${METHOD_FLAGS[@]}" --queries "$queries" "${compare[@]}") \
       > "$peer_json" 2> "$DIR/logs/$label-peer.txt" || echo "note: the peer exited non-zero for $label (see logs)"
     peer_lines "$label" "$method" "$peer_json" >> "$TABLE.lines"
     cat "$peer_json" >> "$RESULTS"
