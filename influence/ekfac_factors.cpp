@@ -32,11 +32,9 @@ struct SquaredRotations {
 };
 SquaredRotations squared_rotations(const KfacLayer& l, int64_t n, const std::vector<float>& a, const std::vector<float>& d) {
   const int64_t ad = l.a_dim();
-  std::vector<double> abar(static_cast<size_t>(n * ad), 1.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < l.in; ++k) abar[i * ad + k] = a[static_cast<size_t>(i * l.in + k)];
   std::vector<double> dd(d.begin(), d.end());
-  SquaredRotations r{matmul_f64(false, false, n, ad, ad, abar, l.QA), matmul_f64(false, false, n, l.out, l.out, dd, l.QG)};
+  SquaredRotations r{matmul_f64(false, false, n, ad, ad, bias_augmented(l, n, a), l.QA),
+                     matmul_f64(false, false, n, l.out, l.out, dd, l.QG)};
   for (auto& x : r.a2) x *= x;
   for (auto& x : r.d2) x *= x;
   return r;

@@ -42,6 +42,14 @@ Tensor on_device(const std::vector<double>& v, Device device) {
   return Tensor::from_vector({static_cast<int64_t>(f.size())}, f, device);
 }
 
+std::vector<double> bias_augmented(const KfacLayer& l, int64_t n, const std::vector<float>& a) {
+  const int64_t ad = l.a_dim();
+  std::vector<double> abar(static_cast<size_t>(n * ad), 1.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < l.in; ++k) abar[i * ad + k] = a[static_cast<size_t>(i * l.in + k)];
+  return abar;
+}
+
 void add_outer_product_weighted_squares(int64_t n, int64_t out_dim, int64_t a_dim, const std::vector<double>& d2,
                                         const std::vector<double>& W, const std::vector<double>& a2, double* out) {
   const auto t = matmul_f64(false, false, n, a_dim, out_dim, d2, W);

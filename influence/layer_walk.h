@@ -56,6 +56,9 @@ class SumsWhereTheModelIs {
 // A float array where the model lives.
 Tensor on_device(const std::vector<double>& v, Device device);
 
+// A Linear layer's batch input a [n, in] as ā [n, in + bias] in double, the bias's column 1.
+std::vector<double> bias_augmented(const KfacLayer& l, int64_t n, const std::vector<float>& a);
+
 // For each example i of a Linear layer's batch, Σ_{o,c} d2[i,o] W[o,c] a2[i,c] added to out[i]:
 // a weighted sum of the squared entries of its rank-one gradient (d2 [n, out] and a2 [n, a_dim]
 // the squared, possibly rotated, output gradient and bias-augmented input; W [out, a_dim] the

@@ -221,10 +221,9 @@ std::vector<double> per_example_weighted_sq_norms(Module& model, const data::Ima
         if (l.bias) W[o * ad + l.in] = w[l.offset + l.out * l.in + o];
       }
     }
-    const std::vector<float> a = cap.input.to_vector(), d = cap.grad_output.to_vector();
-    std::vector<double> a2(static_cast<size_t>(n * ad), 1.0), d2(d.size());
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < l.in; ++c) a2[i * ad + c] = static_cast<double>(a[i * l.in + c]) * a[i * l.in + c];
+    const std::vector<float> d = cap.grad_output.to_vector();
+    std::vector<double> a2 = bias_augmented(l, n, cap.input.to_vector()), d2(d.size());
+    for (auto& x : a2) x *= x;
     for (size_t j = 0; j < d.size(); ++j) d2[j] = static_cast<double>(d[j]) * d[j];
     add_outer_product_weighted_squares(n, l.out, ad, d2, W, a2, out.data() + first);
   };
